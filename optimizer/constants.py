@@ -1,0 +1,53 @@
+"""All project-wide constants and environment variable names live here (one place, one meaning)."""
+
+import math
+
+# --- physics -------------------------------------------------------------------------------------
+SPEED_OF_LIGHT_M_S = 299_792_458.0  # [m/s]
+DB_PER_NEPER_POWER = 10.0 / math.log(10.0)  # 10*log10(e): converts ln(power) to dB [dB]
+
+# --- Mitsuba / Dr.Jit variants ----------------------------------------------------------------------
+VARIANT_CPU = "llvm_ad_mono_polarized"
+VARIANT_GPU = "cuda_ad_mono_polarized"
+DEFAULT_LIBLLVM_PATH = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"  # Debian/Ubuntu package libllvm19
+
+# --- reflector plate ------------------------------------------------------------------------------
+PLATE_OBJECT_NAME = "reflectopt-plate"
+PLATE_MATERIAL_NAME = "reflectopt-plate-material"
+PLATE_THICKNESS_M = 0.01  # [m] thickness given to the ITU material of the plate
+# Where a plate is parked when a scene must be evaluated "without" it (far below the floor) [m]
+PLATE_PARKING_Z_M = -1.0e4
+
+# --- surrogate model ------------------------------------------------------------------------------
+# Edge width = factor * first Fresnel-zone radius; the factor anneals geometrically start -> end.
+EDGE_FACTOR_START = 2.0
+EDGE_FACTOR_END = 0.15
+EDGE_WIDTH_MIN_M = 1.0e-3  # [m] floor on any edge width (avoids division by ~0)
+OCCLUSION_PENALTY_DB = 20.0  # [dB] per blocked leg (Tx->plate, plate->target), detached
+RAY_EPSILON_M = 1.0e-3  # [m] offset for ray tests that start/stop on a surface
+
+# --- results layout -------------------------------------------------------------------------------
+SUMMARY_FILE = "summary.json"
+TARGETS_FILE = "targets.csv"
+EXPERIMENT_FILE = "experiment.yaml"
+TRAJECTORIES_FILE = "trajectories.csv"
+WINNER_SCENE_DIR = "winner_scene"
+HEATMAPS_DIR = "heatmaps"
+CHECKPOINTS_DIR = "checkpoints"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+
+# --- environment variables ------------------------------------------------------------------------
+ENV_DEVICE = "REFLECTOPT_DEVICE"  # auto | cpu | cuda
+ENV_GPU_PER_WORLD = "REFLECTOPT_GPU_PER_WORLD"  # set by the Helm chart; default of resources.gpu_per_world
+ENV_CPU_PER_WORLD = "REFLECTOPT_CPU_PER_WORLD"
+ENV_CACHE_DIR = "REFLECTOPT_CACHE_DIR"  # content-addressed scene cache
+ENV_LIBLLVM = "DRJIT_LIBLLVM_PATH"
+ENV_RAY_ADDRESS = "RAY_ADDRESS"
+ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL"
+
+# --- exit codes -----------------------------------------------------------------------------------
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
