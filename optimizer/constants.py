@@ -51,3 +51,20 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+# --- object storage -------------------------------------------------------------------------------
+S3_SCHEME = "s3://"
+S3_MAX_ATTEMPTS = 6  # tries per S3 call (first + retries) on transient errors
+S3_BACKOFF_BASE_S = 0.5  # [s] first backoff; doubles per retry (with jitter), capped below
+S3_BACKOFF_MAX_S = 10.0  # [s]
+S3_CONNECT_TIMEOUT_S = 10.0  # [s]
+S3_READ_TIMEOUT_S = 60.0  # [s]
+S3_MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024  # larger uploads/downloads go multipart
+ENV_S3_ATTEMPTS = "REFLECTOPT_S3_ATTEMPTS"  # overrides S3_MAX_ATTEMPTS
+ENV_S3_BACKOFF = "REFLECTOPT_S3_BACKOFF_S"  # overrides S3_BACKOFF_BASE_S
+SCENE_BUNDLE_ARCHIVE = "bundle.tar.gz"  # `scene push` writes <uri>/bundle.tar.gz, then <uri>/bundle.json
+SCENE_BUNDLE_MANIFEST = "bundle.json"
+SCENE_FILE = "scene.xml"
+SCENE_MAX_UNPACKED_BYTES = 2 * 1024**3  # [bytes] safe-extraction limit on a bundle's unpacked size
+SCENE_CACHE_DEFAULT = "~/.cache/reflectopt/scenes"  # when REFLECTOPT_CACHE_DIR is unset
+SCENE_LOCK_TIMEOUT_S = 1800.0  # [s] a world waits this long for another world's download of a bundle
