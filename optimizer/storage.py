@@ -1,0 +1,454 @@
+"""Local paths and `s3://bucket/key` URIs behind one small API.
+
+S3 access goes through boto3 with the standard AWS credential chain (environment, shared profile, web
+identity / IRSA); `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`, or `endpoint_url` in the profile) points at
+S3-compatible stores (MinIO, Ceph, moto). Transient failures (connection errors, timeouts, 5xx,
+throttling) are retried with exponential backoff; what still fails becomes one `StorageError` line naming
+the URI and the reason. Credentials are never logged or written anywhere by this module.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import logging
+import os
+import random
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from optimizer.constants import (
+    ENV_S3_ATTEMPTS,
+    ENV_S3_BACKOFF,
+    ENV_S3_ENDPOINT,
+    S3_BACKOFF_BASE_S,
+    S3_BACKOFF_MAX_S,
+    S3_CONNECT_TIMEOUT_S,
+    S3_MAX_ATTEMPTS,
+    S3_MULTIPART_THRESHOLD_BYTES,
+    S3_READ_TIMEOUT_S,
+    S3_SCHEME,
+    SUMMARY_FILE,
+)
+from optimizer.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "SlowDown",
+    "TooManyRequestsException", "RequestLimitExceeded", "RequestTimeout", "RequestTimeoutException",
+    "InternalError", "ServiceUnavailable", "BadGateway", "GatewayTimeout", "PriorRequestNotComplete",
+}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+
+
+# --- URIs ------------------------------------------------------------------------------------------
+def is_remote(uri) -> bool:
+    return str(uri).startswith(S3_SCHEME)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b` -> ("bucket", "a/b")."""
+    rest = str(uri)[len(S3_SCHEME):]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{uri}: no bucket name; give s3://BUCKET/KEY")
+    return bucket, key.strip("/")
+
+
+def join(uri, *parts) -> str:
+    """Join path parts onto a local path or an s3:// URI (always '/' for S3)."""
+    uri = str(uri)
+    if is_remote(uri):
+        out = uri.rstrip("/")
+        for p in parts:
+            p = str(p).strip("/")
+            if p:
+                out = f"{out}/{p}"
+        return out
+    return os.path.join(uri, *(str(p) for p in parts))
+
+
+def new_run_id() -> str:
+    """Sortable UTC timestamp + short random suffix, e.g. 20261126T101500Z-3fa9."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def run_uri(output, name: str, run_id: str) -> str:
+    """`<output>/<name>/<run-id>` (local path or s3:// URI)."""
+    return join(output, name, run_id)
+
+
+# --- the S3 client ---------------------------------------------------------------------------------
+_clients: dict = {}
+_clients_lock = threading.Lock()
+_CHAIN_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION",
+               "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def _endpoint_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(ENV_S3_ENDPOINT) or None
+
+
+def client():
+    """A boto3 S3 client from the standard AWS chain (cached per process and per AWS_* environment)."""
+    # The key holds secrets only in memory (never logged); it makes a changed environment take effect.
+    key = (os.getpid(),) + tuple(os.environ.get(v) for v in _CHAIN_VARS)
+    with _clients_lock:
+        c = _clients.get(key)
+        if c is None:
+            import boto3
+            from botocore.config import Config
+
+            s3cfg = {"addressing_style": "path"} if _endpoint_env() else {}
+            cfg = Config(
+                connect_timeout=S3_CONNECT_TIMEOUT_S, read_timeout=S3_READ_TIMEOUT_S,
+                retries={"max_attempts": 1, "mode": "standard"},  # our own loop retries (see _call)
+                s3=s3cfg, max_pool_connections=32,
+            )
+            session = boto3.session.Session()
+            region = session.region_name or "us-east-1"
+            c = session.client("s3", region_name=region, config=cfg)
+            _clients.clear()
+            _clients[key] = c
+        return c
+
+
+def _attempts() -> int:
+    try:
+        return max(1, int(os.environ.get(ENV_S3_ATTEMPTS) or S3_MAX_ATTEMPTS))
+    except ValueError:
+        return S3_MAX_ATTEMPTS
+
+
+def _backoff_base() -> float:
+    try:
+        return max(0.0, float(os.environ.get(ENV_S3_BACKOFF) or S3_BACKOFF_BASE_S))
+    except ValueError:
+        return S3_BACKOFF_BASE_S
+
+
+def _code(err) -> str:
+    resp = getattr(err, "response", None) or {}
+    return str((resp.get("Error") or {}).get("Code") or "")
+
+
+def _status(err) -> int:
+    resp = getattr(err, "response", None) or {}
+    return int((resp.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+
+
+def _is_transient(err: BaseException) -> bool:
+    from botocore.exceptions import (
+        ClientError, ConnectionError as BotoConnectionError, HTTPClientError, ReadTimeoutError,
+    )
+    from s3transfer.exceptions import RetriesExceededError
+
+    if isinstance(err, (BotoConnectionError, HTTPClientError, ReadTimeoutError, RetriesExceededError,
+                        ConnectionError, TimeoutError)):
+        return True
+    if isinstance(err, ClientError):
+        return _code(err) in _TRANSIENT_CODES or _status(err) >= 500 or _status(err) == 429
+    return False
+
+
+def _is_missing(err: BaseException) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(err, ClientError) and (_code(err) in _MISSING_CODES or _status(err) == 404)
+
+
+def _reason(err: BaseException) -> str:
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+        return ("no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                "or use IRSA / web identity)")
+    code = _code(err)
+    if code == "NoSuchBucket":
+        return "no such bucket"
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return "no such object"
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return f"access denied ({code}); check the credentials and the bucket policy"
+    msg = " ".join(str(err).split())
+    return f"{type(err).__name__}: {msg}" if msg else type(err).__name__
+
+
+def _call(uri: str, what: str, fn, *, missing_ok: bool = False, missing=None):
+    """Run `fn()` with retries on transient errors; StorageError (one line) after the last try."""
+    n = _attempts()
+    base = _backoff_base()
+    for attempt in range(1, n + 1):
+        try:
+            return fn()
+        except StorageError:
+            raise
+        except Exception as err:  # noqa: BLE001 - classified below
+            if missing_ok and _is_missing(err):
+                return missing
+            if _is_transient(err) and attempt < n:
+                delay = min(S3_BACKOFF_MAX_S, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+                log.warning("%s %s: %s; retry %d/%d in %.1fs", what, uri, _reason(err), attempt, n - 1, delay)
+                time.sleep(delay)
+                continue
+            suffix = f" (after {n} tries)" if _is_transient(err) and n > 1 else ""
+            endpoint = _endpoint_env()
+            where = f" at {endpoint}" if endpoint and _is_transient(err) else ""
+            raise StorageError(f"{uri}: {what} failed{where}: {_reason(err)}{suffix}") from None
+    raise AssertionError("unreachable")
+
+
+# --- single objects --------------------------------------------------------------------------------
+def exists(uri) -> bool:
+    """True if the file/folder (local) or the object/prefix/bucket (S3) exists."""
+    uri = str(uri)
+    if not is_remote(uri):
+        return os.path.exists(uri)
+    bucket, key = _split(uri)
+    c = client()
+    if not key:
+        return bool(_call(uri, "head bucket", lambda: c.head_bucket(Bucket=bucket) or True,
+                          missing_ok=True, missing=False))
+    if _call(uri, "head", lambda: c.head_object(Bucket=bucket, Key=key), missing_ok=True) is not None:
+        return True
+    resp = _call(uri, "list", lambda: c.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1),
+                 missing_ok=True)
+    return bool(resp and resp.get("KeyCount", 0))
+
+
+def read_bytes(uri) -> bytes:
+    uri = str(uri)
+    if not is_remote(uri):
+        try:
+            return Path(uri).read_bytes()
+        except OSError as err:
+            raise StorageError(f"{uri}: read failed: {err.strerror or err}") from None
+    bucket, key = _split(uri)
+    c = client()
+    return _call(uri, "read", lambda: c.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def read_text(uri, encoding: str = "utf-8") -> str:
+    return read_bytes(uri).decode(encoding)
+
+
+def _atomic_write_local(path: str, data: bytes) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(uri, data: bytes) -> None:
+    uri = str(uri)
+    if not is_remote(uri):
+        try:
+            _atomic_write_local(uri, bytes(data))
+        except OSError as err:
+            raise StorageError(f"{uri}: write failed: {err.strerror or err}") from None
+        return
+    bucket, key = _split(uri)
+    c = client()
+    _call(uri, "write", lambda: c.put_object(Bucket=bucket, Key=key, Body=bytes(data)))
+
+
+def write_text(uri, text: str, encoding: str = "utf-8") -> None:
+    write_bytes(uri, text.encode(encoding))
+
+
+def _transfer_config():
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=S3_MULTIPART_THRESHOLD_BYTES,
+                          multipart_chunksize=S3_MULTIPART_THRESHOLD_BYTES // 4, num_download_attempts=1)
+
+
+def upload_file(local_path, uri) -> None:
+    """Copy one local file to a local path or an S3 object."""
+    uri, local_path = str(uri), str(local_path)
+    if not is_remote(uri):
+        try:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{Path(uri).name}.", suffix=".tmp", dir=Path(uri).parent)
+            os.close(fd)
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, uri)
+        except OSError as err:
+            raise StorageError(f"{uri}: copy from {local_path} failed: {err.strerror or err}") from None
+        return
+    bucket, key = _split(uri)
+    c = client()
+    cfg = _transfer_config()
+    _call(uri, "upload", lambda: c.upload_file(local_path, bucket, key, Config=cfg))
+
+
+def download_file(uri, local_path) -> int:
+    """Copy one object (or local file) to `local_path` (atomically); returns the bytes written."""
+    uri, local_path = str(uri), str(local_path)
+    Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(local_path).name}.", suffix=".part", dir=Path(local_path).parent)
+    os.close(fd)
+    try:
+        if not is_remote(uri):
+            try:
+                shutil.copyfile(uri, tmp)
+            except OSError as err:
+                raise StorageError(f"{uri}: read failed: {err.strerror or err}") from None
+        else:
+            bucket, key = _split(uri)
+            c = client()
+            cfg = _transfer_config()
+            _call(uri, "download", lambda: c.download_file(bucket, key, tmp, Config=cfg))
+        size = os.path.getsize(tmp)
+        os.replace(tmp, local_path)
+        return size
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def delete(uri) -> None:
+    """Remove one object / file (missing is fine)."""
+    uri = str(uri)
+    if not is_remote(uri):
+        Path(uri).unlink(missing_ok=True)
+        return
+    bucket, key = _split(uri)
+    c = client()
+    _call(uri, "delete", lambda: c.delete_object(Bucket=bucket, Key=key), missing_ok=True)
+
+
+# --- folders / prefixes ----------------------------------------------------------------------------
+def list(uri, recursive: bool = False) -> builtins.list[str]:  # noqa: A001 - contract name
+    """Child names (non-recursive: files and sub-folders) or all file paths relative to `uri` (recursive),
+    sorted, '/'-separated. A missing folder/prefix lists as []."""
+    uri = str(uri)
+    if not is_remote(uri):
+        root = Path(uri)
+        if not root.is_dir():
+            return []
+        if not recursive:
+            return sorted(p.name for p in root.iterdir())
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    bucket, key = _split(uri)
+    prefix = key + "/" if key else ""
+    c = client()
+    out: set[str] = set()
+    token = None
+    while True:
+        kw = {"Bucket": bucket, "Prefix": prefix}
+        if not recursive:
+            kw["Delimiter"] = "/"
+        if token:
+            kw["ContinuationToken"] = token
+        resp = _call(uri, "list", lambda kw=kw: c.list_objects_v2(**kw))
+        for obj in resp.get("Contents", []) or []:
+            rel = obj["Key"][len(prefix):]
+            if rel and not rel.endswith("/"):
+                out.add(rel)
+        for cp in resp.get("CommonPrefixes", []) or []:
+            rel = cp["Prefix"][len(prefix):].strip("/")
+            if rel:
+                out.add(rel)
+        if not resp.get("IsTruncated"):
+            break
+        token = resp.get("NextContinuationToken")
+    return sorted(out)
+
+
+def _local_files(local_dir) -> builtins.list[str]:
+    root = Path(local_dir)
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def upload_dir(local_dir, uri, *, skip: tuple[str, ...] = ()) -> int:
+    """Copy every file under `local_dir` to `uri` (local folder or S3 prefix); returns the file count."""
+    local_dir = str(local_dir)
+    if not os.path.isdir(local_dir):
+        raise StorageError(f"{local_dir}: not a folder")
+    n = 0
+    for rel in _local_files(local_dir):
+        if rel in skip:
+            continue
+        upload_file(os.path.join(local_dir, rel), join(uri, rel))
+        n += 1
+    return n
+
+
+def download_dir(uri, local_dir, *, exclude_prefixes: tuple[str, ...] = ()) -> int:
+    """Copy every file under `uri` into `local_dir`; returns the file count (StorageError if none)."""
+    uri = str(uri)
+    files = [r for r in list(uri, recursive=True) if not r.startswith(tuple(exclude_prefixes) or ("\0",))]
+    if not files and not exists(uri):
+        raise StorageError(f"{uri}: nothing there (no such folder/prefix)")
+    root = Path(local_dir).resolve()
+    for rel in files:
+        dest = (root / rel).resolve()
+        if root not in dest.parents:
+            raise StorageError(f"{uri}: refusing key {rel!r} that leaves {local_dir}")
+        download_file(join(uri, rel), dest)
+    return len(files)
+
+
+def publish_run(local_run_dir, run_uri, last=(SUMMARY_FILE,)) -> int:
+    """Copy a finished local run folder to `run_uri`, writing the files in `last` strictly after all others
+    succeeded. If anything fails, StorageError is raised and the `last` files are never written (a stale
+    copy at the destination is removed first, so a present `summary.json` always marks a complete run).
+    Returns the number of files copied."""
+    src = Path(local_run_dir)
+    if not src.is_dir():
+        raise StorageError(f"{local_run_dir}: not a folder")
+    last = tuple(last)
+    if not is_remote(run_uri) and Path(run_uri).resolve() == src.resolve():
+        missing = [f for f in last if not (src / f).is_file()]
+        if missing:
+            raise StorageError(f"{run_uri}: run is incomplete: {', '.join(missing)} missing")
+        return len(_local_files(src))
+    for f in last:
+        if exists(join(run_uri, f)):
+            delete(join(run_uri, f))
+    n = upload_dir(src, run_uri, skip=last)
+    for f in last:
+        if (src / f).is_file():
+            upload_file(src / f, join(run_uri, f))
+            n += 1
+    return n
+
+
+# --- Ray Tune --------------------------------------------------------------------------------------
+def tune_storage(uri):
+    """`(storage_path, storage_filesystem)` for `ray.tune.RunConfig`.
+
+    S3: the path without the scheme and a `pyarrow.fs.S3FileSystem` honouring AWS_ENDPOINT_URL (host:port
+    and http/https from the URL). Credentials are left to the AWS chain of each process (environment,
+    profile, web identity), so none are pickled into Ray tasks. Local: an absolute path and None.
+    """
+    uri = str(uri)
+    if not is_remote(uri):
+        return os.path.abspath(os.path.expanduser(uri)), None
+    import pyarrow.fs as pafs
+
+    bucket, key = _split(uri)
+    c = client()
+    kw = {"region": c.meta.region_name or "us-east-1",
+          "connect_timeout": S3_CONNECT_TIMEOUT_S, "request_timeout": S3_READ_TIMEOUT_S,
+          "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=_attempts())}
+    endpoint = _endpoint_env() or c.meta.endpoint_url
+    host = urlparse(endpoint).netloc if endpoint else ""
+    if endpoint and not host.endswith("amazonaws.com"):
+        parsed = urlparse(endpoint)
+        kw["endpoint_override"] = parsed.netloc + parsed.path.rstrip("/")
+        kw["scheme"] = parsed.scheme or "https"
+    return f"{bucket}/{key}".rstrip("/"), pafs.S3FileSystem(**kw)

@@ -1,0 +1,134 @@
+"""Shared fixtures: a real S3 server (moto_server) on 127.0.0.1 for storage tests.
+
+- `s3_server` (session): a `moto_server` subprocess on a free loopback port; `.endpoint_url`, `.env`,
+  `.stop()` / `.start()` (same port; moto keeps data in memory only, so a restart empties the store).
+  Set REFLECTOPT_TEST_S3_EXTERNAL=1 to use an already-running store from AWS_ENDPOINT_URL instead.
+- `s3_env` (function): those variables set in os.environ (monkeypatch); yields the server.
+- `s3_bucket` (function): a fresh, uniquely named bucket; returns its name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """A moto_server subprocess, started and stopped by PID."""
+
+    def __init__(self, port: int | None = None, log_path: str | None = None):
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = log_path
+        self.external = False
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, **TEST_CREDENTIALS}
+
+    def start(self, timeout: float = 20.0) -> "S3Server":
+        if self.external or (self.proc and self.proc.poll() is None):
+            return self
+        exe = Path(sys.executable).with_name("moto_server")
+        cmd = [str(exe) if exe.exists() else "moto_server", "-H", self.host, "-p", str(self.port)]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self.proc.returncode} (port {self.port})")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"moto_server did not answer on {self.endpoint_url} within {timeout}s")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        # the port is free again once the listener is gone
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.1):
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    def boto3_client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    if os.environ.get("REFLECTOPT_TEST_S3_EXTERNAL") == "1" and os.environ.get("AWS_ENDPOINT_URL"):
+        from urllib.parse import urlparse
+
+        u = urlparse(os.environ["AWS_ENDPOINT_URL"])
+        srv = S3Server(port=u.port or 80)
+        srv.host = u.hostname or "127.0.0.1"
+        srv.external = True
+        yield srv
+        return
+    srv = S3Server(log_path=str(tmp_path_factory.mktemp("moto") / "moto_server.log")).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    s3_server.start()  # no-op when running; brings it back if a test left it stopped
+    yield s3_server
+
+
+@pytest.fixture
+def s3_bucket(s3_env) -> str:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_env.boto3_client().create_bucket(Bucket=name)
+    return name
