@@ -76,7 +76,7 @@ def join(uri, *parts) -> str:
 
 def new_run_id() -> str:
     """Sortable UTC timestamp + short random suffix, e.g. 20261126T101500Z-3fa9."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
 def run_uri(output, name: str, run_id: str) -> str:
@@ -146,7 +146,12 @@ def _status(err) -> int:
 
 def _is_transient(err: BaseException) -> bool:
     from botocore.exceptions import (
-        ClientError, ConnectionError as BotoConnectionError, HTTPClientError, ReadTimeoutError,
+        ClientError,
+        HTTPClientError,
+        ReadTimeoutError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
     )
     from s3transfer.exceptions import RetriesExceededError
 
@@ -331,7 +336,7 @@ def delete(uri) -> None:
 
 
 # --- folders / prefixes ----------------------------------------------------------------------------
-def list(uri, recursive: bool = False) -> builtins.list[str]:  # noqa: A001 - contract name
+def list(uri, recursive: bool = False) -> builtins.list[str]:
     """Child names (non-recursive: files and sub-folders) or all file paths relative to `uri` (recursive),
     sorted, '/'-separated. A missing folder/prefix lists as []."""
     uri = str(uri)

@@ -52,13 +52,17 @@ class S3Server:
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": self.endpoint_url, **TEST_CREDENTIALS}
 
-    def start(self, timeout: float = 20.0) -> "S3Server":
+    def start(self, timeout: float = 20.0) -> S3Server:
         if self.external or (self.proc and self.proc.poll() is None):
             return self
         exe = Path(sys.executable).with_name("moto_server")
         cmd = [str(exe) if exe.exists() else "moto_server", "-H", self.host, "-p", str(self.port)]
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child holds its own copy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
