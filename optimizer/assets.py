@@ -121,19 +121,21 @@ def _too_big(archive: str, total: int, limit: int) -> SceneError:
     return SceneError(f"{archive}: archive unpacks to more than {limit} bytes (limit; got at least {total})")
 
 
-def safe_extract(archive, dest, max_bytes: int = SCENE_MAX_UNPACKED_BYTES) -> int:
+def safe_extract(archive, dest, max_bytes: int = SCENE_MAX_UNPACKED_BYTES, label: str | None = None) -> int:
     """Unpack a .zip or .tar.gz into `dest`, rejecting absolute paths, '..', links that leave the folder,
-    device/fifo entries and more than `max_bytes` unpacked. Returns the bytes written."""
-    archive, dest = str(archive), Path(dest)
+    device/fifo entries and more than `max_bytes` unpacked. Returns the bytes written. Errors name
+    `label` (e.g. the URI it came from) or else the archive path."""
+    path, dest = str(archive), Path(dest)
+    name = label or path
     dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        return _extract_zip(archive, dest, max_bytes)
+    if zipfile.is_zipfile(path):
+        return _extract_zip(path, dest, max_bytes, name)
     try:
-        tf = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the `with` below
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise SceneError(f"{archive}: corrupt or unknown archive (not .zip/.tar.gz): {err}") from None
+        tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below
+    except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
+        raise SceneError(f"{name}: corrupt or unknown archive (not .zip/.tar.gz): {err}") from None
     with tf:
-        return _extract_tar(archive, tf, dest, max_bytes)
+        return _extract_tar(name, tf, dest, max_bytes)
 
 
 def _extract_tar(archive: str, tf: tarfile.TarFile, dest: Path, max_bytes: int) -> int:
@@ -198,9 +200,9 @@ def _inside_or_fail(archive: str, dest: Path, target: Path) -> None:
         raise SceneError(f"{archive}: unsafe archive: {target.relative_to(dest)} leaves the folder")
 
 
-def _extract_zip(archive: str, dest: Path, max_bytes: int) -> int:
+def _extract_zip(path: str, dest: Path, max_bytes: int, archive: str) -> int:
     try:
-        zf = zipfile.ZipFile(archive)
+        zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
         raise SceneError(f"{archive}: corrupt zip: {err}") from None
     with zf:
@@ -372,7 +374,7 @@ def _install(cache: Path, source: str, expected: str | None, fetch, max_bytes: i
             got = _file_sha256(archive)
             if got != archive_sha:
                 raise SceneError(f"{source}: corrupt download: archive sha256 expected {archive_sha} got {got}")
-        safe_extract(archive, work / "x", max_bytes=max_bytes)
+        safe_extract(archive, work / "x", max_bytes=max_bytes, label=source)
         root = _bundle_root(work / "x", source)
         got = bundle_hash(root)
         if expected is not None and got != expected:

@@ -14,6 +14,7 @@ import datetime as _dt
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import tempfile
@@ -136,7 +137,11 @@ def _backoff_base() -> float:
 
 def _code(err) -> str:
     resp = getattr(err, "response", None) or {}
-    return str((resp.get("Error") or {}).get("Code") or "")
+    code = str((resp.get("Error") or {}).get("Code") or "")
+    if not code and type(err).__name__ == "S3UploadFailedError":  # s3transfer wraps the ClientError as text
+        m = re.search(r"An error occurred \((\w+)\)", str(err))
+        code = m.group(1) if m else ""
+    return code
 
 
 def _status(err) -> int:
@@ -158,8 +163,10 @@ def _is_transient(err: BaseException) -> bool:
     if isinstance(err, (BotoConnectionError, HTTPClientError, ReadTimeoutError, RetriesExceededError,
                         ConnectionError, TimeoutError)):
         return True
-    if isinstance(err, ClientError):
-        return _code(err) in _TRANSIENT_CODES or _status(err) >= 500 or _status(err) == 429
+    code = _code(err)
+    if isinstance(err, ClientError) or code:
+        return code in _TRANSIENT_CODES or code.isdigit() and int(code) >= 500 or _status(err) >= 500 \
+            or _status(err) == 429
     return False
 
 
