@@ -68,3 +68,13 @@ SCENE_FILE = "scene.xml"
 SCENE_MAX_UNPACKED_BYTES = 2 * 1024**3  # [bytes] safe-extraction limit on a bundle's unpacked size
 SCENE_CACHE_DEFAULT = "~/.cache/reflectopt/scenes"  # when REFLECTOPT_CACHE_DIR is unset
 SCENE_LOCK_TIMEOUT_S = 1800.0  # [s] a world waits this long for another world's download of a bundle
+
+# --- reported numbers -----------------------------------------------------------------------------
+RSS_FLOOR_DBM = -200.0  # [dBm] a target no path reaches is reported at this level (JSON has no -inf)
+P5_PERCENTILE = 5.0  # [%] the "P5" statistic
+ADAM_BETAS = (0.9, 0.99)
+ADAM_EPS = 1e-8
+WARMUP_LR_FRACTION = 0.3  # the first Adam update uses this fraction of the learning rate
+LR_END_FRACTION = 0.1  # cosine decay of the learning rate to this fraction by the last step
+SPSA_C0 = 0.05  # SPSA perturbation size on the unit-cube pose
+INFORMED_CANDIDATES_PER_WORLD = 48  # candidate poses ray-tested per informed start
