@@ -286,10 +286,11 @@ def build_rayjob(name: str, namespace: str, entrypoint_cmd: str, *, cluster: str
                  env: dict[str, str] | None = None, labels: dict | None = None,
                  annotations: dict | None = None) -> dict:
     """A RayJob on an existing cluster (`cluster`, via clusterSelector) or with its own (`cluster_spec`)."""
-    meta: dict = {"name": name, "labels": {"app.kubernetes.io/name": CHART_NAME,
-                                           "app.kubernetes.io/managed-by": "reflectopt", **(labels or {})}}
+    meta: dict = {"name": name}
     if namespace:
         meta["namespace"] = namespace
+    meta["labels"] = {"app.kubernetes.io/name": CHART_NAME, "app.kubernetes.io/managed-by": "reflectopt",
+                      **(labels or {})}
     if annotations:
         meta["annotations"] = dict(annotations)
     spec: dict = {"entrypoint": entrypoint_cmd, "submissionMode": "K8sJobMode"}
