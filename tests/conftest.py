@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +44,7 @@ class S3Server:
         self.proc: subprocess.Popen | None = None
         self.log_path = log_path
         self.external = False
+        self._lock = threading.RLock()  # start()/stop() may race (a Timer restarting it mid-test)
 
     @property
     def endpoint_url(self) -> str:
@@ -53,6 +55,10 @@ class S3Server:
         return {"AWS_ENDPOINT_URL": self.endpoint_url, **TEST_CREDENTIALS}
 
     def start(self, timeout: float = 20.0) -> S3Server:
+        with self._lock:
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> S3Server:
         if self.external or (self.proc and self.proc.poll() is None):
             return self
         exe = Path(sys.executable).with_name("moto_server")
@@ -72,10 +78,14 @@ class S3Server:
                     return self
             except OSError:
                 time.sleep(0.05)
-        self.stop()
+        self._stop()
         raise RuntimeError(f"moto_server did not answer on {self.endpoint_url} within {timeout}s")
 
     def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return

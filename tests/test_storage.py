@@ -288,16 +288,17 @@ def test_server_killed_mid_upload_then_restarted(tmp_path, monkeypatch, fast_ret
         srv.boto3_client().create_bucket(Bucket="killme")
         src = make_run(tmp_path / "run", n_files=40, size=50_000)
 
+        timer = threading.Timer(0.3, srv.start)
+
         def outage():
             srv.stop()
-            threading.Timer(0.3, srv.start).start()
+            timer.start()
 
         result = _publish_with_outage(src, "s3://killme/results/exp/r1", 5, outage, srv.boto3_client(), "killme")
-        time.sleep(0.5)
+        timer.join()
         srv.start()
         assert "err" in result, result
         msg = str(result["err"])
-        print(msg)
         assert msg.startswith("s3://killme/results/exp/r1/") and "\n" not in msg
         assert not storage.exists("s3://killme/results/exp/r1/summary.json")
     finally:
