@@ -366,6 +366,12 @@ def _install(cache: Path, source: str, expected: str | None, fetch, max_bytes: i
     then rename into `<cache>/<sha256>`. `fetch(tmp_archive_path) -> (bytes, archive_sha256_expected|None)`."""
     tmp_root = cache / ".tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
+    for stale in tmp_root.iterdir():  # left by a world killed mid-download (its lock died with it)
+        try:
+            if time.time() - stale.stat().st_mtime > SCENE_LOCK_TIMEOUT_S:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
     work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=tmp_root))
     try:
         archive = work / "bundle.archive"
