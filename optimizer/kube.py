@@ -39,6 +39,7 @@ DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 CHART_NAME = "reflectopt"
 CACHE_DIR_IN_POD = "/home/ray/.cache/reflectopt"
 DEFAULT_TTL_S = 600
+SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 
 
 def chart_dir() -> Path:
@@ -438,6 +439,7 @@ def rayjob_rules(obj: dict) -> list[str]:
     selector = spec.get("clusterSelector") or {}
     has_spec = spec.get("rayClusterSpec") is not None
     ttl = spec.get("ttlSecondsAfterFinished", 0)
+    ttl = ttl if isinstance(ttl, int) else 0  # a wrong type is the schema's finding
     mode = spec.get("submissionMode", "K8sJobMode")
     if spec.get("suspend") and not shutdown:
         out.append(f"{what}: suspend needs shutdownAfterJobFinishes: true")
@@ -452,11 +454,11 @@ def rayjob_rules(obj: dict) -> list[str]:
             out.append(f"{what}: clusterSelector needs a non-empty {CLUSTER_SELECTOR_KEY}")
         if mode == "SidecarMode":
             out.append(f"{what}: clusterSelector is not supported in SidecarMode")
-        if (spec.get("backoffLimit") or 0) > 0:
+        if isinstance(spec.get("backoffLimit"), int) and spec["backoffLimit"] > 0:
             out.append(f"{what}: backoffLimit (retries) is incompatible with clusterSelector; use an ephemeral cluster")
         if spec.get("suspend"):
             out.append(f"{what}: clusterSelector mode does not support suspend")
-    if mode == "InteractiveMode" and (spec.get("backoffLimit") or 0) > 0:
+    if mode == "InteractiveMode" and isinstance(spec.get("backoffLimit"), int) and spec["backoffLimit"] > 0:
         out.append(f"{what}: backoffLimit is incompatible with InteractiveMode")
     if has_spec:
         out += raycluster_spec_rules(spec["rayClusterSpec"], f"{what}: rayClusterSpec")
@@ -468,10 +470,12 @@ def rayjob_rules(obj: dict) -> list[str]:
                 out.append(f"{what}: runtimeEnvYAML must be a YAML mapping")
         except yaml.YAMLError as err:
             out.append(f"{what}: runtimeEnvYAML is not valid YAML ({getattr(err, 'problem', err)})")
+    if mode not in SUBMISSION_MODES:
+        out.append(f"{what}: submissionMode {mode!r} is not one of {', '.join(SUBMISSION_MODES)}")
     for key in ("activeDeadlineSeconds", "preRunningDeadlineSeconds"):
-        if key in spec and spec[key] is not None and spec[key] <= 0:
+        if isinstance(spec.get(key), int) and spec[key] <= 0:
             out.append(f"{what}: {key} must be a positive integer")
-    if spec.get("backoffLimit") is not None and spec["backoffLimit"] < 0:
+    if isinstance(spec.get("backoffLimit"), int) and spec["backoffLimit"] < 0:
         out.append(f"{what}: backoffLimit must be a non-negative integer")
     return out
 
