@@ -124,7 +124,7 @@ def fullname(values: dict, release: str) -> str:
 def _go_g(x: float) -> str:
     """Go's %g for the small numbers used here (shortest round-trip form, no trailing .0)."""
     s = repr(float(x))
-    return s[:-2] if s.endswith(".0") else s
+    return s.removesuffix(".0")
 
 
 def gpu_per_world(values: dict) -> str:
@@ -142,7 +142,7 @@ def _gpu_group_cpu(values: dict, group: dict) -> str:
     if group.get("cpu"):
         return _quantity(group["cpu"])
     w = values["worlds"]
-    milli = int(math.ceil(float(group["gpus"]) * int(w["perGpu"]) * float(w["cpuPerWorld"]) * 1000)) + 1000
+    milli = math.ceil(float(group["gpus"]) * int(w["perGpu"]) * float(w["cpuPerWorld"]) * 1000) + 1000
     return f"{milli}m"
 
 
@@ -340,7 +340,7 @@ def _structural_to_jsonschema(node):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _crd(kind: str) -> tuple[dict, dict]:
     """(raw openAPIV3Schema with defaults, JSON Schema) for a KubeRay kind."""
     path = crd_dir() / f"ray.io_{kind.lower()}s.yaml"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import sys
@@ -105,7 +106,7 @@ def _s3_prefix(args, values: dict) -> str:
 
 def plan_submission(args) -> dict:
     """Everything submit needs, without side effects: the RayJob and the uploads it refers to."""
-    from optimizer.config import load_experiment
+    from optimizer.config import load_experiment, load_experiment_text
 
     exp_path = Path(args.experiment)
     if str(args.experiment).startswith("s3://"):
@@ -144,6 +145,7 @@ def plan_submission(args) -> dict:
         scene_uri = storage.join(prefix, "scenes", sha[:16])
         exp.scene, exp.scene_sha256 = scene_uri, sha
     document = _experiment_document(exp, results_uri)
+    uploaded = load_experiment_text(document, experiment_uri)  # what the cluster will read must load
     cluster_spec = kube.raycluster_spec(values, args.cluster) if args.ephemeral else None
     job = kube.build_rayjob(
         name, args.namespace, kube.entrypoint(experiment_uri, results_uri),
@@ -151,7 +153,7 @@ def plan_submission(args) -> dict:
         active_deadline_seconds=args.active_deadline, backoff_limit=args.retries, env=_parse_env(args.env),
         labels={LABEL_EXPERIMENT: exp.name},
         annotations={ANN_RESULTS: results_uri + "/", ANN_EXPERIMENT: experiment_uri,
-                     ANN_EXPERIMENT_SHA: exp.sha256()})
+                     ANN_EXPERIMENT_SHA: uploaded.sha256()})
     kube.check(job)
     return {"job": job, "name": name, "experiment_uri": experiment_uri, "experiment_text": document,
             "results_uri": results_uri + "/", "scene_dir": scene_dir, "scene_uri": scene_uri}
@@ -180,6 +182,8 @@ class Kube:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None):
         from kubernetes import client, config
 
+        # the client reads $KUBECONFIG once, at import; read it per call instead
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
         try:
             try:
                 config.load_kube_config(config_file=kubeconfig, context=context)
@@ -189,7 +193,7 @@ class Kube:
                                   if c["name"] == context)
                 self.default_namespace = (active or {}).get("context", {}).get("namespace") or "default"
             except config.ConfigException:
-                if kubeconfig or context:
+                if context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                     raise
                 config.load_incluster_config()
                 ns_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

@@ -22,7 +22,7 @@ def lock_pins() -> dict[str, str]:
 
 
 def args_of(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^ARG ([A-Z_]+)=(\S+)$", text, re.M))
+    return dict(re.findall(r"^ARG ([A-Z_]+)=(\S+)$", text, re.MULTILINE))
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -82,7 +82,7 @@ def test_runs_as_non_root(flavour):
 def test_llvm_and_device(flavour):
     text = DOCKERFILES[flavour].read_text()
     assert "libllvm19" in text and "DRJIT_LIBLLVM_PATH=/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1" in text
-    assert re.search(r"^ENV REFLECTOPT_DEVICE=(\w+)", text, re.M).group(1) == {"cpu": "cpu", "gpu": "auto"}[flavour]
+    assert re.search(r"^ENV REFLECTOPT_DEVICE=(\w+)", text, re.MULTILINE).group(1) == {"cpu": "cpu", "gpu": "auto"}[flavour]
     assert "rm -rf /var/lib/apt/lists/*" in text
 
 
@@ -103,7 +103,7 @@ def test_lock_agrees_with_pyproject_pins():
 
 def test_dockerignore_keeps_context_small():
     lines = (REPO / ".dockerignore").read_text().splitlines()
-    assert lines[[i for i, x in enumerate(lines) if not x.startswith("#")][0]] == "**"
+    assert lines[next(i for i, x in enumerate(lines) if not x.startswith("#"))] == "**"
     allowed = {x[1:] for x in lines if x.startswith("!")}
     copied = set()
     for text in (p.read_text() for p in DOCKERFILES.values()):

@@ -233,7 +233,7 @@ def test_every_value_documented():
                 while j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --"):
                     j -= 1
                 doc = lines[j].strip() if j >= 0 else ""
-                if not (doc.startswith("# --") or doc.startswith("- # --")):
+                if not (doc.startswith(("# --", "- # --"))):
                     undocumented.append(".".join(map(str, path)))
                 break
         else:
