@@ -78,3 +78,21 @@ WARMUP_LR_FRACTION = 0.3  # the first Adam update uses this fraction of the lear
 LR_END_FRACTION = 0.1  # cosine decay of the learning rate to this fraction by the last step
 SPSA_C0 = 0.05  # SPSA perturbation size on the unit-cube pose
 INFORMED_CANDIDATES_PER_WORLD = 48  # candidate poses ray-tested per informed start
+
+# --- report ---------------------------------------------------------------------------------------
+RADIO_MAPS_FILE = "radio_maps.npz"  # in HEATMAPS_DIR: x, y cell centres [m], baseline/winner [dBm], gain [dB]
+PNG_RADIO_MAP_BASELINE = "radio_map_baseline.png"
+PNG_RADIO_MAP_WINNER = "radio_map_winner.png"
+PNG_RADIO_MAP_GAIN = "radio_map_gain.png"
+PNG_TRAJECTORIES = "trajectories.png"
+PNG_CONVERGENCE = "convergence.png"
+PNG_RSS_CDF = "rss_cdf.png"
+RADIO_MAP_MAX_CELLS = 100  # cells along the longer side of a radio map
+RADIO_MAP_MIN_CELL_M = 0.25  # [m] no finer cells than this
+RADIO_MAP_MARGIN_M = 3.0  # [m] around targets, transmitters and the plate box (at least; 5 % of the span)
+RADIO_MAP_SAMPLES_PER_TX = 1_000_000  # rays per transmitter and map (two maps per report)
+REPORT_DPI = 110
+REPORT_COLOR_COVERED = "#ffffff"  # white disc, black edge: reads on every colour map
+REPORT_COLOR_UNCOVERED = "#d50000"
+REPORT_COLOR_PLATE = "#ff6d00"
+REPORT_COLOR_WINNER = "#ff6d00"

@@ -1,0 +1,317 @@
+"""Report: pictures + report.html/.md of a run folder (synthetic run in the exact run-folder formats, real
+radio maps on the small indoor example)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import struct
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from optimizer.config import load_experiment
+from optimizer.constants import (EXPERIMENT_FILE, HEATMAPS_DIR, PNG_CONVERGENCE, PNG_RADIO_MAP_BASELINE,
+                                 PNG_RADIO_MAP_GAIN, PNG_RADIO_MAP_WINNER, PNG_RSS_CDF, PNG_TRAJECTORIES,
+                                 RADIO_MAPS_FILE, REPORT_HTML, REPORT_MD, RSS_FLOOR_DBM, SUMMARY_FILE, TARGETS_FILE,
+                                 TRAJECTORIES_FILE)
+from optimizer.errors import ReflectoptError
+from optimizer.geometry import Pose
+from optimizer.metrics import floor_rss, rss_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "indoor-corridor.yaml"
+WINNER = Pose(29.0, 1.6, 1.5, 45.0)  # outer corner of the L, normal pointing back into both arms
+TRAJ_COLS = ["world", "step", "x", "y", "z", "yaw_deg", "pitch_deg", "min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm",
+             "coverage", "objective_dbm", "surrogate_dbm", "best_min_rss_dbm", "best_coverage", "best_mean_rss_dbm",
+             "evaluations", "step_s"]
+PNGS = [PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_TRAJECTORIES, PNG_CONVERGENCE,
+        PNG_RSS_CDF]
+
+pytestmark = pytest.mark.skipif(not EXAMPLE.is_file(), reason="examples/indoor-corridor.yaml not present")
+
+
+def example_experiment():
+    exp = load_experiment(EXAMPLE)
+    if not exp.scene.startswith(("builtin:", "s3://")):
+        exp.scene = str((ROOT / exp.scene).resolve())
+    return exp
+
+
+def make_run(run_dir: Path, exp, *, baseline=None, winner=None, winner_pose: Pose = WINNER, worlds=6, steps=12,
+             seed=1) -> dict:
+    """A run folder in the exact formats of `reflectopt run` (numbers synthetic unless given)."""
+    rng = np.random.default_rng(seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    thr = exp.objective.coverage_threshold_dbm
+    pts = np.array(exp.target_points(), float)
+    n = len(pts)
+    baseline = floor_rss(baseline if baseline is not None else np.r_[[RSS_FLOOR_DBM] * 3,
+                                                                      rng.uniform(-120, -95, n - 3)])
+    winner = floor_rss(winner if winner is not None else rng.uniform(-85, -70, n))
+    mb, mw = rss_metrics(baseline, thr), rss_metrics(winner, thr)
+    (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
+    with open(run_dir / TARGETS_FILE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["target", "x", "y", "z", "baseline_rss_dbm", "winner_rss_dbm", "gain_db", "covered_baseline",
+                    "covered_winner"])
+        for i, (p, b, v) in enumerate(zip(pts, baseline, winner)):
+            w.writerow([i, *p, b, v, v - b, int(b >= thr), int(v >= thr)])
+    b = exp.reflector.bounds
+    rungs = [3, 6]
+    status = {k: ("pruned" if k in (1, 4) else "failed" if k == 5 else "completed") for k in range(worlds)}
+    rows, world_rows = [], []
+    for k in range(worlds):
+        last = {"pruned": 3, "failed": 5}.get(status[k], steps)
+        start = np.array([rng.uniform(b.min[0], b.max[0]), rng.uniform(b.min[1], b.max[1]), b.min[2],
+                          rng.uniform(0, 90)])
+        end = np.array([winner_pose.x, winner_pose.y, winner_pose.z, winner_pose.yaw_deg]) if k == 0 else \
+            np.array([rng.uniform(b.min[0], b.max[0]), rng.uniform(b.min[1], b.max[1]), b.min[2], rng.uniform(0, 90)])
+        best = -1e9
+        for s in range(1, last + 1):
+            t = s / steps
+            p = start + (end - start) * min(1.0, 1.3 * t) + rng.normal(0, 0.03, 4) * (1 - t)
+            m = RSS_FLOOR_DBM if (s < 3 and k % 2) else -130 + 55 * t + rng.normal(0, 3) - 10 * (k != 0)
+            best = max(best, m)
+            rows.append([k, s, *p[:3], p[3], 0.0, m, m + 1, m + 8, min(1.0, max(0.0, t - 0.2 * (k != 0))), m + 0.5,
+                         m + 2.0 + 0.2 * s, best, 0.5, best + 8, s, 0.4])
+        world_rows.append({"world": k, "start_kind": "informed" if k % 2 == 0 else "uniform",
+                           "initial_pose": Pose(*start).to_dict(), "final_pose": Pose(*p).to_dict(),
+                           "best_pose": (winner_pose if k == 0 else Pose(*p)).to_dict(), "min_rss_dbm": best,
+                           "coverage": 0.5, "status": status[k], "steps": last, "restarts": 0, "evaluations": last})
+    with open(run_dir / TRAJECTORIES_FILE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(TRAJ_COLS)
+        w.writerows(rows)
+    summary = {
+        "name": exp.name, "run_id": "20261126T101500Z-3fa9", "experiment_sha256": exp.sha256(),
+        "created_utc": "2026-11-26T10:15:00Z", "finished_utc": "2026-11-26T10:16:00Z", "wall_time_s": 60.0,
+        "scene": exp.scene, "frequency_hz": exp.frequency_hz, "device": "cpu", "output": str(run_dir.parent),
+        "baseline": {k: mb[k] for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage")},
+        "winner": {**{k: mw[k] for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage")},
+                   "pose": winner_pose.to_dict(), "world": 0, "samples_per_src": 400000,
+                   "search_min_rss_dbm": mw["min_rss_dbm"] - 0.7},
+        "gain_db": {"min": mw["min_rss_dbm"] - mb["min_rss_dbm"], "p5": mw["p5_rss_dbm"] - mb["p5_rss_dbm"],
+                    "mean": mw["mean_rss_dbm"] - mb["mean_rss_dbm"]},
+        "worlds": world_rows, "failures": [{"world": 5, "error": "RuntimeError: synthetic crash", "restarts": 2}],
+        "evaluations": len(rows) + 2,
+        "counts": {"worlds": worlds, "completed": sum(v == "completed" for v in status.values()),
+                   "pruned": sum(v == "pruned" for v in status.values()),
+                   "failed": sum(v == "failed" for v in status.values())},
+        "pruning": {"enabled": True, "reduction_factor": 2, "grace_steps": 3, "rungs": rungs},
+        "versions": {"reflectopt": "0.1.0", "sionna-rt": "2.2.0", "mitsuba": "3.9.1", "drjit": "1.5.0"},
+        "threshold_dbm": thr,
+    }
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name}: not a PNG"
+    assert data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    assert zlib.crc32(data[12:29]) == struct.unpack(">I", data[29:33])[0], f"{path.name}: bad IHDR CRC"
+    assert data[-8:-4] == b"IEND"
+    return w, h
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.text, self.imgs, self.stack, self.external = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        if tag in ("script", "link") or (tag == "img" and not a.get("src", "").startswith("data:")):
+            self.external.append(tag)
+        if tag not in ("img", "meta", "br", "link"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}> (open: {self.stack[-3:]})"
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse_html(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    assert page.stack == [], f"unclosed tags {page.stack}"
+    return page
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return example_experiment()
+
+
+@pytest.fixture(scope="module")
+def traced_run(tmp_path_factory, exp):
+    """A synthetic run with real radio maps (ray-traced once for the module; small sample count)."""
+    run = tmp_path_factory.mktemp("run") / "indoor-corridor" / "r1"
+    summary = make_run(run, exp)
+    from optimizer.report import write_report
+
+    files = write_report(run, exp=None, samples_per_tx=200_000)
+    return run, summary, files
+
+
+def test_all_files_valid(traced_run):
+    run, _, files = traced_run
+    for name in PNGS:
+        p = run / HEATMAPS_DIR / name
+        assert p in files and p.is_file(), f"{name} missing"
+        w, h = png_size(p)
+        assert 400 <= w <= 2500 and 250 <= h <= 2000, f"{name}: odd size {w}x{h}"
+        assert p.stat().st_size > 15_000, f"{name}: suspiciously small ({p.stat().st_size} B)"
+    page = parse_html(run / REPORT_HTML)
+    assert page.external == [], "report.html must be self-contained"
+    assert len(page.imgs) == len(PNGS) and all(s.startswith("data:image/png;base64,") for s in page.imgs)
+    md = (run / REPORT_MD).read_text()
+    for name in PNGS:
+        assert f"]({HEATMAPS_DIR}/{name})" in md
+
+
+def test_numbers_match_summary(traced_run):
+    from optimizer.report import fmt_db, fmt_dbm, fmt_pct, fmt_pose, fmt_s
+
+    run, summary, _ = traced_run
+    s = json.loads((run / SUMMARY_FILE).read_text())
+    assert s == summary, "the report must not touch summary.json"
+    expected = [fmt_pose(s["winner"]["pose"]), fmt_s(s["wall_time_s"]), str(s["evaluations"]),
+                "{worlds} / {completed} / {pruned} / {failed}".format(**s["counts"])]
+    for part in ("baseline", "winner"):
+        expected += [fmt_dbm(s[part][k]) for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm")]
+        expected.append(fmt_pct(s[part]["coverage"]))
+    expected += [fmt_db(s["gain_db"][k]) + " dB" for k in ("min", "p5", "mean")]
+    # the formats are what a reader expects
+    assert fmt_dbm(-93.456) == "-93.5" and fmt_db(12.34) == "+12.3" and fmt_pct(0.75) == "75.0 %"
+    text = " ".join(parse_html(run / REPORT_HTML).text)
+    md = (run / REPORT_MD).read_text()
+    for e in expected:
+        assert e in text, f"report.html lacks {e!r}"
+        assert e in md, f"report.md lacks {e!r}"
+    # the metrics table: rows in order baseline | winner | gain
+    row = f"| min RSS [dBm] | {fmt_dbm(s['baseline']['min_rss_dbm'])} | {fmt_dbm(s['winner']['min_rss_dbm'])} | " \
+          f"{fmt_db(s['gain_db']['min'])} dB |"
+    assert row in md
+    for v in s["versions"].values():
+        assert v in text
+    assert "Rendering:" in md and "radio maps" in md
+
+
+def test_gain_map_is_winner_minus_baseline(traced_run, exp):
+    run, summary, _ = traced_run
+    d = np.load(run / HEATMAPS_DIR / RADIO_MAPS_FILE)
+    x, y, b, w, g = d["x"], d["y"], d["baseline_dbm"], d["winner_dbm"], d["gain_db"]
+    assert b.shape == w.shape == g.shape == (len(y), len(x))
+    assert max(b.shape) <= 100
+    assert np.all(np.diff(x) > 0) and np.all(np.diff(y) > 0)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, b.size, 200)
+    bb, ww, gg = b.ravel()[idx], w.ravel()[idx], g.ravel()[idx]
+    both = np.isfinite(bb) & np.isfinite(ww)
+    assert both.all()
+    np.testing.assert_allclose(gg[both], ww[both] - bb[both], atol=1e-6)
+    # the maps are real: the access point's cell is hot, the plate changes something, and the far arm
+    # (the targets) has more power with the plate than without
+    ix = np.argmin(np.abs(x - exp.transmitters[0].position[0]))
+    iy = np.argmin(np.abs(y - exp.transmitters[0].position[1]))
+    assert b[iy, ix] > -60
+    assert np.abs(g).max() > 3
+    tx = (x > 27.5) & (x < 29.5)
+    ty = (y > 8) & (y < 21.5)
+    arm_b, arm_w = b[np.ix_(ty, tx)], w[np.ix_(ty, tx)]
+    assert np.mean(arm_w) > np.mean(arm_b) + 3, "the plate should light up the north arm"
+    # every x and y cell centre lies on a regular grid covering targets, transmitter and plate box
+    pts = np.array(exp.target_points())
+    assert x[0] <= min(pts[:, 0].min(), exp.transmitters[0].position[0]) and x[-1] >= pts[:, 0].max()
+    assert y[0] <= exp.reflector.bounds.min[1] and y[-1] >= pts[:, 1].max()
+
+
+def test_redraw_without_retrace_and_broken_inputs(traced_run, tmp_path, exp, caplog):
+    from optimizer.report import write_report
+
+    run, summary, _ = traced_run
+    # a copy without trajectories.csv and with a garbled targets.csv: still report files, no exception
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / TRAJECTORIES_FILE).unlink()
+    (broken / TARGETS_FILE).write_text("target,x\n0,zzz\n")
+    for p in (broken / HEATMAPS_DIR).glob("*.png"):
+        p.unlink()
+    before = (broken / SUMMARY_FILE).read_bytes()
+    with caplog.at_level("WARNING"):
+        files = write_report(broken, exp=exp, radio_maps=False)  # maps come from radio_maps.npz
+    assert (broken / REPORT_HTML).is_file() and (broken / REPORT_MD).is_file()
+    assert (broken / SUMMARY_FILE).read_bytes() == before
+    assert (broken / HEATMAPS_DIR / PNG_RADIO_MAP_GAIN).is_file()  # redrawn from the saved grid
+    assert not (broken / HEATMAPS_DIR / PNG_TRAJECTORIES).exists()
+    assert any("trajectories" in r.getMessage() for r in caplog.records)
+    assert all(p.is_file() for p in files)
+    md = (broken / REPORT_MD).read_text()
+    assert "Not drawn" in md and TRAJECTORIES_FILE in md
+    parse_html(broken / REPORT_HTML)
+
+
+def test_drawing_failure_is_one_warning(tmp_path, exp, monkeypatch, caplog):
+    from optimizer import plots
+    from optimizer.report import write_report
+
+    run = tmp_path / "r"
+    make_run(run, exp)
+
+    def boom(*a, **k):
+        raise RuntimeError("synthetic drawing failure")
+
+    monkeypatch.setattr(plots, "convergence", boom)
+    with caplog.at_level("WARNING"):
+        files = write_report(run, exp=exp, radio_maps=False)
+    names = {p.name for p in files}
+    assert PNG_CONVERGENCE not in names and PNG_TRAJECTORIES in names and PNG_RSS_CDF in names
+    assert REPORT_HTML in names and REPORT_MD in names
+    warn = [r.getMessage() for r in caplog.records if "synthetic drawing failure" in r.getMessage()]
+    assert len(warn) == 1 and "\n" not in warn[0]
+
+
+def test_cli_report_and_errors(tmp_path, exp, capsys):
+    from optimizer.cli import main
+
+    run = tmp_path / "r"
+    make_run(run, exp, worlds=3, steps=5)
+    assert main(["report", str(run), "--no-radio-maps"]) == 0
+    out = capsys.readouterr().out
+    assert REPORT_HTML in out and (run / REPORT_HTML).is_file()
+    (run / SUMMARY_FILE).unlink()
+    assert main(["report", str(run)]) != 0
+    err = capsys.readouterr().err
+    assert "no summary.json" in err and err.count("\n") == 1
+    assert main(["report", str(tmp_path / "nope")]) != 0
+    with pytest.raises(ReflectoptError, match="no summary.json"):
+        from optimizer.report import write_report
+
+        write_report(run)
+
+
+def test_section_segments_of_a_box():
+    from optimizer.report import section_segments
+
+    # a unit cube's 12 triangles cut at half height: a closed square of 8 segments, perimeter 4
+    v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], float)
+    f = np.array([[0, 1, 5], [0, 5, 4], [1, 2, 6], [1, 6, 5], [2, 3, 7], [2, 7, 6], [3, 0, 4], [3, 4, 7],
+                  [0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    segs = section_segments(v[f], 0.5)
+    assert segs.shape == (8, 2, 2)
+    assert np.isclose(np.linalg.norm(segs[:, 1] - segs[:, 0], axis=1).sum(), 4.0)
+    assert section_segments(v[f], 2.0).shape == (0, 2, 2)
