@@ -119,11 +119,11 @@ def draw_plate(ax, pose: Pose, size, *, color=REPORT_COLOR_PLATE, arrow_len=None
 
 
 def _legend_outside(ax, handles, ncol=None):
+    """A legend under the plot (the figure must use the constrained layout)."""
     if not handles:
         return
     ncol = ncol or min(4, len(handles))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, fontsize=8,
-              frameon=False)
+    ax.figure.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
 
 
 def dbm_range(*maps, threshold=None, span_max=100.0):
@@ -150,11 +150,11 @@ def radio_map(path, x, y, dbm, plan: FloorPlan, *, title, vmin, vmax, threshold=
     colour (the bottom of the scale)."""
     extent = (x[0] - 0.5 * (x[1] - x[0] if len(x) > 1 else 1), x[-1] + 0.5 * (x[1] - x[0] if len(x) > 1 else 1),
               y[0] - 0.5 * (y[1] - y[0] if len(y) > 1 else 1), y[-1] + 0.5 * (y[1] - y[0] if len(y) > 1 else 1))
-    fig, ax = plt.subplots(figsize=_figsize(extent))
+    fig, ax = plt.subplots(figsize=_figsize(extent), layout="constrained")
     cmap = plt.get_cmap("viridis").with_extremes(under="#0b0b1a")
     im = ax.imshow(np.asarray(dbm, float), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax,
                    interpolation="nearest", zorder=0)
-    cb = fig.colorbar(im, ax=ax, extend="min", fraction=0.046, pad=0.03)
+    cb = fig.colorbar(im, ax=ax, extend="min", shrink=0.95)
     cb.set_label("received power [dBm]")
     if threshold is not None and vmin <= threshold <= vmax:
         cb.ax.axhline(threshold, color="red", lw=2)
@@ -179,17 +179,18 @@ def gain_map(path, x, y, gain_db, plan: FloorPlan, *, title, both_dark=None, cov
     g = np.array(gain_db, float)
     if both_dark is not None:
         g = np.where(both_dark, np.nan, g)
-    fin = np.abs(g[np.isfinite(g)])
-    if limit_db is None:
-        limit_db = float(np.clip(math.ceil(np.percentile(fin, 98) / 5.0) * 5.0, 5.0, 40.0)) if fin.size else 10.0
+    if limit_db is None:  # from the cells the plate changes (cells lit only by the plate saturate)
+        mag = np.abs(g[np.isfinite(g)])
+        mag = mag[(mag > 0.01) & (mag < 60.0)]
+        limit_db = float(np.clip(math.ceil(np.percentile(mag, 95) / 5.0) * 5.0, 10.0, 40.0)) if mag.size else 20.0
     dx = x[1] - x[0] if len(x) > 1 else 1.0
     dy = y[1] - y[0] if len(y) > 1 else 1.0
     extent = (x[0] - 0.5 * dx, x[-1] + 0.5 * dx, y[0] - 0.5 * dy, y[-1] + 0.5 * dy)
-    fig, ax = plt.subplots(figsize=_figsize(extent))
+    fig, ax = plt.subplots(figsize=_figsize(extent), layout="constrained")
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d9d9d9")
     im = ax.imshow(g, origin="lower", extent=extent, cmap=cmap, vmin=-limit_db, vmax=limit_db,
                    interpolation="nearest", zorder=0)
-    cb = fig.colorbar(im, ax=ax, extend="both", fraction=0.046, pad=0.03)
+    cb = fig.colorbar(im, ax=ax, extend="both", shrink=0.95)
     cb.set_label("gain: winner − baseline [dB]")
     handles = draw_floor_plan(ax, plan, on_dark=False, target_colors=covered)
     if pose is not None:
@@ -220,10 +221,14 @@ def trajectories(path, plan: FloorPlan, paths: dict, status: dict, winner: int |
     colors = dict(zip(worlds, _world_colors(len(worlds))))
     bx0, by0 = plan.bounds_min
     bx1, by1 = plan.bounds_max
-    pad = max(0.15 * max(bx1 - bx0, by1 - by0), 0.3 * max(plan.plate_size[0], 0.5))
-    zoom = (bx0 - pad, bx1 + pad, by0 - pad, by1 + pad)
+    pw = max(plan.plate_size[0], 0.5)
+    pad_x, pad_y = max(0.1 * (bx1 - bx0), 0.7 * pw), max(0.1 * (by1 - by0), 0.7 * pw)
+    zoom = (bx0 - pad_x, bx1 + pad_x, by0 - pad_y, by1 + pad_y)
     zw, zh = zoom[1] - zoom[0], zoom[3] - zoom[2]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.5, 5.6), gridspec_kw={"width_ratios": [1.15, 1.0]})
+    ratio = (extent[3] - extent[2]) / max(extent[1] - extent[0], 1e-9)
+    fig_h = float(np.clip(6.0 * ratio + 1.6, 3.6, 7.0))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.5, fig_h), gridspec_kw={"width_ratios": [1.15, 1.0]},
+                                   layout="constrained")
     for ax, ext, is_zoom in ((ax0, extent, False), (ax1, zoom, True)):
         draw_floor_plan(ax, plan, on_dark=False, labels=not is_zoom)
         for w in worlds:
@@ -245,7 +250,7 @@ def trajectories(path, plan: FloorPlan, paths: dict, status: dict, winner: int |
                             color=colors[w], alpha=alpha, zorder=12)
         if winner_pose is not None:
             draw_plate(ax, winner_pose, plan.plate_size, color=REPORT_COLOR_WINNER, lw=3.0,
-                       arrow_len=(0.12 * max(zw, zh)) if is_zoom else None)
+                       arrow_len=(0.3 * min(zw, zh)) if is_zoom else None)
             ax.scatter([winner_pose.x], [winner_pose.y], s=220, marker="*", color=REPORT_COLOR_WINNER,
                        edgecolors="black", linewidths=0.8, zorder=13)
         ax.set_xlim(ext[0], ext[1])
@@ -272,8 +277,7 @@ def trajectories(path, plan: FloorPlan, paths: dict, status: dict, winner: int |
                Line2D([], [], ls="", marker="o", color="#616161", markersize=4, label="targets")]
     if n_failed:
         handles.insert(4, Line2D([], [], color="grey", ls=":", label=f"failed ({n_failed})"))
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.06))
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     return _save(fig, path)
 
 
@@ -293,7 +297,7 @@ def convergence(path, series: dict, status: dict, winner: int | None, rungs, thr
     the smooth objective (right); pruning rungs as vertical lines."""
     worlds = sorted(series)
     colors = dict(zip(worlds, _world_colors(len(worlds))))
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.5, 4.8))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.5, 4.8), layout="constrained")
     all_truth = np.concatenate([np.asarray(series[w]["min_rss"], float) for w in worlds]) if worlds else np.zeros(0)
     lo0 = _clip_low(all_truth, threshold)
     all_obj = np.concatenate([np.asarray(series[w]["objective"], float) for w in worlds]) if worlds else np.zeros(0)
@@ -334,8 +338,7 @@ def convergence(path, series: dict, status: dict, winner: int | None, rungs, thr
     if lo1 is None:
         ax1.text(0.5, 0.5, "no objective recorded", ha="center", va="center", transform=ax1.transAxes)
     handles, labels = ax0.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     return _save(fig, path)
 
 
@@ -345,7 +348,7 @@ def rss_cdf(path, baseline, winner, threshold):
     b = np.sort(np.asarray(baseline, float))
     w = np.sort(np.asarray(winner, float))
     lo = _clip_low(np.concatenate([b, w]), threshold)
-    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), layout="constrained")
     hi = lo
     for vals, color, name in ((b, "#757575", "baseline (no plate)"), (w, REPORT_COLOR_WINNER, "winner (with plate)")):
         if vals.size == 0:
@@ -365,5 +368,5 @@ def rss_cdf(path, baseline, winner, threshold):
     ax.set_ylabel("fraction of targets ≤ value")
     ax.set_title(f"RSS over {max(b.size, w.size)} targets: distribution", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     return _save(fig, path)

@@ -311,16 +311,21 @@ def _plan(exp, targets, sections, footprints, height):
                      plate_size=tuple(exp.reflector.size_m), height_m=float(height))
 
 
-def write_report(run_dir, exp=None, radio_maps: bool = True, *, retrace: bool = False, device: str = "cpu",
-                 threads: int = 2, samples_per_tx: int = RADIO_MAP_SAMPLES_PER_TX) -> list[Path]:
+def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: dict | None = None,
+                 radio_scene=None, retrace: bool = False, device: str = "cpu", threads: int = 2,
+                 samples_per_tx: int = RADIO_MAP_SAMPLES_PER_TX) -> list[Path]:
     """Draw the pictures and write report.html + report.md into the local run folder `run_dir`.
 
+    summary: the run's summary (default: read summary.json; the run command passes it before writing it).
+    radio_scene: an existing `RadioScene` of this experiment to trace with (default: a new one on `device`
+    with `threads`); its plate is parked afterwards.
     radio_maps=False: no ray tracing (radio maps saved by an earlier report are still drawn).
     retrace=True: ray-trace the radio maps even if heatmaps/radio_maps.npz exists.
-    Returns the files written. Raises ReflectoptError only when summary.json is missing or unreadable."""
+    Returns the files written. Raises ReflectoptError only when there is no summary (file missing/unreadable)."""
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
-    summary = _load_summary(run_dir)
+    if summary is None:
+        summary = _load_summary(run_dir)
     heat = run_dir / HEATMAPS_DIR
     heat.mkdir(parents=True, exist_ok=True)
     steps = _Steps()
@@ -355,7 +360,7 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, retrace: bool = 
         def _trace():
             from optimizer.scene import RadioScene
 
-            rs = RadioScene(exp, device=device, threads=threads)
+            rs = radio_scene if radio_scene is not None else RadioScene(exp, device=device, threads=threads)
             sections, footprints = scene_geometry(rs, height)
             out = {"sections": sections, "footprints": footprints}
             if need_maps:
