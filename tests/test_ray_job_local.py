@@ -1,0 +1,132 @@
+"""Local equivalence of a RayJob: the entrypoint `reflectopt submit` puts in the RayJob, submitted through Ray's Job
+Submission API to a Ray head on 127.0.0.1 (what KubeRay's submitter pod does), runs to completion with S3 results.
+
+The head gets the environment the chart gives a head pod (REFLECTOPT_*, AWS_* from the S3 test server), so the job
+inherits it exactly as a job on KubeRay inherits the head container's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optimizer import kube, storage, submit
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+EXPERIMENT = """\
+name: tiny-canyon
+scene: builtin:simple_street_canyon
+frequency_hz: 3.5e9
+transmitters:
+  - {name: tx, position: [0, 0, 10]}
+reflector:
+  size_m: [1, 1]
+  bounds: {min: [-5, -5, 2], max: [5, 5, 8]}
+targets:
+  points: [[10, 10, 1.5], [20, 5, 1.5]]
+solver: {samples_per_src: 10000, max_depth: 1}
+search: {worlds: 2, steps: 2, prune: "off"}
+"""
+
+
+def _core_run_available() -> bool:
+    try:
+        from optimizer import commands
+    except ImportError:
+        return False
+    return hasattr(commands, "cmd_run")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(s3_env, tmp_path):
+    """`ray start --head` on loopback with a head pod's environment; stopped with `ray stop --force`."""
+    values = kube.chart_values([REPO / "helm" / "reflectopt" / "ci" / "values.cpu-only.yaml"])
+    env = dict(os.environ)
+    # what the chart puts on the head container (cpu-only values: no GPU groups, device cpu)
+    for item in kube.raycluster_spec(values, "local")["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in item and item["name"] not in ("AWS_REGION", "AWS_DEFAULT_REGION", "REFLECTOPT_CACHE_DIR"):
+            env[item["name"]] = item["value"]
+    env.update(s3_env.env)  # endpoint + keys: on a pod these come from the Secret
+    env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                "REFLECTOPT_CACHE_DIR": str(tmp_path / "cache"), "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_AUTH_MODE": "disabled"})
+    env.pop("RAY_ADDRESS", None)
+    port, dash = _free_port(), _free_port()
+    temp = Path("/tmp") / f"rj{os.getpid()}"  # short: Ray's socket paths have a length limit
+    cmd = [str(VENV_BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--num-gpus=0",
+           f"--temp-dir={temp}", "--disable-usage-stats"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        yield f"http://127.0.0.1:{dash}"
+    finally:
+        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120,
+                       check=False)
+
+
+@pytest.mark.skipif(not _core_run_available(), reason="`reflectopt run` (optimizer.commands) not built yet")
+def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s3_bucket, tmp_path, capsys):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(EXPERIMENT)
+    args = argparse.Namespace(
+        experiment=str(exp), cluster="local", namespace="rf", values=[], scene=None,
+        s3_prefix=f"s3://{s3_bucket}/rf", name="tiny-local", ephemeral=False, ttl=None, active_deadline=600,
+        retries=None, env=None)
+    plan = submit.plan_submission(args)
+    submit.upload(plan)  # exactly what `reflectopt submit` uploads before creating the RayJob
+    job = plan["job"]
+    assert kube.validate(job) == []
+    entrypoint = job["spec"]["entrypoint"]
+
+    client = None
+    deadline = time.monotonic() + 60
+    while client is None:
+        try:
+            client = JobSubmissionClient(ray_head)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    job_id = client.submit_job(entrypoint=entrypoint, submission_id=job["metadata"]["name"])
+    deadline = time.monotonic() + 420
+    status = client.get_job_status(job_id)
+    while status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+        assert time.monotonic() < deadline, f"job still {status}:\n{client.get_job_logs(job_id)[-3000:]}"
+        time.sleep(2)
+        status = client.get_job_status(job_id)
+    logs = client.get_job_logs(job_id)
+    assert status == JobStatus.SUCCEEDED, logs[-3000:]
+
+    # results where the RayJob's annotation says they are
+    results = job["metadata"]["annotations"][submit.ANN_RESULTS]
+    base = storage.join(results, "tiny-canyon")
+    runs = [u for u in storage.list(base, recursive=True) if u.endswith("summary.json")]
+    assert len(runs) == 1, runs
+    summary = json.loads(storage.read_text(runs[0] if runs[0].startswith("s3://") else storage.join(base, runs[0])))
+    assert summary  # a finished run's summary
+    # it ran on the head it was submitted to (RAY_ADDRESS, set by Ray for job entrypoints), not a private Ray,
+    # with the world size the chart's environment gives (cpu-only values: 0 GPU per world)
+    assert f"Ray dashboard: {ray_head}" in logs
+    assert "1 CPU / 0 GPU each" in logs
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in logs
