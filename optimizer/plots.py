@@ -12,16 +12,23 @@ from dataclasses import dataclass, field
 import matplotlib
 
 matplotlib.use("Agg")  # headless; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import patheffects  # noqa: E402
-from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-from optimizer.constants import (REPORT_COLOR_COVERED, REPORT_COLOR_PLATE, REPORT_COLOR_UNCOVERED,  # noqa: E402
-                                 REPORT_COLOR_WINNER, REPORT_DPI, RSS_FLOOR_DBM)
-from optimizer.geometry import Pose, plate_corners, plate_frame  # noqa: E402
+from optimizer.constants import (
+    REPORT_COLOR_COVERED,
+    REPORT_COLOR_PLATE,
+    REPORT_COLOR_UNCOVERED,
+    REPORT_COLOR_WINNER,
+    REPORT_DPI,
+    RSS_FLOOR_DBM,
+)
+from optimizer.geometry import Pose, plate_corners, plate_frame
 
 
 @dataclass
@@ -94,7 +101,7 @@ def draw_floor_plan(ax, plan: FloorPlan, *, on_dark=False, bounds=True, targets=
         if labels:
             for (x, y), name in zip(plan.tx_xy, plan.tx_names):
                 ax.annotate(name, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8, zorder=8,
-                            color="black", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+                            color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
         handles.append(Line2D([], [], ls="", marker="^", color="#ffeb3b" if on_dark else "#212121",
                               markeredgecolor="black", markersize=9, label="transmitter"))
     return handles
@@ -114,7 +121,7 @@ def draw_plate(ax, pose: Pose, size, *, color=REPORT_COLOR_PLATE, arrow_len=None
         nxy = nxy / np.linalg.norm(nxy)
         L = arrow_len if arrow_len is not None else max(1.0, float(size[0]))
         ax.annotate("", xy=(pose.x + L * nxy[0], pose.y + L * nxy[1]), xytext=(pose.x, pose.y),
-                    arrowprops=dict(arrowstyle="-|>", color=color, lw=1.8, mutation_scale=12), zorder=zorder + 0.2)
+                    arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.8, "mutation_scale": 12}, zorder=zorder + 0.2)
     return Line2D([], [], color=color, lw=lw, label=label)
 
 
@@ -330,6 +337,7 @@ def convergence(path, series: dict, status: dict, winner: int | None, rungs, thr
         if lo is not None:
             ax.set_ylim(bottom=lo)
         ax.set_xlabel("step (truth evaluations per world)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     ax0.set_ylabel("min RSS over targets [dBm] (ray-traced truth)")
     ax0.set_title("Truth: worst target per step" + ("; bottom edge = no path" if hit_floor else ""), fontsize=11)

@@ -22,11 +22,30 @@ from pathlib import Path
 
 import numpy as np
 
-from optimizer.constants import (CHECKPOINTS_DIR, EXIT_OK, EXPERIMENT_FILE, HEATMAPS_DIR, PLATE_OBJECT_NAME,
-                                 PNG_CONVERGENCE, PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_GAIN, PNG_RADIO_MAP_WINNER,
-                                 PNG_RSS_CDF, PNG_TRAJECTORIES, RADIO_MAP_MARGIN_M, RADIO_MAP_MAX_CELLS,
-                                 RADIO_MAP_MIN_CELL_M, RADIO_MAP_SAMPLES_PER_TX, RADIO_MAPS_FILE, REPORT_HTML,
-                                 REPORT_MD, RSS_FLOOR_DBM, SUMMARY_FILE, TARGETS_FILE, TRAJECTORIES_FILE)
+from optimizer.constants import (
+    CHECKPOINTS_DIR,
+    EXIT_OK,
+    EXPERIMENT_FILE,
+    HEATMAPS_DIR,
+    PLATE_OBJECT_NAME,
+    PNG_CONVERGENCE,
+    PNG_RADIO_MAP_BASELINE,
+    PNG_RADIO_MAP_GAIN,
+    PNG_RADIO_MAP_WINNER,
+    PNG_RSS_CDF,
+    PNG_TRAJECTORIES,
+    RADIO_MAP_MARGIN_M,
+    RADIO_MAP_MAX_CELLS,
+    RADIO_MAP_MIN_CELL_M,
+    RADIO_MAP_SAMPLES_PER_TX,
+    RADIO_MAPS_FILE,
+    REPORT_HTML,
+    REPORT_MD,
+    RSS_FLOOR_DBM,
+    SUMMARY_FILE,
+    TARGETS_FILE,
+    TRAJECTORIES_FILE,
+)
 from optimizer.errors import ReflectoptError
 
 log = logging.getLogger(__name__)
@@ -194,7 +213,7 @@ def scene_geometry(rs, h: float) -> tuple[np.ndarray, np.ndarray]:
             continue
         try:
             v, f = _mesh_arrays(obj)
-        except Exception:  # noqa: BLE001 - an object we cannot read is simply not drawn
+        except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply not drawn
             continue
         if len(v) == 0 or len(f) == 0 or not (v[:, 2].min() < h < v[:, 2].max()):
             continue
@@ -241,13 +260,13 @@ def compute_radio_maps(rs, exp, pose, area, height: float, samples_per_tx: int =
     """Baseline (plate parked) and winner (plate at `pose`) RSS maps [dBm] on a horizontal plane at
     `height`, same seed and cells; gain = winner - baseline [dB] (both floored at RSS_FLOOR_DBM)."""
     import mitsuba as mi
-    import sionna.rt as rt
+    from sionna import rt
 
     x0, x1, y0, y1 = area
     span = max(x1 - x0, y1 - y0)
     cell = max(span / RADIO_MAP_MAX_CELLS, RADIO_MAP_MIN_CELL_M)
-    nx = max(1, int(math.ceil((x1 - x0) / cell - 1e-9)))
-    ny = max(1, int(math.ceil((y1 - y0) / cell - 1e-9)))
+    nx = max(1, math.ceil((x1 - x0) / cell - 1e-9))
+    ny = max(1, math.ceil((y1 - y0) / cell - 1e-9))
     cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
     solver = rt.RadioMapSolver()
     s = exp.solver
@@ -457,11 +476,11 @@ def _facts(summary: dict, exp) -> list[tuple[str, str]]:
         rows += [("transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm)" for t in exp.transmitters)),
                  ("targets", str(len(exp.target_points()))),
                  ("plate", f"{exp.reflector.size_m[0]:g} m × {exp.reflector.size_m[1]:g} m {exp.reflector.material}"),
-                 ("search", f"{exp.search.gradient}, {exp.search.worlds} worlds × {exp.search.steps} steps, "
-                            f"starts {exp.search.starts}")]
+                 ("search", (f"{exp.search.gradient}, {exp.search.worlds} worlds × {exp.search.steps} steps, "
+                            f"starts {exp.search.starts}"))]
     rows += [("worlds run / completed / pruned / failed",
-              f"{counts.get('worlds', '-')} / {counts.get('completed', '-')} / {counts.get('pruned', '-')} / "
-              f"{counts.get('failed', '-')}"),
+              (f"{counts.get('worlds', '-')} / {counts.get('completed', '-')} / {counts.get('pruned', '-')} / "
+              f"{counts.get('failed', '-')}")),
              ("truth evaluations", str(summary.get("evaluations", "-"))),
              ("wall time", fmt_s(summary.get("wall_time_s"))),
              ("device", str(summary.get("device", "-"))),
@@ -608,7 +627,7 @@ def _cmd_report(args) -> int:
     from optimizer import storage
 
     src = str(args.results)
-    kw = dict(radio_maps=not args.no_radio_maps, retrace=args.retrace)
+    kw = {"radio_maps": not args.no_radio_maps, "retrace": args.retrace}
     if storage.is_remote(src):
         if not storage.exists(storage.join(src, SUMMARY_FILE)):
             raise ReflectoptError(f"RESULTS: no {SUMMARY_FILE} in {src}; is the run complete?")

@@ -16,10 +16,23 @@ import pytest
 import yaml
 
 from optimizer.config import load_experiment
-from optimizer.constants import (EXPERIMENT_FILE, HEATMAPS_DIR, PNG_CONVERGENCE, PNG_RADIO_MAP_BASELINE,
-                                 PNG_RADIO_MAP_GAIN, PNG_RADIO_MAP_WINNER, PNG_RSS_CDF, PNG_TRAJECTORIES,
-                                 RADIO_MAPS_FILE, REPORT_HTML, REPORT_MD, RSS_FLOOR_DBM, SUMMARY_FILE, TARGETS_FILE,
-                                 TRAJECTORIES_FILE)
+from optimizer.constants import (
+    EXPERIMENT_FILE,
+    HEATMAPS_DIR,
+    PNG_CONVERGENCE,
+    PNG_RADIO_MAP_BASELINE,
+    PNG_RADIO_MAP_GAIN,
+    PNG_RADIO_MAP_WINNER,
+    PNG_RSS_CDF,
+    PNG_TRAJECTORIES,
+    RADIO_MAPS_FILE,
+    REPORT_HTML,
+    REPORT_MD,
+    RSS_FLOOR_DBM,
+    SUMMARY_FILE,
+    TARGETS_FILE,
+    TRAJECTORIES_FILE,
+)
 from optimizer.errors import ReflectoptError
 from optimizer.geometry import Pose
 from optimizer.metrics import floor_rss, rss_metrics
@@ -212,7 +225,7 @@ def test_numbers_match_summary(traced_run):
 
 
 def test_gain_map_is_winner_minus_baseline(traced_run, exp):
-    run, summary, _ = traced_run
+    run, _summary, _ = traced_run
     d = np.load(run / HEATMAPS_DIR / RADIO_MAPS_FILE)
     x, y, b, w, g = d["x"], d["y"], d["baseline_dbm"], d["winner_dbm"], d["gain_db"]
     assert b.shape == w.shape == g.shape == (len(y), len(x))
@@ -243,7 +256,7 @@ def test_gain_map_is_winner_minus_baseline(traced_run, exp):
 def test_redraw_without_retrace_and_broken_inputs(traced_run, tmp_path, exp, caplog):
     from optimizer.report import write_report
 
-    run, summary, _ = traced_run
+    run, _summary, _ = traced_run
     # a copy without trajectories.csv and with a garbled targets.csv: still report files, no exception
     broken = tmp_path / "broken"
     shutil.copytree(run, broken)
