@@ -328,3 +328,21 @@ def test_section_segments_of_a_box():
     assert segs.shape == (8, 2, 2)
     assert np.isclose(np.linalg.norm(segs[:, 1] - segs[:, 0], axis=1).sum(), 4.0)
     assert section_segments(v[f], 2.0).shape == (0, 2, 2)
+
+
+def test_cli_report_on_s3(s3_bucket, tmp_path, exp, capsys):
+    from optimizer import storage
+    from optimizer.cli import main
+
+    run = tmp_path / "r"
+    make_run(run, exp, worlds=3, steps=5)
+    uri = f"s3://{s3_bucket}/results/{exp.name}/r1"
+    storage.upload_dir(run, uri)
+    before = storage.read_bytes(storage.join(uri, SUMMARY_FILE))
+    assert main(["report", uri, "--no-radio-maps"]) == 0
+    assert f"{uri}/{REPORT_HTML}" in capsys.readouterr().out
+    keys = storage.list(uri, recursive=True)
+    assert REPORT_HTML in keys and REPORT_MD in keys and f"{HEATMAPS_DIR}/{PNG_RSS_CDF}" in keys
+    assert storage.read_bytes(storage.join(uri, SUMMARY_FILE)) == before
+    assert main(["report", f"s3://{s3_bucket}/results/nothing-here"]) != 0
+    assert "no summary.json" in capsys.readouterr().err
