@@ -247,7 +247,7 @@ def _finish(exp, meta, rs, baseline, starts, outcomes, local_dir: Path, run_uri:
     try:
         from optimizer import report
 
-        report.write_report(local_dir, exp, summary=summary)
+        report.write_report(local_dir, exp, summary=summary, radio_scene=rs, threads=os.cpu_count() or 1)
     except Exception as err:  # noqa: BLE001
         _say(f"warning: report not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
     summary["report_time_s"] = round(time.perf_counter() - t_rep, 3)

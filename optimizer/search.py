@@ -50,6 +50,9 @@ def _trainable_class():
                                baseline_rss=np.array(config["baseline_rss"], float), device=device, threads=threads)
             self.start_kind = config.get("start_kind", "uniform")
             self.restarts = 0
+            import ray
+
+            self._node_id = ray.get_runtime_context().get_node_id()
 
         def step(self):
             w = self.world
@@ -65,6 +68,7 @@ def _trainable_class():
             row["score"] = score(row)
             row["restarts"] = self.restarts
             row["pid"] = os.getpid()
+            row["node_id"] = self._node_id
             row["done"] = w.step_index >= self.exp.search.steps
             return row
 

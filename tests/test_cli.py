@@ -1,0 +1,93 @@
+"""Experiment files and the CLI's user-facing errors: one line per problem, exit 2, no traceback."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optimizer.config import load_experiment
+from worlds_helpers import EXAMPLES, REPO, street, write_yaml
+
+CLI = [sys.executable, "-m", "optimizer.cli"]
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade"])
+def test_examples_parse(name):
+    exp = load_experiment(EXAMPLES / f"{name}.yaml")
+    assert exp.name == name
+    assert len(exp.target_points()) >= 10
+    assert exp.search.gradient == "surrogate"
+
+
+def test_street_example_has_20_targets():
+    assert len(load_experiment(EXAMPLES / "street-corner.yaml").target_points()) == 20
+
+
+def test_bad_file_lists_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: Bad_Name\nscene: builtin:simple_street_canyon\nfrequency_hz: -1\n"
+                   "transmitters: []\nreflector: {size_m: [2], bounds: {min: [0, 0, 0], max: [1, 1, -1]}}\n"
+                   "targets: {}\nsearch: {gradient: magic, prune: sometimes}\ntypo_key: 1\n")
+    r = run_cli("run", str(bad))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    for key in ("name", "frequency_hz", "transmitters", "reflector.size_m", "reflector.bounds", "targets",
+                "search.gradient", "search.prune", "typo_key"):
+        assert any(f": {key}:" in line for line in lines), (key, lines)
+    assert all(line.startswith("reflectopt: error: ") for line in lines)
+    assert any("swap them" in line for line in lines)  # names the fix
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path):
+    f = tmp_path / "x.yaml"
+    f.write_text("name: [unclosed\n")
+    r = run_cli("run", str(f))
+    assert r.returncode == 2 and "not valid YAML" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("run", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_builtin_scene_fails_cleanly(tmp_path):
+    f = write_yaml(tmp_path / "e.yaml", {**street().model_dump(mode="json"), "scene": "builtin:atlantis"})
+    r = run_cli("evaluate", str(f), "--pose", "24,8,5,140")
+    assert r.returncode == 1 and "unknown builtin scene 'atlantis'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_pose_argument(tmp_path):
+    f = write_yaml(tmp_path / "e.yaml", street())
+    r = run_cli("evaluate", str(f), "--pose", "24,8")
+    assert r.returncode == 2 and "--pose" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_reports_truth_json(tmp_path):
+    f = write_yaml(tmp_path / "e.yaml", street())
+    r = run_cli("evaluate", str(f), "--pose", "23.7,8.26,5,139.2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["baseline"]["coverage"] < 1.0
+    assert out["with_plate"]["coverage"] == 1.0
+    assert len(out["targets"]) == 15  # 5 x 3 region
+
+
+def test_grid_finds_a_covering_pose(tmp_path):
+    exp = street(**{"reflector.bounds": {"min": [22.0, 8.0, 5.0], "max": [24.0, 8.0, 5.0]},
+                    "reflector.yaw_deg": {"min": 130, "max": 150}})
+    f = write_yaml(tmp_path / "e.yaml", exp)
+    r = run_cli("grid", str(f), "--spacing", "1.0", "--yaw-step", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["evaluations"] == 3 * 5
+    assert out["coverage"] > 0.8
+    # the optimum is at least as good as any grid pose, e.g. (23, 8, 5, 140), and is its own truth
+    r2 = run_cli("evaluate", str(f), "--pose", "23,8,5,140", "--json")
+    assert out["min_rss_dbm"] >= json.loads(r2.stdout)["with_plate"]["min_rss_dbm"] - 1e-9
+    p = out["pose"]
+    r3 = run_cli("evaluate", str(f), "--pose", f"{p['x']},{p['y']},{p['z']},{p['yaw_deg']}", "--json")
+    assert json.loads(r3.stdout)["with_plate"]["min_rss_dbm"] == pytest.approx(out["min_rss_dbm"], abs=1e-6)
