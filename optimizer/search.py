@@ -110,18 +110,14 @@ def init_ray(address: str | None, num_gpus: float | None = None, quiet: bool = T
         return {"address": "existing"}
     kwargs = {"log_to_driver": not quiet, "logging_level": "WARNING", "configure_logging": True}
     if address and address != "local":
-        ray.init(address=address, **kwargs)
+        ctx = ray.init(address=address, **kwargs)
     else:
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                 num_gpus=num_gpus, **kwargs)
-    ctx = ray.get_runtime_context()
-    info = {"address": address or "local", "gcs": ctx.gcs_address}
-    try:
-        dash = ray.worker.get_dashboard_url()
-        if dash:
-            info["dashboard"] = f"http://{dash}"
-    except Exception:  # noqa: BLE001
-        pass
+        ctx = ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                       num_gpus=num_gpus, **kwargs)
+    info = {"address": address or "local", "gcs": ray.get_runtime_context().gcs_address}
+    dash = getattr(ctx, "dashboard_url", None)
+    if dash:
+        info["dashboard"] = dash if dash.startswith("http") else f"http://{dash}"
     return info
 
 
