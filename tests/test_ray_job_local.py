@@ -98,16 +98,17 @@ def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s
     assert kube.validate(job) == []
     entrypoint = job["spec"]["entrypoint"]
 
-    client = None
-    deadline = time.monotonic() + 60
-    while client is None:
+    # the head's job agent answers a few seconds after `ray start` returns: retry the submission until then
+    deadline = time.monotonic() + 90
+    while True:
         try:
             client = JobSubmissionClient(ray_head)
-        except Exception:
+            job_id = client.submit_job(entrypoint=entrypoint, submission_id=job["metadata"]["name"])
+            break
+        except (RuntimeError, ConnectionError) as err:
             if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-    job_id = client.submit_job(entrypoint=entrypoint, submission_id=job["metadata"]["name"])
+                raise AssertionError(f"Ray head never accepted the job: {err}") from None
+            time.sleep(2)
     deadline = time.monotonic() + 420
     status = client.get_job_status(job_id)
     while status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:

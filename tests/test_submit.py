@@ -345,3 +345,15 @@ def test_cancel_of_unknown_job(capsys, api):
     api.add("DELETE", JOBS + r"/nope(\?|$)", 404, status_error(404, "NotFound", 'rayjobs.ray.io "nope" not found'))
     rc, _, err = main(capsys, "cancel", "nope")
     assert rc == 1 and 'rayjobs.ray.io "nope" not found' in err
+
+
+def test_dry_run_upload_for_gitops(capsys, s3_bucket, s3_env, experiment):
+    prefix = f"s3://{s3_bucket}/rf"
+    rc, out, _ = main(capsys, "submit", experiment, "--cluster", "reflectopt", "--dry-run", "--upload",
+                      "--s3-prefix", prefix, "--name", "tiny-12")
+    assert rc == 0 and kube.validate(yaml.safe_load(out)) == []
+    from optimizer import storage
+    assert storage.exists(f"{prefix}/jobs/tiny-12/experiment.yaml")
+    rc, _, _ = main(capsys, "submit", experiment, "--cluster", "reflectopt", "--dry-run", "--s3-prefix", prefix,
+                    "--name", "tiny-13")
+    assert rc == 0 and not storage.exists(f"{prefix}/jobs/tiny-13/experiment.yaml")  # plain dry run: no upload
