@@ -56,7 +56,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def ray_head(s3_env, tmp_path):
-    """`ray start --head` on loopback with a head pod's environment; stopped with `ray stop --force`."""
+    """`ray start --head` on loopback with a head pod's environment; its own processes are killed afterwards."""
     values = kube.chart_values([REPO / "helm" / "reflectopt" / "ci" / "values.cpu-only.yaml"])
     env = dict(os.environ)
     # what the chart puts on the head container (cpu-only values: no GPU groups, device cpu)
@@ -68,18 +68,46 @@ def ray_head(s3_env, tmp_path):
                 "REFLECTOPT_CACHE_DIR": str(tmp_path / "cache"), "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_AUTH_MODE": "disabled"})
     env.pop("RAY_ADDRESS", None)
-    port, dash = _free_port(), _free_port()
+    # every port explicit: other Ray heads on this machine (parallel test runs) hold Ray's default agent ports
+    port, dash, agent, agent_grpc, metrics, rt_env = (_free_port() for _ in range(6))
     temp = Path("/tmp") / f"rj{os.getpid()}"  # short: Ray's socket paths have a length limit
     cmd = [str(VENV_BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--num-gpus=0",
+           f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+           f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={rt_env}",
            f"--temp-dir={temp}", "--disable-usage-stats"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     try:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield f"http://127.0.0.1:{dash}"
     finally:
-        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120,
-                       check=False)
+        _stop_head(temp)
+
+
+def _stop_head(temp: Path) -> None:
+    """SIGKILL this head's processes only (found by its private temp dir). `ray stop --force` would also kill
+    Ray clusters that other test runs on this machine started."""
+    import shutil
+
+    import psutil
+
+    for _ in range(3):
+        mine = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if proc.pid != os.getpid() and str(temp) in " ".join(proc.info["cmdline"] or []):
+                    mine.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        if not mine:
+            break
+        for proc in mine:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(mine, timeout=10)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.skipif(not _core_run_available(), reason="`reflectopt run` (optimizer.commands) not built yet")
