@@ -23,6 +23,7 @@ from optimizer.geometry import Pose, PoseSpace
 from optimizer.metrics import floor_rss, rank_key, rss_metrics
 
 RUN_FILE = "run.json"  # run metadata written first (what `resume` needs)
+_SUBMITTED_SHA: dict[int, str] = {}
 
 
 def _now() -> str:
@@ -54,7 +55,20 @@ def _load(args) -> tuple[Experiment, str]:
     if text is None:
         raise ConfigError(f"{src}: no such file; give the path of an experiment YAML (see examples/)")
     exp = load_experiment_text(text, src)
+    _SUBMITTED_SHA[id(exp)] = exp.sha256()  # the experiment as submitted (before paths are made absolute)
+    exp.scene = resolve_local_scene(exp.scene, None if storage.is_remote(src) else Path(src).parent)
     return exp, text
+
+
+def resolve_local_scene(scene: str, exp_dir: Path | None) -> str:
+    """A relative scene folder/archive becomes absolute (workers run elsewhere): relative to the current
+    folder, else to the experiment file's folder."""
+    if scene.startswith(("builtin:", "s3://")) or Path(scene).is_absolute():
+        return scene
+    for base in (Path.cwd(), exp_dir):
+        if base is not None and (base / scene).exists():
+            return str((base / scene).resolve())
+    return scene
 
 
 def _driver_scene(exp: Experiment, threads: int | None = None):
@@ -115,8 +129,8 @@ def cmd_run(args) -> int:
     local_dir.mkdir(parents=True, exist_ok=True)
     (local_dir / EXPERIMENT_FILE).write_text(text)
     meta = {"name": exp.name, "run_id": run_id, "run_uri": run_uri, "status": "running", "created_utc": _now(),
-            "experiment_sha256": exp.sha256(), "overrides": {"output": exp.output, "device": exp.device,
-                                                             "worlds": exp.search.worlds}}
+            "experiment_sha256": _SUBMITTED_SHA.get(id(exp), exp.sha256()), "overrides": {"output": exp.output, "device": exp.device,
+                                                             "worlds": exp.search.worlds, "scene": exp.scene}}
     _write_meta(local_dir, run_uri, meta)
     _say(f"run {exp.name}/{run_id} -> {run_uri}")
     return _execute(exp, meta, local_dir, run_uri, args, resume=False)
@@ -142,6 +156,7 @@ def cmd_resume(args) -> int:
     ov = meta.get("overrides", {})
     exp.output, exp.device, exp.search.worlds = ov.get("output", exp.output), ov.get("device", exp.device), \
         ov.get("worlds", exp.search.worlds)
+    exp.scene = ov.get("scene", exp.scene)
     local_dir = Path(tempfile.mkdtemp(prefix="reflectopt-run-")) if remote else Path(run_uri)
     (local_dir / EXPERIMENT_FILE).write_text(text)
     meta["status"] = "running"
@@ -162,7 +177,8 @@ def _execute(exp: Experiment, meta: dict, local_dir: Path, run_uri: str, args, r
          f"{exp.resources.gpu_per_world:g} GPU each), {exp.search.steps} steps, pruning "
          f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
     outcomes = run_worlds(exp, exp.model_dump(mode="json"), starts, baseline, tune_path, tune_fs, resume=resume,
-                          progress=not getattr(args, "no_progress", False))
+                          progress=not getattr(args, "no_progress", False), pruned_before=meta.get("pruned", []))
+    meta["pruned"] = sorted(o["world"] for o in outcomes if o["status"] == "pruned")
     unfinished = [o for o in outcomes if o["status"] == "interrupted"]
     if unfinished:
         meta["status"] = "interrupted"
@@ -213,7 +229,7 @@ def _finish(exp, meta, rs, baseline, starts, outcomes, local_dir: Path, run_uri:
 
     prune = exp.search.prune
     summary = {
-        "name": exp.name, "run_id": meta["run_id"], "experiment_sha256": exp.sha256(),
+        "name": exp.name, "run_id": meta["run_id"], "experiment_sha256": meta["experiment_sha256"],
         "created_utc": meta["created_utc"], "finished_utc": _now(),
         "wall_time_s": round(time.perf_counter() - t_start, 3), "scene": exp.scene, "frequency_hz": exp.frequency_hz,
         "device": backend.resolve_device(exp.device) if exp.resources.gpu_per_world > 0 else "cpu",

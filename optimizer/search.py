@@ -199,20 +199,40 @@ def _callback_class(view: ProgressView, steps: int):
     return _Progress()
 
 
+def _asha_class():
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class RecordingASHA(ASHAScheduler):
+        """ASHA that remembers which worlds it stopped (pruned), so an interrupted world is not mistaken
+        for a pruned one (Tune marks both TERMINATED)."""
+
+        pruned: set = set()
+
+        def on_trial_result(self, tune_controller, trial, result):
+            action = super().on_trial_result(tune_controller, trial, result)
+            if action == TrialScheduler.STOP and int(result.get("step", 0)) < self._max_t:
+                RecordingASHA.pruned.add(int(_unwrap(trial.config)["world"]))
+            return action
+
+    return RecordingASHA
+
+
 def run_worlds(exp, exp_data: dict, starts, baseline_rss, storage_path: str, storage_filesystem=None,
-               resume: bool = False, progress: bool = True):
-    """Run (or resume) every world as a Tune trial; returns the per-world outcomes (dicts)."""
+               resume: bool = False, progress: bool = True, pruned_before=()):
+    """Run (or resume) every world as a Tune trial; returns the per-world outcomes (dicts), one per start."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     s = exp.search
     res = exp.resources
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
+    asha = _asha_class()
+    asha.pruned = set(int(w) for w in pruned_before)
     if s.prune == "off":
         scheduler = FIFOScheduler()
     else:
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=s.steps, grace_period=s.prune.grace_steps,
-                                  reduction_factor=s.prune.reduction_factor, brackets=1)
+        scheduler = asha(time_attr="training_iteration", max_t=s.steps, grace_period=s.prune.grace_steps,
+                         reduction_factor=s.prune.reduction_factor, brackets=1)
     view = ProgressView(s.steps)
     callbacks = [_callback_class(view, s.steps)] if progress else []
     run_config = tune.RunConfig(
@@ -238,26 +258,19 @@ def run_worlds(exp, exp_data: dict, starts, baseline_rss, storage_path: str, sto
     grid = tuner.fit()
     if progress:
         view.render()
-    return collect(grid, exp)
+    return collect(grid, exp, len(starts), asha.pruned)
 
 
 def _unwrap(config: dict) -> dict:
     return config.get("__world__", config)
 
 
-def _trial_status(grid) -> dict:
-    try:
-        return {t.trial_id: t.status for t in grid._experiment_analysis.trials}
-    except Exception:  # noqa: BLE001 - private API moved: statuses unknown
-        return {}
-
-
-def collect(grid, exp) -> list[dict]:
-    """Per-world outcome from the Tune results: final checkpoint state (authoritative) + status."""
+def collect(grid, exp, n_worlds: int, pruned=()) -> list[dict]:
+    """Per-world outcome from the Tune results: final checkpoint state (authoritative) + status
+    (completed | pruned | failed | interrupted). Worlds Tune never created (interrupted early) are
+    reported as interrupted."""
     out = []
-    statuses = _trial_status(grid)
     for result in grid:
-        trial_status = statuses.get((result.metrics or {}).get("trial_id"), "TERMINATED")
         cfg = _unwrap(result.config or {})
         state = None
         if result.checkpoint is not None:
@@ -272,7 +285,7 @@ def collect(grid, exp) -> list[dict]:
             status = "failed"
         elif steps_done >= exp.search.steps:
             status = "completed"
-        elif trial_status == "TERMINATED" and steps_done > 0:
+        elif int(cfg.get("world", -1)) in pruned:
             status = "pruned"  # stopped by the scheduler before its last step
         else:
             status = "interrupted"
@@ -280,6 +293,12 @@ def collect(grid, exp) -> list[dict]:
                     "status": status, "steps": steps_done, "error": None if result.error is None else
                     str(result.error).strip().splitlines()[-1][:300], "restarts": int((state or {}).get(
                         "restarts", last.get("restarts", 0)))})
+    seen = {o["world"] for o in out}
+    for w in range(n_worlds):
+        if w not in seen:
+            out.append({"world": w, "config": {"world": w}, "state": None, "status": "interrupted", "steps": 0,
+                        "error": None, "restarts": 0})
+    out = [o for o in out if o["world"] >= 0]
     out.sort(key=lambda o: o["world"])
     return out
 

@@ -1,0 +1,109 @@
+"""`reflectopt run` end to end on this machine (local Ray on 127.0.0.1, CPU, local folder), Ctrl-C, resume."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optimizer.geometry import Pose
+from optimizer.metrics import rss_metrics
+from worlds_helpers import REPO, street, write_yaml
+
+CLI = [sys.executable, "-m", "optimizer.cli"]
+ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
+
+
+def _run_dir(out: Path, name: str) -> Path:
+    runs = sorted((out / name).iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_run_writes_complete_results(tmp_path):
+    exp = street(**{"search.worlds": 3, "search.steps": 4, "solver.samples_per_src": 20000,
+                    "search.prune": {"grace_steps": 2, "reduction_factor": 2}})
+    f = write_yaml(tmp_path / "e.yaml", exp)
+    r = subprocess.run(CLI + ["run", str(f), "--output", str(tmp_path / "out"), "--no-progress"],
+                       capture_output=True, text=True, cwd=REPO, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = _run_dir(tmp_path / "out", exp.name)
+    s = json.loads((run / "summary.json").read_text())
+    for key in ("name", "run_id", "baseline", "winner", "worlds", "evaluations", "versions", "experiment_sha256"):
+        assert key in s
+    for part in ("baseline", "winner"):
+        assert set(s[part]) >= {"min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage"}
+    assert set(s["winner"]["pose"]) == {"x", "y", "z", "yaw_deg", "pitch_deg"}
+    assert len(s["worlds"]) == 3
+    for w in s["worlds"]:
+        assert set(w) >= {"world", "initial_pose", "final_pose", "min_rss_dbm", "status", "steps"}
+        assert w["status"] in ("completed", "pruned")
+    assert s["versions"]["sionna-rt"] == "2.2.0"
+    assert s["winner"]["min_rss_dbm"] > s["baseline"]["min_rss_dbm"]
+    # the experiment as submitted, targets and trajectories
+    assert (run / "experiment.yaml").read_text() == f.read_text()
+    rows = list(csv.DictReader((run / "targets.csv").open()))
+    assert len(rows) == 15
+    assert min(float(x["winner_rss_dbm"]) for x in rows) == pytest.approx(s["winner"]["min_rss_dbm"], abs=1e-3)
+    traj = list(csv.DictReader((run / "trajectories.csv").open()))
+    assert len(traj) == sum(w["steps"] for w in s["worlds"])
+    # the winner's numbers are ray-traced truth at the reported pose (final sample count)
+    from optimizer.scene import RadioScene
+
+    rs = RadioScene(exp, device="cpu", threads=2)
+    pose = Pose(**s["winner"]["pose"])
+    truth = rss_metrics(rs.rss_dbm(pose, samples_per_src=s["winner"]["samples_per_src"]), -90)
+    assert truth["min_rss_dbm"] == pytest.approx(s["winner"]["min_rss_dbm"], abs=1e-3)
+    # winner_scene/ loads in Sionna with the plate mounted at the winning pose
+    import sionna.rt as rt
+
+    scene = rt.load_scene(str(run / "winner_scene" / "scene.xml"), merge_shapes=False)
+    plate = [o for name, o in scene.objects.items() if "reflectopt-plate" in name]
+    assert len(plate) == 1
+    import numpy as np
+
+    from optimizer.geometry import plate_corners
+
+    bb = plate[0].mi_mesh.bbox()
+    corners = plate_corners(pose, exp.reflector.size_m)
+    np.testing.assert_allclose(np.array(bb.min), corners.min(0), atol=1e-3)
+    np.testing.assert_allclose(np.array(bb.max), corners.max(0), atol=1e-3)
+
+
+def test_ctrl_c_keeps_work_and_resume_completes(tmp_path):
+    exp = street(**{"search.worlds": 2, "search.steps": 12, "search.prune": "off", "search.concurrency": 1,
+                    "solver.samples_per_src": 20000})
+    f = write_yaml(tmp_path / "e.yaml", exp)
+    out = tmp_path / "out"
+    p = subprocess.Popen(CLI + ["run", str(f), "--output", str(out), "--no-progress"], cwd=REPO, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    # wait until world 0 has checkpointed a few steps, then interrupt like Ctrl-C
+    while time.time() < deadline:
+        cks = list(out.glob("*/*/checkpoints/worlds/world-000/checkpoint_*"))
+        if len(cks) >= 2:
+            break
+        time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 130, stderr[-3000:]
+    run = _run_dir(out, exp.name)
+    assert not (run / "summary.json").exists()
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert "reflectopt resume" in stderr
+    r = subprocess.run(CLI + ["resume", str(run), "--no-progress"], capture_output=True, text=True, cwd=REPO,
+                       env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert [w["status"] for w in s["worlds"]] == ["completed", "completed"]
+    assert all(w["steps"] == 12 for w in s["worlds"])
+    traj = list(csv.DictReader((run / "trajectories.csv").open()))
+    steps0 = [int(t["step"]) for t in traj if t["world"] == "0"]
+    assert steps0 == list(range(1, 13))  # nothing lost or repeated across the interruption
+    r2 = subprocess.run(CLI + ["resume", str(run)], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=60)
+    assert r2.returncode == 1 and "already complete" in r2.stderr
