@@ -70,7 +70,7 @@ def ray_head(s3_env, tmp_path):
     env.pop("RAY_ADDRESS", None)
     # every port explicit: other Ray heads on this machine (parallel test runs) hold Ray's default agent ports
     port, dash, agent, agent_grpc, metrics, rt_env = (_free_port() for _ in range(6))
-    temp = Path("/tmp") / f"rj{os.getpid()}"  # short: Ray's socket paths have a length limit
+    temp = Path(os.environ.get("RAY_TMPDIR") or "/tmp") / f"rj{os.getpid()}"  # short: socket paths have a length limit
     cmd = [str(VENV_BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--num-gpus=0",
            f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
