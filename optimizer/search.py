@@ -228,7 +228,7 @@ def run_worlds(exp, exp_data: dict, starts, baseline_rss, storage_path: str, sto
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
     asha = _asha_class()
     asha.pruned = set(int(w) for w in pruned_before)
-    if s.prune == "off":
+    if s.prune == "off" or s.steps <= s.prune.grace_steps:  # no rung before the last step: nothing to prune
         scheduler = FIFOScheduler()
     else:
         scheduler = asha(time_attr="training_iteration", max_t=s.steps, grace_period=s.prune.grace_steps,

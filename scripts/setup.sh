@@ -36,5 +36,5 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || "$(cat $stamp)" != "$want" ]]; the
   echo "$want" > "$stamp"
 fi
 
-if [[ -z "${REFLECTOPT_SKIP_HELM:-}" ]]; then bash scripts/install-helm.sh; fi
+if [[ -z "${REFLECTOPT_SKIP_HELM:-}" ]]; then bash scripts/install-helm.sh; bash scripts/install-hadolint.sh; fi
 .venv/bin/reflectopt --version
