@@ -109,7 +109,8 @@ def main() -> int:
             log = assets.downloads_logged(node)
             got_bytes = sum(e["bytes"] for e in log)
 
-        med = lambda xs: sorted(xs)[len(xs) // 2]
+        def med(xs):
+            return sorted(xs)[len(xs) // 2]
         print(f"scene fetch: bundle {a.mb} MiB unpacked, archive {archive_bytes / 2**20:.1f} MiB, "
               f"moto_server on 127.0.0.1 (push {push_s:.2f} s)")
         print(f"{'case':<34} {'median':>10}")

@@ -9,13 +9,13 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
 
 from optimizer import storage
-from optimizer.config import Experiment, load_experiment, load_experiment_text
+from optimizer.config import Experiment, load_experiment_text
 from optimizer.constants import (EXIT_INTERRUPTED, EXPERIMENT_FILE, SUMMARY_FILE, TARGETS_FILE, TRAJECTORIES_FILE,
                                  WINNER_SCENE_DIR)
 from optimizer.errors import ConfigError, ReflectoptError
@@ -27,7 +27,7 @@ _SUBMITTED_SHA: dict[int, str] = {}
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _say(msg: str):

@@ -24,7 +24,7 @@ class Pose:
     pitch_deg: float = 0.0  # [deg]
 
     @classmethod
-    def from_seq(cls, seq) -> "Pose":
+    def from_seq(cls, seq) -> Pose:
         vals = [float(v) for v in seq]
         if len(vals) not in (4, 5):
             raise ValueError("a pose is x,y,z,yaw_deg[,pitch_deg]")

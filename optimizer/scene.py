@@ -101,7 +101,7 @@ class RadioScene:
     def _add_plate(self):
         import tempfile
 
-        rt, mi = self._rt, self._mi
+        rt = self._rt
         size = self.exp.reflector.size_m
         tmp = Path(tempfile.mkdtemp(prefix="reflectopt-plate-"))
         ply = write_plate_ply(tmp / "plate.ply", size)

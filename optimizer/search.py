@@ -70,6 +70,7 @@ def _trainable_class():
             row["pid"] = os.getpid()
             row["node_id"] = self._node_id
             row["done"] = w.step_index >= self.exp.search.steps
+            row["t_end_unix"] = time.time()
             return row
 
         def save_checkpoint(self, checkpoint_dir):

@@ -1,6 +1,5 @@
 """Parallel worlds on a real local Ray cluster (127.0.0.1): GPU packing, independence, failures, pruning."""
 
-import csv
 import json
 import os
 from pathlib import Path

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Parallel worlds on Ray Tune: overhead, scaling, time to first step, pruning savings (side by side).
+
+1. Overhead: the same world (street example, 1 CPU thread) run bare in this process vs as a Tune trial;
+   per-step wall time (Tune's includes reporting and the per-step checkpoint). Target: at most +5 %.
+2. Scaling: 1 vs 2 concurrent worlds (1 CPU each) on this 2-core machine; world-steps per second.
+   Target: speed-up >= 1.8 (physical limit 2).
+3. Time from `reflectopt run` (a new process) to the first world's first step.
+4. Pruning: 8 starting poses, with and without successive halving (ASHA, grace 5, factor 2): the same
+   winner within 0.5 dB using at most 60 % of the world-steps.
+
+    .venv/bin/python benchmarks/ray_overhead.py [--steps 20] [--example examples/street-corner.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from optimizer.config import load_experiment  # noqa: E402
+from optimizer.geometry import Pose  # noqa: E402
+
+
+def bare_step_s(exp, pose, steps):
+    from optimizer.scene import RadioScene
+    from optimizer.world import World
+
+    rs = RadioScene(exp, device="cpu", threads=1)
+    w = World(exp, 0, pose, radio_scene=rs)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        w.step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[2:]), rs.rss_dbm(None)
+
+
+def tune_rows(exp, starts, base, tmp):
+    from optimizer.search import run_worlds
+
+    t0 = time.time()
+    out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp), progress=False)
+    rows = []
+    for f in Path(tmp).glob("worlds/world-*/result.json"):
+        rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return out, rows, time.time() - t0
+
+
+def per_step_wall(rows, world=0):
+    ends = sorted(r["t_end_unix"] for r in rows if r["world"] == world)
+    gaps = [b - a for a, b in zip(ends, ends[1:])][2:]
+    return statistics.median(gaps)
+
+
+def throughput(rows):
+    """world-steps per second over the span where the worlds were stepping (after each one's 2nd step)."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["world"], []).append(r["t_end_unix"])
+    t_first = max(sorted(v)[1] for v in by.values())  # every world warm
+    t_last = min(max(v) for v in by.values())  # before the first world ends
+    n = sum(1 for v in by.values() for t in v if t_first < t <= t_last)
+    return n / (t_last - t_first)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--example", default=str(REPO / "examples" / "street-corner.yaml"))
+    args = ap.parse_args()
+    from optimizer.search import init_ray
+
+    exp = load_experiment(args.example)
+    exp.device = "cpu"
+    exp.search.steps = args.steps
+    exp.search.prune = "off"
+    exp.resources.cpu_per_world = 1
+    pose = Pose(21.0, 8.0, 5.0, 120.0)
+    report = []
+
+    bare, base = bare_step_s(exp, pose, args.steps)
+    init_ray(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, rows1, _ = tune_rows(exp, [(pose, "explicit")], base, tmp)
+    tune1 = per_step_wall(rows1)
+    report.append(("Tune overhead per step (1 world, 1 CPU)", f"bare {bare * 1e3:.0f} ms, Tune {tune1 * 1e3:.0f} ms",
+                   tune1 / bare - 1, "<= +5 %", tune1 / bare - 1 <= 0.05))
+
+    e2 = exp.model_copy(deep=True)
+    e2.search.steps = args.steps * 2
+    with tempfile.TemporaryDirectory() as tmp:
+        _, r1, _ = tune_rows(e2, [(pose, "explicit")], base, tmp)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, r2, _ = tune_rows(e2, [(pose, "explicit"), (Pose(25.0, 8.0, 5.0, 150.0), "explicit")], base, tmp)
+    th1, th2 = throughput(r1), throughput(r2)
+    report.append(("Scaling 1 -> 2 concurrent worlds", f"{th1:.2f} -> {th2:.2f} world-steps/s", th2 / th1,
+                   ">= 1.8x", th2 / th1 >= 1.8))
+
+    import ray
+
+    ray.shutdown()
+    with tempfile.TemporaryDirectory() as tmp:
+        small = exp.model_copy(deep=True)
+        small.search.worlds, small.search.steps = 2, 3
+        small.output = tmp
+        f = Path(tmp) / "e.yaml"
+        import yaml
+
+        f.write_text(yaml.safe_dump(small.model_dump(mode="json")))
+        t0 = time.time()
+        subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(f), "--no-progress"], cwd=REPO,
+                       capture_output=True, timeout=900, check=True)
+        rows = []
+        for res in Path(tmp).glob("*/*/checkpoints/worlds/world-*/result.json"):
+            rows += [json.loads(line) for line in res.read_text().splitlines() if line.strip()]
+        first = min(r["t_end_unix"] - r["step_s"] for r in rows)
+        report.append(("Time from `reflectopt run` to the first step", "new process, local Ray start included",
+                       first - t0, "(figure)", True))
+
+    init_ray(None)
+    from optimizer.scene import RadioScene
+    from optimizer.starts import initial_poses
+
+    e8 = load_experiment(args.example)
+    e8.device = "cpu"
+    e8.search.worlds, e8.search.steps = 8, 20
+    rs = RadioScene(e8, device="cpu", threads=2)
+    starts = initial_poses(e8, rs, 8)
+    results = {}
+    for label, prune in (("off", "off"), ("asha", {"reduction_factor": 2, "grace_steps": 5})):
+        e = e8.model_copy(deep=True)
+        e.search.prune = prune if prune == "off" else type(e8.search.prune)(**prune)
+        with tempfile.TemporaryDirectory() as tmp:
+            out, _, wall = tune_rows(e, starts, base, tmp)
+        best = max(o["state"]["best"]["metrics"]["min_rss_dbm"] for o in out if o["state"])
+        results[label] = (best, sum(o["steps"] for o in out), wall)
+    (b_off, s_off, w_off), (b_asha, s_asha, w_asha) = results["off"], results["asha"]
+    report.append(("Pruning: winner min RSS, off vs ASHA", f"{b_off:.2f} vs {b_asha:.2f} dBm", b_off - b_asha,
+                   "<= 0.5 dB", b_off - b_asha <= 0.5))
+    report.append(("Pruning: world-steps ASHA / off", f"{s_asha} / {s_off} (wall {w_asha:.0f} s / {w_off:.0f} s)",
+                   s_asha / s_off, "<= 60 %", s_asha / s_off <= 0.6))
+    ray.shutdown()
+
+    print(f"\nRay Tune worlds ({os.cpu_count()} CPUs, {Path(args.example).name}, {args.steps} steps)")
+    print(f"{'measure':<48}{'detail':<44}{'figure':>10}  target")
+    for name, detail, fig, target, ok in report:
+        figs = f"{fig:+.1%}" if "overhead" in name else (f"{fig:.2f}x" if "Scaling" in name else (
+            f"{fig:.1f} s" if "Time" in name else (f"{fig:.0%}" if "/" in name else f"{fig:.2f} dB")))
+        print(f"{name:<48}{detail:<44}{figs:>10}  {target} {'PASS' if ok else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
