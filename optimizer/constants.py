@@ -96,3 +96,9 @@ REPORT_COLOR_COVERED = "#ffffff"  # white disc, black edge: reads on every colou
 REPORT_COLOR_UNCOVERED = "#d50000"
 REPORT_COLOR_PLATE = "#ff6d00"
 REPORT_COLOR_WINNER = "#ff6d00"
+
+# --- free exploration (surrogate only, no truth cost) ---------------------------------------------
+EXPLORE_SAMPLES = 48  # candidate poses a world scores with the surrogate when it explores
+EXPLORE_SIGMA = 0.25  # their spread around the current pose, as a fraction of the search box per axis
+EXPLORE_EVERY = 4  # a world whose last truth leaves a target uncovered explores again every this many steps
+EXPLORE_UNTIL = 0.6  # ... until this fraction of its steps

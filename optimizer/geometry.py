@@ -131,7 +131,12 @@ class PoseSpace:
         self.lo = np.array(lo, float)
         self.hi = np.array(hi, float)
         self.span = np.where(self.hi > self.lo, self.hi - self.lo, 0.0)
-        self.yaw_periodic = (reflector.yaw_deg.max - reflector.yaw_deg.min) >= 360.0 - 1e-9
+        yaw_range = reflector.yaw_deg.max - reflector.yaw_deg.min
+        self.yaw_periodic = yaw_range >= 360.0 - 1e-9
+        # The plate is two-sided: yaw and yaw + 180 deg are the same plate (pitch 0). A yaw range of at least
+        # 180 deg therefore wraps with period 180 deg: the optimiser never sticks at a yaw bound.
+        self.yaw_period = 360.0 if self.yaw_periodic else (
+            180.0 if yaw_range >= 180.0 - 1e-9 and not self.with_pitch else None)
         self.dim = len(lo)
 
     @property
@@ -158,8 +163,10 @@ class PoseSpace:
 
     def project_unit(self, unit) -> np.ndarray:
         unit = np.asarray(unit, float).copy()
-        if self.yaw_periodic:
-            unit[3] = unit[3] % 1.0
+        if self.yaw_period is not None:
+            yaw = self.lo[3] + unit[3] * self.span[3]
+            yaw = self.lo[3] + (yaw - self.lo[3]) % self.yaw_period
+            unit[3] = (yaw - self.lo[3]) / self.span[3]
         return np.clip(unit, 0.0, 1.0)
 
     def project(self, vec) -> np.ndarray:

@@ -15,7 +15,7 @@ from optimizer.constants import INFORMED_CANDIDATES_PER_WORLD
 from optimizer.geometry import Pose, PoseSpace, image_method, specular_yaw_pitch, wavelength_m
 
 
-def _fit_yaw(space: PoseSpace, yaw: float) -> float:
+def fit_yaw(space: PoseSpace, yaw: float) -> float:
     """A yaw inside the range; the plate is two-sided, so yaw and yaw + 180 deg are the same plate."""
     lo, hi = space.lo[3], space.hi[3]
     if space.yaw_periodic:
@@ -49,7 +49,7 @@ def informed_candidates(exp, radio_scene, n_candidates: int, seed: int, focus=No
         seen = vis_tg[i]
         aim = targets[seen].mean(axis=0) if seen.any() else targets.mean(axis=0)
         yaw, pitch = specular_yaw_pitch(centres[i], tx[t_idx], aim, space.with_pitch)
-        vecs[i, 3] = _fit_yaw(space, yaw)
+        vecs[i, 3] = fit_yaw(space, yaw)
         if space.with_pitch:
             vecs[i, 4] = min(max(pitch, space.lo[4]), space.hi[4])
         hits = image_method(space.to_pose(vecs[i]), exp.reflector.size_m, tx[t_idx], targets, lam)["exists"]

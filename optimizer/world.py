@@ -12,9 +12,10 @@ import time
 
 import numpy as np
 
-from optimizer.constants import (ADAM_BETAS, ADAM_EPS, EDGE_FACTOR_END, EDGE_FACTOR_START, LR_END_FRACTION,
-                                 OCCLUSION_PENALTY_DB, SPSA_C0, WARMUP_LR_FRACTION)
-from optimizer.geometry import Pose, PoseSpace, wavelength_m
+from optimizer.constants import (ADAM_BETAS, ADAM_EPS, EDGE_FACTOR_END, EDGE_FACTOR_START, EXPLORE_EVERY,
+                                 EXPLORE_SAMPLES, EXPLORE_SIGMA, EXPLORE_UNTIL, LR_END_FRACTION, OCCLUSION_PENALTY_DB,
+                                 SPSA_C0, WARMUP_LR_FRACTION)
+from optimizer.geometry import Pose, PoseSpace, specular_yaw_pitch, wavelength_m
 from optimizer.metrics import floor_rss, rank_key, rss_metrics, softmin_db
 
 
@@ -105,14 +106,55 @@ class World:
 
     def occlusion_db(self, pose_vec) -> np.ndarray:
         """Detached penalty [dB] per (Tx, target): OCCLUSION_PENALTY_DB per blocked leg."""
-        pts = self.surrogate.specular_points(pose_vec)  # [T, N, 3]
-        tx = self.surrogate.tx
-        num_t, num_n = pts.shape[0], pts.shape[1]
+        return self.occlusion_db_batch([pose_vec])[0]
+
+    def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
+        """[P, T, N] penalties for P poses with two batched ray tests."""
+        pts = np.stack([self.surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
+        num_p, num_t, num_n = pts.shape[:3]
         flat = pts.reshape(-1, 3)
-        leg1 = self.rs.visible(np.repeat(tx, num_n, axis=0), flat)
-        leg2 = self.rs.visible(flat, np.tile(self.rs.targets, (num_t, 1)))
+        tx = np.tile(np.repeat(self.surrogate.tx, num_n, axis=0), (num_p, 1))
+        leg1 = self.rs.visible(tx, flat)
+        leg2 = self.rs.visible(flat, np.tile(self.rs.targets, (num_p * num_t, 1)))
         blocked = (~leg1).astype(float) + (~leg2).astype(float)
-        return (OCCLUSION_PENALTY_DB * blocked).reshape(num_t, num_n)
+        return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+
+    def explore(self, frac: float) -> bool:
+        """Free local exploration (surrogate only, no ray-traced truth): score EXPLORE_SAMPLES poses drawn
+        around the current one, each also turned to the specular yaw toward the targets that need the plate,
+        and jump to the best if it beats the current pose. Returns True when the world moved."""
+        space = self.space
+        free = space.free.astype(float)
+        cands = [self.unit.copy()]
+        for _ in range(EXPLORE_SAMPLES // 2):
+            u = space.project_unit(self.unit + self.rng.normal(0.0, EXPLORE_SIGMA, space.dim) * free)
+            cands.append(u)
+            vec = space.from_unit(u)
+            aim = self.rs.targets[self.focus].mean(axis=0)
+            t = int(self.rng.integers(len(self.surrogate.tx)))
+            yaw, pitch = specular_yaw_pitch(vec[:3], self.surrogate.tx[t], aim, space.with_pitch)
+            from optimizer.starts import fit_yaw
+
+            vec = vec.copy()
+            if space.free[3]:
+                vec[3] = fit_yaw(space, yaw)
+            if space.with_pitch and space.free[4]:
+                vec[4] = min(max(pitch, space.lo[4]), space.hi[4])
+            cands.append(space.project_unit(space.to_unit(vec)))
+        vecs = [space.from_unit(u) for u in cands]
+        occl = self.occlusion_db_batch(vecs)
+        k = self._edge_factor(frac)
+        temp = self.exp.objective.softmin_temperature_db
+        scores = [self.surrogate.evaluate(v, k, occlusion_db=o, focus=self.focus, temperature_db=temp,
+                                          grad=False)["objective"] for v, o in zip(vecs, occl)]
+        best = int(np.argmax(scores))
+        if best == 0:
+            return False
+        self.unit = cands[best]
+        self.m[:] = 0.0
+        self.v[:] = 0.0
+        self.t = 0
+        return True
 
     # --- the step ------------------------------------------------------------------------------------
     def step(self) -> dict:
@@ -122,6 +164,10 @@ class World:
         s = self.exp.search
         surrogate_obj = float("nan")
         if self.mode == "surrogate":
+            last_cov = (self.last or {}).get("coverage", 0.0)
+            if self.step_index == 0 or (last_cov < 1.0 and self.step_index % EXPLORE_EVERY == 0
+                                        and self._progress() < EXPLORE_UNTIL):
+                self.explore(self._progress())
             for i in range(s.inner_steps):
                 frac = self._progress(i)
                 vec = self.space.from_unit(self.unit)
