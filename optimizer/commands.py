@@ -248,6 +248,8 @@ def _finish(exp, meta, rs, baseline, starts, outcomes, local_dir: Path, run_uri:
                     "rungs": [] if prune == "off" else rungs(exp.search.steps, prune.grace_steps,
                                                              prune.reduction_factor)},
         "world_steps": int(sum(w["steps"] for w in worlds)),
+        "peak_host_mb_per_world": max((float(o["peak_host_mb"]) for o in outcomes if o.get("peak_host_mb")),
+                                      default=None),
         "search": exp.search.model_dump(mode="json"), "resources": exp.resources.model_dump(mode="json"),
         "versions": backend.versions(),
     }

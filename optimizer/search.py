@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import signal
 import sys
 import time
@@ -71,6 +72,7 @@ def _trainable_class():
             row["node_id"] = self._node_id
             row["done"] = w.step_index >= self.exp.search.steps
             row["t_end_unix"] = time.time()
+            row["peak_host_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
             return row
 
         def save_checkpoint(self, checkpoint_dir):
@@ -125,12 +127,11 @@ def init_ray(address: str | None, num_gpus: float | None = None, quiet: bool = T
 class ProgressView:
     """Live per-world table on the terminal (rewritten in place on a tty, periodic lines otherwise)."""
 
-    def __init__(self, steps: int, stream=None, interval_s: float = 2.0):
+    def __init__(self, steps: int, interval_s: float = 2.0):
         self.steps = steps
-        self.stream = stream or sys.stderr
         self.rows: dict[int, dict] = {}
         self.status: dict[int, str] = {}
-        self.tty = self.stream.isatty()
+        self.tty = sys.stderr.isatty()
         self.interval = interval_s if self.tty is False and interval_s > 0 else 0.3
         if not self.tty:
             self.interval = 10.0
@@ -160,6 +161,10 @@ class ProgressView:
             lines.append(f"{w:>5} {r['step']:>4}/{self.steps:<4} {r['min_rss_dbm']:>14.1f} "
                          f"{r['best_min_rss_dbm']:>11.1f} {r['best_coverage']:>6.0%}  {st}{mark}")
         return lines
+
+    @property
+    def stream(self):  # resolved at each use: Tune pickles callbacks, and streams do not pickle
+        return sys.stderr
 
     def render(self):
         lines = self.table()
@@ -291,6 +296,7 @@ def collect(grid, exp, n_worlds: int, pruned=()) -> list[dict]:
         else:
             status = "interrupted"
         out.append({"world": int(cfg.get("world", last.get("world", -1))), "config": cfg, "state": state,
+                    "peak_host_mb": last.get("peak_host_mb"),
                     "status": status, "steps": steps_done, "error": None if result.error is None else
                     str(result.error).strip().splitlines()[-1][:300], "restarts": int((state or {}).get(
                         "restarts", last.get("restarts", 0)))})
