@@ -165,8 +165,9 @@ def main():
         if name == "street-corner":
             checks.append(("street-corner: one step (gradient + truth) <= 0.2 s on the CPU, 20 targets",
                            sur["step_s"] <= 0.2, f"{sur['step_s']:.3f} s (inner_steps {exp.search.inner_steps})"))
-    mem = peak_memory_mb(REPO / "examples" / "street-corner.yaml")
-    checks.append(("peak memory per world <= 600 MB", mem <= 600, f"{mem:.0f} MB"))
+    mems = sorted(peak_memory_mb(REPO / "examples" / "street-corner.yaml") for _ in range(3))
+    checks.append(("peak memory per world <= 600 MB (`reflectopt calibrate`, median of 3)", mems[1] <= 600,
+                   f"{mems[1]:.0f} MB (min {mems[0]:.0f}, max {mems[2]:.0f})"))
 
     print(f"\nOptimiser quality: {args.worlds} starting poses per example, budget {args.budget} truth "
           f"evaluations per world for every method (sionna mode: {args.sionna_worlds} worlds)")

@@ -135,6 +135,7 @@ class Search(_Strict):
     learning_rate: float = Field(default=0.05, gt=0, le=1, description="Adam step on the box-normalised pose")
     prune: Prune | Literal["off"] = Prune()
     max_failures: int = Field(default=2, ge=0, le=100, description="restarts of a crashed world")
+    checkpoint_every: int = Field(default=5, ge=1, le=1000, description="steps between world checkpoints")
     concurrency: int | None = Field(default=None, ge=1, description="worlds at once (default: what fits)")
 
 

@@ -245,7 +245,8 @@ def run_worlds(exp, exp_data: dict, starts, baseline_rss, storage_path: str, sto
         name=TUNE_EXPERIMENT, storage_path=storage_path, storage_filesystem=storage_filesystem,
         stop={"training_iteration": s.steps},
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2, checkpoint_at_end=True),
+        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=s.checkpoint_every, num_to_keep=2,
+                                                 checkpoint_at_end=True),
         callbacks=callbacks, verbose=0)
     exp_path = (storage_path.rstrip("/") + "/" + TUNE_EXPERIMENT)
     if resume:

@@ -108,7 +108,7 @@ def test_worlds_are_independent_and_failures_resume(kill_world_1, local_ray, tmp
     from optimizer.search import run_worlds
 
     exp = street(**TINY, **{"search.worlds": 3, "search.steps": 4, "search.prune": "off",
-                            "search.max_failures": 2})
+                            "search.max_failures": 2, "search.checkpoint_every": 1})
     rs, base, starts = _driver(exp)
     marker = kill_world_1
     out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path / "tune"), progress=False)

@@ -77,6 +77,7 @@ def test_run_writes_complete_results(tmp_path):
 
 def test_ctrl_c_keeps_work_and_resume_completes(tmp_path):
     exp = street(**{"search.worlds": 2, "search.steps": 12, "search.prune": "off", "search.concurrency": 1,
+                    "search.checkpoint_every": 1,
                     "solver.samples_per_src": 20000})
     f = write_yaml(tmp_path / "e.yaml", exp)
     out = tmp_path / "out"
