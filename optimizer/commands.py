@@ -23,7 +23,6 @@ from optimizer.geometry import Pose, PoseSpace
 from optimizer.metrics import floor_rss, rank_key, rss_metrics
 
 RUN_FILE = "run.json"  # run metadata written first (what `resume` needs)
-_SUBMITTED_SHA: dict[int, str] = {}
 
 
 def _now() -> str:
@@ -48,16 +47,17 @@ def parse_pose(text: str, exp: Experiment) -> Pose:
     return pose
 
 
-def _load(args) -> tuple[Experiment, str]:
+def _load(args) -> tuple[Experiment, str, str]:
+    """The experiment (local scene paths made absolute), its text as submitted and its hash as submitted."""
     src = args.experiment
     text = storage.read_text(src) if storage.is_remote(src) else (
         Path(src).read_text() if Path(src).is_file() else None)
     if text is None:
         raise ConfigError(f"{src}: no such file; give the path of an experiment YAML (see examples/)")
     exp = load_experiment_text(text, src)
-    _SUBMITTED_SHA[id(exp)] = exp.sha256()  # the experiment as submitted (before paths are made absolute)
+    sha = exp.sha256()
     exp.scene = resolve_local_scene(exp.scene, None if storage.is_remote(src) else Path(src).parent)
-    return exp, text
+    return exp, text, sha
 
 
 def resolve_local_scene(scene: str, exp_dir: Path | None) -> str:
@@ -115,7 +115,7 @@ def _start_ray(exp: Experiment, address: str | None):
 
 
 def cmd_run(args) -> int:
-    exp, text = _load(args)
+    exp, text, sha = _load(args)
     if args.output:
         exp.output = args.output
     if args.device:
@@ -129,7 +129,7 @@ def cmd_run(args) -> int:
     local_dir.mkdir(parents=True, exist_ok=True)
     (local_dir / EXPERIMENT_FILE).write_text(text)
     meta = {"name": exp.name, "run_id": run_id, "run_uri": run_uri, "status": "running", "created_utc": _now(),
-            "experiment_sha256": _SUBMITTED_SHA.get(id(exp), exp.sha256()), "overrides": {"output": exp.output, "device": exp.device,
+            "experiment_sha256": sha, "overrides": {"output": exp.output, "device": exp.device,
                                                              "worlds": exp.search.worlds, "scene": exp.scene}}
     _write_meta(local_dir, run_uri, meta)
     _say(f"run {exp.name}/{run_id} -> {run_uri}")
@@ -204,7 +204,8 @@ def _finish(exp, meta, rs, baseline, starts, outcomes, local_dir: Path, run_uri:
     base_final = floor_rss(rs.rss_dbm(None, samples_per_src=final_samples))
     win_final = floor_rss(rs.rss_dbm(win_pose, samples_per_src=final_samples))
     base_m, win_m = rss_metrics(base_final, thr), rss_metrics(win_final, thr)
-    worlds, rows, failures, evaluations = [], [], [], 2 + 1  # final re-evaluation + driver baseline
+    # truth evaluations in the driver: the baseline, then baseline and winner at the final sample count
+    worlds, rows, failures, evaluations = [], [], [], 3
     for o in outcomes:
         st = o["state"] or {}
         init = o["config"].get("initial_pose") or st.get("initial_pose")
@@ -303,7 +304,7 @@ def _print_final(s: dict, run_uri: str):
 
 # --- evaluate / grid / calibrate --------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    exp, _ = _load(args)
+    exp, _, _ = _load(args)
     pose = parse_pose(args.pose, exp)
     rs = _driver_scene(exp)
     thr = exp.objective.coverage_threshold_dbm
@@ -333,7 +334,7 @@ def cmd_evaluate(args) -> int:
 def cmd_grid(args) -> int:
     from optimizer.baselines import grid_search
 
-    exp, _ = _load(args)
+    exp, _, _ = _load(args)
     if args.spacing <= 0 or args.yaw_step <= 0:
         raise ConfigError("--spacing and --yaw-step must be positive (metres, degrees)")
     rs = _driver_scene(exp)
@@ -403,7 +404,7 @@ def calibrate(exp: Experiment, steps: int = 5, device: str | None = None) -> dic
 
 
 def cmd_calibrate(args) -> int:
-    exp, _ = _load(args)
+    exp, _, _ = _load(args)
     c = calibrate(exp, args.steps, args.device)
     gpu = f"{c['peak_gpu_mb']:.0f} MB of {c['gpu_total_mb']:.0f} MB" if c["peak_gpu_mb"] else "n/a (no GPU used)"
     sys.stdout.write(

@@ -46,16 +46,11 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path | str:
             raise SceneError(f"scene: unknown builtin scene {name!r}; e.g. builtin:simple_street_canyon, "
                              "builtin:box, builtin:munich")
         return Path(path)
-    try:
-        from optimizer import assets
-    except ImportError:  # pragma: no cover - assets module always shipped
-        assets = None
-    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")):
+    from optimizer import assets
+
+    folder = Path(scene)
+    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")) or folder.is_dir():
         folder = assets.resolve_scene(scene, sha256)
-    else:
-        folder = Path(scene)
-        if assets is not None and folder.is_dir():
-            folder = assets.resolve_scene(scene, sha256)
     xml = folder / "scene.xml" if folder.is_dir() else folder
     if not xml.is_file():
         raise SceneError(f"scene: {scene}: no scene.xml found; give a folder holding scene.xml + meshes/")

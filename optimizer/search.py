@@ -8,7 +8,6 @@ checkpoint is the world's small state (pose, Adam moments, RNG, best so far, his
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import signal
@@ -309,14 +308,3 @@ def collect(grid, exp, n_worlds: int, pruned=()) -> list[dict]:
     out = [o for o in out if o["world"] >= 0]
     out.sort(key=lambda o: o["world"])
     return out
-
-
-def dedupe_history(rows: list[dict]) -> list[dict]:
-    seen = {}
-    for r in rows:
-        seen[int(r["step"])] = r
-    return [seen[k] for k in sorted(seen)]
-
-
-def worlds_per_cpu(cpu_per_world: float, cpus: int) -> int:
-    return max(1, int(math.floor(cpus / max(cpu_per_world, 1e-9))))

@@ -17,6 +17,7 @@ from optimizer.constants import (ADAM_BETAS, ADAM_EPS, EDGE_FACTOR_END, EDGE_FAC
                                  SPSA_C0, WARMUP_LR_FRACTION)
 from optimizer.geometry import Pose, PoseSpace, specular_yaw_pitch, wavelength_m
 from optimizer.metrics import floor_rss, rank_key, rss_metrics, softmin_db
+from optimizer.starts import fit_yaw
 
 
 def focus_mask(baseline_rss, threshold_dbm: float, margin_db: float) -> np.ndarray:
@@ -133,8 +134,6 @@ class World:
             aim = self.rs.targets[self.focus].mean(axis=0)
             t = int(self.rng.integers(len(self.surrogate.tx)))
             yaw, pitch = specular_yaw_pitch(vec[:3], self.surrogate.tx[t], aim, space.with_pitch)
-            from optimizer.starts import fit_yaw
-
             vec = vec.copy()
             if space.free[3]:
                 vec[3] = fit_yaw(space, yaw)
