@@ -106,6 +106,10 @@ def init_ray(address: str | None, num_gpus: float | None = None, quiet: bool = T
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
+    # Snapshot Tune's experiment state every 30 s rather than continuously: measured +6.6 % -> +2.6 % per
+    # step, 1.79x -> 1.89x with two worlds on two cores. Ctrl-C still forces a final snapshot, and each
+    # world restores from its own checkpoint.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "30")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     address = address or os.environ.get(ENV_RAY_ADDRESS) or None
     if ray.is_initialized():
