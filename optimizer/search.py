@@ -116,7 +116,14 @@ def init_ray(address: str | None, num_gpus: float | None = None, quiet: bool = T
         return {"address": "existing"}
     kwargs = {"log_to_driver": not quiet, "logging_level": "WARNING", "configure_logging": True}
     if address and address != "local":
-        ctx = ray.init(address=address, **kwargs)
+        _check_reachable(address)
+        try:
+            ctx = ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            from optimizer.errors import ReflectoptError
+
+            raise ReflectoptError(f"--address / RAY_ADDRESS: cannot attach to the Ray cluster at {address} "
+                                  f"({str(err).splitlines()[0][:200]}); leave it unset to run locally") from None
     else:
         ctx = ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
                        num_gpus=num_gpus, **kwargs)
@@ -125,6 +132,25 @@ def init_ray(address: str | None, num_gpus: float | None = None, quiet: bool = T
     if dash:
         info["dashboard"] = dash if dash.startswith("http") else f"http://{dash}"
     return info
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0):
+    """Fail in seconds, with one line, when a host:port Ray address does not answer (Ray itself retries
+    for minutes)."""
+    import socket
+
+    from optimizer.errors import ReflectoptError
+
+    hostport = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as err:
+        raise ReflectoptError(f"--address / RAY_ADDRESS: nothing answers at {address} ({err}); start the "
+                              "cluster, fix the address, or leave it unset to run locally") from None
 
 
 class ProgressView:

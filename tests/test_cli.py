@@ -90,3 +90,16 @@ def test_grid_finds_a_covering_pose(tmp_path):
     p = out["pose"]
     r3 = run_cli("evaluate", str(f), "--pose", f"{p['x']},{p['y']},{p['z']},{p['yaw_deg']}", "--json")
     assert json.loads(r3.stdout)["with_plate"]["min_rss_dbm"] == pytest.approx(out["min_rss_dbm"], abs=1e-6)
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    f = write_yaml(tmp_path / "e.yaml", street())
+    r = run_cli("run", str(f), "--address", f"127.0.0.1:{port}", "--output", str(tmp_path / "out"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"nothing answers at 127.0.0.1:{port}" in r.stderr
+    assert not list((tmp_path / "out").glob("*/*/summary.json"))  # no run marked complete
