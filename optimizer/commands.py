@@ -206,13 +206,13 @@ def _finish(exp, meta, rs, baseline, starts, outcomes, local_dir: Path, run_uri:
     base_m, win_m = rss_metrics(base_final, thr), rss_metrics(win_final, thr)
     # truth evaluations in the driver: the baseline, then baseline and winner at the final sample count
     worlds, rows, failures, evaluations = [], [], [], 3
+    space = PoseSpace(exp.reflector)
     for o in outcomes:
         st = o["state"] or {}
         init = o["config"].get("initial_pose") or st.get("initial_pose")
         hist = st.get("history", [])
         rows += hist
         evaluations += int(st.get("evaluations", 0))
-        space = PoseSpace(exp.reflector)
         final_pose = space.to_pose(space.from_unit(st["unit"])).to_dict() if st.get("unit") else None
         bm = (st.get("best") or {}).get("metrics", {})
         worlds.append({"world": o["world"], "start_kind": o["config"].get("start_kind"), "initial_pose": init,

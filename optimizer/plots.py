@@ -151,12 +151,30 @@ def dbm_range(*maps, threshold=None, span_max=100.0):
 
 
 # --- radio maps ------------------------------------------------------------------------------------
+def _cell_extent(x, y):
+    """imshow extent (left, right, bottom, top) [m] of a grid given its cell centres."""
+    dx = x[1] - x[0] if len(x) > 1 else 1.0
+    dy = y[1] - y[0] if len(y) > 1 else 1.0
+    return (x[0] - 0.5 * dx, x[-1] + 0.5 * dx, y[0] - 0.5 * dy, y[-1] + 0.5 * dy)
+
+
+def _finish_map(fig, ax, extent, title, handles, path):
+    """Shared end of every top-view map: bounds, equal axes in metres, title, legend below, save."""
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax.set_title(title, fontsize=11)
+    _legend_outside(ax, handles, ncol=3)
+    return _save(fig, path)
+
+
 def radio_map(path, x, y, dbm, plan: FloorPlan, *, title, vmin, vmax, threshold=None, covered=None,
               pose: Pose | None = None):
     """One RSS map [dBm] (cells `x` [nx], `y` [ny] centres, `dbm` [ny, nx]); no-power cells get the floor
     colour (the bottom of the scale)."""
-    extent = (x[0] - 0.5 * (x[1] - x[0] if len(x) > 1 else 1), x[-1] + 0.5 * (x[1] - x[0] if len(x) > 1 else 1),
-              y[0] - 0.5 * (y[1] - y[0] if len(y) > 1 else 1), y[-1] + 0.5 * (y[1] - y[0] if len(y) > 1 else 1))
+    extent = _cell_extent(x, y)
     fig, ax = plt.subplots(figsize=_figsize(extent), layout="constrained")
     cmap = plt.get_cmap("viridis").with_extremes(under="#0b0b1a")
     im = ax.imshow(np.asarray(dbm, float), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax,
@@ -170,14 +188,7 @@ def radio_map(path, x, y, dbm, plan: FloorPlan, *, title, vmin, vmax, threshold=
         handles.append(draw_plate(ax, pose, plan.plate_size, label="plate (winner pose) + normal"))
     if threshold is not None:
         handles.append(Line2D([], [], color="red", lw=2, label=f"coverage threshold {threshold:.0f} dBm (bar)"))
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_aspect("equal")
-    ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m]")
-    ax.set_title(title, fontsize=11)
-    _legend_outside(ax, handles, ncol=3)
-    return _save(fig, path)
+    return _finish_map(fig, ax, extent, title, handles, path)
 
 
 def gain_map(path, x, y, gain_db, plan: FloorPlan, *, title, both_dark=None, covered=None,
@@ -190,9 +201,7 @@ def gain_map(path, x, y, gain_db, plan: FloorPlan, *, title, both_dark=None, cov
         mag = np.abs(g[np.isfinite(g)])
         mag = mag[(mag > 0.01) & (mag < 60.0)]
         limit_db = float(np.clip(math.ceil(np.percentile(mag, 95) / 5.0) * 5.0, 10.0, 40.0)) if mag.size else 20.0
-    dx = x[1] - x[0] if len(x) > 1 else 1.0
-    dy = y[1] - y[0] if len(y) > 1 else 1.0
-    extent = (x[0] - 0.5 * dx, x[-1] + 0.5 * dx, y[0] - 0.5 * dy, y[-1] + 0.5 * dy)
+    extent = _cell_extent(x, y)
     fig, ax = plt.subplots(figsize=_figsize(extent), layout="constrained")
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d9d9d9")
     im = ax.imshow(g, origin="lower", extent=extent, cmap=cmap, vmin=-limit_db, vmax=limit_db,
@@ -203,14 +212,7 @@ def gain_map(path, x, y, gain_db, plan: FloorPlan, *, title, both_dark=None, cov
     if pose is not None:
         handles.append(draw_plate(ax, pose, plan.plate_size, label="plate (winner pose) + normal"))
     handles.append(Rectangle((0, 0), 1, 1, fc="#d9d9d9", ec="none", label="no power in either map"))
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_aspect("equal")
-    ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m]")
-    ax.set_title(title, fontsize=11)
-    _legend_outside(ax, handles, ncol=3)
-    return _save(fig, path)
+    return _finish_map(fig, ax, extent, title, handles, path)
 
 
 # --- trajectories ----------------------------------------------------------------------------------

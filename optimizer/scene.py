@@ -172,8 +172,9 @@ class RadioScene:
             n_rx, n_tx, n_paths = shape[0], shape[2], int(np.prod(shape[4:])) if len(shape) > 4 else 1
             if n_paths > 0:
                 a2 = dr.square(a_re.array) + dr.square(a_im.array)
-                w = np.repeat(np.tile(np.repeat(10.0 ** (self.tx_power_dbm / 10.0), shape[3] * n_paths),
-                                      n_rx * shape[1]), 1).astype(np.float32)
+                # Tx power per entry of the flattened [rx, rx_ant, tx, tx_ant, path] array [mW]
+                w = np.tile(np.repeat(10.0 ** (self.tx_power_dbm / 10.0), shape[3] * n_paths),
+                            n_rx * shape[1]).astype(np.float32)
                 per_rx = dr.block_sum(a2 * mi.Float(w), shape[1] * n_tx * shape[3] * n_paths)
                 db = dr.maximum(10.0 * dr.log(per_rx + 1e-30) / math.log(10.0), -200.0)
                 rss = np.array(dr.detach(db), dtype=float)

@@ -156,14 +156,12 @@ def _check_reachable(address: str, timeout_s: float = 5.0):
 class ProgressView:
     """Live per-world table on the terminal (rewritten in place on a tty, periodic lines otherwise)."""
 
-    def __init__(self, steps: int, interval_s: float = 2.0):
+    def __init__(self, steps: int):
         self.steps = steps
         self.rows: dict[int, dict] = {}
         self.status: dict[int, str] = {}
         self.tty = sys.stderr.isatty()
-        self.interval = interval_s if self.tty is False and interval_s > 0 else 0.3
-        if not self.tty:
-            self.interval = 10.0
+        self.interval = 0.3 if self.tty else 10.0  # [s] between redraws / progress lines
         self._last = 0.0
         self._lines = 0
 

@@ -96,10 +96,14 @@ class World:
         pose = self.space.to_pose(self.space.from_unit(unit))
         rss = floor_rss(self.rs.rss_dbm(pose))
         self.evaluations += 1
+        return rss, self._record(pose, rss)
+
+    def _record(self, pose: Pose, rss) -> dict:
+        """Metrics of one truth evaluation; remembered if it is the best so far."""
         metrics = rss_metrics(rss, self.exp.objective.coverage_threshold_dbm)
         metrics["objective_dbm"] = softmin_db(rss, self.exp.objective.softmin_temperature_db, self.focus)
         self._consider(pose, metrics)
-        return rss, metrics
+        return metrics
 
     def _consider(self, pose: Pose, metrics: dict):
         if self.best is None or rank_key(metrics) > rank_key(self.best["metrics"]):
@@ -127,11 +131,11 @@ class World:
         space = self.space
         free = space.free.astype(float)
         cands = [self.unit.copy()]
+        aim = self.rs.targets[self.focus].mean(axis=0)
         for _ in range(EXPLORE_SAMPLES // 2):
             u = space.project_unit(self.unit + self.rng.normal(0.0, EXPLORE_SIGMA, space.dim) * free)
             cands.append(u)
             vec = space.from_unit(u)
-            aim = self.rs.targets[self.focus].mean(axis=0)
             t = int(self.rng.integers(len(self.surrogate.tx)))
             yaw, pitch = specular_yaw_pitch(vec[:3], self.surrogate.tx[t], aim, space.with_pitch)
             vec = vec.copy()
@@ -195,9 +199,7 @@ class World:
             rss, grad = self.rs.rss_dbm_with_grad(Pose.from_seq(list(vec) + [0.0] * (5 - len(vec))),
                                                   self.focus, self.exp.objective.softmin_temperature_db)
             self.evaluations += 1
-            metrics = rss_metrics(rss, self.exp.objective.coverage_threshold_dbm)
-            metrics["objective_dbm"] = softmin_db(rss, self.exp.objective.softmin_temperature_db, self.focus)
-            self._consider(self.pose, metrics)
+            metrics = self._record(self.pose, rss)
             self._adam_ascent(grad[: self.space.dim] * self.space.span, self._lr(self._progress()))
             surrogate_obj = metrics["objective_dbm"]
         else:  # pragma: no cover - config validation forbids it
