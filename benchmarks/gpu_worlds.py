@@ -49,9 +49,10 @@ def gpu_info() -> dict:
 def check_variant(samples: int) -> dict:
     import numpy as np
 
-    from optimizer import backend
-    from optimizer.config import load_experiment
-    from optimizer.geometry import Pose, free_space_gain_db, wavelength_m
+    from optimizer.physics import backend
+    from optimizer.experiment import load_experiment
+    from optimizer.physics.geometry import free_space_gain_db, wavelength_m
+    from optimizer.records import PlatePose as Pose
 
     variant = backend.init(DEVICE)
     import mitsuba as mi
@@ -68,7 +69,7 @@ def check_variant(samples: int) -> dict:
     a2 = np.array(a_re, dtype=float) ** 2 + np.array(a_im, dtype=float) ** 2
     got = 10 * np.log10(a2.reshape(3, -1).sum(-1))
     ref = free_space_gain_db([5.0, 37.0, 250.0], wavelength_m(3.5e9))
-    from optimizer.scene import RadioScene
+    from optimizer.physics.scene import RadioScene
 
     exp = load_experiment(REPO / "examples" / "street-corner.yaml")
     exp.solver.samples_per_src = samples
@@ -83,10 +84,10 @@ def child(idx: int, samples: int, steps: int):
     """One world process: warm up, print READY, wait for GO on stdin, time `steps` steps, print the
     result, then hold its GPU memory until EXIT (pipes only: no semaphores, which some sandboxes lack)."""
     try:
-        from optimizer.config import load_experiment
-        from optimizer.geometry import Pose
-        from optimizer.scene import RadioScene
-        from optimizer.world import World
+        from optimizer.experiment import load_experiment
+        from optimizer.records import PlatePose as Pose
+        from optimizer.physics.scene import RadioScene
+        from optimizer.search.world import World
 
         exp = load_experiment(REPO / "examples" / "street-corner.yaml")
         exp.solver.samples_per_src = samples
@@ -104,7 +105,7 @@ def child(idx: int, samples: int, steps: int):
         dt = time.perf_counter() - t0
         print("DONE " + json.dumps({"idx": idx, "wall_s": dt, "steps": steps,
                                     "host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                                    "best": w.best["metrics"]["min_rss_dbm"]}), flush=True)
+                                    "best": w.best.truth.min_rss_dbm}), flush=True)
         sys.stdin.readline()
     except Exception as err:  # noqa: BLE001
         print("DONE " + json.dumps({"idx": idx, "error": f"{type(err).__name__}: {err}"}), flush=True)

@@ -26,22 +26,22 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from optimizer.baselines import grid_poses, grid_search  # noqa: E402
-from optimizer.config import load_experiment  # noqa: E402
-from optimizer.geometry import PoseSpace  # noqa: E402
-from optimizer.metrics import floor_rss, rss_metrics  # noqa: E402
+from optimizer.search.grid import grid_poses, grid_search  # noqa: E402
+from optimizer.experiment import load_experiment  # noqa: E402
+from optimizer.search.space import PoseSpace  # noqa: E402
+from optimizer.physics.metrics import rss_stats  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"  # grid optima (gitignored): the grid is the slow part
 
 
 def cold_and_warm_starts(exp, rs, n=16, seed=1234):
     """n starting poses from a Sobol sequence: the first n/2 that cover no target, then the next others."""
-    space = PoseSpace(exp.reflector)
+    space = PoseSpace.of(exp)
     cold, warm = [], []
     thr = exp.objective.coverage_threshold_dbm
     for u in space.sobol(256, seed):
         pose = space.to_pose(space.from_unit(u))
-        cov = rss_metrics(rs.rss_dbm(pose), thr)["coverage"]
+        cov = rss_stats(rs.rss_dbm(pose), thr).coverage
         (cold if cov == 0 else warm).append(pose)
         if len(cold) >= n // 2 and len(cold) + len(warm) >= n:
             break
@@ -51,7 +51,7 @@ def cold_and_warm_starts(exp, rs, n=16, seed=1234):
 
 
 def run_method(exp, rs, base, starts, mode, budget):
-    from optimizer.world import World
+    from optimizer.search.world import World
 
     e = exp.model_copy(deep=True)
     e.search.gradient = mode
@@ -62,8 +62,8 @@ def run_method(exp, rs, base, starts, mode, budget):
         w = World(e, i, pose, radio_scene=rs, baseline_rss=base)
         for _ in range(e.search.steps):
             row = w.step()
-            step_times.append(row["step_s"])
-        worlds.append({"best": w.best["metrics"], "evaluations": w.evaluations})
+            step_times.append(row.step_s)
+        worlds.append({"best": w.best.truth.model_dump(), "evaluations": w.evaluations})
     return worlds, step_times
 
 
@@ -72,7 +72,7 @@ def grid_optimum(exp, rs, name, max_grid):
     key = CACHE / f"grid-{name}-{exp.sha256()[:12]}-{max_grid}.json"
     if key.exists():
         return json.loads(key.read_text())
-    space = PoseSpace(exp.reflector)
+    space = PoseSpace.of(exp)
     full = len(grid_poses(space, 0.25, 5.0))
     if full <= max_grid:
         res = grid_search(exp, rs, 0.25, 5.0)
@@ -80,8 +80,8 @@ def grid_optimum(exp, rs, name, max_grid):
     else:
         res = grid_search(exp, rs, 1.0, 15.0, refine=2, top_k=4)
         how = f"coarse 1 m / 15 deg + 2 local refinements ({res['evaluations']} poses; full grid {full})"
-    out = {"min_rss_dbm": res["metrics"]["min_rss_dbm"], "coverage": res["metrics"]["coverage"],
-           "evaluations": res["evaluations"], "full_grid": full, "how": how, "pose": res["pose"].to_dict(),
+    out = {"min_rss_dbm": res["stats"].min_rss_dbm, "coverage": res["stats"].coverage,
+           "evaluations": res["evaluations"], "full_grid": full, "how": how, "pose": res["pose"].first.model_dump(),
            "wall_s": res["wall_s"]}
     key.write_text(json.dumps(out, indent=2))
     return out
@@ -107,10 +107,10 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.worlds, args.budget, args.sionna_worlds = 4, 11, 1
-    from optimizer import backend
-    from optimizer.scene import RadioScene
-    from optimizer.starts import initial_poses
-    from optimizer.world import focus_mask
+    from optimizer.physics import backend
+    from optimizer.physics.scene import RadioScene
+    from optimizer.search.starts import initial_poses
+    from optimizer.physics.metrics import focus_mask
 
     backend.init("cpu", threads=2)
     table, checks = [], []
@@ -119,7 +119,7 @@ def main():
         exp = load_experiment(path)
         thr = exp.objective.coverage_threshold_dbm
         rs = RadioScene(exp, device="cpu", threads=2)
-        base = floor_rss(rs.rss_dbm(None))
+        base = rs.rss_dbm(None)
         starts, n_cold = cold_and_warm_starts(exp, rs, args.worlds)
         t0 = time.perf_counter()
         grid = grid_optimum(exp, rs, name, args.max_grid)

@@ -29,13 +29,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from optimizer.config import load_experiment  # noqa: E402
-from optimizer.geometry import Pose  # noqa: E402
+from optimizer.experiment import load_experiment  # noqa: E402
+from optimizer.records import PlatePose as Pose  # noqa: E402
 
 
 def bare_step_s(exp, pose, steps):
-    from optimizer.scene import RadioScene
-    from optimizer.world import World
+    from optimizer.physics.scene import RadioScene
+    from optimizer.search.world import World
 
     rs = RadioScene(exp, device="cpu", threads=1)
     w = World(exp, 0, pose, radio_scene=rs)
@@ -48,7 +48,7 @@ def bare_step_s(exp, pose, steps):
 
 
 def tune_rows(exp, starts, base, tmp):
-    from optimizer.search import run_worlds
+    from optimizer.search.tune import run_worlds
 
     t0 = time.time()
     out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp), progress=False)
@@ -80,7 +80,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--example", default=str(REPO / "examples" / "street-corner.yaml"))
     args = ap.parse_args()
-    from optimizer.search import init_ray
+    from optimizer.search.cluster import init_ray
 
     exp = load_experiment(args.example)
     exp.device = "cpu"
@@ -130,8 +130,8 @@ def main():
                        first - t0, "(figure)", True))
 
     init_ray(None)
-    from optimizer.scene import RadioScene
-    from optimizer.starts import initial_poses
+    from optimizer.physics.scene import RadioScene
+    from optimizer.search.starts import initial_poses
 
     e8 = load_experiment(args.example)
     e8.device = "cpu"
@@ -144,8 +144,8 @@ def main():
         e.search.prune = prune if prune == "off" else type(e8.search.prune)(**prune)
         with tempfile.TemporaryDirectory() as tmp:
             out, _, wall = tune_rows(e, starts, base, tmp)
-        best = max(o["state"]["best"]["metrics"]["min_rss_dbm"] for o in out if o["state"])
-        results[label] = (best, sum(o["steps"] for o in out), wall)
+        best = max(o.state.best.truth.min_rss_dbm for o in out if o.state and o.state.best)
+        results[label] = (best, sum(o.steps for o in out), wall)
     (b_off, s_off, w_off), (b_asha, s_asha, w_asha) = results["off"], results["asha"]
     report.append(("Pruning: winner min RSS, off vs ASHA", f"{b_off:.2f} vs {b_asha:.2f} dBm", b_off - b_asha,
                    "<= 0.5 dB", b_off - b_asha <= 0.5))

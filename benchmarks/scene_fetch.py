@@ -52,7 +52,7 @@ def make_bundle(d: Path, mb: int) -> Path:
 
 def _world(args):
     uri, cache_dir, barrier_t = args
-    from optimizer import assets
+    from optimizer.store import assets
 
     while time.time() < barrier_t:  # start together
         time.sleep(0.001)
@@ -74,7 +74,7 @@ def main() -> int:
     os.environ.pop("REFLECTOPT_CACHE_DIR", None)
     proc = start_moto(port)
     try:
-        from optimizer import assets, storage
+        from optimizer.store import assets, storage
 
         storage.client().create_bucket(Bucket="bench")
         with tempfile.TemporaryDirectory(prefix="scene-fetch-") as tmp:

@@ -1,4 +1,6 @@
-"""All project-wide constants and environment variable names live here (one place, one meaning)."""
+"""Names and numbers shared by more than one room: file names, environment variables, physics and search
+defaults, exit codes. A constant used by one module alone stays in that module (e.g. KubeRay's name limits
+in `optimizer.kube.objects`)."""
 
 import math
 
@@ -14,7 +16,6 @@ DEFAULT_LIBLLVM_PATH = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"  # Debian/Ubu
 # --- reflector plate ------------------------------------------------------------------------------
 PLATE_OBJECT_NAME = "reflectopt-plate"
 PLATE_MATERIAL_NAME = "reflectopt-plate-material"
-PLATE_THICKNESS_M = 0.01  # [m] thickness given to the ITU material of the plate
 # Where a plate is parked when a scene must be evaluated "without" it (far below the floor) [m]
 PLATE_PARKING_Z_M = -1.0e4
 
@@ -27,13 +28,17 @@ OCCLUSION_PENALTY_DB = 20.0  # [dB] per blocked leg (Tx->plate, plate->target), 
 RAY_EPSILON_M = 1.0e-3  # [m] offset for ray tests that start/stop on a surface
 
 # --- results layout -------------------------------------------------------------------------------
+RUN_FILE = "run.json"  # run metadata, written first (what `resume` needs)
 SUMMARY_FILE = "summary.json"
 TARGETS_FILE = "targets.csv"
 EXPERIMENT_FILE = "experiment.yaml"
 TRAJECTORIES_FILE = "trajectories.csv"
+TRAJECTORIES_PARQUET = "trajectories.parquet"  # the same steps, nested (one plate list per pose)
 WINNER_SCENE_DIR = "winner_scene"
 HEATMAPS_DIR = "heatmaps"
 CHECKPOINTS_DIR = "checkpoints"
+WORLD_STATE_FILE = "world_state.json"  # inside each Tune checkpoint
+TUNE_EXPERIMENT = "worlds"  # Tune's experiment folder under CHECKPOINTS_DIR
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 
@@ -45,6 +50,9 @@ ENV_CACHE_DIR = "REFLECTOPT_CACHE_DIR"  # content-addressed scene cache
 ENV_LIBLLVM = "DRJIT_LIBLLVM_PATH"
 ENV_RAY_ADDRESS = "RAY_ADDRESS"
 ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL"
+ENV_FAULT_KILL_WORLD = "REFLECTOPT_FAULT_KILL_WORLD"  # test hook: "<world>:<step>:<marker-file>" kills it once
+ENV_CHART_DIR = "REFLECTOPT_CHART_DIR"  # the Helm chart folder, for an installed (non-editable) package
+ENV_CRD_DIR = "REFLECTOPT_CRD_DIR"  # the vendored KubeRay CRDs, likewise
 
 # --- exit codes -----------------------------------------------------------------------------------
 EXIT_OK = 0
@@ -65,12 +73,15 @@ ENV_S3_BACKOFF = "REFLECTOPT_S3_BACKOFF_S"  # overrides S3_BACKOFF_BASE_S
 SCENE_BUNDLE_ARCHIVE = "bundle.tar.gz"  # `scene push` writes <uri>/bundle.tar.gz, then <uri>/bundle.json
 SCENE_BUNDLE_MANIFEST = "bundle.json"
 SCENE_FILE = "scene.xml"
+BUILTIN_SCENE_PREFIX = "builtin:"  # `scene: builtin:NAME` names a scene shipped with Sionna RT
 SCENE_MAX_UNPACKED_BYTES = 2 * 1024**3  # [bytes] safe-extraction limit on a bundle's unpacked size
 SCENE_CACHE_DEFAULT = "~/.cache/reflectopt/scenes"  # when REFLECTOPT_CACHE_DIR is unset
 SCENE_LOCK_TIMEOUT_S = 1800.0  # [s] a world waits this long for another world's download of a bundle
 
 # --- reported numbers -----------------------------------------------------------------------------
-RSS_FLOOR_DBM = -200.0  # [dBm] a target no path reaches is reported at this level (JSON has no -inf)
+# [dBm] stands in for "no path" (-inf) inside rankings and soft-mins only; never reported: a target no
+# path reaches is null in JSON and "no path" in tables
+NO_PATH_FLOOR_DBM = -200.0
 P5_PERCENTILE = 5.0  # [%] the "P5" statistic
 ADAM_BETAS = (0.9, 0.99)
 ADAM_EPS = 1e-8

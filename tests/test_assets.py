@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from optimizer import assets, storage
+from optimizer.store import assets, storage
 from optimizer.cli import main
 from optimizer.errors import SceneError
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from kube_helpers import REPO, by_kind, docs, helm_template, need, run
 
-from optimizer import kube
+from optimizer.kube import objects as kube
 
 K8S = REPO / "k8s"
 OVERLAYS = {"cpu-dev": "reflectopt-dev", "gpu-prod": "reflectopt"}

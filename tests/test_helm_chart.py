@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kube_helpers import CHART, CI_VALUES, by_kind, helm, helm_template, pod_templates, run
 
-from optimizer import kube
+from optimizer.kube import objects as kube
 from optimizer.errors import ConfigError
 
 MULTI = CHART / "ci" / "values.multi-gpu-groups.yaml"

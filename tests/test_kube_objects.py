@@ -8,7 +8,7 @@ import filecmp
 import pytest
 from kube_helpers import REPO
 
-from optimizer import kube
+from optimizer.kube import objects as kube
 from optimizer.errors import ConfigError
 
 SHARED_CRDS = REPO.parent / "shared" / "kuberay" / "v1.7.0" / "crds"

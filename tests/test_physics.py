@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from optimizer import backend
-from optimizer.geometry import Pose, free_space_gain_db, image_method, plate_corners, specular_yaw_pitch, wavelength_m
+from optimizer.physics import backend
+from optimizer.physics.geometry import free_space_gain_db, image_method, plate_corners, specular_yaw_pitch, wavelength_m
+from optimizer.records import PlatePose as Pose
 from worlds_helpers import street
 
 FREQ_HZ = 3.5e9
@@ -53,7 +54,7 @@ def test_free_space_matches_friis(rt):
 
 def test_plate_pose_convention_matches_sionna_vertices():
     """The plate Sionna holds has exactly the corners our pose convention defines (yaw about +z, pitch up)."""
-    from optimizer.scene import RadioScene
+    from optimizer.physics.scene import RadioScene
 
     exp = street()
     rs = RadioScene(exp, device="cpu", threads=2)
@@ -74,7 +75,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
     (existence, and power within 0.05 dB) on every link whose specular point is not within 5 cm of an edge."""
     import mitsuba as mi
 
-    from optimizer.scene import write_plate_ply
+    from optimizer.physics.scene import write_plate_ply
 
     rng = np.random.default_rng(3)
     size = (2.0, 1.5)
@@ -104,7 +105,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
         got = _powers_db(solver(sc, max_depth=1, los=False, samples_per_src=200000))
         ref = image_method(pose, size, tx, targets, lam)
         u = ref["point"] - pose.position
-        from optimizer.geometry import plate_frame
+        from optimizer.physics.geometry import plate_frame
 
         fu, fv, _ = plate_frame(pose.yaw_deg, pose.pitch_deg)
         margin = np.minimum(size[0] / 2 - np.abs(u @ fu), size[1] / 2 - np.abs(u @ fv))
@@ -126,7 +127,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
 @pytest.fixture(scope="module")
 def surrogate():
     backend.init("cpu", threads=2)
-    from optimizer.surrogate import PlateSurrogate
+    from optimizer.physics.surrogate import PlateSurrogate
 
     tx = np.array([[-45.0, 0.0, 10.0], [0.0, 0.0, 10.0]])
     tg = np.array([[24.0, -20.0, 1.5], [22.0, -30.0, 1.5], [27.0, -25.0, 1.5]])
@@ -157,7 +158,7 @@ def test_surrogate_tends_to_hard_edge_model(surrogate):
         c = np.array([rng.uniform(20, 28), rng.uniform(6, 9), rng.uniform(3, 7)])
         yaw, pitch = specular_yaw_pitch(c, surrogate.tx[i % 2], surrogate.targets[i % 3], with_pitch=True)
         pose = Pose(*c, yaw + rng.uniform(-3, 3), pitch + rng.uniform(-3, 3))
-        r = surrogate.evaluate(pose.as_array(), edge_factor=0.0, edge_width_m=1e-3, grad=False)
+        r = surrogate.evaluate(pose.as_list(), edge_factor=0.0, edge_width_m=1e-3, grad=False)
         per_tx = [image_method(pose, surrogate.size, surrogate.tx[t], surrogate.targets, lam)
                   for t in range(2)]
         ref_mw = sum(10 ** ((surrogate.tx_power_dbm[t] + per_tx[t]["gain_db"]) / 10) for t in range(2))
@@ -178,7 +179,7 @@ def test_surrogate_tends_to_hard_edge_model(surrogate):
 
 
 def _margin(pose, size, point):
-    from optimizer.geometry import plate_frame
+    from optimizer.physics.geometry import plate_frame
 
     u, v, _ = plate_frame(pose.yaw_deg, pose.pitch_deg)
     d = point - pose.position

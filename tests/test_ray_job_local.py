@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from optimizer import kube, storage, submit
+from optimizer.kube import objects as kube
+from optimizer.kube import submit
+from optimizer.store import storage
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -38,14 +40,6 @@ targets:
 solver: {samples_per_src: 10000, max_depth: 1}
 search: {worlds: 2, steps: 2, prune: "off"}
 """
-
-
-def _core_run_available() -> bool:
-    try:
-        from optimizer import commands
-    except ImportError:
-        return False
-    return hasattr(commands, "cmd_run")
 
 
 def _free_port() -> int:
@@ -110,7 +104,6 @@ def _stop_head(temp: Path) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.mark.skipif(not _core_run_available(), reason="`reflectopt run` (optimizer.commands) not built yet")
 def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s3_bucket, tmp_path, capsys):
     from ray.job_submission import JobStatus, JobSubmissionClient
 

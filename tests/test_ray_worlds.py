@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optimizer.geometry import Pose
-from optimizer.metrics import floor_rss, rss_metrics
+from optimizer.physics.metrics import rss_stats
 from worlds_helpers import street
 
 TINY = {"solver.max_depth": 1, "solver.samples_per_src": 5000, "device": "cpu"}
@@ -37,7 +36,7 @@ def local_ray():
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
-    from optimizer.search import init_ray
+    from optimizer.search.cluster import init_ray
 
     init_ray(None)
     yield
@@ -45,12 +44,12 @@ def local_ray():
 
 
 def _driver(exp):
-    from optimizer.scene import RadioScene
-    from optimizer.starts import initial_poses
-    from optimizer.world import focus_mask
+    from optimizer.physics.scene import RadioScene
+    from optimizer.search.starts import initial_poses
+    from optimizer.physics.metrics import focus_mask
 
     rs = RadioScene(exp, device="cpu", threads=2)
-    base = floor_rss(rs.rss_dbm(None))
+    base = rs.rss_dbm(None)
     starts = initial_poses(exp, rs, exp.search.worlds, focus_mask(base, -90, 10))
     return rs, base, starts
 
@@ -65,13 +64,13 @@ def _progress_rows(tmp: Path):
 def test_quarter_gpu_worlds_pack_four_per_node(ray_cluster, tmp_path):
     """9 worlds at 0.25 GPU on 2 one-GPU nodes: never more than 4 on a node at once, none on the GPU-less
     head, and the 9th waits until a slot frees."""
-    from optimizer.search import run_worlds
+    from optimizer.search.tune import run_worlds
 
     exp = street(**TINY, **{"search.worlds": 9, "search.steps": 2, "search.prune": "off",
                             "resources.gpu_per_world": 0.25, "resources.cpu_per_world": 0.5})
     rs, base, starts = _driver(exp)
     out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path), progress=False)
-    assert [o["status"] for o in out] == ["completed"] * 9
+    assert [o.status for o in out] == ["completed"] * 9
     rows = _progress_rows(tmp_path)
     spans = {}
     for r in rows:
@@ -94,7 +93,7 @@ def test_quarter_gpu_worlds_pack_four_per_node(ray_cluster, tmp_path):
 @pytest.fixture
 def kill_world_1(tmp_path):
     """World 1's process SIGKILLs itself once at step 2 (set before Ray starts so workers inherit it)."""
-    from optimizer.search import FAULT_ENV
+    from optimizer.constants import ENV_FAULT_KILL_WORLD as FAULT_ENV
 
     marker = tmp_path / "killed.pid"
     os.environ[FAULT_ENV] = f"1:2:{marker}"
@@ -105,7 +104,7 @@ def kill_world_1(tmp_path):
 def test_worlds_are_independent_and_failures_resume(kill_world_1, local_ray, tmp_path):
     """Each world's reported truth equals a fresh single-world evaluation of its pose; a world whose
     process is killed mid-run resumes from its checkpoint and the failure is recorded."""
-    from optimizer.search import run_worlds
+    from optimizer.search.tune import run_worlds
 
     exp = street(**TINY, **{"search.worlds": 3, "search.steps": 4, "search.prune": "off",
                             "search.max_failures": 2, "search.checkpoint_every": 1})
@@ -113,29 +112,31 @@ def test_worlds_are_independent_and_failures_resume(kill_world_1, local_ray, tmp
     marker = kill_world_1
     out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path / "tune"), progress=False)
     assert marker.exists()  # the world's process really was killed
-    assert [o["status"] for o in out] == ["completed"] * 3
-    assert out[1]["restarts"] == 1 and out[0]["restarts"] == 0 and out[2]["restarts"] == 0
-    hist = out[1]["state"]["history"]
-    assert [r["step"] for r in hist] == [1, 2, 3, 4]  # no step lost or repeated
+    assert [o.status for o in out] == ["completed"] * 3
+    assert out[1].restarts == 1 and out[0].restarts == 0 and out[2].restarts == 0
+    hist = out[1].history
+    assert [r.step for r in hist] == [1, 2, 3, 4]  # no step lost or repeated
     thr = exp.objective.coverage_threshold_dbm
     for o in out:
-        for row in o["state"]["history"]:
-            pose = Pose(row["x"], row["y"], row["z"], row["yaw_deg"], row["pitch_deg"])
-            fresh = rss_metrics(rs.rss_dbm(pose), thr)
-            assert fresh["min_rss_dbm"] == pytest.approx(row["min_rss_dbm"], abs=1e-3)
-            assert fresh["mean_rss_dbm"] == pytest.approx(row["mean_rss_dbm"], abs=1e-3)
+        assert len(o.history) == 4
+        for row in o.history:
+            fresh = rss_stats(rs.rss_dbm(row.pose), thr)
+            assert fresh.coverage == row.truth.coverage and fresh.no_path == row.truth.no_path
+            for key in ("min_rss_dbm", "mean_rss_dbm"):
+                a, b = getattr(fresh, key), getattr(row.truth, key)
+                assert (a is None and b is None) or a == pytest.approx(b, abs=1e-3)
 
 
 def _replay_asha(trajectories, steps, grace, rf):
     """ASHA's rule (Ray's _Bracket.on_result) replayed on worlds that ran one after another."""
-    from optimizer.search import rungs, score
+    from optimizer.search.tune import rungs
 
     recorded = {r: [] for r in rungs(steps, grace, rf)}
     stop_at = {}
     for w in sorted(trajectories):
         stop_at[w] = steps
         for rung in sorted(recorded):
-            s = score(trajectories[w][rung])
+            s = trajectories[w][rung].best_score
             cutoff = np.nanpercentile(recorded[rung], (1 - 1 / rf) * 100) if recorded[rung] else None
             recorded[rung].append(s)
             if cutoff is not None and s < cutoff:
@@ -145,7 +146,7 @@ def _replay_asha(trajectories, steps, grace, rf):
 
 
 def test_successive_halving_prunes_the_predicted_worlds(local_ray, tmp_path):
-    from optimizer.search import run_worlds
+    from optimizer.search.tune import run_worlds
 
     steps, grace, rf = 8, 2, 2
     exp = street(**TINY, **{"search.worlds": 6, "search.steps": steps, "search.concurrency": 1,
@@ -153,10 +154,10 @@ def test_successive_halving_prunes_the_predicted_worlds(local_ray, tmp_path):
                                                                         "reduction_factor": rf}})
     rs, base, starts = _driver(exp)
     out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path), progress=False)
-    traj = {o["world"]: {r["step"]: r for r in o["state"]["history"]} for o in out}
+    traj = {o.world: {r.step: r for r in o.history} for o in out}
     predicted = _replay_asha(traj, steps, grace, rf)
-    observed = {o["world"]: o["steps"] for o in out}
+    observed = {o.world: o.steps for o in out}
     assert observed == predicted
     assert any(v < steps for v in observed.values())  # something was pruned
     for o in out:
-        assert o["status"] == ("completed" if o["steps"] == steps else "pruned")
+        assert o.status == ("completed" if o.steps == steps else "pruned")

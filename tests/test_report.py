@@ -3,7 +3,6 @@ radio maps on the small indoor example)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import struct
@@ -13,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from optimizer.config import load_experiment
+from optimizer.experiment import load_experiment
 from optimizer.constants import (
-    EXPERIMENT_FILE,
     HEATMAPS_DIR,
     PNG_CONVERGENCE,
     PNG_RADIO_MAP_BASELINE,
@@ -28,21 +25,17 @@ from optimizer.constants import (
     RADIO_MAPS_FILE,
     REPORT_HTML,
     REPORT_MD,
-    RSS_FLOOR_DBM,
+    TRAJECTORIES_PARQUET,
     SUMMARY_FILE,
     TARGETS_FILE,
     TRAJECTORIES_FILE,
 )
 from optimizer.errors import ReflectoptError
-from optimizer.geometry import Pose
-from optimizer.metrics import floor_rss, rss_metrics
+from optimizer.records import Summary
+from records_helpers import synthetic_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "indoor-corridor.yaml"
-WINNER = Pose(29.0, 1.6, 1.5, 45.0)  # outer corner of the L, normal pointing back into both arms
-TRAJ_COLS = ["world", "step", "x", "y", "z", "yaw_deg", "pitch_deg", "min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm",
-             "coverage", "objective_dbm", "surrogate_dbm", "best_min_rss_dbm", "best_coverage", "best_mean_rss_dbm",
-             "evaluations", "step_s"]
 PNGS = [PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_TRAJECTORIES, PNG_CONVERGENCE,
         PNG_RSS_CDF]
 
@@ -50,78 +43,12 @@ pytestmark = pytest.mark.skipif(not EXAMPLE.is_file(), reason="examples/indoor-c
 
 
 def example_experiment():
-    exp = load_experiment(EXAMPLE)
-    if not exp.scene.startswith(("builtin:", "s3://")):
-        exp.scene = str((ROOT / exp.scene).resolve())
-    return exp
+    return load_experiment(EXAMPLE)  # relative scene paths resolve against the file
 
 
-def make_run(run_dir: Path, exp, *, baseline=None, winner=None, winner_pose: Pose = WINNER, worlds=6, steps=12,
-             seed=1) -> dict:
+def make_run(run_dir: Path, exp, **kw) -> Summary:
     """A run folder in the exact formats of `reflectopt run` (numbers synthetic unless given)."""
-    rng = np.random.default_rng(seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    thr = exp.objective.coverage_threshold_dbm
-    pts = np.array(exp.target_points(), float)
-    n = len(pts)
-    baseline = floor_rss(baseline if baseline is not None else np.r_[[RSS_FLOOR_DBM] * 3,
-                                                                      rng.uniform(-120, -95, n - 3)])
-    winner = floor_rss(winner if winner is not None else rng.uniform(-85, -70, n))
-    mb, mw = rss_metrics(baseline, thr), rss_metrics(winner, thr)
-    (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
-    with open(run_dir / TARGETS_FILE, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["target", "x", "y", "z", "baseline_rss_dbm", "winner_rss_dbm", "gain_db", "covered_baseline",
-                    "covered_winner"])
-        for i, (p, b, v) in enumerate(zip(pts, baseline, winner)):
-            w.writerow([i, *p, b, v, v - b, int(b >= thr), int(v >= thr)])
-    b = exp.reflector.bounds
-    rungs = [3, 6]
-    status = {k: ("pruned" if k in (1, 4) else "failed" if k == 5 else "completed") for k in range(worlds)}
-    rows, world_rows = [], []
-    for k in range(worlds):
-        last = {"pruned": 3, "failed": 5}.get(status[k], steps)
-        start = np.array([rng.uniform(b.min[0], b.max[0]), rng.uniform(b.min[1], b.max[1]), b.min[2],
-                          rng.uniform(0, 90)])
-        end = np.array([winner_pose.x, winner_pose.y, winner_pose.z, winner_pose.yaw_deg]) if k == 0 else \
-            np.array([rng.uniform(b.min[0], b.max[0]), rng.uniform(b.min[1], b.max[1]), b.min[2], rng.uniform(0, 90)])
-        best = -1e9
-        for s in range(1, last + 1):
-            t = s / steps
-            p = start + (end - start) * min(1.0, 1.3 * t) + rng.normal(0, 0.03, 4) * (1 - t)
-            m = RSS_FLOOR_DBM if (s < 3 and k % 2) else -130 + 55 * t + rng.normal(0, 3) - 10 * (k != 0)
-            best = max(best, m)
-            rows.append([k, s, *p[:3], p[3], 0.0, m, m + 1, m + 8, min(1.0, max(0.0, t - 0.2 * (k != 0))), m + 0.5,
-                         m + 2.0 + 0.2 * s, best, 0.5, best + 8, s, 0.4])
-        world_rows.append({"world": k, "start_kind": "informed" if k % 2 == 0 else "uniform",
-                           "initial_pose": Pose(*start).to_dict(), "final_pose": Pose(*p).to_dict(),
-                           "best_pose": (winner_pose if k == 0 else Pose(*p)).to_dict(), "min_rss_dbm": best,
-                           "coverage": 0.5, "status": status[k], "steps": last, "restarts": 0, "evaluations": last})
-    with open(run_dir / TRAJECTORIES_FILE, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(TRAJ_COLS)
-        w.writerows(rows)
-    summary = {
-        "name": exp.name, "run_id": "20261126T101500Z-3fa9", "experiment_sha256": exp.sha256(),
-        "created_utc": "2026-11-26T10:15:00Z", "finished_utc": "2026-11-26T10:16:00Z", "wall_time_s": 60.0,
-        "scene": exp.scene, "frequency_hz": exp.frequency_hz, "device": "cpu", "output": str(run_dir.parent),
-        "baseline": {k: mb[k] for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage")},
-        "winner": {**{k: mw[k] for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage")},
-                   "pose": winner_pose.to_dict(), "world": 0, "samples_per_src": 400000,
-                   "search_min_rss_dbm": mw["min_rss_dbm"] - 0.7},
-        "gain_db": {"min": mw["min_rss_dbm"] - mb["min_rss_dbm"], "p5": mw["p5_rss_dbm"] - mb["p5_rss_dbm"],
-                    "mean": mw["mean_rss_dbm"] - mb["mean_rss_dbm"]},
-        "worlds": world_rows, "failures": [{"world": 5, "error": "RuntimeError: synthetic crash", "restarts": 2}],
-        "evaluations": len(rows) + 2,
-        "counts": {"worlds": worlds, "completed": sum(v == "completed" for v in status.values()),
-                   "pruned": sum(v == "pruned" for v in status.values()),
-                   "failed": sum(v == "failed" for v in status.values())},
-        "pruning": {"enabled": True, "reduction_factor": 2, "grace_steps": 3, "rungs": rungs},
-        "versions": {"reflectopt": "0.1.0", "sionna-rt": "2.2.0", "mitsuba": "3.9.1", "drjit": "1.5.0"},
-        "threshold_dbm": thr,
-    }
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
-    return summary
+    return synthetic_run(run_dir, exp, **kw)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -174,7 +101,7 @@ def traced_run(tmp_path_factory, exp):
     """A synthetic run with real radio maps (ray-traced once for the module; small sample count)."""
     run = tmp_path_factory.mktemp("run") / "indoor-corridor" / "r1"
     summary = make_run(run, exp)
-    from optimizer.report import write_report
+    from optimizer.report.build import write_report
 
     files = write_report(run, exp=None, samples_per_tx=200_000)
     return run, summary, files
@@ -197,28 +124,31 @@ def test_all_files_valid(traced_run):
 
 
 def test_numbers_match_summary(traced_run):
-    from optimizer.report import fmt_db, fmt_dbm, fmt_pct, fmt_pose, fmt_s
+    from optimizer.records.text import fmt_db, fmt_dbm, fmt_pct, fmt_pose, fmt_s
 
     run, summary, _ = traced_run
     s = json.loads((run / SUMMARY_FILE).read_text())
-    assert s == summary, "the report must not touch summary.json"
-    expected = [fmt_pose(s["winner"]["pose"]), fmt_s(s["wall_time_s"]), str(s["evaluations"]),
+    assert s == summary.model_dump(mode="json"), "the report must not touch summary.json"
+    assert s["baseline"]["min_rss_dbm"] is None and s["gain_db"]["min"] is None  # no path: no dB gain
+    expected = [fmt_pose(summary.winner.pose), fmt_s(s["wall_time_s"]), str(s["evaluations"]),
                 "{worlds} / {completed} / {pruned} / {failed}".format(**s["counts"])]
     for part in ("baseline", "winner"):
         expected += [fmt_dbm(s[part][k]) for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm")]
         expected.append(fmt_pct(s[part]["coverage"]))
-    expected += [fmt_db(s["gain_db"][k]) + " dB" for k in ("min", "p5", "mean")]
+    expected += [fmt_db(s["gain_db"][k]) + " dB" for k in ("mean",)]
     # the formats are what a reader expects
     assert fmt_dbm(-93.456) == "-93.5" and fmt_db(12.34) == "+12.3" and fmt_pct(0.75) == "75.0 %"
+    assert fmt_dbm(None) == "no path" and fmt_db(None) == "-"
     text = " ".join(parse_html(run / REPORT_HTML).text)
     md = (run / REPORT_MD).read_text()
     for e in expected:
         assert e in text, f"report.html lacks {e!r}"
         assert e in md, f"report.md lacks {e!r}"
     # the metrics table: rows in order baseline | winner | gain
-    row = f"| min RSS [dBm] | {fmt_dbm(s['baseline']['min_rss_dbm'])} | {fmt_dbm(s['winner']['min_rss_dbm'])} | " \
-          f"{fmt_db(s['gain_db']['min'])} dB |"
+    row = f"| min RSS [dBm] | no path | {fmt_dbm(s['winner']['min_rss_dbm'])} | - (no path on a side: see coverage) |"
     assert row in md
+    assert f"| coverage | {fmt_pct(s['baseline']['coverage'])} | {fmt_pct(s['winner']['coverage'])} | " \
+           f"{s['coverage_gain']['targets']:+d} targets" in md
     for v in s["versions"].values():
         assert v in text
     assert "Rendering:" in md and "radio maps" in md
@@ -254,13 +184,14 @@ def test_gain_map_is_winner_minus_baseline(traced_run, exp):
 
 
 def test_redraw_without_retrace_and_broken_inputs(traced_run, tmp_path, exp, caplog):
-    from optimizer.report import write_report
+    from optimizer.report.build import write_report
 
     run, _summary, _ = traced_run
     # a copy without trajectories.csv and with a garbled targets.csv: still report files, no exception
     broken = tmp_path / "broken"
     shutil.copytree(run, broken)
     (broken / TRAJECTORIES_FILE).unlink()
+    (broken / TRAJECTORIES_PARQUET).unlink()
     (broken / TARGETS_FILE).write_text("target,x\n0,zzz\n")
     for p in (broken / HEATMAPS_DIR).glob("*.png"):
         p.unlink()
@@ -274,13 +205,13 @@ def test_redraw_without_retrace_and_broken_inputs(traced_run, tmp_path, exp, cap
     assert any("trajectories" in r.getMessage() for r in caplog.records)
     assert all(p.is_file() for p in files)
     md = (broken / REPORT_MD).read_text()
-    assert "Not drawn" in md and TRAJECTORIES_FILE in md
+    assert "Not drawn" in md and "trajectories" in md
     parse_html(broken / REPORT_HTML)
 
 
 def test_drawing_failure_is_one_warning(tmp_path, exp, monkeypatch, caplog):
-    from optimizer import plots
-    from optimizer.report import write_report
+    from optimizer.report import plots
+    from optimizer.report.build import write_report
 
     run = tmp_path / "r"
     make_run(run, exp)
@@ -312,13 +243,13 @@ def test_cli_report_and_errors(tmp_path, exp, capsys):
     assert "no summary.json" in err and err.count("\n") == 1
     assert main(["report", str(tmp_path / "nope")]) != 0
     with pytest.raises(ReflectoptError, match="no summary.json"):
-        from optimizer.report import write_report
+        from optimizer.report.build import write_report
 
         write_report(run)
 
 
 def test_section_segments_of_a_box():
-    from optimizer.report import section_segments
+    from optimizer.report.radio_maps import section_segments
 
     # a unit cube's 12 triangles cut at half height: a closed square of 8 segments, perimeter 4
     v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], float)
@@ -331,7 +262,7 @@ def test_section_segments_of_a_box():
 
 
 def test_cli_report_on_s3(s3_bucket, tmp_path, exp, capsys):
-    from optimizer import storage
+    from optimizer.store import storage
     from optimizer.cli import main
 
     run = tmp_path / "r"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.geometry import Pose
-from optimizer.metrics import rss_metrics
+from optimizer.records import PlatePose as Pose
+from optimizer.physics.metrics import rss_stats
 from worlds_helpers import REPO, street, write_yaml
 
 CLI = [sys.executable, "-m", "optimizer.cli"]
@@ -41,10 +41,18 @@ def test_run_writes_complete_results(tmp_path):
     assert set(s["winner"]["pose"]) == {"x", "y", "z", "yaw_deg", "pitch_deg"}
     assert len(s["worlds"]) == 3
     for w in s["worlds"]:
-        assert set(w) >= {"world", "initial_pose", "final_pose", "min_rss_dbm", "status", "steps"}
+        assert set(w) >= {"world", "initial_pose", "final_pose", "best", "status", "steps"}
         assert w["status"] in ("completed", "pruned")
     assert s["versions"]["sionna-rt"] == "2.2.0"
-    assert s["winner"]["min_rss_dbm"] > s["baseline"]["min_rss_dbm"]
+    assert s["baseline"]["min_rss_dbm"] is None  # a target no path reaches: null, never a floor number
+    assert s["winner"]["min_rss_dbm"] is not None and s["gain_db"]["min"] is None
+    assert s["coverage_gain"]["targets"] > 0
+    # the record validates against its own schema (what `reflectopt schema summary` prints)
+    import jsonschema
+
+    from optimizer.records import Summary
+
+    jsonschema.validate(s, Summary.model_json_schema())
     # the experiment as submitted, targets and trajectories
     assert (run / "experiment.yaml").read_text() == f.read_text()
     rows = list(csv.DictReader((run / "targets.csv").open()))
@@ -53,12 +61,13 @@ def test_run_writes_complete_results(tmp_path):
     traj = list(csv.DictReader((run / "trajectories.csv").open()))
     assert len(traj) == sum(w["steps"] for w in s["worlds"])
     # the winner's numbers are ray-traced truth at the reported pose (final sample count)
-    from optimizer.scene import RadioScene
+    from optimizer.physics.scene import RadioScene
 
     rs = RadioScene(exp, device="cpu", threads=2)
     pose = Pose(**s["winner"]["pose"])
-    truth = rss_metrics(rs.rss_dbm(pose, samples_per_src=s["winner"]["samples_per_src"]), -90)
-    assert truth["min_rss_dbm"] == pytest.approx(s["winner"]["min_rss_dbm"], abs=1e-3)
+    assert Pose.from_seq(s["winner"]["pose_arg"].split(",")) == pose  # the --pose= string is exact
+    truth = rss_stats(rs.rss_dbm(pose, samples_per_src=s["winner"]["samples_per_src"]), -90)
+    assert truth.min_rss_dbm == pytest.approx(s["winner"]["min_rss_dbm"], abs=1e-3)
     # winner_scene/ loads in Sionna with the plate mounted at the winning pose
     import sionna.rt as rt
 
@@ -67,7 +76,7 @@ def test_run_writes_complete_results(tmp_path):
     assert len(plate) == 1
     import numpy as np
 
-    from optimizer.geometry import plate_corners
+    from optimizer.physics.geometry import plate_corners
 
     bb = plate[0].mi_mesh.bbox()
     corners = plate_corners(pose, exp.reflector.size_m)

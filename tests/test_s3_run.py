@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from optimizer import assets, results, storage
+from optimizer.store import assets, results, storage
 from optimizer.cli import main
+from records_helpers import minimal_summary
 
 
 def fake_run(d: Path, rss: float | None) -> Path:
@@ -20,7 +19,7 @@ def fake_run(d: Path, rss: float | None) -> Path:
     (d / "checkpoints" / "c0").mkdir(parents=True)
     (d / "checkpoints" / "c0" / "state.pkl").write_bytes(b"\0" * 100)
     if rss is not None:
-        (d / "summary.json").write_text(json.dumps({"winner": {"min_rss_dbm": rss}}))
+        (d / "summary.json").write_text(minimal_summary(rss).to_json())
     return d
 
 
@@ -44,9 +43,9 @@ def test_results_ls(output, capsys):
                                                                             "20261127T090000Z-bbbb"]
     assert main(["results", "ls", output]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "RUN", "ID", "STATUS", "MIN", "RSS", "[dBm]"]
-    assert lines[1].split() == ["alpha", "20261126T101500Z-aaaa", "complete", "-70.25"]
-    assert lines[3].split() == ["beta", "20261127T100000Z-cccc", "incomplete", "-"]
+    assert lines[0].split() == ["NAME", "RUN", "ID", "STATUS", "MIN", "RSS", "[dBm]", "COVERAGE"]
+    assert lines[1].split() == ["alpha", "20261126T101500Z-aaaa", "complete", "-70.25", "100.0", "%"]
+    assert lines[3].split() == ["beta", "20261127T100000Z-cccc", "incomplete", "-", "-"]
     assert main(["results", "ls", output + "-nope"]) == 1
     assert "nothing there" in capsys.readouterr().err
 
@@ -93,8 +92,6 @@ output: {output}
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("optimizer.commands") is None,
-                    reason="reflectopt run not available yet")
 def test_full_run_scene_and_output_on_s3(s3_bucket, tmp_path, monkeypatch):
     secret = "S3cr3t-Only-In-The-Env-9f2c"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)  # moto accepts any key; it must never land in results

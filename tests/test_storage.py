@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import S3Server, free_port
 
-from optimizer import storage
+from optimizer.store import storage
 from optimizer.errors import StorageError
 
 

@@ -14,8 +14,10 @@ import pytest
 import yaml
 from kube_helpers import CHART
 
-from optimizer import cli, kube, submit
-from optimizer.config import load_experiment
+from optimizer import cli
+from optimizer.kube import objects as kube
+from optimizer.kube import submit
+from optimizer.experiment import load_experiment
 
 EXPERIMENT = """\
 name: tiny-canyon
@@ -227,7 +229,7 @@ def test_submit_uploads_then_creates_the_validated_rayjob(capsys, api, s3_bucket
                                                          f"{prefix}/results/tiny-2")
     # the uploaded experiment is loadable, points at the uploaded scene bundle and at the job's results
     exp = load_experiment(f"{prefix}/jobs/tiny-2/experiment.yaml")
-    from optimizer import assets, storage
+    from optimizer.store import assets, storage
     assert exp.scene.startswith(f"{prefix}/scenes/") and exp.scene_sha256 == assets.bundle_hash(scene)
     assert storage.exists(storage.join(exp.scene, "bundle.json"))
     assert exp.output == f"{prefix}/results/tiny-2"
@@ -352,7 +354,7 @@ def test_dry_run_upload_for_gitops(capsys, s3_bucket, s3_env, experiment):
     rc, out, _ = main(capsys, "submit", experiment, "--cluster", "reflectopt", "--dry-run", "--upload",
                       "--s3-prefix", prefix, "--name", "tiny-12")
     assert rc == 0 and kube.validate(yaml.safe_load(out)) == []
-    from optimizer import storage
+    from optimizer.store import storage
     assert storage.exists(f"{prefix}/jobs/tiny-12/experiment.yaml")
     rc, _, _ = main(capsys, "submit", experiment, "--cluster", "reflectopt", "--dry-run", "--s3-prefix", prefix,
                     "--name", "tiny-13")

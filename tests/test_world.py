@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from optimizer.geometry import Pose
-from optimizer.metrics import floor_rss, rss_metrics
+from optimizer.records import PlatePose as Pose
+from optimizer.physics.metrics import rss_stats
 from worlds_helpers import street
 
 
 @pytest.fixture(scope="module")
 def scene():
-    from optimizer.scene import RadioScene
+    from optimizer.physics.scene import RadioScene
 
     exp = street(**{"solver.max_depth": 3, "solver.samples_per_src": 50000})
     return exp, RadioScene(exp, device="cpu", threads=2)
@@ -19,34 +19,34 @@ def scene():
 def test_cold_start_reaches_coverage(scene):
     """From a pose that covers no target (checked by ray tracing), the surrogate gradient reaches full
     coverage within 15 truth-checked steps."""
-    from optimizer.world import World
+    from optimizer.search.world import World
 
     exp, rs = scene
     exp = exp.model_copy(deep=True)
     exp.search.steps = 15
     cold = Pose(27.5, 8.4, 5.0, 95.0)
-    rss0 = floor_rss(rs.rss_dbm(cold))
-    base = floor_rss(rs.rss_dbm(None))
-    assert rss_metrics(rss0, -90)["coverage"] == 0.0  # really cold
-    assert rss_metrics(base, -90)["coverage"] < 1.0  # and the baseline leaves targets uncovered
+    rss0 = rs.rss_dbm(cold)
+    base = rs.rss_dbm(None)
+    assert rss_stats(rss0, -90).coverage == 0.0  # really cold
+    assert rss_stats(base, -90).coverage < 1.0  # and the baseline leaves targets uncovered
     w = World(exp, 0, cold, radio_scene=rs, baseline_rss=base)
     for _ in range(exp.search.steps):
         w.step()
-    best = w.best["metrics"]
-    assert best["coverage"] == 1.0
-    assert best["min_rss_dbm"] > -90
+    best = w.best.truth
+    assert best.coverage == 1.0
+    assert best.min_rss_dbm > -90
     # the reported best is the truth at the reported pose
-    again = rss_metrics(rs.rss_dbm(Pose(**w.best["pose"])), -90)
-    assert again["min_rss_dbm"] == pytest.approx(best["min_rss_dbm"], abs=1e-6)
+    again = rss_stats(rs.rss_dbm(w.best.pose), -90)
+    assert again.min_rss_dbm == pytest.approx(best.min_rss_dbm, abs=1e-6)
     assert w.evaluations == exp.search.steps + 1
     # best is monotone in the history
-    bests = [r["best_min_rss_dbm"] for r in w.history]
+    bests = [r.best_score for r in w.history]
     assert all(b2 >= b1 for b1, b2 in zip(bests, bests[1:]))
 
 
 def test_world_is_deterministic_and_restores(scene):
     """Same seed and start -> same trajectory; a world restored from its state continues identically."""
-    from optimizer.world import World
+    from optimizer.search.world import World
 
     exp, rs = scene
     base = rs.rss_dbm(None)
@@ -59,13 +59,14 @@ def test_world_is_deterministic_and_restores(scene):
     c.set_state(b.get_state())
     rb.append(c.step())
     for x, y in zip(ra, rb):
-        for key in ("x", "y", "yaw_deg", "min_rss_dbm", "best_min_rss_dbm"):
-            assert x[key] == pytest.approx(y[key], abs=1e-9)
+        fx, fy = x.to_flat(), y.to_flat()
+        for key in ("x", "y", "yaw_deg", "min_rss_dbm", "best_min_rss_dbm", "best_score"):
+            assert fx[key] == pytest.approx(fy[key], abs=1e-9)
 
 
 @pytest.mark.parametrize("mode,evals_per_step", [("spsa", 2), ("random", 1), ("sionna", 1)])
 def test_comparison_modes_count_truth_evaluations(scene, mode, evals_per_step):
-    from optimizer.world import World
+    from optimizer.search.world import World
 
     exp, rs = scene
     exp = exp.model_copy(deep=True)
@@ -76,24 +77,68 @@ def test_comparison_modes_count_truth_evaluations(scene, mode, evals_per_step):
     w.step()
     first = 0 if mode == "random" else 1
     assert w.evaluations == first + 2 * evals_per_step
-    assert np.isfinite(w.best["metrics"]["min_rss_dbm"])
+    assert np.isfinite(w.best.score)
 
 
 def test_informed_starts_see_transmitter_and_targets(scene):
     """Informed starts put the plate where the Tx is visible, facing the specular orientation."""
-    from optimizer.geometry import PoseSpace
-    from optimizer.starts import initial_poses
+    from optimizer.search.space import PoseSpace
+    from optimizer.search.starts import initial_poses
 
     exp, rs = scene
     exp = exp.model_copy(deep=True)
     exp.search.starts = "informed"
     poses = initial_poses(exp, rs, 4)
     assert len(poses) == 4 and all(kind == "informed" for _, kind in poses)
-    space = PoseSpace(exp.reflector)
+    space = PoseSpace.of(exp)
     tx = np.array(exp.transmitters[0].position)
     for p, _ in poses:
-        assert space.contains(p.as_array())
-        assert rs.visible(tx[None], p.position[None])[0]
+        assert space.contains(space.to_vec(p))
+        assert rs.visible(tx[None], np.array(p.first.position)[None])[0]
     # reproducible
     again = initial_poses(exp, rs, 4)
     assert [p for p, _ in poses] == [p for p, _ in again]
+
+
+def test_gradient_modes_are_a_registry(scene):
+    """A mode registered under a name is a valid `search.gradient` and drives the world's loop; an unknown
+    name is one line listing the registered ones."""
+    from optimizer.errors import ConfigError
+    from optimizer.search.modes import GradientMode, gradient_modes, register_gradient_mode
+    from optimizer.search.world import World
+
+    @register_gradient_mode
+    class Hold(GradientMode):
+        name = "test-hold"
+        truth_of_start = False
+
+        def step(self):
+            return self.world.truth(self.world.unit)
+
+    exp, rs = scene
+    assert {"surrogate", "sionna", "spsa", "random", "test-hold"} <= set(gradient_modes())
+    held = street(**{"search.gradient": "test-hold", "solver.samples_per_src": 5000})
+    w = World(held, 0, Pose(24.0, 8.0, 5.0, 140.0), radio_scene=rs)
+    rows = [w.step() for _ in range(2)]
+    assert rows[0].pose == rows[1].pose and w.evaluations == 2
+    with pytest.raises(ConfigError, match=r"search.gradient: unknown gradient mode 'magic'; one of surrogate"):
+        street(**{"search.gradient": "magic"})
+
+
+def test_one_device_rule(monkeypatch):
+    """Explicit device wins; a world with no GPU share runs on the CPU; REFLECTOPT_DEVICE=cpu (the chart's
+    value) reaches every process; otherwise a visible GPU is used."""
+    from optimizer.physics import backend
+
+    monkeypatch.setattr(backend, "gpu_visible", lambda: True)
+    monkeypatch.delenv("REFLECTOPT_DEVICE", raising=False)
+    assert backend.resolve_device("cpu", gpu_share=1.0) == "cpu"
+    assert backend.resolve_device("cuda", gpu_share=0.0) == "cuda"
+    assert backend.resolve_device("auto", gpu_share=0.0) == "cpu"
+    assert backend.resolve_device("auto", gpu_share=0.25) == "cuda"
+    assert backend.resolve_device("auto", gpu_share=None) == "cuda"
+    monkeypatch.setenv("REFLECTOPT_DEVICE", "cpu")
+    assert backend.resolve_device("auto", gpu_share=0.25) == "cpu"
+    monkeypatch.setattr(backend, "gpu_visible", lambda: False)
+    monkeypatch.setenv("REFLECTOPT_DEVICE", "cuda")
+    assert backend.resolve_device("auto", gpu_share=0.25) == "cpu"  # no GPU to be had

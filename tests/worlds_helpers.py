@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from optimizer.config import parse_experiment
+from optimizer.experiment import parse_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

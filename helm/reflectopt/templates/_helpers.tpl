@@ -1,6 +1,6 @@
 {{/* vim: set filetype=mustache: */}}
 {{/*
-The RayCluster spec built here is mirrored by optimizer/kube.py (raycluster_spec), which `reflectopt submit
+The RayCluster spec built here is mirrored by optimizer/kube/objects.py (raycluster_spec), which `reflectopt submit
 --ephemeral` uses; tests/test_helm_chart.py checks that both produce the same spec. Change them together.
 */}}
 

@@ -1,0 +1,5 @@
+import sys
+
+from optimizer.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""`reflectopt run | resume`: an experiment end to end (worlds on Ray, records to a folder or S3, report)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from optimizer.constants import CHECKPOINTS_DIR, EXIT_INTERRUPTED, SUMMARY_FILE, WINNER_SCENE_DIR
+from optimizer.errors import ConfigError, ReflectoptError
+from optimizer.experiment import load_run_experiment, load_submitted
+from optimizer.records import Overrides, RunMeta, Summary
+from optimizer.records.text import fmt_pct, fmt_power
+from optimizer.search.driver import conclude, now_utc, prepare, run_search, say, start_ray
+from optimizer.store import storage
+from optimizer.store.runstore import RunStore
+
+if TYPE_CHECKING:
+    from optimizer.experiment import Experiment
+
+
+def cmd_run(args) -> int:
+    sub = load_submitted(args.experiment)
+    exp = sub.exp
+    if args.output:
+        exp.output = args.output
+    if args.device:
+        exp.device = args.device
+    if args.worlds:
+        exp.search.worlds = args.worlds
+    store = RunStore.create(exp.output, exp.name)
+    store.write_experiment(sub.text)
+    meta = RunMeta(name=exp.name, run_id=store.run_id, run_uri=store.uri, status="running", created_utc=now_utc(),
+                   experiment_sha256=sub.sha256,
+                   overrides=Overrides(output=exp.output, device=exp.device, worlds=exp.search.worlds,
+                                       scene=exp.scene))
+    store.write_meta(meta)
+    say(f"run {exp.name}/{store.run_id} -> {store.uri}")
+    return _execute(exp, meta, store, args, resume=False)
+
+
+def cmd_resume(args) -> int:
+    store = RunStore(args.results)
+    if store.complete:
+        raise ReflectoptError(f"RESULTS: {store.uri} is already complete (summary.json present); nothing to resume")
+    if not storage.exists(store.join("run.json")):
+        raise ConfigError(f"RESULTS: {store.uri} has no run.json; give the run folder printed by `reflectopt run`")
+    meta = store.read_meta()
+    exp = load_run_experiment(store, meta)
+    store.write_experiment(store.read_experiment_text())
+    meta = meta.model_copy(update={"status": "running", "resumed_utc": now_utc()})
+    store.write_meta(meta)
+    say(f"resuming {exp.name}/{meta.run_id} from {store.uri}")
+    return _execute(exp, meta, store, args, resume=True)
+
+
+def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool) -> int:
+    t_start = time.perf_counter()
+    prep = prepare(exp)
+    start_ray(exp, getattr(args, "address", None))
+    tune_path, tune_fs = storage.tune_storage(store.join(CHECKPOINTS_DIR))
+    collected = run_search(exp, prep, tune_path, tune_fs, meta, resume=resume,
+                           progress=not getattr(args, "no_progress", False))
+    meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned")})
+    unfinished = [c for c in collected if c.status == "interrupted"]
+    if unfinished:
+        store.write_meta(meta.model_copy(update={"status": "interrupted"}))
+        say(f"interrupted: {len(unfinished)} worlds unfinished; checkpoints kept. Continue with:\n"
+            f"    reflectopt resume {store.uri}")
+        return EXIT_INTERRUPTED
+    done = conclude(exp, meta, prep, collected, t_start)
+    summary = done.summary
+    store.write_targets(done.targets)
+    store.write_trajectories(done.steps)
+    try:
+        prep.rs.export_with_plate(done.winner_pose, store.path(WINNER_SCENE_DIR))
+    except ReflectoptError as err:
+        say(f"warning: {err}")
+    # Pictures and the report: a failure to draw never loses the numbers.
+    staged = store.write_summary(summary, SUMMARY_FILE + ".pending")
+    t_rep = time.perf_counter()
+    try:
+        from optimizer.report.build import write_report
+
+        write_report(store.local, exp, summary=summary, radio_scene=prep.rs, threads=os.cpu_count() or 1)
+    except Exception as err:  # noqa: BLE001
+        say(f"warning: report not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+    summary = summary.model_copy(update={"report_time_s": round(time.perf_counter() - t_rep, 3),
+                                         "wall_time_s": round(time.perf_counter() - t_start, 3)})
+    staged.unlink(missing_ok=True)
+    store.write_meta(meta.model_copy(update={"status": "complete", "finished_utc": summary.finished_utc}))
+    store.write_summary(summary)  # last: its presence marks a complete run
+    store.publish()
+    print_final(summary, store.uri)
+    return 0
+
+
+def print_final(s: Summary, run_uri: str):
+    b, w = s.baseline, s.winner
+    out = sys.stdout
+    c = s.counts
+    out.write(f"\n{s.name} / {s.run_id}: {c.worlds} worlds ({c.completed} completed, {c.pruned} pruned, "
+              f"{c.failed} failed), {s.evaluations} truth evaluations, {s.wall_time_s:.0f} s\n")
+    out.write(f"{'':<12}{'min':>14}{'P5':>14}{'mean':>14}{'coverage':>10}\n")
+    for label, m in (("baseline", b), ("winner", w)):
+        out.write(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
+                  f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}\n")
+    out.write(f"winner pose: {w.pose} (world {w.world})\n")
+    out.write(f"reproduce:   reflectopt evaluate EXPERIMENT --pose={w.pose_arg}\n")
+    if w.on_bounds:
+        out.write(f"note: the winner lies on the mounting box's bound(s) {', '.join(w.on_bounds)}; widening "
+                  "`reflector.bounds` / `yaw_deg` there may find a better pose\n")
+    out.write(f"results: {run_uri}\n")
+    out.flush()
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="optimise the reflector pose (many worlds on Ray, results to a folder or S3)")
+    p.add_argument("experiment", help="experiment YAML (path or s3:// URI)")
+    p.add_argument("--output", help="override `output:` (folder or s3://bucket/prefix)")
+    p.add_argument("--address", help="Ray cluster to attach to (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)")
+    p.add_argument("--worlds", type=int, help="override search.worlds")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override `device:`")
+    p.add_argument("--no-progress", action="store_true", help="no live table")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("resume", help="continue an interrupted run from its checkpoints")
+    p.add_argument("results", help="the run folder or s3:// URI printed by `reflectopt run`")
+    p.add_argument("--address", help="Ray cluster to attach to")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=cmd_resume)

@@ -1,0 +1,183 @@
+"""`reflectopt evaluate | grid | calibrate`: truth at one pose, the exhaustive reference, one world measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from optimizer.errors import ConfigError
+from optimizer.experiment import load_submitted
+from optimizer.physics.metrics import rss_stats
+from optimizer.records import JointPose
+from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
+from optimizer.search.driver import driver_scene, say
+from optimizer.search.space import PoseSpace
+
+if TYPE_CHECKING:
+    from optimizer.experiment import Experiment
+
+
+def parse_pose(text: str, exp) -> JointPose:
+    try:
+        pose = JointPose.parse(text)
+    except ValueError:
+        raise ConfigError(f"--pose: {text!r} is not x,y,z,yaw_deg[,pitch_deg] in metres and degrees, "
+                          "e.g. --pose 24,8,5,140") from None
+    space = PoseSpace.of(exp)
+    if len(pose.plates) != len(space.plates):
+        raise ConfigError(f"--pose: {len(pose.plates)} plate(s) given, the experiment has {len(space.plates)}; "
+                          "separate plates with ';'")
+    if not space.contains(space.to_vec(pose)):
+        say(f"note: pose {pose} is outside reflector.bounds / yaw range; evaluated as given")
+    return pose
+
+
+def cmd_evaluate(args) -> int:
+    exp = load_submitted(args.experiment).exp
+    pose = parse_pose(args.pose, exp)
+    rs = driver_scene(exp)
+    thr = exp.objective.coverage_threshold_dbm
+    samples = args.samples or exp.solver.samples_per_src
+    base = rs.rss_dbm(None, samples_per_src=samples)
+    rss = rs.rss_dbm(pose, samples_per_src=samples)
+    bm, pm = rss_stats(base, thr), rss_stats(rss, thr)
+    if args.json:
+        def db(v):
+            return float(v) if v > -float("inf") else None
+
+        json.dump({"pose": pose.first.model_dump(), "joint_pose": pose.model_dump(), "samples_per_src": samples,
+                   "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
+                   "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
+                               for t, b, r in zip(rs.targets.tolist(), base, rss)]},
+                  sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"pose {pose}; truth from Sionna PathSolver ({samples} samples, depth {exp.solver.max_depth})")
+    print(f"{'':<12}{'min':>14}{'P5':>14}{'mean':>14}{'coverage':>10}")
+    for label, m in (("no plate", bm), ("with plate", pm)):
+        print(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
+              f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}")
+    if args.targets:
+        print(f"\n{'target':>6} {'x':>8} {'y':>8} {'z':>6} {'no plate':>9} {'plate':>9}")
+        for i, (t, b, r) in enumerate(zip(rs.targets, base, rss)):
+            print(f"{i:>6} {t[0]:>8.2f} {t[1]:>8.2f} {t[2]:>6.2f} {fmt_dbm(b):>9} {fmt_dbm(r):>9}")
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from optimizer.search.grid import grid_search
+
+    exp = load_submitted(args.experiment).exp
+    if args.spacing <= 0 or args.yaw_step <= 0:
+        raise ConfigError("--spacing and --yaw-step must be positive (metres, degrees)")
+    rs = driver_scene(exp)
+    res = grid_search(exp, rs, args.spacing, args.yaw_step, refine=args.refine, max_evals=args.max_evals)
+    m, p = res["stats"], res["pose"]
+    out = {"pose": p.first.model_dump(), "pose_arg": p.cli_value(), **m.model_dump(),
+           "evaluations": res["evaluations"], "wall_s": round(res["wall_s"], 2), "spacing_m": args.spacing,
+           "yaw_step_deg": args.yaw_step, "refine": args.refine}
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"grid optimum over {res['evaluations']} truth evaluations ({res['wall_s']:.0f} s): {p}")
+        print(f"min {fmt_power(m.min_rss_dbm)}, P5 {fmt_power(m.p5_rss_dbm)}, mean {fmt_power(m.mean_rss_dbm)}, "
+              f"coverage {fmt_pct(m.coverage)}")
+        print(f"reproduce: --pose={p.cli_value()}")
+    return 0
+
+
+def _peak_host_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _gpu_memory_mb() -> tuple[float | None, float | None]:
+    """(this process's GPU memory, the card's total) [MB] from nvidia-smi, or (None, None)."""
+    import subprocess
+
+    try:
+        used = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=10).stdout
+        total = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                               capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    mine = [float(line.split(",")[1]) for line in used.splitlines() if line.split(",")[0].strip() == str(os.getpid())]
+    return (sum(mine) if mine else None), (float(total.splitlines()[0]) if total.strip() else None)
+
+
+def calibrate(exp: Experiment, steps: int = 5, device: str | None = None) -> dict:
+    from optimizer.physics import backend
+    from optimizer.physics.scene import RadioScene
+    from optimizer.search.starts import initial_poses
+    from optimizer.search.world import World
+
+    dev = backend.resolve_device(device or exp.device)  # the one device rule, as a world on this machine
+    threads = max(1, int(round(exp.resources.cpu_per_world)))
+    rs = RadioScene(exp, device=dev, threads=threads)
+    pose = initial_poses(exp, None, 1)[0][0]
+    world = World(exp, 0, pose, radio_scene=rs)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        world.step()
+        times.append(time.perf_counter() - t)
+    host = _peak_host_mb()
+    gpu, gpu_total = _gpu_memory_mb() if dev == "cuda" else (None, None)
+    per_gpu = None
+    if gpu and gpu_total:
+        per_gpu = int(max(1, min(16, (0.9 * gpu_total) // max(gpu, 1.0))))
+    cpus = os.cpu_count() or 1
+    per_cpu_worker = max(1, int(cpus // max(exp.resources.cpu_per_world, 1e-9)))
+    return {"device": dev, "steps": steps, "step_s_median": statistics.median(times[1:] or times),
+            "first_step_s": times[0], "peak_host_mb": host, "peak_gpu_mb": gpu, "gpu_total_mb": gpu_total,
+            "worlds_per_gpu": per_gpu if per_gpu else 4, "worlds_per_gpu_measured": per_gpu is not None,
+            "cpu_per_world": exp.resources.cpu_per_world, "worlds_per_cpu_worker": per_cpu_worker, "cpus": cpus}
+
+
+def cmd_calibrate(args) -> int:
+    exp = load_submitted(args.experiment).exp
+    c = calibrate(exp, args.steps, args.device)
+    gpu = f"{c['peak_gpu_mb']:.0f} MB of {c['gpu_total_mb']:.0f} MB" if c["peak_gpu_mb"] else "n/a (no GPU used)"
+    sys.stdout.write(
+        f"# reflectopt calibrate: {exp.name} on {c['device']}, {c['steps']} steps\n"
+        f"#   step time (median): {c['step_s_median']:.3f} s (first step {c['first_step_s']:.2f} s, compiles kernels)\n"
+        f"#   peak host memory per world: {c['peak_host_mb']:.0f} MB; GPU memory per world: {gpu}\n"
+        f"#   worlds per CPU worker of {c['cpus']} cores at {c['cpu_per_world']:g} CPU each: "
+        f"{c['worlds_per_cpu_worker']}\n"
+        + ("" if c["worlds_per_gpu_measured"] else
+           "#   worlds per GPU not measured on this machine (no GPU): default 4 kept\n")
+        + "# Helm values (helm/reflectopt): \n"
+        f"worlds:\n  perGpu: {c['worlds_per_gpu']}\n  cpuPerWorld: {c['cpu_per_world']:g}\n")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="ray-traced truth for one plate pose (and without the plate)")
+    p.add_argument("experiment")
+    p.add_argument("--pose", required=True, help="x,y,z,yaw_deg[,pitch_deg] [m, deg]; plates separated by ';'")
+    p.add_argument("--samples", type=int, help="samples per source (default: solver.samples_per_src)")
+    p.add_argument("--targets", action="store_true", help="print every target")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("grid", help="exhaustive grid search (truth at every pose): the reference optimum")
+    p.add_argument("experiment")
+    p.add_argument("--spacing", type=float, default=0.25, help="position step [m] (default 0.25)")
+    p.add_argument("--yaw-step", type=float, default=5.0, help="yaw (and pitch) step [deg] (default 5)")
+    p.add_argument("--refine", type=int, default=0, help="rounds of 4x finer local refinement around the best")
+    p.add_argument("--max-evals", type=int, default=200_000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_grid)
+
+    p = sub.add_parser("calibrate", help="measure one world (memory, step time) and print Helm values")
+    p.add_argument("experiment")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(handler=cmd_calibrate)

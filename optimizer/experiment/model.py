@@ -1,0 +1,222 @@
+"""The experiment model (pydantic v2): what a user asks for, validated. Loading lives in `loading`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from optimizer.constants import ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD
+from optimizer.errors import ConfigError
+from optimizer.registry import GRADIENT_MODES
+
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+Vec2 = Annotated[list[float], Field(min_length=2, max_length=2)]
+NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Transmitter(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    position: Vec3  # [m]
+    power_dbm: float = 30.0  # [dBm]
+
+
+class Box3(_Strict):
+    min: Vec3  # [m]
+    max: Vec3  # [m]
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        for i, axis in enumerate("xyz"):
+            if self.min[i] > self.max[i]:
+                raise ValueError(f"min.{axis} ({self.min[i]}) is above max.{axis} ({self.max[i]}); swap them")
+        return self
+
+
+class AngleRange(_Strict):
+    min: float = Field(ge=-360, le=360)  # [deg]
+    max: float = Field(ge=-360, le=360)  # [deg]
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max}); swap them")
+        if self.max - self.min > 360:
+            raise ValueError("range is wider than 360 degrees; use min: -180, max: 180")
+        return self
+
+
+class Reflector(_Strict):
+    size_m: Vec2 = Field(description="width, height of the flat plate [m]")
+    material: Literal["metal"] = "metal"
+    thickness_m: float = Field(default=0.01, gt=0, le=1)
+    bounds: Box3
+    yaw_deg: AngleRange = AngleRange(min=-180, max=180)
+    pitch_deg: AngleRange | None = None
+
+    @field_validator("size_m")
+    @classmethod
+    def _positive(cls, v):
+        if min(v) <= 0:
+            raise ValueError("width and height must be positive metres, e.g. [2.0, 2.0]")
+        return v
+
+
+class Region(_Strict):
+    min: Vec2  # [m]
+    max: Vec2  # [m]
+    z: float = 1.5  # [m]
+    spacing_m: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min[0] > self.max[0] or self.min[1] > self.max[1]:
+            raise ValueError("min must be below max in x and y")
+        n = (int((self.max[0] - self.min[0]) / self.spacing_m) + 1) * (
+            int((self.max[1] - self.min[1]) / self.spacing_m) + 1)
+        if n > 10_000:
+            raise ValueError(f"region gives {n} targets (limit 10000); raise spacing_m")
+        return self
+
+
+class Targets(_Strict):
+    points: list[Vec3] = []
+    region: Region | None = None
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not self.points and self.region is None:
+            raise ValueError("no targets: give points: [[x, y, z], ...] and/or region: {min, max, z, spacing_m}")
+        return self
+
+
+class Objective(_Strict):
+    softmin_temperature_db: float = Field(default=1.0, gt=0, le=50)
+    coverage_threshold_dbm: float = -90.0
+    # Targets whose baseline RSS exceeds the threshold by more than this margin need no plate and are
+    # left out of the surrogate's soft-min (they still count in every reported number).
+    focus_margin_db: float = Field(default=10.0, ge=0)
+
+
+class Solver(_Strict):
+    max_depth: int = Field(default=3, ge=1, le=10)
+    samples_per_src: int = Field(default=1_000_000, ge=1000, le=100_000_000)
+    diffraction: bool = False
+    refraction: bool = True
+    # Sample count of the final re-evaluation of the winner (default: 4x samples_per_src, capped)
+    final_samples_per_src: int | None = Field(default=None, ge=1000, le=100_000_000)
+    seed: int = 42
+
+
+class Prune(_Strict):
+    reduction_factor: int = Field(default=2, ge=2, le=16)
+    grace_steps: int = Field(default=5, ge=1, description="first rung, in truth steps")
+
+
+class Search(_Strict):
+    worlds: int = Field(default=8, ge=1, le=10_000)
+    steps: int = Field(default=40, ge=1, le=100_000, description="truth-checked steps per world")
+    seed: int = 0
+    gradient: str = Field(default="surrogate", description="a registered gradient mode "
+                                                          "(optimizer.registry.GRADIENT_MODES)")
+    starts: Literal["informed", "uniform", "mixed"] = "mixed"
+    initial_poses: list[Annotated[list[float], Field(min_length=4, max_length=5)]] = []
+    inner_steps: int = Field(default=4, ge=1, le=1000, description="surrogate updates per truth check")
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="Adam step on the box-normalised pose")
+    prune: Prune | Literal["off"] = Prune()
+    max_failures: int = Field(default=2, ge=0, le=100, description="restarts of a crashed world")
+    checkpoint_every: int = Field(default=5, ge=1, le=1000, description="steps between world checkpoints")
+    concurrency: int | None = Field(default=None, ge=1, description="worlds at once (default: what fits)")
+
+    @field_validator("gradient")
+    @classmethod
+    def _registered(cls, v: str):
+        names = GRADIENT_MODES.names()
+        if v not in names:
+            raise ValueError(f"unknown gradient mode {v!r}; one of {', '.join(names)}")
+        return v
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"environment: {name}={raw!r} is not a number; unset it or give e.g. 0.25") from None
+
+
+class Resources(_Strict):
+    gpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_GPU_PER_WORLD, 0.0), ge=0, le=8)
+    cpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_CPU_PER_WORLD, 1.0), gt=0, le=256)
+
+
+class Experiment(_Strict):
+    name: str = Field(pattern=NAME_RE, max_length=40)
+    scene: str
+    scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    frequency_hz: float = Field(gt=1e6, le=1e12)  # [Hz]
+    transmitters: list[Transmitter] = Field(min_length=1)
+    reflector: Reflector
+    targets: Targets
+    objective: Objective = Objective()
+    solver: Solver = Solver()
+    search: Search = Search()
+    resources: Resources = Field(default_factory=Resources)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output: str = "results/"
+
+    @field_validator("scene")
+    @classmethod
+    def _scene(cls, v: str):
+        if not v.strip():
+            raise ValueError("empty; give builtin:NAME, a folder with scene.xml, or s3://bucket/key")
+        return v
+
+    @model_validator(mode="after")
+    def _poses(self):
+        for i, p in enumerate(self.search.initial_poses):
+            if len(p) == 5 and self.reflector.pitch_deg is None:
+                raise ValueError(f"search.initial_poses[{i}] has a pitch but reflector.pitch_deg is not set")
+        names = [t.name for t in self.transmitters]
+        if len(set(names)) != len(names):
+            raise ValueError("transmitters: names must be unique")
+        return self
+
+    # --- derived ---------------------------------------------------------------------------------
+    def plates(self) -> list[Reflector]:
+        """Every plate, in order (one today: `reflector`)."""
+        return [self.reflector]
+
+    def target_points(self):
+        """All target points [m] as a list of [x, y, z]: explicit points, then the region grid."""
+        pts = [list(map(float, p)) for p in self.targets.points]
+        r = self.targets.region
+        if r is not None:
+            nx = int(round((r.max[0] - r.min[0]) / r.spacing_m + 1e-9)) + 1
+            ny = int(round((r.max[1] - r.min[1]) / r.spacing_m + 1e-9)) + 1
+            for j in range(ny):
+                for i in range(nx):
+                    pts.append([r.min[0] + i * r.spacing_m, r.min[1] + j * r.spacing_m, float(r.z)])
+        return pts
+
+    def final_samples(self) -> int:
+        s = self.solver
+        return s.final_samples_per_src or min(4 * s.samples_per_src, 100_000_000)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude={"resources"}), sort_keys=True)
+
+    def sha256(self) -> str:
+        """Hash of the experiment's meaning (resources excluded: they do not change results)."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+

@@ -1,0 +1,66 @@
+"""Statistics of received power over targets (ray-traced truth), the one ranking score, the truth soft-min.
+
+Inside this module a target no path reaches is -inf [dBm]; it becomes null in `RssStats` and stands in
+as `NO_PATH_FLOOR_DBM` only where arithmetic needs a number (the score, the soft-min).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE
+from optimizer.records import RssStats
+
+
+def no_path_as_floor(rss_dbm) -> np.ndarray:
+    """RSS [dBm] with -inf (and NaN) replaced by NO_PATH_FLOOR_DBM, for arithmetic only."""
+    return np.maximum(np.nan_to_num(np.asarray(rss_dbm, float), nan=NO_PATH_FLOOR_DBM, neginf=NO_PATH_FLOOR_DBM),
+                      NO_PATH_FLOOR_DBM)
+
+
+def has_path(rss_dbm) -> np.ndarray:
+    return np.isfinite(np.asarray(rss_dbm, float)) & (np.asarray(rss_dbm, float) > NO_PATH_FLOOR_DBM)
+
+
+def rss_stats(rss_dbm, threshold_dbm: float) -> RssStats:
+    """min, 5th percentile and mean RSS [dBm], coverage and the no-path count of one truth evaluation."""
+    r = np.asarray(rss_dbm, float).reshape(-1)
+    ok = has_path(r)
+    s = np.sort(np.where(ok, r, -np.inf))
+    idx = P5_PERCENTILE / 100.0 * (s.size - 1)
+    lo, hi = int(np.floor(idx)), int(np.ceil(idx))
+    p5 = None
+    if np.isfinite(s[lo]) and np.isfinite(s[hi]):
+        p5 = float(s[lo] + (s[hi] - s[lo]) * (idx - lo))
+    return RssStats(min_rss_dbm=float(s[0]) if ok.all() else None, p5_rss_dbm=p5,
+                    mean_rss_dbm=float(r[ok].mean()) if ok.any() else None,
+                    coverage=float(np.mean(ok & (r >= threshold_dbm))), no_path=int((~ok).sum()))
+
+
+def _floor(v: float | None) -> float:
+    return NO_PATH_FLOOR_DBM if v is None else max(float(v), NO_PATH_FLOOR_DBM)
+
+
+def score(stats: RssStats) -> float:
+    """The one ranking of truth results (higher is better), used by the pruner and for the winner alike:
+    min RSS first (no path counts as NO_PATH_FLOOR_DBM), then coverage, then mean RSS, as tie-breaks whose
+    weights are too small to reorder distinct min RSS values by more than 0.01 dB."""
+    mean = _floor(stats.mean_rss_dbm) - NO_PATH_FLOOR_DBM  # >= 0
+    return float(_floor(stats.min_rss_dbm) + 1e-2 * stats.coverage - 1e-2 * min(stats.no_path, 100) / 100.0
+                 + 1e-6 * min(mean, 1000.0))
+
+
+def softmin_db(values_db, temperature_db: float, mask=None) -> float:
+    """Soft-min (log-sum-exp) over targets [dBm]: -T log(mean exp(-v / T)) over the masked values."""
+    v = no_path_as_floor(values_db)
+    if mask is not None and np.any(mask):
+        v = v[np.asarray(mask, bool)]
+    m = v.min()
+    return float(m - temperature_db * np.log(np.mean(np.exp(-(v - m) / temperature_db))))
+
+
+def focus_mask(baseline_rss, threshold_dbm: float, margin_db: float) -> np.ndarray:
+    """Targets that need the plate: baseline below threshold + margin (all targets if none do)."""
+    b = no_path_as_floor(baseline_rss)
+    mask = b < threshold_dbm + margin_db
+    return mask if mask.any() else np.ones_like(mask)

@@ -1,0 +1,231 @@
+"""Radio scenes: load (builtin, folder, archive, S3 bundle), mount the plates, ray-trace the truth.
+
+`RadioScene` owns one private Sionna scene with transmitters, one receiver per target and the plates.
+It is truth only: every number the product reports comes from `RadioScene.rss_dbm` (Sionna's PathSolver).
+Gradients come from elsewhere (`optimizer.search.modes`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optimizer.constants import (
+    BUILTIN_SCENE_PREFIX,
+    PLATE_MATERIAL_NAME,
+    PLATE_OBJECT_NAME,
+    PLATE_PARKING_Z_M,
+    RAY_EPSILON_M,
+    SCENE_FILE,
+)
+from optimizer.errors import SceneError
+from optimizer.physics import backend
+from optimizer.physics.geometry import plate_corners
+from optimizer.records import JointPose, PlatePose
+
+if TYPE_CHECKING:
+    from optimizer.experiment import Experiment
+
+
+def write_plate_ply(path: Path, size_m, corners: np.ndarray | None = None) -> Path:
+    """A two-triangle rectangle: centred at the origin in the x-z plane (normal +y) or at `corners`."""
+    if corners is None:
+        hw, hh = 0.5 * size_m[0], 0.5 * size_m[1]
+        corners = np.array([[-hw, 0, -hh], [hw, 0, -hh], [hw, 0, hh], [-hw, 0, hh]], float)
+    lines = ["ply", "format ascii 1.0", "element vertex 4", "property float x", "property float y",
+             "property float z", "element face 2", "property list uchar int vertex_indices", "end_header"]
+    lines += [f"{x:.9g} {y:.9g} {z:.9g}" for x, y, z in corners]
+    lines += ["3 0 1 2", "3 0 2 3"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def plate_object_name(index: int) -> str:
+    """The scene object name of plate `index` (0-based)."""
+    return PLATE_OBJECT_NAME if index == 0 else f"{PLATE_OBJECT_NAME}-{index + 1}"
+
+
+def scene_source_path(scene: str, sha256: str | None = None) -> Path:
+    """Resolve an experiment's `scene` to a local scene.xml path (or a builtin scene's path)."""
+    import sionna.rt as rt
+
+    if scene.startswith(BUILTIN_SCENE_PREFIX):
+        name = scene[len(BUILTIN_SCENE_PREFIX):]
+        path = getattr(rt.scene, name, None)
+        if not isinstance(path, str):
+            raise SceneError(f"scene: unknown builtin scene {name!r}; e.g. builtin:simple_street_canyon, "
+                             "builtin:box, builtin:munich")
+        return Path(path)
+    from optimizer.store import assets
+
+    folder = Path(scene)
+    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")) or folder.is_dir():
+        folder = assets.resolve_scene(scene, sha256)
+    xml = folder / SCENE_FILE if folder.is_dir() else folder
+    if not xml.is_file():
+        raise SceneError(f"scene: {scene}: no scene.xml found; give a folder holding scene.xml + meshes/")
+    return xml
+
+
+class RadioScene:
+    """One private scene: transmitters, a receiver per target, the plates, and the truth solver."""
+
+    def __init__(self, exp: Experiment, device: str = "auto", threads: int | None = None, with_plate: bool = True,
+                 scene_xml: Path | None = None):
+        self.device = backend.init(device or exp.device, threads)
+        import mitsuba as mi
+        import sionna.rt as rt
+
+        self.exp = exp
+        self._mi, self._rt = mi, rt
+        self.scene_xml = Path(scene_xml) if scene_xml is not None else scene_source_path(exp.scene,
+                                                                                          exp.scene_sha256)
+        try:
+            self.scene = rt.load_scene(str(self.scene_xml), merge_shapes=False)
+        except Exception as err:  # noqa: BLE001
+            raise SceneError(f"scene: {exp.scene}: cannot be loaded by Sionna ({str(err).splitlines()[0]})") \
+                from None
+        sc = self.scene
+        sc.frequency = float(exp.frequency_hz)
+        sc.tx_array = rt.PlanarArray(num_rows=1, num_cols=1, pattern="iso", polarization="V")
+        sc.rx_array = rt.PlanarArray(num_rows=1, num_cols=1, pattern="iso", polarization="V")
+        self.tx_power_dbm = np.array([t.power_dbm for t in exp.transmitters], float)
+        for t in exp.transmitters:
+            sc.add(rt.Transmitter(t.name, position=mi.Point3f(*map(float, t.position)), power_dbm=t.power_dbm))
+        self.targets = np.array(exp.target_points(), float)
+        for i, p in enumerate(self.targets):
+            sc.add(rt.Receiver(f"target-{i}", position=mi.Point3f(*map(float, p))))
+        self.solver = rt.PathSolver()
+        self.plates: list = []
+        self.pose: JointPose | None = None
+        self.evaluations = 0
+        if with_plate:
+            self._add_plates()
+
+    # --- plates --------------------------------------------------------------------------------------------
+    def _add_plates(self):
+        rt = self._rt
+        tmp = Path(tempfile.mkdtemp(prefix="reflectopt-plate-"))
+        try:
+            for k, refl in enumerate(self.exp.plates()):
+                ply = write_plate_ply(tmp / f"plate-{k}.ply", refl.size_m)
+                mat = rt.ITURadioMaterial(f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME, "metal",
+                                          thickness=float(refl.thickness_m))
+                self.plates.append(rt.SceneObject(fname=str(ply), name=plate_object_name(k), radio_material=mat))
+            self.scene.edit(add=self.plates)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.park_plate()
+
+    def set_pose(self, pose: JointPose | PlatePose):
+        """Mount the plates at `pose`: their vertex buffers are written from the pose itself (absolute, so
+        no drift accumulates over steps and no autodiff graph survives a gradient mode's solve)."""
+        pose = JointPose.of(pose)
+        if len(pose.plates) != len(self.plates):
+            raise ValueError(f"a pose of {len(pose.plates)} plates for a scene with {len(self.plates)}")
+        self.pose = pose
+        for k, (refl, p) in enumerate(zip(self.exp.plates(), pose.plates)):
+            self.write_plate_vertices(k, self._mi.Float(plate_corners(p, refl.size_m).ravel().astype(np.float32)))
+
+    def write_plate_vertices(self, index: int, flat_xyz):
+        """Set plate `index`'s 4 vertices (a flat Dr.Jit Float of x, y, z in the PLY's corner order)."""
+        params = self.scene.mi_scene_params
+        params[self.plates[index].mi_mesh.id() + ".vertex_positions"] = flat_xyz
+        params.update()
+        self.scene.scene_geometry_updated()
+
+    def park_plate(self):
+        """Move the plates far below the scene: the scene then behaves as without them."""
+        for k, refl in enumerate(self.exp.plates()[: len(self.plates)]):
+            parked = PlatePose(0.0, 10.0 * k, float(PLATE_PARKING_Z_M), 0.0)
+            self.write_plate_vertices(k, self._mi.Float(plate_corners(parked, refl.size_m).ravel().astype(np.float32)))
+        self.pose = None
+
+    def plate_vertices(self, index: int = 0) -> np.ndarray:
+        params = self.scene.mi_scene_params
+        return np.array(params[self.plates[index].mi_mesh.id() + ".vertex_positions"]).reshape(-1, 3)
+
+    # --- truth -------------------------------------------------------------------------------------------------
+    def paths(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
+              max_depth: int | None = None):
+        """Sionna paths with the plates at `pose` (None: without plates)."""
+        if pose is None:
+            self.park_plate()
+        else:
+            self.set_pose(pose)
+        s = self.exp.solver
+        n = int(samples_per_src or s.samples_per_src)
+        self.evaluations += 1
+        return self.solver(self.scene, max_depth=int(max_depth or s.max_depth), samples_per_src=n,
+                           max_num_paths_per_src=n, refraction=s.refraction, diffraction=s.diffraction,
+                           seed=s.seed)
+
+    def rss_dbm(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
+                max_depth: int | None = None) -> np.ndarray:
+        """Received power [dBm] per target (sum over all paths and transmitters) with the plates at `pose`
+        (None: without plates). -inf where no path reaches a target."""
+        paths = self.paths(pose, samples_per_src, max_depth)
+        a_re, a_im = paths.a
+        a2 = np.array(a_re, dtype=np.float64) ** 2 + np.array(a_im, dtype=np.float64) ** 2
+        # [rx, rx_ant, tx, tx_ant, paths] -> [rx, tx]
+        a2 = a2.reshape(a2.shape[0], a2.shape[1], a2.shape[2], -1).sum(axis=(1, 3))
+        power_mw = a2 @ (10.0 ** (self.tx_power_dbm / 10.0))
+        with np.errstate(divide="ignore"):
+            return 10.0 * np.log10(power_mw)
+
+    # --- ray tests (detached) ------------------------------------------------------------------------------
+    def visible(self, origins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """True where the segment origin->end hits no scene geometry (the plates are ignored: they are parked
+        first and restored after)."""
+        mi = self._mi
+        pose = self.pose
+        self.park_plate()
+        o = np.atleast_2d(np.asarray(origins, float))
+        e = np.atleast_2d(np.asarray(ends, float))
+        o, e = np.broadcast_arrays(o, e)
+        d = e - o
+        dist = np.linalg.norm(d, axis=1)
+        d = d / np.maximum(dist, 1e-12)[:, None]
+        ray = mi.Ray3f(mi.Point3f(*[mi.Float(np.ascontiguousarray(o[:, k])) for k in range(3)]),
+                       mi.Vector3f(*[mi.Float(np.ascontiguousarray(d[:, k])) for k in range(3)]))
+        ray.maxt = mi.Float(np.maximum(dist - 2 * RAY_EPSILON_M, 0.0))
+        ray.o = ray.o + ray.d * RAY_EPSILON_M
+        hit = np.array(self.scene.mi_scene.ray_test(ray), dtype=bool)
+        if pose is not None:
+            self.set_pose(pose)
+        return ~hit.reshape(-1)
+
+    # --- export --------------------------------------------------------------------------------------------
+    def export_with_plate(self, pose: JointPose | PlatePose, dest: Path) -> Path:
+        """Write a Mitsuba/Sionna scene folder with the plates mounted at `pose` (loadable by load_scene)."""
+        pose = JointPose.of(pose)
+        dest = Path(dest)
+        src_dir = self.scene_xml.parent
+        dest.mkdir(parents=True, exist_ok=True)
+        text = self.scene_xml.read_text()
+        if (src_dir / "meshes").is_dir():
+            shutil.copytree(src_dir / "meshes", dest / "meshes", dirs_exist_ok=True)
+        if re.search(r"</scene>\s*$", text) is None:
+            raise SceneError(f"scene: {self.scene_xml}: no closing </scene> tag; cannot export winner scene")
+        added = ""
+        for k, (refl, p) in enumerate(zip(self.exp.plates(), pose.plates)):
+            name = plate_object_name(k)
+            mat = f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME
+            write_plate_ply(dest / "meshes" / f"{name}.ply", None, corners=plate_corners(p, refl.size_m))
+            added += (f"    <!-- reflectopt: plate {k + 1} at {p} -->\n"
+                      f'    <bsdf type="itu-radio-material" id="{mat}">\n'
+                      f'        <string name="type" value="metal"/>\n'
+                      f'        <float name="thickness" value="{float(refl.thickness_m)}"/>\n    </bsdf>\n'
+                      f'    <shape type="ply" id="mesh-{name}" name="mesh-{name}">\n'
+                      f'        <string name="filename" value="meshes/{name}.ply"/>\n'
+                      f'        <boolean name="face_normals" value="true"/>\n'
+                      f'        <ref id="{mat}" name="bsdf"/>\n    </shape>\n')
+        text = re.sub(r"</scene>\s*$", added + "</scene>\n", text)
+        (dest / SCENE_FILE).write_text(text)
+        return dest

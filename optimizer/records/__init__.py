@@ -1,0 +1,19 @@
+"""Typed run records: everything a run writes and reads, as pydantic models.
+
+A world reports `WorldStep`s and keeps a `WorldState`; the driver turns them into `WorldOutcome`s and a
+`Summary`; `RunMeta` is `run.json`, `TargetRow` a row of `targets.csv`. `optimizer.store.runstore` writes
+and reads them (JSON, CSV, Parquet) in one place; `reflectopt schema` prints their JSON Schema.
+"""
+
+from optimizer.records.base import Record, finite_or_none
+from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
+from optimizer.records.stats import STAT_FIELDS, RssStats
+from optimizer.records.summary import (Convergence, CoverageGain, Counts, Failure, Gain, Overrides, Pruning,
+                                       RunMeta, RunStatus, Summary, TargetRow, Winner, WinnerPlate)
+from optimizer.records.tolerance import ToleranceCheck
+from optimizer.records.world import Adam, BestSoFar, StartKind, WorldOutcome, WorldState, WorldStatus, WorldStep
+
+__all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BestSoFar", "Convergence", "CoverageGain", "Counts", "Failure",
+           "Gain", "JointPose", "Overrides", "PlatePose", "Pruning", "Record", "RssStats", "RunMeta", "RunStatus",
+           "StartKind", "Summary", "TargetRow", "ToleranceCheck", "Winner", "WinnerPlate", "WorldOutcome",
+           "WorldState", "WorldStatus", "WorldStep", "finite_or_none"]

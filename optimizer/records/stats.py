@@ -1,0 +1,25 @@
+"""Truth statistics over the targets of one evaluation (all from ray tracing, never from a model)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from optimizer.records.base import Record
+
+STAT_FIELDS = ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage", "no_path")
+
+
+class RssStats(Record):
+    """Received power over the targets. A target no path reaches has no dBm value: `min_rss_dbm` (and
+    `p5_rss_dbm` when the 5th-percentile target is one of them) is then null, and `no_path` counts them."""
+
+    min_rss_dbm: float | None = Field(description="worst target [dBm]; null when a target has no path")
+    p5_rss_dbm: float | None = Field(description="5th percentile over targets (nearest rank below) [dBm]; null "
+                                                 "when that target has no path")
+    mean_rss_dbm: float | None = Field(description="mean of dBm over the targets that have a path; null if none")
+    coverage: float = Field(ge=0, le=1, description="share of targets at or above the coverage threshold")
+    no_path: int = Field(ge=0, description="targets that no path reaches")
+
+    @property
+    def all_covered(self) -> bool:
+        return self.coverage >= 1.0 and self.no_path == 0

@@ -1,0 +1,161 @@
+"""A run's metadata (`run.json`, written first), its targets table and its summary (`summary.json`, last)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from optimizer.records.base import Record
+from optimizer.records.pose import JointPose, PlatePose
+from optimizer.records.stats import RssStats
+from optimizer.records.tolerance import ToleranceCheck
+from optimizer.records.world import WorldOutcome
+
+RunStatus = Literal["running", "interrupted", "failed", "complete"]
+
+
+class Overrides(Record):
+    """What the command line changed (and what `resume` must restore)."""
+
+    output: str
+    device: str
+    worlds: int
+    scene: str
+
+
+class RunMeta(Record):
+    """`run.json`: written when a run starts and whenever its status changes."""
+
+    name: str
+    run_id: str
+    run_uri: str
+    status: RunStatus
+    created_utc: str
+    resumed_utc: str | None = None
+    finished_utc: str | None = None
+    experiment_sha256: str
+    overrides: Overrides
+    pruned: list[int] = Field(default_factory=list, description="worlds the pruner stopped")
+    error: str | None = Field(default=None, description="why the run failed (status failed)")
+    ray_session: str | None = Field(default=None, description="the local Ray session this run started (so a "
+                                                              "later run can stop what a killed one left)")
+
+
+class TargetRow(Record):
+    """One row of `targets.csv`."""
+
+    target: int = Field(ge=0)
+    x: float
+    y: float
+    z: float
+    baseline_rss_dbm: float | None = Field(description="[dBm]; null: no path")
+    winner_rss_dbm: float | None = Field(description="[dBm]; null: no path")
+    gain_db: float | None = Field(description="winner - baseline [dB]; null unless both have a path")
+    covered_baseline: bool
+    covered_winner: bool
+    worst_rss_dbm: float | None = Field(default=None, description="worst over the winner's tolerance box [dBm]")
+    covered_worst: bool | None = None
+    plate: str | None = Field(default=None, description="the plate on this target's strongest path, if any")
+
+
+class Gain(Record):
+    """Winner minus baseline [dB], only where both sides have a path (never against a no-path floor)."""
+
+    min: float | None = Field(description="of the min RSS; null when either worst target has no path")
+    p5: float | None
+    mean: float | None = Field(description="mean over the targets with a path on both sides")
+
+
+class CoverageGain(Record):
+    targets: int = Field(description="targets covered with the plate minus without")
+    share: float = Field(description="coverage with the plate minus without")
+    gained_path: int = Field(description="targets with no path without the plate that have one with it")
+
+
+class Convergence(Record):
+    """How far the winner's truth moves when the solver is pushed harder (should be small)."""
+
+    min_rss_dbm: float | None = Field(description="at the run's settings [dBm]")
+    depth_plus_1_db: float | None = Field(description="change of min RSS at max_depth + 1 [dB]")
+    samples_x4_db: float | None = Field(description="change of min RSS at 4 x samples_per_src [dB]")
+    coverage_depth_plus_1: float | None = None
+    coverage_samples_x4: float | None = None
+    warning: str | None = Field(default=None, description="set when a change exceeds the limit")
+
+
+class WinnerPlate(Record):
+    name: str
+    pose: PlatePose
+    size_m: list[float]
+
+
+class Winner(RssStats):
+    """The winning pose and its truth, re-evaluated at `samples_per_src`."""
+
+    pose: PlatePose = Field(description="the first plate's pose (see `plates` for all)")
+    plates: list[WinnerPlate]
+    joint_pose: JointPose
+    world: int
+    samples_per_src: int
+    search_min_rss_dbm: float | None = Field(description="the world's own truth at its sample count [dBm]")
+    pose_arg: str = Field(description="`--pose=` value that reproduces the pose exactly")
+    on_bounds: list[str] = Field(default_factory=list, description="bounds of the mounting box the pose lies on")
+    tolerance: ToleranceCheck | None = None
+    truth_convergence: Convergence | None = None
+    notes: list[str] = Field(default_factory=list, description="what a person must know before mounting it")
+
+
+class Failure(Record):
+    world: int
+    restarts: int
+    status: str
+    error: str
+
+
+class Counts(Record):
+    worlds: int
+    completed: int
+    pruned: int
+    failed: int
+    robust: int = Field(default=0, description="worlds whose best pose holds over the tolerance")
+
+
+class Pruning(Record):
+    enabled: bool
+    reduction_factor: int | None
+    grace_steps: int | None
+    rungs: list[int]
+
+
+class Summary(Record):
+    """`summary.json`: everything a run found. Written last: its presence marks a complete run."""
+
+    name: str = Field(description="the experiment's name")
+    run_id: str = Field(description="sortable UTC timestamp + random suffix")
+    experiment_sha256: str = Field(description="hash of the experiment's meaning as submitted")
+    created_utc: str
+    finished_utc: str
+    wall_time_s: float = Field(description="the whole run [s], report included")
+    scene: str = Field(description="the scene as the run resolved it")
+    frequency_hz: float = Field(description="[Hz]")
+    device: str = Field(description="where the worlds' truth ran (cpu, cuda, or both: 'cpu+cuda')")
+    output: str = Field(description="the run folder or s3:// URI")
+    threshold_dbm: float = Field(description="coverage threshold [dBm]")
+    targets_count: int
+    solver: dict = Field(description="every effective PathSolver setting of the truth")
+    baseline: RssStats = Field(description="truth without the plate, at the winner's sample count")
+    winner: Winner = Field(description="the winning pose and its truth")
+    gain_db: Gain = Field(description="winner minus baseline [dB], only where both sides have a path")
+    coverage_gain: CoverageGain = Field(description="targets covered (and given a path) by the plate")
+    worlds: list[WorldOutcome] = Field(description="every world: start, status, best pose and truth")
+    failures: list[Failure] = Field(description="worlds that failed or whose process died and resumed")
+    counts: Counts
+    evaluations: int = Field(description="truth evaluations of the whole run (worlds and driver)")
+    pruning: Pruning = Field(description="successive halving: rungs [steps]")
+    world_steps: int = Field(description="steps done by all worlds together")
+    peak_host_mb_per_world: float | None = Field(description="largest peak host memory of a world [MB]")
+    search: dict = Field(description="the search settings as run")
+    resources: dict = Field(description="CPU and GPU share per world")
+    versions: dict = Field(description="versions of the libraries that shape the numbers")
+    report_time_s: float | None = Field(default=None, description="time spent drawing the report [s]")

@@ -1,0 +1,32 @@
+"""The truth of a pose over its mounting tolerance: does coverage hold at every corner of the box?"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from optimizer.records.base import Record
+from optimizer.records.stats import RssStats
+
+
+class ToleranceCheck(Record):
+    """Ray-traced truth at every corner of the tolerance box around a pose and at seeded interior poses.
+
+    Position offsets are along the plate's own axes (along its width, along its normal, vertical), the way
+    a plate is mounted; angles are offsets of yaw and pitch."""
+
+    position_m: float = Field(ge=0, description="± position tolerance per axis [m]")
+    yaw_deg: float = Field(ge=0, description="± yaw tolerance [deg]")
+    pitch_deg: float = Field(ge=0, description="± pitch tolerance [deg]")
+    poses_checked: int = Field(ge=0, description="truth evaluations over the box (corners + interior)")
+    nominal: RssStats = Field(description="truth at the pose itself")
+    worst: RssStats = Field(description="per target, the worst value over the box; its statistics")
+    nominal_min_rss_dbm: float | None = Field(description="= nominal.min_rss_dbm [dBm]")
+    worst_min_rss_dbm: float | None = Field(description="worst min RSS over the box [dBm]; null: a target lost "
+                                                        "every path somewhere in the box")
+    worst_coverage: float = Field(ge=0, le=1, description="lowest coverage over the box")
+    holds: bool = Field(description="every target covered at every pose checked")
+    worst_offset: list[float] | None = Field(default=None, description="offset (along, normal, vertical [m], "
+                                                                       "yaw, pitch [deg]) of the worst pose")
+    margin_scale: float | None = Field(default=None, description="largest scale of the requested box over which "
+                                                                 "coverage still holds (bisection on truth)")
+    samples_per_src: int | None = None

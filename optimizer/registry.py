@@ -1,0 +1,47 @@
+"""Registries for the extension points (like Sionna's `register_antenna_pattern`): a name -> class table per
+point, filled by `register`, with the built-in entries imported on first use. The experiment model takes
+its allowed values from here, so it needs no import of the code that implements them.
+
+    GRADIENT_MODES: how a world moves its pose (`search.gradient`), see `optimizer.search.modes`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+class Registry:
+    def __init__(self, key: str, builtin_modules: tuple[str, ...]):
+        self.key = key  # the experiment key whose values this registry holds
+        self._builtin_modules = builtin_modules
+        self._entries: dict[str, type] = {}
+        self._loaded = False
+
+    def register(self, name: str, cls: type) -> type:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"{self.key}: an entry needs a name")
+        self._load()  # the built-ins first (they list first in messages)
+        self._entries[name] = cls
+        return cls
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for mod in self._builtin_modules:
+                importlib.import_module(mod)
+
+    def names(self) -> list[str]:
+        self._load()
+        return list(self._entries)
+
+    def get(self, name: str) -> type:
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ValueError(f"{self.key}: unknown value {name!r}; one of {', '.join(self._entries)}") from None
+
+
+GRADIENT_MODES = Registry("search.gradient", (
+    "optimizer.search.modes.surrogate", "optimizer.search.modes.sionna_ad", "optimizer.search.modes.spsa",
+    "optimizer.search.modes.random_search"))

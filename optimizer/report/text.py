@@ -1,0 +1,202 @@
+"""The report's text: one document (headings, paragraphs, tables, figures) built from the typed records,
+rendered twice, as Markdown (`report.md`) and as one self-contained HTML page (`report.html`)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optimizer.constants import HEATMAPS_DIR
+from optimizer.records import Summary
+from optimizer.records.text import NO_PATH, fmt_db, fmt_dbm, fmt_pct, fmt_plate, fmt_pose, fmt_power, fmt_s
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Para:
+    text: str
+    kind: str = "p"  # p | small | warn | win
+
+
+@dataclass
+class Table:
+    head: list[str] | None
+    rows: list[list[str]]
+    numeric_from: int = 1
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, *blocks):
+        self.blocks.extend(blocks)
+
+
+# --- content ---------------------------------------------------------------------------------------------
+def _winner_line(s: Summary) -> str:
+    w = s.winner
+    extra = [f"world {w.world}", f"min RSS during search {fmt_power(w.search_min_rss_dbm)}",
+             f"re-evaluated with {w.samples_per_src:,} samples per source"]
+    return fmt_pose(w.joint_pose) + f" ({'; '.join(extra)})"
+
+
+def _metric_rows(s: Summary) -> list[list[str]]:
+    b, w, g = s.baseline, s.winner, s.gain_db
+    rows = [["min RSS [dBm]", fmt_dbm(b.min_rss_dbm), fmt_dbm(w.min_rss_dbm), _gain(g.min)],
+            ["P5 RSS [dBm]", fmt_dbm(b.p5_rss_dbm), fmt_dbm(w.p5_rss_dbm), _gain(g.p5)],
+            ["mean RSS [dBm] (targets with a path)", fmt_dbm(b.mean_rss_dbm), fmt_dbm(w.mean_rss_dbm), _gain(g.mean)],
+            ["coverage", fmt_pct(b.coverage), fmt_pct(w.coverage),
+             f"{s.coverage_gain.targets:+d} targets ({100.0 * s.coverage_gain.share:+.1f} points)"],
+            ["targets with no path", str(b.no_path), str(w.no_path), f"{w.no_path - b.no_path:+d}"]]
+    return rows
+
+
+def _gain(v) -> str:
+    return f"{fmt_db(v)} dB" if v is not None else "- (no path on a side: see coverage)"
+
+
+def _facts(s: Summary, exp) -> list[list[str]]:
+    c = s.counts
+    rows = [["experiment", s.name], ["run id", s.run_id], ["scene", s.scene],
+            ["frequency", f"{s.frequency_hz / 1e9:.3f} GHz"], ["coverage threshold", fmt_power(s.threshold_dbm)]]
+    if exp is not None:
+        plates = "; ".join(f"{r.size_m[0]:g} m × {r.size_m[1]:g} m {r.material}" for r in exp.plates())
+        rows += [["transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm)" for t in exp.transmitters)],
+                 ["targets", str(s.targets_count)], ["plate", plates],
+                 ["search", f"{exp.search.gradient}, {exp.search.worlds} worlds × {exp.search.steps} steps, "
+                            f"starts {exp.search.starts}"]]
+    solver = ", ".join(f"{k} {v}" for k, v in s.solver.items())
+    rows += [["truth solver (Sionna PathSolver)", solver],
+             ["worlds run / completed / pruned / failed", f"{c.worlds} / {c.completed} / {c.pruned} / {c.failed}"],
+             ["truth evaluations", str(s.evaluations)], ["wall time", fmt_s(s.wall_time_s)],
+             ["device", s.device], ["started / finished (UTC)", f"{s.created_utc} / {s.finished_utc}"],
+             ["experiment sha256", s.experiment_sha256]]
+    return rows
+
+
+WORLD_HEAD = ["world", "start", "status", "steps", "evaluations", "min RSS [dBm]", "coverage", "best pose"]
+
+
+def _world_rows(s: Summary) -> list[list[str]]:
+    return [[f"{o.world}" + (" ★" if o.world == s.winner.world else ""), o.start_kind or "-", o.status,
+             str(o.steps), str(o.evaluations), fmt_dbm(o.best.min_rss_dbm) if o.best else "-",
+             fmt_pct(o.best.coverage) if o.best else "-", fmt_pose(o.best_pose)] for o in s.worlds]
+
+
+def _timing_line(timing: dict, s: Summary) -> str:
+    parts = []
+    if timing.get("radio_maps_s") is not None:
+        cells = timing.get("cells")
+        parts.append(f"scene + radio maps {timing['radio_maps_s']:.1f} s"
+                     + (f" ({cells[0]} × {cells[1]} cells, {timing['samples_per_tx']:,} rays per transmitter)"
+                        if cells and timing.get("samples_per_tx") else ""))
+    parts.append(f"pictures {timing['pictures_s']:.1f} s")
+    line = "Rendering: " + ", ".join(parts) + f"; report total {timing['total_s']:.1f} s"
+    if s.wall_time_s:
+        line += f" ({100.0 * timing['total_s'] / s.wall_time_s:.0f} % of the run's wall time)"
+    return line + "."
+
+
+def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing: dict,
+                   problems: list[str]) -> Document:
+    doc = Document(title=f"reflectopt report: {s.name} ({s.run_id})")
+    doc.add(Heading(doc.title, 1), Para(f"Winner pose: {_winner_line(s)}", "win"),
+            Para(f"Reproduce: reflectopt evaluate EXPERIMENT --pose={s.winner.pose_arg}", "small"))
+    if s.winner.on_bounds:
+        doc.add(Para(f"The winner lies on the mounting box's bound(s) {', '.join(s.winner.on_bounds)}: widening "
+                     "the box there may find a better pose.", "warn"))
+    for note in s.winner.notes:
+        doc.add(Para(note, "warn"))
+    doc.add(Table(["metric", "baseline (no plate)", "winner (with plate)", "gain"], _metric_rows(s)),
+            Para(f"A target that no path reaches has no dBm value ('{NO_PATH}'); a dB gain is given only where both "
+                 "sides have a path, otherwise the coverage gained counts.", "small"))
+    if len(s.winner.plates) > 1:
+        doc.add(Heading("Plates"), Table(["plate", "pose", "size [m]"],
+                                         [[p.name, fmt_plate(p.pose), f"{p.size_m[0]:g} × {p.size_m[1]:g}"]
+                                          for p in s.winner.plates], numeric_from=99))
+    doc.add(Heading("Run"), Table(None, _facts(s, exp), numeric_from=99),
+            Heading("Worlds"), Table(WORLD_HEAD, _world_rows(s), numeric_from=3))
+    if s.failures:
+        doc.add(Heading("Failures"), Table(["world", "status", "restarts", "error"],
+                                           [[str(f.world), f.status, str(f.restarts), f.error] for f in s.failures],
+                                           numeric_from=99))
+    doc.add(Heading("Pictures"))
+    doc.add(*[Figure(p, captions.get(p.name, p.name)) for p in pictures])
+    if problems:
+        doc.add(Heading("Not drawn"), *[Para(p, "warn") for p in problems])
+    doc.add(Heading("Versions"), Table(["package", "version"], [[k, str(v)] for k, v in s.versions.items()],
+                                       numeric_from=99),
+            Para(_timing_line(timing, s), "small"))
+    return doc
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+def to_markdown(doc: Document) -> str:
+    out: list[str] = []
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out += ["#" * b.level + " " + b.text, ""]
+        elif isinstance(b, Para):
+            text = f"**{b.text}**" if b.kind == "win" else (f"> {b.text}" if b.kind == "warn" else b.text)
+            out += [text, ""]
+        elif isinstance(b, Table):
+            head = b.head or ["", ""]
+            out.append("| " + " | ".join(head) + " |")
+            out.append("|" + "".join("---:|" if i >= b.numeric_from else "---|" for i in range(len(head))))
+            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in b.rows]
+            out.append("")
+        elif isinstance(b, Figure):
+            out += [f"### {b.caption}", "", f"![{b.caption}]({HEATMAPS_DIR}/{b.path.name})", ""]
+    return "\n".join(out)
+
+
+_CSS = ("body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:24px auto;"
+        "padding:0 16px;color:#212121}table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ddd;"
+        "padding:4px 10px;font-size:14px}th{background:#f5f5f5;text-align:left}td.n{text-align:right;"
+        "font-variant-numeric:tabular-nums}figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}"
+        "figcaption{font-size:13px;color:#555}.win{font-size:17px;margin:12px 0;font-weight:600}.warn{color:#b71c1c}"
+        "small{color:#666}")
+
+
+def to_html(doc: Document) -> str:
+    e = html.escape
+    body: list[str] = []
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            body.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            if b.kind == "small":
+                body.append(f"<p><small>{e(b.text)}</small></p>")
+            else:
+                body.append(f"<p class='{b.kind}'>{e(b.text)}</p>")
+        elif isinstance(b, Table):
+            rows = ["<table>"]
+            if b.head:
+                rows.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in b.head) + "</tr>")
+            for r in b.rows:
+                rows.append("<tr>" + "".join(f"<td class='n'>{e(c)}</td>" if i >= b.numeric_from else
+                                             f"<td>{e(c)}</td>" for i, c in enumerate(r)) + "</tr>")
+            rows.append("</table>")
+            body.append("\n".join(rows))
+        elif isinstance(b, Figure):
+            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+            body.append(f"<figure><img alt='{e(b.caption)}' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{e(b.caption)} ({e(HEATMAPS_DIR + '/' + b.path.name)})</figcaption></figure>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body)
+            + "\n</body></html>\n")

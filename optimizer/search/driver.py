@@ -1,0 +1,215 @@
+"""The driver of a run: baseline and starts, the worlds on Ray, then the winner and the records of it.
+
+`prepare` ray-traces the baseline and picks the starting poses; `run_search` runs (or resumes) the worlds
+on Ray Tune; `conclude` ranks the worlds by their truth, re-evaluates the winner and returns the run's
+records (`Summary`, `TargetRow`s, `WorldStep`s). Writing them is the store's job, drawing the report's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optimizer.errors import ReflectoptError
+from optimizer.physics import backend
+from optimizer.physics.metrics import focus_mask, has_path, rss_stats, score
+from optimizer.records import (
+    Counts,
+    CoverageGain,
+    Failure,
+    Gain,
+    JointPose,
+    Pruning,
+    RunMeta,
+    Summary,
+    TargetRow,
+    Winner,
+    WinnerPlate,
+    WorldOutcome,
+    WorldStep,
+)
+from optimizer.records.text import fmt_power
+from optimizer.search.space import PoseSpace
+from optimizer.search.tune import Collected, rungs
+
+if TYPE_CHECKING:
+    from optimizer.experiment import Experiment
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def say(msg: str):
+    sys.stderr.write(f"[reflectopt] {msg}\n")
+    sys.stderr.flush()
+
+
+def driver_scene(exp: Experiment, threads: int | None = None):
+    """The driver's own scene (baseline, winner re-evaluation), on this machine's device."""
+    from optimizer.physics.scene import RadioScene
+
+    return RadioScene(exp, device=backend.resolve_device(exp.device), threads=threads or os.cpu_count())
+
+
+@dataclass
+class Prepared:
+    rs: object  # RadioScene
+    baseline: np.ndarray  # [targets] dBm, -inf: no path
+    starts: list  # [(JointPose, kind)]
+
+
+def prepare(exp: Experiment) -> Prepared:
+    """Driver-side set-up shared by run and resume: scene check, baseline, starting poses."""
+    from optimizer.search.starts import initial_poses
+
+    t0 = time.perf_counter()
+    rs = driver_scene(exp)
+    baseline = rs.rss_dbm(None)
+    obj = exp.objective
+    focus = focus_mask(baseline, obj.coverage_threshold_dbm, obj.focus_margin_db)
+    starts = initial_poses(exp, rs, exp.search.worlds, focus)
+    b = rss_stats(baseline, obj.coverage_threshold_dbm)
+    covered = int(round(b.coverage * len(baseline)))
+    say(f"scene ready: {len(rs.targets)} targets, baseline min RSS {fmt_power(b.min_rss_dbm)}, "
+        f"{covered}/{len(baseline)} covered{f', {b.no_path} with no path' if b.no_path else ''} "
+        f"({time.perf_counter() - t0:.1f} s)")
+    return Prepared(rs, baseline, starts)
+
+
+def start_ray(exp: Experiment, address: str | None) -> dict:
+    import ray
+
+    from optimizer.search.cluster import init_ray
+
+    info = init_ray(address)
+    gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    if exp.resources.gpu_per_world > 0 and gpus == 0:
+        say(f"no GPU in the Ray cluster: running worlds on CPUs (resources.gpu_per_world "
+            f"{exp.resources.gpu_per_world} ignored)")
+        exp.resources.gpu_per_world = 0.0
+    if "dashboard" in info:
+        say(f"Ray dashboard: {info['dashboard']}")
+    return info
+
+
+def run_search(exp: Experiment, prep: Prepared, tune_path: str, tune_fs, meta: RunMeta, resume: bool,
+               progress: bool) -> list[Collected]:
+    from optimizer.search.tune import run_worlds
+
+    say(f"{len(prep.starts)} worlds ({exp.search.gradient} gradient, {exp.resources.cpu_per_world:g} CPU / "
+        f"{exp.resources.gpu_per_world:g} GPU each), {exp.search.steps} steps, pruning "
+        f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
+    return run_worlds(exp, exp.model_dump(mode="json"), prep.starts, prep.baseline, tune_path, tune_fs,
+                      resume=resume, progress=progress, pruned_before=meta.pruned)
+
+
+@dataclass
+class Concluded:
+    summary: Summary
+    targets: list[TargetRow]
+    steps: list[WorldStep]
+    winner_pose: JointPose
+
+
+def _outcome(c: Collected, space: PoseSpace) -> WorldOutcome:
+    st = c.state
+    init = st.initial_pose if st is not None else (JointPose.model_validate(c.config["initial_pose"])
+                                                    if c.config.get("initial_pose") else None)
+    return WorldOutcome(
+        world=c.world, status=c.status, start_kind=(st.start_kind if st is not None else c.config.get("start_kind")),
+        initial_pose=init, final_pose=space.unit_pose(st.unit) if st is not None else None,
+        best_pose=st.best.pose if st is not None and st.best is not None else None,
+        best=st.best.truth if st is not None and st.best is not None else None,
+        score=st.best.score if st is not None and st.best is not None else None,
+        steps=c.steps, evaluations=st.evaluations if st is not None else 0, restarts=c.restarts, error=c.error,
+        device=(st.device if st is not None else None) or c.device, peak_host_mb=c.peak_host_mb,
+        tolerance=st.tolerance if st is not None else None)
+
+
+def _gain(base, win) -> Gain:
+    both = has_path(base) & has_path(win)
+    bmin = float(np.min(base)) if has_path(base).all() else None
+    wmin = float(np.min(win)) if has_path(win).all() else None
+    b5, w5 = rss_stats(base, 0).p5_rss_dbm, rss_stats(win, 0).p5_rss_dbm
+    return Gain(min=None if bmin is None or wmin is None else wmin - bmin,
+                p5=None if b5 is None or w5 is None else w5 - b5,
+                mean=float(np.mean(win[both] - base[both])) if both.any() else None)
+
+
+def target_rows(targets, base, win, thr: float) -> list[TargetRow]:
+    rows = []
+    for i, (p, b, r) in enumerate(zip(targets, base, win)):
+        hb, hw = bool(has_path(b)), bool(has_path(r))
+        rows.append(TargetRow(target=i, x=float(p[0]), y=float(p[1]), z=float(p[2]),
+                              baseline_rss_dbm=float(b) if hb else None, winner_rss_dbm=float(r) if hw else None,
+                              gain_db=float(r - b) if hb and hw else None,
+                              covered_baseline=hb and b >= thr, covered_winner=hw and r >= thr))
+    return rows
+
+
+def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
+    """Rank the worlds by truth, re-evaluate the winner and the baseline at the final sample count, and
+    build the run's records."""
+    rs = prep.rs
+    thr = exp.objective.coverage_threshold_dbm
+    space = PoseSpace.of(exp)
+    outcomes = [_outcome(c, space) for c in collected]
+    candidates = [o for o in outcomes if o.best is not None]
+    if not candidates:
+        raise ReflectoptError("every world failed; see the errors above (summary.json not written)")
+    best = max(candidates, key=lambda o: o.score)
+    win_pose = best.best_pose
+    final_samples = exp.final_samples()
+    say(f"winner: world {best.world} at {win_pose}; re-evaluating with {final_samples} samples")
+    base_final = rs.rss_dbm(None, samples_per_src=final_samples)
+    win_final = rs.rss_dbm(win_pose, samples_per_src=final_samples)
+    base_m, win_m = rss_stats(base_final, thr), rss_stats(win_final, thr)
+    # truth evaluations in the driver: the baseline, then baseline and winner at the final sample count
+    evaluations = 3 + sum(o.evaluations for o in outcomes)
+    failures = [Failure(world=o.world, restarts=o.restarts, status=o.status,
+                        error=o.error or "process died; resumed from its last checkpoint")
+                for o in outcomes if o.status == "failed" or o.restarts]
+    counts = Counts(worlds=len(outcomes), completed=sum(o.status == "completed" for o in outcomes),
+                    pruned=sum(o.status == "pruned" for o in outcomes),
+                    failed=sum(o.status == "failed" for o in outcomes),
+                    robust=sum(bool(o.holds) for o in outcomes))
+    prune = exp.search.prune
+    rung_list = [] if prune == "off" else rungs(exp.search.steps, prune.grace_steps, prune.reduction_factor)
+    devices = sorted({o.device for o in outcomes if o.device})
+    n = len(rs.targets)
+    cov_b, cov_w = int(round(base_m.coverage * n)), int(round(win_m.coverage * n))
+    winner = Winner(
+        **win_m.model_dump(), pose=win_pose.first, joint_pose=win_pose,
+        plates=[WinnerPlate(name=f"plate-{k + 1}", pose=p, size_m=list(r.size_m))
+                for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
+        world=best.world, samples_per_src=final_samples, search_min_rss_dbm=best.best.min_rss_dbm,
+        pose_arg=win_pose.cli_value(), on_bounds=space.on_bounds(space.to_vec(win_pose)))
+    steps = sorted((s for c in collected for s in c.history), key=lambda s: (s.world, s.step))
+    summary = Summary(
+        name=exp.name, run_id=meta.run_id, experiment_sha256=meta.experiment_sha256,
+        created_utc=meta.created_utc, finished_utc=now_utc(), wall_time_s=round(time.perf_counter() - t_start, 3),
+        scene=exp.scene, frequency_hz=exp.frequency_hz, device="+".join(devices) or "cpu", output=meta.run_uri,
+        threshold_dbm=thr, targets_count=n, solver=exp.solver.model_dump(mode="json"), baseline=base_m,
+        winner=winner, gain_db=_gain(base_final, win_final),
+        coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
+                                   gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
+        worlds=outcomes, failures=failures, counts=counts, evaluations=evaluations,
+        pruning=Pruning(enabled=bool(rung_list), reduction_factor=None if prune == "off" else prune.reduction_factor,
+                        grace_steps=None if prune == "off" else prune.grace_steps, rungs=rung_list),
+        world_steps=int(sum(o.steps for o in outcomes)),
+        peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
+        search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
+        versions=backend.versions())
+    return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr), steps=steps,
+                     winner_pose=win_pose)
+
+
+__all__ = ["Concluded", "Prepared", "conclude", "driver_scene", "now_utc", "prepare", "run_search", "say", "score",
+           "start_ray"]

@@ -1,0 +1,123 @@
+"""`sionna` (comparison): Sionna's own autodiff of the PathSolver w.r.t. the plate pose.
+
+It sees only path-length changes of paths that already exist (measured): exactly zero for sliding the
+plate in its plane and for every target the plate does not yet reach, so from a cold start it never finds
+coverage. Diffraction is off in its differentiated solve (it breaks reverse mode); errors give a zero
+gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from optimizer.constants import NO_PATH_FLOOR_DBM
+from optimizer.physics.surrogate import softmin
+from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
+
+
+def _ad_solver(rs):
+    """A PathSolver of its own in evaluated loop mode (reverse mode needs it; the truth solver stays
+    symbolic and untouched)."""
+    import sionna.rt as rt
+
+    solver = getattr(rs, "_ad_solver", None)
+    if solver is None:
+        solver = rt.PathSolver()
+        solver.loop_mode = "evaluated"
+        rs._ad_solver = solver
+    return solver
+
+
+def _corners(params, size_m):
+    """The plate's 4 corners as a flat Dr.Jit Float, differentiable w.r.t. (x, y, z, yaw_deg, pitch_deg)
+    (the formula of `optimizer.physics.geometry.plate_corners`)."""
+    import drjit as dr
+    import mitsuba as mi
+
+    x, y, z, yaw, pitch = params
+    a, b = yaw * (math.pi / 180.0), pitch * (math.pi / 180.0)
+    u = (dr.cos(a), dr.sin(a), mi.Float(0.0))
+    v = (dr.sin(a) * dr.sin(b), -dr.cos(a) * dr.sin(b), dr.cos(b))
+    hw, hh = 0.5 * float(size_m[0]), 0.5 * float(size_m[1])
+    out = []
+    for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1)):  # the PLY's corner order
+        out += [c + su * hw * uu + sv * hh * vv for c, uu, vv in zip((x, y, z), u, v)]
+    return _interleave(out)
+
+
+def _interleave(values):
+    """[x0, y0, z0, x1, ...] scalars (Dr.Jit Floats of width 1) into one Float of width 12."""
+    import drjit as dr
+    import mitsuba as mi
+
+    idx = mi.UInt32(list(range(len(values))))
+    out = dr.zeros(mi.Float, len(values))
+    for i, val in enumerate(values):
+        out = dr.select(idx == i, val, out)
+    return out
+
+
+def rss_dbm_with_grad(rs, pose, focus, temperature_db: float):
+    """RSS per target [dBm] (-inf: no path) and the gradient of the soft-min over the focus targets w.r.t.
+    (x, y, z, yaw_deg, pitch_deg) of the first plate."""
+    import drjit as dr
+    import mitsuba as mi
+
+    s = rs.exp.solver
+    p0 = pose.first
+    params = [dr.opaque(mi.Float, float(v)) for v in p0.as_list()]
+    for p in params:
+        dr.enable_grad(p)
+    grad = np.zeros(5)
+    rss = None
+    paths = None
+    try:
+        rs.write_plate_vertices(0, _corners(params, rs.exp.plates()[0].size_m))
+        solver = _ad_solver(rs)
+        paths = solver(rs.scene, max_depth=s.max_depth, samples_per_src=int(s.samples_per_src),
+                          max_num_paths_per_src=int(s.samples_per_src), refraction=s.refraction,
+                          diffraction=False, seed=s.seed)
+        a_re, a_im = paths.a
+        shape = tuple(a_re.shape)
+        n_rx, n_tx, n_paths = shape[0], shape[2], int(np.prod(shape[4:])) if len(shape) > 4 else 1
+        if n_paths > 0:
+            a2 = dr.square(a_re.array) + dr.square(a_im.array)
+            # Tx power per entry of the flattened [rx, rx_ant, tx, tx_ant, path] array [mW]
+            w = np.tile(np.repeat(10.0 ** (rs.tx_power_dbm / 10.0), shape[3] * n_paths),
+                        n_rx * shape[1]).astype(np.float32)
+            per_rx = dr.block_sum(a2 * mi.Float(w), shape[1] * n_tx * shape[3] * n_paths)
+            db = dr.maximum(10.0 * dr.log(per_rx + 1e-30) / math.log(10.0), NO_PATH_FLOOR_DBM)
+            db_np = np.array(dr.detach(db), dtype=float)
+            rss = np.where(db_np > NO_PATH_FLOOR_DBM, db_np, -np.inf)
+            obj = softmin(db, db_np, focus, temperature_db)
+            dr.backward(obj, flags=dr.ADFlag.Default | dr.ADFlag.AllowNoGrad)
+            grad = np.nan_to_num(np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params]))
+    except Exception:  # noqa: BLE001 - a comparison mode: fall back to a zero gradient
+        grad = np.zeros(5)
+    finally:
+        for p in params:  # leave no AD graph behind (a later world on this scene would crash Dr.Jit at exit)
+            dr.disable_grad(p)
+        paths = None
+        rs.set_pose(pose)  # detached vertex buffer again
+    if rss is None:
+        rss = rs.rss_dbm(pose)
+    else:
+        rs.evaluations += 1
+    return rss, grad
+
+
+@register_gradient_mode
+class SionnaMode(GradientMode):
+    name = "sionna"
+
+    def step(self) -> ModeStep:
+        w = self.world
+        pose = w.pose
+        rss, grad = rss_dbm_with_grad(w.rs, pose, w.focus, w.exp.objective.softmin_temperature_db)
+        w.evaluations += 1
+        result = w.record(pose, rss)
+        w.adam_ascent(grad[: w.space.dim] * w.space.span, w.learning_rate(w.progress()))
+        result.surrogate_dbm = result.objective_dbm
+        return result

@@ -1,0 +1,158 @@
+"""The search box of the plate poses and its map to the unit cube (what the optimiser moves in).
+
+A joint pose's vector is the plates' vectors one after another: (x, y, z, yaw[, pitch]) per plate, pitch
+only for plates with a `pitch_deg` range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from optimizer.records import JointPose, PlatePose
+
+AXIS_NAMES = ("x", "y", "z", "yaw", "pitch")
+
+
+class PlateAxes:
+    """One plate's part of the search box."""
+
+    def __init__(self, reflector, offset: int):
+        b = reflector.bounds
+        self.with_pitch = reflector.pitch_deg is not None
+        lo = list(b.min) + [reflector.yaw_deg.min]
+        hi = list(b.max) + [reflector.yaw_deg.max]
+        if self.with_pitch:
+            lo.append(reflector.pitch_deg.min)
+            hi.append(reflector.pitch_deg.max)
+        self.lo = np.array(lo, float)
+        self.hi = np.array(hi, float)
+        self.dim = len(lo)
+        self.offset = offset
+        self.size_m = tuple(float(s) for s in reflector.size_m)
+        yaw_range = reflector.yaw_deg.max - reflector.yaw_deg.min
+        self.yaw_periodic = yaw_range >= 360.0 - 1e-9
+        # The plate is two-sided: yaw and yaw + 180 deg are the same plate (pitch 0). A yaw range of at least
+        # 180 deg therefore wraps with period 180 deg: the optimiser never sticks at a yaw bound.
+        self.yaw_period = 360.0 if self.yaw_periodic else (
+            180.0 if yaw_range >= 180.0 - 1e-9 and not self.with_pitch else None)
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.offset, self.offset + self.dim)
+
+    def to_pose(self, vec) -> PlatePose:
+        v = [float(x) for x in vec] + ([0.0] if self.dim == 4 else [])
+        return PlatePose.from_seq(v)
+
+    def to_vec(self, pose: PlatePose) -> np.ndarray:
+        return np.array(pose.as_list()[: self.dim], float)
+
+
+class PoseSpace:
+    """The joint search box of every plate."""
+
+    def __init__(self, reflectors):
+        reflectors = list(reflectors) if isinstance(reflectors, (list, tuple)) else [reflectors]
+        self.plates: list[PlateAxes] = []
+        offset = 0
+        for r in reflectors:
+            ax = PlateAxes(r, offset)
+            self.plates.append(ax)
+            offset += ax.dim
+        self.dim = offset
+        self.lo = np.concatenate([p.lo for p in self.plates])
+        self.hi = np.concatenate([p.hi for p in self.plates])
+        self.span = np.where(self.hi > self.lo, self.hi - self.lo, 0.0)
+
+    @classmethod
+    def of(cls, exp) -> PoseSpace:
+        return cls(exp.plates())
+
+    # --- plate 0 shorthands (one-plate code paths) ---------------------------------------------------------
+    @property
+    def with_pitch(self) -> bool:
+        return self.plates[0].with_pitch
+
+    @property
+    def yaw_periodic(self) -> bool:
+        return self.plates[0].yaw_periodic
+
+    @property
+    def free(self) -> np.ndarray:
+        """Mask of the coordinates that can move (zero-width bounds are fixed)."""
+        return self.span > 0
+
+    # --- conversions -------------------------------------------------------------------------------------------
+    def to_vec(self, pose: JointPose | PlatePose) -> np.ndarray:
+        if isinstance(pose, PlatePose):
+            pose = JointPose.single(pose)
+        if len(pose.plates) != len(self.plates):
+            raise ValueError(f"a pose of {len(pose.plates)} plates for a search of {len(self.plates)}")
+        return np.concatenate([ax.to_vec(p) for ax, p in zip(self.plates, pose.plates)])
+
+    def to_pose(self, vec) -> JointPose:
+        vec = np.asarray(vec, float)
+        return JointPose(plates=[ax.to_pose(vec[ax.slice]) for ax in self.plates])
+
+    def to_unit(self, vec) -> np.ndarray:
+        vec = np.asarray(vec, float)
+        return np.where(self.span > 0, (vec - self.lo) / np.where(self.span > 0, self.span, 1.0), 0.5)
+
+    def from_unit(self, unit) -> np.ndarray:
+        return self.lo + np.asarray(unit, float) * self.span
+
+    def unit_pose(self, unit) -> JointPose:
+        return self.to_pose(self.from_unit(unit))
+
+    def project_unit(self, unit) -> np.ndarray:
+        unit = np.asarray(unit, float).copy()
+        for ax in self.plates:
+            k = ax.offset + 3
+            if ax.yaw_period is not None:
+                yaw = self.lo[k] + unit[k] * self.span[k]
+                yaw = self.lo[k] + (yaw - self.lo[k]) % ax.yaw_period
+                unit[k] = (yaw - self.lo[k]) / self.span[k]
+        return np.clip(unit, 0.0, 1.0)
+
+    def project(self, vec) -> np.ndarray:
+        return self.from_unit(self.project_unit(self.to_unit(vec)))
+
+    def contains(self, vec, tol=1e-6) -> bool:
+        vec = np.asarray(vec, float)
+        for ax in self.plates:
+            v = vec[ax.slice]
+            yaw_ok = ax.yaw_periodic or (ax.lo[3] - tol <= v[3] <= ax.hi[3] + tol)
+            box = [0, 1, 2] + ([4] if ax.dim > 4 else [])
+            if not (yaw_ok and np.all(v[box] >= ax.lo[box] - tol) and np.all(v[box] <= ax.hi[box] + tol)):
+                return False
+        return True
+
+    def on_bounds(self, vec, rel_tol: float = 1e-3) -> list[str]:
+        """Which bounds of the box the pose lies on, e.g. ['x max', 'yaw min'] (periodic yaw has none)."""
+        vec = np.asarray(vec, float)
+        out = []
+        for i, ax in enumerate(self.plates):
+            prefix = f"plate {i + 1} " if len(self.plates) > 1 else ""
+            for k in range(ax.dim):
+                lo, hi = ax.lo[k], ax.hi[k]
+                if hi <= lo or (k == 3 and ax.yaw_period is not None):
+                    continue
+                tol = rel_tol * (hi - lo)
+                val = vec[ax.offset + k]
+                if val <= lo + tol:
+                    out.append(f"{prefix}{AXIS_NAMES[k]} min ({lo:g})")
+                elif val >= hi - tol:
+                    out.append(f"{prefix}{AXIS_NAMES[k]} max ({hi:g})")
+        return out
+
+    def sobol(self, n: int, seed: int) -> np.ndarray:
+        """n quasi-random unit-cube points (scrambled Sobol, reproducible from the seed)."""
+        from scipy.stats import qmc
+
+        if n <= 0:
+            return np.zeros((0, self.dim))
+        sampler = qmc.Sobol(d=self.dim, scramble=True, seed=seed)
+        m = int(math.ceil(math.log2(max(n, 2))))
+        return sampler.random_base2(m)[:n]

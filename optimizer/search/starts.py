@@ -1,0 +1,102 @@
+"""Starting poses: explicit, uniform (scrambled Sobol) and informed (ray-tested visibility + specular yaw).
+
+On wide searches most of the pose space has no useful gradient, so where worlds start matters.
+Informed starts put the plate centre where the transmitter and the targets that need it are visible
+(detached ray tests against the scene), facing the specular orientation toward those targets.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optimizer.constants import INFORMED_CANDIDATES_PER_WORLD
+from optimizer.physics.geometry import image_method, specular_yaw_pitch, wavelength_m
+from optimizer.records import JointPose
+from optimizer.search.space import PoseSpace
+
+if TYPE_CHECKING:
+    from optimizer.experiment import Experiment
+
+
+def fit_yaw(space: PoseSpace, yaw: float) -> float:
+    """A yaw inside the range; the plate is two-sided, so yaw and yaw + 180 deg are the same plate."""
+    lo, hi = space.lo[3], space.hi[3]
+    if space.yaw_periodic:
+        return lo + (yaw - lo) % 360.0
+    best, best_d = None, None
+    for k in range(-3, 4):
+        cand = yaw + 180.0 * k
+        d = 0.0 if lo <= cand <= hi else min(abs(cand - lo), abs(cand - hi))
+        if best_d is None or d < best_d:
+            best, best_d = min(max(cand, lo), hi), d
+    return best
+
+
+def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: int, focus=None):
+    """Score `n_candidates` Sobol centres; returns (unit poses [M, D], scores [M])."""
+    space = PoseSpace.of(exp)
+    units = space.sobol(n_candidates, seed)
+    vecs = space.from_unit(units)
+    targets = radio_scene.targets if focus is None else radio_scene.targets[np.asarray(focus, bool)]
+    tx = np.array([t.position for t in exp.transmitters], float)
+    centres = vecs[:, :3]
+    m = centres.shape[0]
+    vis_tx = np.stack([radio_scene.visible(np.repeat(tx[t:t + 1], m, 0), centres) for t in range(len(tx))], 1)
+    vis_tg = radio_scene.visible(np.repeat(centres, len(targets), 0), np.tile(targets, (m, 1))).reshape(m, -1)
+    lam = wavelength_m(exp.frequency_hz)
+    scores = np.zeros(m)
+    for i in range(m):
+        if not vis_tx[i].any():
+            continue
+        t_idx = int(np.argmax(vis_tx[i]))
+        seen = vis_tg[i]
+        aim = targets[seen].mean(axis=0) if seen.any() else targets.mean(axis=0)
+        yaw, pitch = specular_yaw_pitch(centres[i], tx[t_idx], aim, space.with_pitch)
+        vecs[i, 3] = fit_yaw(space, yaw)
+        if space.with_pitch:
+            vecs[i, 4] = min(max(pitch, space.lo[4]), space.hi[4])
+        hits = image_method(space.to_pose(vecs[i]).first, exp.reflector.size_m, tx[t_idx], targets, lam)["exists"]
+        scores[i] = seen.sum() + 2.0 * (hits & seen).sum() + 0.5
+    return space.to_unit(vecs), scores
+
+
+def _pick_diverse(units, scores, n, min_dist):
+    order = np.argsort(-scores, kind="stable")
+    picked = []
+    for dist in (min_dist, min_dist / 2, min_dist / 4, 0.0):
+        for i in order:
+            if len(picked) >= n:
+                return picked
+            if i in picked or scores[i] <= 0 and dist > 0:
+                continue
+            if all(np.linalg.norm(units[i, :3] - units[j, :3]) >= dist for j in picked):
+                picked.append(int(i))
+    return picked[:n]
+
+
+def initial_poses(exp: Experiment, radio_scene=None, n: int | None = None, focus=None) -> list[tuple[JointPose, str]]:
+    """`n` starting poses (default: search.worlds) as (pose, kind), reproducible from search.seed."""
+    s = exp.search
+    n = s.worlds if n is None else n
+    space = PoseSpace.of(exp)
+    out: list[tuple[JointPose, str]] = []
+    for p in s.initial_poses[:n]:
+        vec = space.project(np.array(p[: space.dim], float))
+        out.append((space.to_pose(vec), "explicit"))
+    rest = n - len(out)
+    if rest <= 0:
+        return out
+    n_inf = {"informed": rest, "uniform": 0, "mixed": int(math.ceil(rest / 2))}[s.starts]
+    if radio_scene is None:
+        n_inf = 0
+    if n_inf:
+        units, scores = informed_candidates(exp, radio_scene, max(64, INFORMED_CANDIDATES_PER_WORLD * n_inf),
+                                            s.seed + 1, focus)
+        for i in _pick_diverse(units, scores, n_inf, 0.15):
+            out.append((space.to_pose(space.from_unit(units[i])), "informed"))
+    for u in space.sobol(n - len(out), s.seed):
+        out.append((space.to_pose(space.from_unit(space.project_unit(u))), "uniform"))
+    return out

@@ -1,0 +1,152 @@
+"""One world: a private scene with its own plate pose, optimised step by step, judged by ray-traced truth.
+
+A step is the gradient mode's step (for the default `surrogate` mode: `inner_steps` updates of the pose,
+then one truth evaluation with Sionna's PathSolver). The world's result is the best truth it has seen,
+not its last iterate. Its state (`get_state`) is small and of fixed size: pose, Adam moments, RNG state,
+the best so far, the step count; its history goes out step by step as `WorldStep`s.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optimizer.constants import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    EDGE_FACTOR_END,
+    EDGE_FACTOR_START,
+    LR_END_FRACTION,
+    WARMUP_LR_FRACTION,
+)
+from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
+from optimizer.records import Adam, BestSoFar, JointPose, PlatePose, RssStats, WorldState, WorldStep
+from optimizer.search.modes import ModeStep, make_mode
+from optimizer.search.space import PoseSpace
+
+if TYPE_CHECKING:
+    from optimizer.experiment import Experiment
+
+
+class World:
+    def __init__(self, exp: Experiment, world_id: int, initial_pose: JointPose | PlatePose, *, radio_scene=None,
+                 baseline_rss=None, device: str | None = None, threads: int | None = None,
+                 start_kind: str = "uniform"):
+        from optimizer.physics.scene import RadioScene
+
+        self.exp = exp
+        self.world_id = int(world_id)
+        self.start_kind = start_kind
+        self.space = PoseSpace.of(exp)
+        self.rs = radio_scene if radio_scene is not None else RadioScene(exp, device=device or exp.device,
+                                                                          threads=threads)
+        if baseline_rss is None:
+            baseline_rss = self.rs.rss_dbm(None)
+        self.baseline_rss = np.asarray(baseline_rss, float)
+        obj = exp.objective
+        self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db)
+        self.initial_pose = JointPose.of(initial_pose)
+        self.unit = self.space.project_unit(self.space.to_unit(self.space.to_vec(self.initial_pose)))
+        self.m = np.zeros(self.space.dim)
+        self.v = np.zeros(self.space.dim)
+        self.t = 0
+        self.step_index = 0
+        self.evaluations = 0
+        self.best: BestSoFar | None = None
+        self.last: RssStats | None = None
+        self.rng = np.random.default_rng([exp.search.seed, self.world_id, 7])
+        self.history: list[WorldStep] = []  # this process's steps (not checkpointed)
+        self.wall_s = 0.0
+        self.restarts = 0
+        self.mode = make_mode(exp.search.gradient, self)
+
+    # --- helpers shared by the gradient modes -----------------------------------------------------------------
+    @property
+    def pose(self) -> JointPose:
+        return self.space.unit_pose(self.unit)
+
+    def progress(self, inner: int = 0) -> float:
+        s = self.exp.search
+        total = max(1, s.steps * s.inner_steps - 1)
+        return min(1.0, (self.step_index * s.inner_steps + inner) / total)
+
+    def edge_factor(self, frac: float) -> float:
+        return EDGE_FACTOR_START * (EDGE_FACTOR_END / EDGE_FACTOR_START) ** frac
+
+    def learning_rate(self, frac: float) -> float:
+        lr0 = self.exp.search.learning_rate
+        end = lr0 * LR_END_FRACTION
+        lr = end + 0.5 * (lr0 - end) * (1.0 + math.cos(math.pi * frac))
+        return lr * (WARMUP_LR_FRACTION if self.t == 0 else 1.0)
+
+    def adam_ascent(self, grad_unit: np.ndarray, lr: float):
+        b1, b2 = ADAM_BETAS
+        g = np.where(self.space.free, grad_unit, 0.0)
+        self.t += 1
+        self.m = b1 * self.m + (1 - b1) * g
+        self.v = b2 * self.v + (1 - b2) * g * g
+        mhat = self.m / (1 - b1 ** self.t)
+        vhat = self.v / (1 - b2 ** self.t)
+        self.unit = self.space.project_unit(self.unit + lr * mhat / (np.sqrt(vhat) + ADAM_EPS))
+
+    def reset_adam(self):
+        self.m[:] = 0.0
+        self.v[:] = 0.0
+        self.t = 0
+
+    def truth(self, unit) -> ModeStep:
+        """Ray-traced truth at a unit-cube pose (one evaluation of the budget); remembered if best."""
+        pose = self.space.unit_pose(unit)
+        rss = self.rs.rss_dbm(pose)
+        self.evaluations += 1
+        return self.record(pose, rss)
+
+    def record(self, pose: JointPose, rss) -> ModeStep:
+        """Statistics of one truth evaluation; remembered if it is the best so far."""
+        obj = self.exp.objective
+        stats = rss_stats(rss, obj.coverage_threshold_dbm)
+        result = ModeStep(pose=pose, rss=np.asarray(rss, float), stats=stats,
+                          objective_dbm=softmin_db(rss, obj.softmin_temperature_db, self.focus))
+        sc = score(stats)
+        if self.best is None or sc > self.best.score:
+            self.best = BestSoFar(pose=pose, truth=stats, score=sc, step=self.step_index)
+        return result
+
+    # --- the step ---------------------------------------------------------------------------------------------
+    def step(self) -> WorldStep:
+        t0 = time.perf_counter()
+        if self.step_index == 0 and self.last is None and self.mode.truth_of_start:
+            self.last = self.truth(self.unit).stats  # truth of the starting pose
+        result = self.mode.step()
+        self.last = result.stats
+        self.step_index += 1
+        dt = time.perf_counter() - t0
+        self.wall_s += dt
+        row = WorldStep(world=self.world_id, step=self.step_index, pose=result.pose, truth=result.stats,
+                        objective_dbm=result.objective_dbm, surrogate_dbm=result.surrogate_dbm,
+                        best=self.best.truth, best_score=self.best.score, best_pose=self.best.pose,
+                        evaluations=self.evaluations, step_s=dt)
+        self.history.append(row)
+        return row
+
+    # --- checkpoint state ---------------------------------------------------------------------------------------
+    def get_state(self) -> WorldState:
+        return WorldState(world=self.world_id, start_kind=self.start_kind, initial_pose=self.initial_pose,
+                          unit=self.unit.tolist(), adam=Adam(m=self.m.tolist(), v=self.v.tolist(), t=self.t),
+                          step_index=self.step_index, evaluations=self.evaluations, best=self.best, last=self.last,
+                          rng=self.rng.bit_generator.state, wall_s=self.wall_s, restarts=self.restarts,
+                          device=getattr(self.rs, "device", None), mode_state=self.mode.state())
+
+    def set_state(self, st: WorldState):
+        self.unit = np.array(st.unit, float)
+        self.m, self.v, self.t = np.array(st.adam.m, float), np.array(st.adam.v, float), st.adam.t
+        self.step_index, self.evaluations = st.step_index, st.evaluations
+        self.best, self.last = st.best, st.last
+        self.rng.bit_generator.state = st.rng
+        self.wall_s = st.wall_s
+        self.restarts = st.restarts
+        self.start_kind = st.start_kind
+        self.mode.load_state(st.mode_state)
