@@ -106,13 +106,47 @@ class Objective(_Strict):
 
 
 class Solver(_Strict):
-    max_depth: int = Field(default=3, ge=1, le=10)
-    samples_per_src: int = Field(default=1_000_000, ge=1000, le=100_000_000)
-    diffraction: bool = False
+    """The truth: Sionna RT's PathSolver. Defaults an RF engineer can trust: specular reflection,
+    refraction as the scene's materials define it, and diffraction on the scene's wedges (building and
+    wall edges). The plate's own free edges are not diffracted here (`edge_diffraction: false`): the
+    plate's finite size belongs to its reflection model, not to a second edge term."""
+
+    max_depth: int = Field(default=3, ge=1, le=10, description="interactions per path")
+    samples_per_src: int = Field(default=1_000_000, ge=1000, le=100_000_000, description="rays per transmitter")
+    max_num_paths_per_src: int | None = Field(default=None, ge=1000, le=100_000_000,
+                                              description="default: samples_per_src")
+    los: bool = True
+    specular_reflection: bool = True
+    diffuse_reflection: bool = False
     refraction: bool = True
+    diffraction: bool = Field(default=True, description="diffraction on the scene's wedges")
+    edge_diffraction: bool = Field(default=False, description="diffraction on free-floating edges (the plate's)")
+    diffraction_lit_region: bool = True
+    deterministic: bool = Field(default=True, description="Sionna's deterministic candidate generator: the "
+                                                          "same pose gives the same truth (no measured cost)")
     # Sample count of the final re-evaluation of the winner (default: 4x samples_per_src, capped)
     final_samples_per_src: int | None = Field(default=None, ge=1000, le=100_000_000)
     seed: int = 42
+
+    def path_solver_kwargs(self, samples_per_src: int | None = None, max_depth: int | None = None) -> dict:
+        """The keyword arguments of `sionna.rt.PathSolver.__call__` for the truth."""
+        n = int(samples_per_src or self.samples_per_src)
+        return {"max_depth": int(max_depth or self.max_depth), "samples_per_src": n,
+                "max_num_paths_per_src": int(self.max_num_paths_per_src or n), "los": self.los,
+                "specular_reflection": self.specular_reflection, "diffuse_reflection": self.diffuse_reflection,
+                "refraction": self.refraction, "diffraction": self.diffraction,
+                "edge_diffraction": self.edge_diffraction, "diffraction_lit_region": self.diffraction_lit_region,
+                "seed": int(self.seed)}
+
+    def radio_map_kwargs(self) -> dict:
+        """The same mechanisms for `sionna.rt.RadioMapSolver.__call__` (it has no path cap)."""
+        kw = self.path_solver_kwargs()
+        return {k: v for k, v in kw.items() if k not in ("samples_per_src", "max_num_paths_per_src")}
+
+    def effective(self) -> dict:
+        """Every setting the truth runs with (recorded in summary.json)."""
+        return {"solver": "sionna.rt.PathSolver", "deterministic": self.deterministic, **self.path_solver_kwargs(),
+                "final_samples_per_src": self.final_samples_per_src or min(4 * self.samples_per_src, 100_000_000)}
 
 
 class Prune(_Strict):

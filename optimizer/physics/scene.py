@@ -101,7 +101,7 @@ class RadioScene:
         self.targets = np.array(exp.target_points(), float)
         for i, p in enumerate(self.targets):
             sc.add(rt.Receiver(f"target-{i}", position=mi.Point3f(*map(float, p))))
-        self.solver = rt.PathSolver()
+        self.solver = rt.PathSolver(deterministic=exp.solver.deterministic)
         self.plates: list = []
         self.pose: JointPose | None = None
         self.evaluations = 0
@@ -159,12 +159,8 @@ class RadioScene:
             self.park_plate()
         else:
             self.set_pose(pose)
-        s = self.exp.solver
-        n = int(samples_per_src or s.samples_per_src)
         self.evaluations += 1
-        return self.solver(self.scene, max_depth=int(max_depth or s.max_depth), samples_per_src=n,
-                           max_num_paths_per_src=n, refraction=s.refraction, diffraction=s.diffraction,
-                           seed=s.seed)
+        return self.solver(self.scene, **self.exp.solver.path_solver_kwargs(samples_per_src, max_depth))
 
     def rss_dbm(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
                 max_depth: int | None = None) -> np.ndarray:

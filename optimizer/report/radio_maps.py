@@ -133,8 +133,7 @@ def compute_radio_maps(rs, exp, pose, area, height: float, samples_per_tx: int =
         rm = solver(rs.scene, center=mi.Point3f(float(cx), float(cy), float(height)),
                     orientation=mi.Point3f(0.0, 0.0, 0.0), size=mi.Point2f(float(nx * cell), float(ny * cell)),
                     cell_size=mi.Point2f(float(cell), float(cell)), samples_per_tx=int(samples_per_tx),
-                    max_depth=int(s.max_depth), refraction=bool(s.refraction),
-                    diffraction=bool(s.diffraction), seed=int(s.seed))
+                    **s.radio_map_kwargs())
         rss = np.array(rm.rss, dtype=np.float64)  # [num_tx, ny, nx] [W]
         out[f"{key}_dbm"] = _to_dbm(rss.reshape(rss.shape[0], rss.shape[-2], rss.shape[-1]).sum(axis=0))
         if "x" not in out:

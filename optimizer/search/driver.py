@@ -196,7 +196,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         name=exp.name, run_id=meta.run_id, experiment_sha256=meta.experiment_sha256,
         created_utc=meta.created_utc, finished_utc=now_utc(), wall_time_s=round(time.perf_counter() - t_start, 3),
         scene=exp.scene, frequency_hz=exp.frequency_hz, device="+".join(devices) or "cpu", output=meta.run_uri,
-        threshold_dbm=thr, targets_count=n, solver=exp.solver.model_dump(mode="json"), baseline=base_m,
+        threshold_dbm=thr, targets_count=n, solver=exp.solver.effective(), baseline=base_m,
         winner=winner, gain_db=_gain(base_final, win_final),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
                                    gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
