@@ -107,6 +107,11 @@ REPORT_COLOR_COVERED = "#ffffff"  # white disc, black edge: reads on every colou
 REPORT_COLOR_UNCOVERED = "#d50000"
 REPORT_COLOR_PLATE = "#ff6d00"
 REPORT_COLOR_WINNER = "#ff6d00"
+REPORT_COLOR_NEW_PATH = "#1b5e20"  # gain map: cells with no path without the plate and a path with it
+GAIN_MAP_LIMIT_DB = 30.0  # [dB] the gain map's fixed colour scale is +-this, in every run
+PNG_TOLERANCE = "tolerance.png"
+TOLERANCE_MAP_FILE = "tolerance_map.npz"  # in HEATMAPS_DIR: along [m], yaw [deg] offsets, min RSS [dBm], covered
+TOLERANCE_MAP_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # offsets in units of the tolerance, per axis of the picture
 
 # --- free exploration (surrogate only, no truth cost) ---------------------------------------------
 EXPLORE_SAMPLES = 48  # candidate poses a world scores with the surrogate when it explores

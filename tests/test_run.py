@@ -27,7 +27,8 @@ def _run_dir(out: Path, name: str) -> Path:
 
 def test_run_writes_complete_results(tmp_path):
     exp = street(**{"search.worlds": 3, "search.steps": 4, "solver.samples_per_src": 20000,
-                    "search.prune": {"grace_steps": 2, "reduction_factor": 2}})
+                    "search.prune": {"grace_steps": 2, "reduction_factor": 2},
+                    "reflector.tolerance": {"position_m": 0.05, "yaw_deg": 1.0, "pitch_deg": 1.0}})
     f = write_yaml(tmp_path / "e.yaml", exp)
     r = subprocess.run(CLI + ["run", str(f), "--output", str(tmp_path / "out"), "--no-progress"],
                        capture_output=True, text=True, cwd=REPO, env=ENV, timeout=600)
@@ -47,6 +48,16 @@ def test_run_writes_complete_results(tmp_path):
     assert s["baseline"]["min_rss_dbm"] is None  # a target no path reaches: null, never a floor number
     assert s["winner"]["min_rss_dbm"] is not None and s["gain_db"]["min"] is None
     assert s["coverage_gain"]["targets"] > 0
+    # the winner was checked over its mounting tolerance, and the solver and convergence are recorded
+    tol = s["winner"]["tolerance"]
+    assert tol["complete"] and tol["poses_checked"] >= 41 and tol["position_m"] == 0.05
+    assert set(tol) >= {"position_m", "yaw_deg", "pitch_deg", "poses_checked", "worst_min_rss_dbm", "worst_coverage",
+                        "nominal_min_rss_dbm", "holds", "margin_scale"}
+    assert (tol["margin_scale"] == 1.0) == tol["holds"]
+    assert all(w["tolerance"] is not None for w in s["worlds"] if w["status"] == "completed")
+    assert s["counts"]["robust"] == sum(bool(w["tolerance"] and w["tolerance"]["holds"]) for w in s["worlds"])
+    assert s["solver"]["diffraction"] is False and s["solver"]["deterministic"] is True
+    assert set(s["winner"]["truth_convergence"]) >= {"depth_plus_1_db", "samples_x4_db"}
     # the record validates against its own schema (what `reflectopt schema summary` prints)
     import jsonschema
 

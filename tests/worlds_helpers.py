@@ -16,8 +16,10 @@ STREET = {
     "scene": "builtin:simple_street_canyon",
     "frequency_hz": 3.5e9,
     "transmitters": [{"name": "ap1", "position": [-45.0, 0.0, 10.0], "power_dbm": 30}],
+    # tolerance off: the tests of the search itself stay small; tests/test_tolerance.py turns it on
     "reflector": {"size_m": [4.0, 2.0], "bounds": {"min": [20.0, 7.5, 5.0], "max": [28.0, 8.5, 5.0]},
-                  "yaw_deg": {"min": 90, "max": 180}},
+                  "yaw_deg": {"min": 90, "max": 180},
+                  "tolerance": {"position_m": 0.0, "yaw_deg": 0.0, "pitch_deg": 0.0}},
     "targets": {"region": {"min": [22.5, -33.0], "max": [26.5, -31.0], "z": 1.5, "spacing_m": 1.0}},
     "objective": {"softmin_temperature_db": 1.0, "coverage_threshold_dbm": -90},
     # diffraction off: the optimiser tests want targets that only the plate reaches

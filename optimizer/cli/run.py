@@ -106,11 +106,20 @@ def print_final(s: Summary, run_uri: str):
     for label, m in (("baseline", b), ("winner", w)):
         out.write(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
                   f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}\n")
-    out.write(f"winner pose: {w.pose} (world {w.world})\n")
-    out.write(f"reproduce:   reflectopt evaluate EXPERIMENT --pose={w.pose_arg}\n")
+    out.write(f"winner pose: {w.joint_pose} (world {w.world})\n")
+    out.write(f"reproduce:   reflectopt evaluate EXPERIMENT --pose={w.pose_arg} --tolerance --convergence\n")
+    if w.tolerance is not None:
+        t = w.tolerance
+        out.write(f"{'HOLDS' if t.holds else 'DOES NOT HOLD'} over the mounting tolerance "
+                  f"±{100 * t.position_m:g} cm / ±{t.yaw_deg:g}° yaw / ±{t.pitch_deg:g}° pitch "
+                  f"({t.poses_checked} poses): worst min RSS {fmt_power(t.worst_min_rss_dbm)}, lowest coverage "
+                  f"{fmt_pct(t.worst_coverage)}\n")
     if w.on_bounds:
         out.write(f"note: the winner lies on the mounting box's bound(s) {', '.join(w.on_bounds)}; widening "
                   "`reflector.bounds` / `yaw_deg` there may find a better pose\n")
+    for note in w.notes:
+        if not note.startswith("coverage holds"):
+            out.write(f"note: {note}\n")
     out.write(f"results: {run_uri}\n")
     out.flush()
 

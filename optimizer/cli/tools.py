@@ -65,7 +65,42 @@ def cmd_evaluate(args) -> int:
         print(f"\n{'target':>6} {'x':>8} {'y':>8} {'z':>6} {'no plate':>9} {'plate':>9}")
         for i, (t, b, r) in enumerate(zip(rs.targets, base, rss)):
             print(f"{i:>6} {t[0]:>8.2f} {t[1]:>8.2f} {t[2]:>6.2f} {fmt_dbm(b):>9} {fmt_dbm(r):>9}")
+    if args.convergence:
+        _print_convergence(rs, exp, pose, samples, rss, thr)
+    if args.tolerance:
+        _print_tolerance(rs, exp, pose, samples, rss)
     return 0
+
+
+def _print_convergence(rs, exp, pose, samples: int, at_run, thr: float):
+    """The pose's truth at max_depth + 1 and + 2 and at 4 x the samples, against the run's settings."""
+    depth = exp.solver.max_depth
+    rows = [("as set", depth, samples, at_run), ("max_depth + 1", depth + 1, samples, None),
+            ("max_depth + 2", depth + 2, samples, None), ("4 x samples", depth, 4 * samples, None)]
+    print(f"\nconvergence (with plate): {'setting':<14}{'depth':>6}{'samples':>10}{'min':>14}{'change':>10}"
+          f"{'coverage':>10}")
+    ref = rss_stats(at_run, thr)
+    for label, d, n, rss in rows:
+        rss = rss if rss is not None else rs.rss_dbm(pose, samples_per_src=n, max_depth=d)
+        m = rss_stats(rss, thr)
+        change = ("-" if m.min_rss_dbm is None or ref.min_rss_dbm is None else
+                  f"{m.min_rss_dbm - ref.min_rss_dbm:+.2f} dB")
+        print(f"{'':<26}{label:<14}{d:>6}{n:>10}{fmt_power(m.min_rss_dbm):>14}{change:>10}{fmt_pct(m.coverage):>10}")
+
+
+def _print_tolerance(rs, exp, pose, samples: int, at_run):
+    """The truth over the mounting tolerance box around the pose, and the margin where it fails."""
+    from optimizer.physics import tolerance
+
+    tol = exp.reflector.tolerance
+    chk, _ = tolerance.check(rs, pose, exp, samples_per_src=samples, nominal_rss=at_run)
+    scale, _ = tolerance.margin(rs, exp, chk, samples_per_src=samples)
+    print(f"\nmounting tolerance ±{100 * tol.position_m:g} cm / ±{tol.yaw_deg:g}° yaw / ±{tol.pitch_deg:g}° pitch: "
+          f"{chk.poses_checked} poses checked; coverage {'HOLDS' if chk.holds else 'does NOT hold'}")
+    print(f"  worst min RSS {fmt_power(chk.worst_min_rss_dbm)} (nominal {fmt_power(chk.nominal_min_rss_dbm)}), "
+          f"lowest coverage {fmt_pct(chk.worst_coverage)}, margin {scale:.0%} of the box")
+    for line in tolerance.suggestions(exp, chk, scale):
+        print(f"  {line}")
 
 
 def cmd_grid(args) -> int:
@@ -164,6 +199,10 @@ def register(sub) -> None:
     p.add_argument("--pose", required=True, help="x,y,z,yaw_deg[,pitch_deg] [m, deg]; plates separated by ';'")
     p.add_argument("--samples", type=int, help="samples per source (default: solver.samples_per_src)")
     p.add_argument("--targets", action="store_true", help="print every target")
+    p.add_argument("--convergence", action="store_true",
+                   help="also at max_depth + 1 and + 2 and at 4 x the samples, with the changes")
+    p.add_argument("--tolerance", action="store_true",
+                   help="also the truth over the mounting tolerance box (corners + interior) and its margin")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_evaluate)
 

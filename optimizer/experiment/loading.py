@@ -8,6 +8,7 @@ through `resolve_scene_path`, for every command alike.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,9 @@ def load_submitted(src: str | os.PathLike) -> Submitted:
     src = str(src)
     text = read_experiment_text(src)
     exp = load_experiment_text(text, src)
+    for refl in exp.plates():
+        for line in refl.tolerance.warnings():
+            sys.stderr.write(f"reflectopt: warning: {line}\n")
     sha = exp.sha256()
     base = None if storage.is_remote(src) else Path(src).resolve().parent
     exp.scene = resolve_scene_path(exp.scene, base)

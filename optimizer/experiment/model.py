@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from typing import Annotated, Literal
 
@@ -53,6 +54,47 @@ class AngleRange(_Strict):
         return self
 
 
+TOLERANCE_WARN_POSITION_M = 0.5  # [m] a mounting tolerance above this is implausible: warn
+TOLERANCE_WARN_ANGLE_DEG = 10.0  # [deg] likewise
+
+
+class Tolerance(_Strict):
+    """How precisely a person mounts the plate: +- per axis (along and off the wall and vertical [m]; yaw
+    and pitch [deg]), on every axis, searched or not. 0 turns an axis off."""
+
+    position_m: float = Field(default=0.05, description="[m]")
+    yaw_deg: float = Field(default=1.0, description="[deg]")
+    pitch_deg: float = Field(default=1.0, description="[deg]")
+
+    @field_validator("position_m", "yaw_deg", "pitch_deg", mode="before")
+    @classmethod
+    def _finite_non_negative(cls, v, info):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{info.field_name}={v!r} is not a number; give e.g. 0.05 (m) or 1.0 (deg), "
+                             "0 turns it off") from None
+        if not math.isfinite(x) or x < 0:
+            raise ValueError(f"{info.field_name}={v!r} must be a finite number >= 0, e.g. 0.05 (m) or 1.0 (deg); "
+                             "0 turns it off")
+        return x
+
+    @property
+    def active(self) -> bool:
+        return self.position_m > 0 or self.yaw_deg > 0 or self.pitch_deg > 0
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.position_m > TOLERANCE_WARN_POSITION_M:
+            out.append(f"reflector.tolerance.position_m={self.position_m:g} m is more than "
+                       f"{TOLERANCE_WARN_POSITION_M:g} m: is that really the mounting tolerance?")
+        for key in ("yaw_deg", "pitch_deg"):
+            if getattr(self, key) > TOLERANCE_WARN_ANGLE_DEG:
+                out.append(f"reflector.tolerance.{key}={getattr(self, key):g} deg is more than "
+                           f"{TOLERANCE_WARN_ANGLE_DEG:g} deg: is that really the mounting tolerance?")
+        return out
+
+
 class Reflector(_Strict):
     size_m: Vec2 = Field(description="width, height of the flat plate [m]")
     material: Literal["metal"] = "metal"
@@ -60,6 +102,8 @@ class Reflector(_Strict):
     bounds: Box3
     yaw_deg: AngleRange = AngleRange(min=-180, max=180)
     pitch_deg: AngleRange | None = None
+    tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
+                                                                        "hold over it")
 
     @field_validator("size_m")
     @classmethod

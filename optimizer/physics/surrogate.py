@@ -63,42 +63,83 @@ class PlateSurrogate:
         self.targets = np.asarray(targets, float).reshape(-1, 3)
         self.size = (float(size_m[0]), float(size_m[1]))
         self.wavelength = float(wavelength_m)
-        self._tgt = [mi.Float(np.ascontiguousarray(self.targets[:, k])) for k in range(3)]
 
     def _opaque(self, value):
         return self.dr.opaque(self.mi.Float, float(value))
 
     def evaluate(self, pose_vec, edge_factor: float, occlusion_db=None, focus=None,
-                 temperature_db: float = 1.0, grad: bool = True, edge_width_m: float | None = None):
+                 temperature_db: float = 1.0, grad: bool = True, edge_width_m: float | None = None,
+                 offsets=None, corner_temperature_db: float = 0.5):
         """Plate-path power per target [dBm], the soft-min objective [dBm] and its gradient w.r.t.
         (x, y, z, yaw_deg, pitch_deg) [dB per m / per deg].
 
         occlusion_db: [num_tx, num_targets] detached penalties [dB] (>= 0), or None.
         focus: boolean mask of the targets in the soft-min (None: all).
         edge_width_m: a fixed edge width [m] instead of factor * Fresnel radius (tests, hard-edge limit).
+        offsets: [K, 5] mounting offsets (along the wall, off the wall, vertical [m], yaw, pitch [deg]; see
+        `optimizer.physics.tolerance`): each target's power is then its soft-min over the K offset poses
+        (temperature `corner_temperature_db`), i.e. the worst case over the tolerance box, in one launch.
         """
         dr, mi = self.dr, self.mi
         pose_vec = np.asarray(pose_vec, float)
         if pose_vec.size == 4:
             pose_vec = np.append(pose_vec, 0.0)
+        offsets = np.zeros((1, 5)) if offsets is None else np.asarray(offsets, float).reshape(-1, 5)
+        k_off = offsets.shape[0]
+        n_tg = self.targets.shape[0]
         params = [self._opaque(v) for v in pose_vec]
         if grad:
             for p in params:
                 dr.enable_grad(p)
+        p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db)  # [N*K]
+        p_np = np.array(dr.detach(p_all), dtype=float)
+        if k_off > 1:  # worst case over the offset poses, per target (lanes are target-major)
+            lo = p_np.reshape(n_tg, k_off).min(axis=1)
+            tc = float(corner_temperature_db)
+            e = dr.exp(-(p_all - mi.Float(np.repeat(lo, k_off).astype(np.float32))) / tc)
+            p_all = mi.Float(lo.astype(np.float32)) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
+            p_np = np.array(dr.detach(p_all), dtype=float)
+        obj = softmin(p_all, p_np, focus, temperature_db)
+        value = float(np.array(dr.detach(obj)).reshape(-1)[0])
+        gvec = np.zeros(5)
+        if grad:
+            dr.backward(obj)
+            gvec = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
+            gvec = np.nan_to_num(gvec, nan=0.0, posinf=0.0, neginf=0.0)
+        return {"power_dbm": p_np, "objective": value, "grad": gvec}
+
+    def _plate_power_db(self, params, offsets: np.ndarray, edge_factor: float, edge_width_m, occlusion_db):
+        """Soft-edged single-bounce power [dBm] per (target, offset) lane, target-major, summed over Tx."""
+        dr, mi = self.dr, self.mi
+        k_off = offsets.shape[0]
+        n_tg = self.targets.shape[0]
+
+        def lanes(col):
+            return mi.Float(np.ascontiguousarray(np.tile(offsets[:, col], n_tg), dtype=np.float32))
+
         x, y, z, yaw_deg, pitch_deg = params
-        a, b = yaw_deg * (math.pi / 180.0), pitch_deg * (math.pi / 180.0)
+        a0 = yaw_deg * (math.pi / 180.0)
+        ca0, sa0 = dr.cos(a0), dr.sin(a0)
+        d_al, d_out, d_up, d_yaw, d_pitch = (lanes(c) for c in range(5))
+        cx = x + d_al * ca0 - d_out * sa0  # along the wall (the plate's width axis at pitch 0), off it
+        cy = y + d_al * sa0 + d_out * ca0
+        cz = z + d_up
+        a = (yaw_deg + d_yaw) * (math.pi / 180.0)
+        b = (pitch_deg + d_pitch) * (math.pi / 180.0)
         sa, ca, sb, cb = dr.sin(a), dr.cos(a), dr.sin(b), dr.cos(b)
         u = (ca, sa, mi.Float(0.0))
         v = (sa * sb, -ca * sb, cb)
         n = (-sa * cb, ca * cb, sb)
-        rel_r = (self._tgt[0] - x, self._tgt[1] - y, self._tgt[2] - z)
+        tgt = [mi.Float(np.ascontiguousarray(np.repeat(self.targets[:, c], k_off), dtype=np.float32))
+               for c in range(3)]
+        rel_r = (tgt[0] - cx, tgt[1] - cy, tgt[2] - cz)
         ar, br, sr = _dot(rel_r, u), _dot(rel_r, v), _dot(rel_r, n)
         hw, hh = 0.5 * self.size[0], 0.5 * self.size[1]
         per_tx = []
         for t in range(self.tx.shape[0]):
-            rel_t = (float(self.tx[t, 0]) - x, float(self.tx[t, 1]) - y, float(self.tx[t, 2]) - z)
+            rel_t = (float(self.tx[t, 0]) - cx, float(self.tx[t, 1]) - cy, float(self.tx[t, 2]) - cz)
             at, bt, st = _dot(rel_t, u), _dot(rel_t, v), _dot(rel_t, n)
-            side = 1.0 if float(dr.detach(st)[0]) >= 0 else -1.0  # the side of the plate facing this Tx
+            side = dr.select(dr.detach(st) >= 0, 1.0, -1.0)  # the side of the plate facing this Tx
             st_s, sr_s = st * side, sr * side
             st_e = dr.maximum(st_s, 1e-3)
             sr_e = dr.maximum(sr_s, 1e-3)
@@ -120,28 +161,18 @@ class PlateSurrogate:
             gain_db = 20.0 * dr.log(self.wavelength / (4.0 * math.pi * length)) / math.log(10.0)
             p_db = float(self.tx_power_dbm[t]) + gain_db + DB_PER_NEPER_POWER * soft
             if occlusion_db is not None:
-                p_db = p_db - mi.Float(np.ascontiguousarray(occlusion_db[t], dtype=np.float32))
+                p_db = p_db - mi.Float(np.repeat(np.asarray(occlusion_db[t], dtype=np.float32), k_off))
             per_tx.append(p_db)
         if len(per_tx) == 1:
-            p_all = per_tx[0]
-        else:  # power sum over transmitters, in dB (stable log-sum-exp)
-            m = per_tx[0]
-            for p in per_tx[1:]:
-                m = dr.maximum(m, p)
-            m = dr.detach(m)
-            acc = mi.Float(0.0)
-            for p in per_tx:
-                acc = acc + dr.exp((p - m) / DB_PER_NEPER_POWER)
-            p_all = m + DB_PER_NEPER_POWER * dr.log(acc)
-        p_np = np.array(dr.detach(p_all), dtype=float)
-        obj = softmin(p_all, p_np, focus, temperature_db)
-        value = float(np.array(dr.detach(obj)).reshape(-1)[0])
-        gvec = np.zeros(5)
-        if grad:
-            dr.backward(obj)
-            gvec = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
-            gvec = np.nan_to_num(gvec, nan=0.0, posinf=0.0, neginf=0.0)
-        return {"power_dbm": p_np, "objective": value, "grad": gvec}
+            return per_tx[0]
+        m = per_tx[0]  # power sum over transmitters, in dB (stable log-sum-exp)
+        for p in per_tx[1:]:
+            m = dr.maximum(m, p)
+        m = dr.detach(m)
+        acc = mi.Float(0.0)
+        for p in per_tx:
+            acc = acc + dr.exp((p - m) / DB_PER_NEPER_POWER)
+        return m + DB_PER_NEPER_POWER * dr.log(acc)
 
     def specular_points(self, pose_vec) -> np.ndarray:
         """[num_tx, num_targets, 3] specular points clamped onto the plate (for the occlusion rays)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from optimizer.records.base import Record
+from optimizer.records.pose import JointPose
 from optimizer.records.stats import RssStats
 
 
@@ -25,8 +26,16 @@ class ToleranceCheck(Record):
                                                         "every path somewhere in the box")
     worst_coverage: float = Field(ge=0, le=1, description="lowest coverage over the box")
     holds: bool = Field(description="every target covered at every pose checked")
+    complete: bool = Field(default=True, description="every pose of the box was checked (a failing check may "
+                                                     "stop at its first failure)")
     worst_offset: list[float] | None = Field(default=None, description="offset (along, normal, vertical [m], "
                                                                        "yaw, pitch [deg]) of the worst pose")
     margin_scale: float | None = Field(default=None, description="largest scale of the requested box over which "
                                                                  "coverage still holds (bisection on truth)")
-    samples_per_src: int | None = None
+    samples_per_src: int | None = Field(default=None, description="samples per source of these truths")
+    pose: JointPose | None = Field(default=None, description="the pose checked")
+    target_worst_dbm: list[float | None] = Field(default_factory=list, description="per target, the worst truth "
+                                                                                  "over the box [dBm]; null: no path")
+    failing_offsets: list[list[float]] = Field(default_factory=list, description="offsets at which a target lost "
+                                                                                 "coverage, worst first")
+    suggestions: list[str] = Field(default_factory=list, description="what would make coverage hold")

@@ -16,18 +16,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optimizer.constants import (
+    GAIN_MAP_LIMIT_DB,
     HEATMAPS_DIR,
-    NO_PATH_FLOOR_DBM,
     PNG_CONVERGENCE,
     PNG_RADIO_MAP_BASELINE,
     PNG_RADIO_MAP_GAIN,
     PNG_RADIO_MAP_WINNER,
     PNG_RSS_CDF,
+    PNG_TOLERANCE,
     PNG_TRAJECTORIES,
     RADIO_MAP_SAMPLES_PER_TX,
     RADIO_MAPS_FILE,
     REPORT_HTML,
     REPORT_MD,
+    TOLERANCE_MAP_FILE,
+    TOLERANCE_MAP_STEPS,
 )
 from optimizer.records import Summary, TargetRow, WorldStep
 from optimizer.report.radio_maps import compute_radio_maps, map_area, scene_geometry
@@ -36,12 +39,13 @@ from optimizer.store.runstore import RunStore
 
 log = logging.getLogger(__name__)
 
-PICTURES = (PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_TRAJECTORIES, PNG_CONVERGENCE,
-            PNG_RSS_CDF)
+PICTURES = (PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_TOLERANCE, PNG_TRAJECTORIES,
+            PNG_CONVERGENCE, PNG_RSS_CDF)
 CAPTIONS = {
     PNG_RADIO_MAP_BASELINE: "Radio map without the plate (baseline)",
     PNG_RADIO_MAP_WINNER: "Radio map with the plate at the winner pose",
-    PNG_RADIO_MAP_GAIN: "Gain: winner minus baseline",
+    PNG_RADIO_MAP_GAIN: f"Gain: winner minus baseline (fixed scale ±{GAIN_MAP_LIMIT_DB:g} dB)",
+    PNG_TOLERANCE: "Truth min RSS around the winner: along the wall against yaw, the mounting tolerance box dashed",
     PNG_TRAJECTORIES: "Trajectories of all worlds",
     PNG_CONVERGENCE: "Convergence",
     PNG_RSS_CDF: "RSS distribution over targets",
@@ -172,10 +176,36 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                                      maps["winner_dbm"], plan, title=f"{name}: with plate at winner pose, "
                                      f"z = {height:.1f} m", vmin=lo, vmax=hi, threshold=thr, covered=cov_w,
                                      pose=pose.first))
-            dark = (maps["baseline_dbm"] <= NO_PATH_FLOOR_DBM) & (maps["winner_dbm"] <= NO_PATH_FLOOR_DBM)
             written.append(steps.run(PNG_RADIO_MAP_GAIN, plots.gain_map, heat / PNG_RADIO_MAP_GAIN, x, y,
-                                     maps["gain_db"], plan, title=f"{name}: gain of the plate (winner − baseline)",
-                                     both_dark=dark, covered=cov_w, pose=pose.first))
+                                     maps["baseline_dbm"], maps["winner_dbm"], plan,
+                                     title=f"{name}: gain of the plate (winner − baseline)", covered=cov_w,
+                                     pose=pose.first))
+
+    # --- the truth around the winner, over the mounting tolerance ---------------------------------------------
+    tol_path = heat / TOLERANCE_MAP_FILE
+    chk = summary.winner.tolerance
+    if chk is not None and exp is not None:
+        grid = steps.run("tolerance map (saved)", lambda: dict(np.load(tol_path))) if tol_path.is_file() and \
+            not retrace else None
+        if grid is None and radio_maps:
+            def _tol_grid():
+                from optimizer.physics import tolerance
+                from optimizer.physics.scene import RadioScene
+
+                rs = radio_scene if radio_scene is not None else RadioScene(exp, device=device, threads=threads)
+                out = tolerance.along_yaw_grid(rs, exp, pose, TOLERANCE_MAP_STEPS)
+                rs.park_plate()
+                return out
+
+            grid = steps.run("tolerance map (ray tracing)", _tol_grid)
+            if grid is not None:
+                steps.run(TOLERANCE_MAP_FILE, np.savez_compressed, tol_path, **grid)
+                written.append(tol_path)
+        if grid is not None:
+            written.append(steps.run(PNG_TOLERANCE, plots.tolerance_map, heat / PNG_TOLERANCE, grid["along_m"],
+                                     grid["yaw_deg"], grid["min_rss_dbm"], grid["covered"],
+                                     box_along_m=chk.position_m, box_yaw_deg=chk.yaw_deg, threshold=thr,
+                                     title=f"{summary.name}: truth around the winner (other axes nominal)"))
 
     # --- trajectories and convergence ----------------------------------------------------------------------
     if history:

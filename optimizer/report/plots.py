@@ -17,11 +17,14 @@ import numpy as np
 from matplotlib import patheffects
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.lines import Line2D
+from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from optimizer.constants import (
+    GAIN_MAP_LIMIT_DB,
     NO_PATH_FLOOR_DBM,
+    REPORT_COLOR_NEW_PATH,
     REPORT_COLOR_COVERED,
     REPORT_COLOR_PLATE,
     REPORT_COLOR_UNCOVERED,
@@ -193,28 +196,71 @@ def radio_map(path, x, y, dbm, plan: FloorPlan, *, title, vmin, vmax, threshold=
     return _finish_map(fig, ax, extent, title, handles, path)
 
 
-def gain_map(path, x, y, gain_db, plan: FloorPlan, *, title, both_dark=None, covered=None,
-             pose: PlatePose | None = None, limit_db=None):
-    """Winner minus baseline [dB], diverging colours centred on 0; cells without power in either map grey."""
-    g = np.array(gain_db, float)
-    if both_dark is not None:
-        g = np.where(both_dark, np.nan, g)
-    if limit_db is None:  # from the cells the plate changes (cells lit only by the plate saturate)
-        mag = np.abs(g[np.isfinite(g)])
-        mag = mag[(mag > 0.01) & (mag < 60.0)]
-        limit_db = float(np.clip(math.ceil(np.percentile(mag, 95) / 5.0) * 5.0, 10.0, 40.0)) if mag.size else 20.0
+def gain_map(path, x, y, baseline_dbm, winner_dbm, plan: FloorPlan, *, title, covered=None,
+             pose: PlatePose | None = None, limit_db: float = GAIN_MAP_LIMIT_DB):
+    """Winner minus baseline [dB] on one fixed scale (±GAIN_MAP_LIMIT_DB, the same for every run, so runs
+    compare), only where both maps have power; cells lit only with the plate in their own colour, cells
+    dark in both grey."""
+    b, w = np.asarray(baseline_dbm, float), np.asarray(winner_dbm, float)
+    lit_b, lit_w = b > NO_PATH_FLOOR_DBM, w > NO_PATH_FLOOR_DBM
+    g = np.where(lit_b & lit_w, w - b, np.nan)
     extent = _cell_extent(x, y)
     fig, ax = plt.subplots(figsize=_figsize(extent), layout="constrained")
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d9d9d9")
     im = ax.imshow(g, origin="lower", extent=extent, cmap=cmap, vmin=-limit_db, vmax=limit_db,
                    interpolation="nearest", zorder=0)
+    new = np.where(lit_w & ~lit_b, 1.0, np.nan)
+    ax.imshow(new, origin="lower", extent=extent, cmap=ListedColormap([REPORT_COLOR_NEW_PATH]), vmin=0, vmax=1,
+              interpolation="nearest", zorder=0.5)
     cb = fig.colorbar(im, ax=ax, extend="both", shrink=0.95)
-    cb.set_label("gain: winner − baseline [dB]")
+    cb.set_label(f"gain: winner − baseline [dB] (fixed scale ±{limit_db:g} dB)")
     handles = draw_floor_plan(ax, plan, on_dark=False, target_colors=covered)
     if pose is not None:
         handles.append(draw_plate(ax, pose, plan.plate_size, label="plate (winner pose) + normal"))
-    handles.append(Rectangle((0, 0), 1, 1, fc="#d9d9d9", ec="none", label="no power in either map"))
+    handles.append(Rectangle((0, 0), 1, 1, fc=REPORT_COLOR_NEW_PATH, ec="none", label="no path without the plate"))
+    handles.append(Rectangle((0, 0), 1, 1, fc="#d9d9d9", ec="none", label="no path in either map"))
     return _finish_map(fig, ax, extent, title, handles, path)
+
+
+def tolerance_map(path, along_m, yaw_deg, min_rss_dbm, covered, *, box_along_m: float, box_yaw_deg: float,
+                  threshold: float, title: str):
+    """Truth min RSS [dBm] over offsets around the winner: along the wall [m] (x) against yaw [deg] (y),
+    the mounting tolerance box drawn; cells where a target is not covered hatched."""
+    along_m, yaw_deg = np.asarray(along_m, float), np.asarray(yaw_deg, float)
+    v = np.asarray(min_rss_dbm, float)  # [yaw, along]
+    shown = np.where(np.isfinite(v), v, np.nan)
+    fig, ax = plt.subplots(figsize=(7.2, 5.2), layout="constrained")
+    ext = (100 * along_m[0], 100 * along_m[-1], yaw_deg[0], yaw_deg[-1])
+    dx = 0.5 * (ext[1] - ext[0]) / max(len(along_m) - 1, 1)
+    dy = 0.5 * (ext[3] - ext[2]) / max(len(yaw_deg) - 1, 1)
+    finite = shown[np.isfinite(shown)]
+    vmax = float(np.ceil(finite.max())) if finite.size else threshold + 10
+    vmin = min(threshold - 10.0, float(np.floor(finite.min()))) if finite.size else threshold - 10
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#0b0b1a")
+    im = ax.imshow(shown, origin="lower", extent=(ext[0] - dx, ext[1] + dx, ext[2] - dy, ext[3] + dy),
+                   aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, shrink=0.95)
+    cb.set_label("min RSS over targets [dBm] (truth)")
+    if vmin <= threshold <= vmax:
+        cb.ax.axhline(threshold, color="red", lw=2)
+    bad = ~np.asarray(covered, bool)
+    for i, j in zip(*np.nonzero(bad)):
+        ax.add_patch(Rectangle((100 * along_m[j] - dx, yaw_deg[i] - dy), 2 * dx, 2 * dy, fill=False, hatch="xx",
+                               ec=REPORT_COLOR_UNCOVERED, lw=0.0))
+    ax.add_patch(Rectangle((-100 * box_along_m, -box_yaw_deg), 200 * box_along_m, 2 * box_yaw_deg, fill=False,
+                           ec="white", lw=2.0, ls="--"))
+    ax.plot([0], [0], marker="*", ms=14, color=REPORT_COLOR_WINNER, mec="black")
+    ax.set_xlabel("offset along the wall [cm]")
+    ax.set_ylabel("yaw offset [deg]")
+    ax.set_title(title, fontsize=11)
+    handles = [Line2D([], [], color="white", ls="--", lw=2, label="mounting tolerance box"),
+               Rectangle((0, 0), 1, 1, fill=False, hatch="xx", ec=REPORT_COLOR_UNCOVERED,
+                         label="a target not covered"),
+               Line2D([], [], ls="", marker="*", ms=12, color=REPORT_COLOR_WINNER, mec="black", label="winner"),
+               Line2D([], [], color="red", lw=2, label=f"coverage threshold {threshold:.0f} dBm (bar)")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    ax.set_facecolor("#444444")
+    return _save(fig, path)
 
 
 # --- trajectories ----------------------------------------------------------------------------------

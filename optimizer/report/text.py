@@ -125,6 +125,24 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
     doc.add(Table(["metric", "baseline (no plate)", "winner (with plate)", "gain"], _metric_rows(s)),
             Para(f"A target that no path reaches has no dBm value ('{NO_PATH}'); a dB gain is given only where both "
                  "sides have a path, otherwise the coverage gained counts.", "small"))
+    chk = s.winner.tolerance
+    if chk is not None:
+        doc.add(Heading("Mounting tolerance"), Table(None, [
+            ["box (per axis)", f"±{100 * chk.position_m:g} cm along / off the wall and vertical, ±{chk.yaw_deg:g}° yaw, "
+                               f"±{chk.pitch_deg:g}° pitch"],
+            ["coverage over the box", "HOLDS" if chk.holds else "does NOT hold"],
+            ["poses checked (truth)", f"{chk.poses_checked} (every corner + seeded interior poses)"],
+            ["min RSS: nominal / worst over the box", f"{fmt_power(chk.nominal_min_rss_dbm)} / "
+                                                      f"{fmt_power(chk.worst_min_rss_dbm)}"],
+            ["lowest coverage over the box", fmt_pct(chk.worst_coverage)],
+            ["margin (largest share of the box that holds)", "-" if chk.margin_scale is None else
+             f"{chk.margin_scale:.0%}"]], numeric_from=99))
+        doc.add(*[Para(f"To make it hold: {line}", "warn") for line in chk.suggestions])
+    conv = s.winner.truth_convergence
+    if conv is not None:
+        doc.add(Heading("Truth convergence"), Table(["check", "min RSS change", "coverage"], [
+            ["max_depth + 1", f"{fmt_db(conv.depth_plus_1_db)} dB", fmt_pct(conv.coverage_depth_plus_1)],
+            ["4 × samples per source", f"{fmt_db(conv.samples_x4_db)} dB", fmt_pct(conv.coverage_samples_x4)]]))
     if len(s.winner.plates) > 1:
         doc.add(Heading("Plates"), Table(["plate", "pose", "size [m]"],
                                          [[p.name, fmt_plate(p.pose), f"{p.size_m[0]:g} × {p.size_m[1]:g}"]

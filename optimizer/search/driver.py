@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optimizer.errors import ReflectoptError
-from optimizer.physics import backend
-from optimizer.physics.metrics import focus_mask, has_path, rss_stats, score
+from optimizer.physics import backend, tolerance
+from optimizer.physics.metrics import focus_mask, has_path, rss_stats
 from optimizer.records import (
+    Convergence,
     Counts,
     CoverageGain,
     Failure,
@@ -34,9 +35,12 @@ from optimizer.records import (
     WorldOutcome,
     WorldStep,
 )
-from optimizer.records.text import fmt_power
+from optimizer.records.text import fmt_db, fmt_pct, fmt_power
 from optimizer.search.space import PoseSpace
 from optimizer.search.tune import Collected, rungs
+from optimizer.search.world import robust_rank
+
+CONVERGENCE_LIMIT_DB = 1.0  # [dB] a winner's min RSS may move this much with a deeper or denser truth
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -143,15 +147,51 @@ def _gain(base, win) -> Gain:
                 mean=float(np.mean(win[both] - base[both])) if both.any() else None)
 
 
-def target_rows(targets, base, win, thr: float) -> list[TargetRow]:
+def target_rows(targets, base, win, thr: float, worst: list | None = None) -> list[TargetRow]:
     rows = []
     for i, (p, b, r) in enumerate(zip(targets, base, win)):
         hb, hw = bool(has_path(b)), bool(has_path(r))
+        w = worst[i] if worst else None
         rows.append(TargetRow(target=i, x=float(p[0]), y=float(p[1]), z=float(p[2]),
                               baseline_rss_dbm=float(b) if hb else None, winner_rss_dbm=float(r) if hw else None,
                               gain_db=float(r - b) if hb and hw else None,
-                              covered_baseline=hb and b >= thr, covered_winner=hw and r >= thr))
+                              covered_baseline=hb and b >= thr, covered_winner=hw and r >= thr,
+                              worst_rss_dbm=w, covered_worst=None if not worst else (w is not None and w >= thr)))
     return rows
+
+
+def world_rank(o: WorldOutcome) -> tuple:
+    """Worlds whose result was checked over the tolerance box first, by their worst case (see
+    `robust_rank`); the others (pruned, or tolerance off) by their nominal truth."""
+    if o.tolerance is not None:
+        return (True, *robust_rank(o.tolerance))
+    return (False, False, o.score, o.score)
+
+
+def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: float) -> tuple[Convergence, int]:
+    """The winner's min RSS at the run's settings, at max_depth + 1 and at 4 x the samples (the final
+    re-evaluation); a warning when either moves it by more than CONVERGENCE_LIMIT_DB."""
+    deeper = rs.rss_dbm(pose, max_depth=exp.solver.max_depth + 1)
+    run_m, deep_m, fin_m = rss_stats(at_run, thr), rss_stats(deeper, thr), rss_stats(at_final, thr)
+
+    def change(m):
+        if run_m.min_rss_dbm is None and m.min_rss_dbm is None:
+            return 0.0
+        if run_m.min_rss_dbm is None or m.min_rss_dbm is None:
+            return None  # a target gains or loses its only path: not a dB change
+        return m.min_rss_dbm - run_m.min_rss_dbm
+
+    d1, d4 = change(deep_m), change(fin_m)
+    bad = [f"{label} moves the min RSS by {fmt_db(d)} dB" if d is not None else f"{label} changes whether every "
+           "target has a path" for label, d in (("max_depth + 1", d1), ("4 x samples", d4))
+           if d is None or abs(d) > CONVERGENCE_LIMIT_DB]
+    warning = None
+    if bad:
+        warning = (f"truth not converged: {'; '.join(bad)} (limit {CONVERGENCE_LIMIT_DB:g} dB); raise "
+                   "solver.max_depth / solver.samples_per_src and run again")
+    return Convergence(min_rss_dbm=run_m.min_rss_dbm, depth_plus_1_db=d1, samples_x4_db=d4,
+                       coverage_depth_plus_1=deep_m.coverage, coverage_samples_x4=fin_m.coverage,
+                       warning=warning), 1
 
 
 def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
@@ -164,15 +204,40 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     candidates = [o for o in outcomes if o.best is not None]
     if not candidates:
         raise ReflectoptError("every world failed; see the errors above (summary.json not written)")
-    best = max(candidates, key=lambda o: o.score)
-    win_pose = best.best_pose
+    best = max(candidates, key=world_rank)
+    chk = best.tolerance
+    win_pose = chk.pose if chk is not None and chk.pose is not None else best.best_pose
+    run_truth = rs.rss_dbm(win_pose)  # at the run's settings (the worlds' own truth of this pose)
     final_samples = exp.final_samples()
     say(f"winner: world {best.world} at {win_pose}; re-evaluating with {final_samples} samples")
     base_final = rs.rss_dbm(None, samples_per_src=final_samples)
     win_final = rs.rss_dbm(win_pose, samples_per_src=final_samples)
     base_m, win_m = rss_stats(base_final, thr), rss_stats(win_final, thr)
-    # truth evaluations in the driver: the baseline, then baseline and winner at the final sample count
-    evaluations = 3 + sum(o.evaluations for o in outcomes)
+    conv, conv_evals = convergence(rs, exp, win_pose, run_truth, win_final, thr)
+    # truth evaluations in the driver: the baseline, the winner at the run's settings, baseline and winner
+    # at the final sample count, the convergence check, and the tolerance margin
+    evaluations = 4 + conv_evals + sum(o.evaluations for o in outcomes)
+    notes = []
+    if chk is not None:
+        if not chk.complete:  # a world's failing check stopped early: the whole box for the report
+            chk, _ = tolerance.check(rs, win_pose, exp, nominal_rss=run_truth)
+            evaluations += chk.poses_checked
+        if not chk.holds:
+            scale, spent = tolerance.margin(rs, exp, chk)
+            evaluations += spent
+            chk = chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(exp, chk, scale)})
+            notes.append(f"coverage does NOT hold over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
+                         f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch: at its worst corner "
+                         f"{fmt_pct(chk.worst_coverage)} of the targets are covered; " + "; ".join(chk.suggestions))
+        else:
+            chk = chk.model_copy(update={"margin_scale": 1.0})
+            notes.append(f"coverage holds over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
+                         f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch ({chk.poses_checked} poses checked; "
+                         f"worst min RSS {fmt_power(chk.worst_min_rss_dbm)})")
+    if conv.warning:
+        notes.append(conv.warning)
+    notes.append("plate paths are geometric optics (Sionna's reflection: the power of an infinite mirror wherever "
+                 "the specular point lies on the plate); small or distant plates are optimistic")
     failures = [Failure(world=o.world, restarts=o.restarts, status=o.status,
                         error=o.error or "process died; resumed from its last checkpoint")
                 for o in outcomes if o.status == "failed" or o.restarts]
@@ -189,8 +254,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         **win_m.model_dump(), pose=win_pose.first, joint_pose=win_pose,
         plates=[WinnerPlate(name=f"plate-{k + 1}", pose=p, size_m=list(r.size_m))
                 for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
-        world=best.world, samples_per_src=final_samples, search_min_rss_dbm=best.best.min_rss_dbm,
-        pose_arg=win_pose.cli_value(), on_bounds=space.on_bounds(space.to_vec(win_pose)))
+        world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
+        pose_arg=win_pose.cli_value(), on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
+        truth_convergence=conv, notes=notes)
     steps = sorted((s for c in collected for s in c.history), key=lambda s: (s.world, s.step))
     summary = Summary(
         name=exp.name, run_id=meta.run_id, experiment_sha256=meta.experiment_sha256,
@@ -207,9 +273,6 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
         versions=backend.versions())
-    return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr), steps=steps,
-                     winner_pose=win_pose)
-
-
-__all__ = ["Concluded", "Prepared", "conclude", "driver_scene", "now_utc", "prepare", "run_search", "say", "score",
-           "start_ray"]
+    return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
+                                                          chk.target_worst_dbm if chk is not None else None),
+                     steps=steps, winner_pose=win_pose)

@@ -23,9 +23,18 @@ from optimizer.constants import (
     WARMUP_LR_FRACTION,
 )
 from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
-from optimizer.records import Adam, BestSoFar, JointPose, PlatePose, RssStats, WorldState, WorldStep
+from optimizer.records import (Adam, BestSoFar, JointPose, PlatePose, RssStats, ToleranceCheck, WorldState,
+                               WorldStep)
 from optimizer.search.modes import ModeStep, make_mode
 from optimizer.search.space import PoseSpace
+
+TOLERANCE_CANDIDATES = 2  # distinct best poses a world checks over the tolerance box at its end
+
+
+def robust_rank(chk: ToleranceCheck) -> tuple:
+    """Worlds and candidates rank by their worst case over the tolerance box: holding first, then the worst
+    case's score, then the nominal score."""
+    return (chk.holds, score(chk.worst), score(chk.nominal))
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -61,6 +70,8 @@ class World:
         self.history: list[WorldStep] = []  # this process's steps (not checkpointed)
         self.wall_s = 0.0
         self.restarts = 0
+        self.candidates: list[BestSoFar] = []
+        self.tolerance: ToleranceCheck | None = None
         self.mode = make_mode(exp.search.gradient, self)
 
     # --- helpers shared by the gradient modes -----------------------------------------------------------------
@@ -111,9 +122,47 @@ class World:
         result = ModeStep(pose=pose, rss=np.asarray(rss, float), stats=stats,
                           objective_dbm=softmin_db(rss, obj.softmin_temperature_db, self.focus))
         sc = score(stats)
+        found = BestSoFar(pose=pose, truth=stats, score=sc, step=self.step_index)
         if self.best is None or sc > self.best.score:
-            self.best = BestSoFar(pose=pose, truth=stats, score=sc, step=self.step_index)
+            self.best = found
+        self._remember(found)
         return result
+
+    def _same_mount(self, a: JointPose, b: JointPose) -> bool:
+        """Two poses a person could not tell apart at the mounting tolerance (or 1 cm / 0.1 deg)."""
+        tol = self.exp.reflector.tolerance
+        dp, da = max(tol.position_m, 0.01), max(tol.yaw_deg, 0.1)
+        for p, q in zip(a.plates, b.plates):
+            if (max(abs(p.x - q.x), abs(p.y - q.y), abs(p.z - q.z)) > dp
+                    or abs((p.yaw_deg - q.yaw_deg + 90.0) % 180.0 - 90.0) > da or abs(p.pitch_deg - q.pitch_deg) > da):
+                return False
+        return True
+
+    def _remember(self, found: BestSoFar):
+        """Keep the TOLERANCE_CANDIDATES best distinct poses seen (for the final tolerance check)."""
+        cands = [c for c in self.candidates if not (self._same_mount(c.pose, found.pose) and c.score >= found.score)]
+        if len(cands) < len(self.candidates):  # a better or equal one of the same mount is already kept
+            return
+        cands = [c for c in cands if not self._same_mount(c.pose, found.pose)] + [found]
+        self.candidates = sorted(cands, key=lambda c: c.score, reverse=True)[:TOLERANCE_CANDIDATES]
+
+    def finish(self):
+        """At the last step: the truth over the mounting tolerance of the best distinct poses, best first,
+        until one holds (a check is 2^d + 8 truth evaluations of this world's budget when it holds; one that
+        fails stops at its first failing pose). The world's result is then the holding one, else the best
+        worst case seen."""
+        if not self.exp.reflector.tolerance.active or not self.candidates or self.tolerance is not None:
+            return
+        from optimizer.physics import tolerance
+
+        checks = []
+        for cand in self.candidates:
+            chk, _ = tolerance.check(self.rs, cand.pose, self.exp, fail_fast=True)
+            self.evaluations += chk.poses_checked
+            checks.append(chk)
+            if chk.holds:
+                break
+        self.tolerance = max(checks, key=robust_rank)
 
     # --- the step ---------------------------------------------------------------------------------------------
     def step(self) -> WorldStep:
@@ -123,6 +172,8 @@ class World:
         result = self.mode.step()
         self.last = result.stats
         self.step_index += 1
+        if self.step_index >= self.exp.search.steps:
+            self.finish()
         dt = time.perf_counter() - t0
         self.wall_s += dt
         row = WorldStep(world=self.world_id, step=self.step_index, pose=result.pose, truth=result.stats,
@@ -138,7 +189,8 @@ class World:
                           unit=self.unit.tolist(), adam=Adam(m=self.m.tolist(), v=self.v.tolist(), t=self.t),
                           step_index=self.step_index, evaluations=self.evaluations, best=self.best, last=self.last,
                           rng=self.rng.bit_generator.state, wall_s=self.wall_s, restarts=self.restarts,
-                          device=getattr(self.rs, "device", None), mode_state=self.mode.state())
+                          device=getattr(self.rs, "device", None), mode_state=self.mode.state(),
+                          candidates=self.candidates, tolerance=self.tolerance)
 
     def set_state(self, st: WorldState):
         self.unit = np.array(st.unit, float)
@@ -149,4 +201,5 @@ class World:
         self.wall_s = st.wall_s
         self.restarts = st.restarts
         self.start_kind = st.start_kind
+        self.candidates, self.tolerance = list(st.candidates), st.tolerance
         self.mode.load_state(st.mode_state)

@@ -13,6 +13,7 @@ import numpy as np
 
 from optimizer.constants import EXPLORE_EVERY, EXPLORE_SAMPLES, EXPLORE_SIGMA, EXPLORE_UNTIL, OCCLUSION_PENALTY_DB
 from optimizer.physics.geometry import specular_yaw_pitch, wavelength_m
+from optimizer.physics.tolerance import corner_offsets, half_widths
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 from optimizer.search.starts import fit_yaw
 
@@ -29,6 +30,9 @@ class SurrogateMode(GradientMode):
         self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
                                         [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                         exp.reflector.size_m, wavelength_m(exp.frequency_hz))
+        # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
+        tol = exp.reflector.tolerance
+        self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
 
     def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
         """[P, T, N] penalties [dB] for P poses with two batched ray tests: OCCLUSION_PENALTY_DB per blocked
@@ -69,7 +73,7 @@ class SurrogateMode(GradientMode):
         k = w.edge_factor(frac)
         temp = w.exp.objective.softmin_temperature_db
         scores = [self.surrogate.evaluate(v, k, occlusion_db=o, focus=w.focus, temperature_db=temp,
-                                          grad=False)["objective"] for v, o in zip(vecs, occl)]
+                                          grad=False, offsets=self.offsets)["objective"] for v, o in zip(vecs, occl)]
         best = int(np.argmax(scores))
         if best == 0:
             return False
@@ -90,7 +94,7 @@ class SurrogateMode(GradientMode):
             vec = w.space.from_unit(w.unit)
             occl = self.occlusion_db_batch([vec])[0]
             r = self.surrogate.evaluate(vec, w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
-                                        temperature_db=w.exp.objective.softmin_temperature_db)
+                                        temperature_db=w.exp.objective.softmin_temperature_db, offsets=self.offsets)
             surrogate_obj = r["objective"]
             w.adam_ascent(r["grad"][: w.space.dim] * w.space.span, w.learning_rate(frac))
         result = w.truth(w.unit)

@@ -1,0 +1,238 @@
+"""Mounting tolerance: the box of poses a plate may really end up in, and the truth over that box.
+
+A plate is mounted to a few centimetres and about a degree. The box around a pose has five axes, the way
+an installer measures: along the wall (the plate's width axis, horizontal), off the wall (horizontal,
+along the normal at pitch 0), vertical [m]; yaw and pitch [deg]. The tolerance applies to every axis,
+searched or not (a plate at a fixed height is still mounted to +-5 cm).
+
+`box_offsets` gives its corners (2^d, d = the axes with a non-zero tolerance) and seeded interior points;
+`check` ray-traces the truth at every one of them: coverage is claimed only where it holds at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from optimizer.physics.metrics import has_path, rss_stats, score
+from optimizer.records import JointPose, PlatePose, ToleranceCheck
+
+OFFSET_AXES = ("along_m", "out_m", "up_m", "yaw_deg", "pitch_deg")
+INTERIOR_POSES = 8  # seeded interior poses checked beside the corners
+MARGIN_BISECTIONS = 5  # bisection steps of the tolerance margin (scale resolution 1/32)
+
+
+def half_widths(tol) -> np.ndarray:
+    """[5] the box's half-widths along OFFSET_AXES from a `reflector.tolerance`."""
+    p = float(tol.position_m)
+    return np.array([p, p, p, float(tol.yaw_deg), float(tol.pitch_deg)])
+
+
+def box_offsets(half: np.ndarray, interior: int = INTERIOR_POSES, seed: int = 0) -> np.ndarray:
+    """[2^d + interior, 5] offsets: every corner of the box (d axes with a non-zero half-width), then
+    `interior` uniform interior points (seeded). An empty box gives no offsets."""
+    half = np.asarray(half, float)
+    axes = [k for k in range(5) if half[k] > 0]
+    if not axes:
+        return np.zeros((0, 5))
+    corners = []
+    for signs in itertools.product((-1.0, 1.0), repeat=len(axes)):
+        off = np.zeros(5)
+        off[axes] = np.asarray(signs) * half[axes]
+        corners.append(off)
+    rng = np.random.default_rng([seed, 97])
+    inner = rng.uniform(-1.0, 1.0, (interior, 5)) * half
+    return np.vstack([np.array(corners), inner]) if interior else np.array(corners)
+
+
+def corner_offsets(half: np.ndarray) -> np.ndarray:
+    """The corners only (what the surrogate's worst case uses)."""
+    return box_offsets(half, interior=0)
+
+
+def offset_pose(pose: PlatePose, off) -> PlatePose:
+    """The pose moved by one offset (along the wall, off the wall, vertical [m], yaw, pitch [deg])."""
+    a = math.radians(pose.yaw_deg)
+    along = np.array([math.cos(a), math.sin(a), 0.0])
+    out = np.array([-math.sin(a), math.cos(a), 0.0])
+    c = np.array(pose.position) + off[0] * along + off[1] * out + np.array([0.0, 0.0, off[2]])
+    return PlatePose(float(c[0]), float(c[1]), float(c[2]), pose.yaw_deg + float(off[3]),
+                     pose.pitch_deg + float(off[4]))
+
+
+def box_poses(pose: JointPose, offsets: np.ndarray) -> list[JointPose]:
+    """Each plate's box in turn (the other plates nominal): len(plates) x len(offsets) joint poses."""
+    out = []
+    for k in range(len(pose.plates)):
+        for off in offsets:
+            plates = list(pose.plates)
+            plates[k] = offset_pose(plates[k], off)
+            out.append(JointPose(plates=plates))
+    return out
+
+
+def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int | None = None,
+          nominal_rss=None, interior: int = INTERIOR_POSES, seed: int | None = None,
+          fail_fast: bool = False) -> tuple[ToleranceCheck, dict]:
+    """Truth at every pose of the tolerance box (scaled by `scale`) around `pose`.
+
+    fail_fast: stop at the first pose that loses coverage (the check then says `holds: false` and its worst
+    case is over the poses checked so far; `complete` says which). Returns the check and the raw figures:
+    {"offsets" [M, 5], "rss" [M, N] dBm (-inf: no path), "covered" [M] bool, "nominal" [N]}.
+    `nominal_rss`: the truth at the pose itself if known (saves one evaluation)."""
+    tol = exp.reflector.tolerance
+    thr = exp.objective.coverage_threshold_dbm
+    half = half_widths(tol) * scale
+    offsets = box_offsets(half, interior, exp.search.seed if seed is None else seed)
+    poses = box_poses(pose, offsets)
+    offsets = np.vstack([offsets] * len(pose.plates)) if len(offsets) else offsets  # aligned with `poses`
+    nominal = np.asarray(nominal_rss, float) if nominal_rss is not None else \
+        rs.rss_dbm(pose, samples_per_src=samples_per_src)
+    rows = []
+    for p in poses:
+        rows.append(rs.rss_dbm(p, samples_per_src=samples_per_src))
+        if fail_fast and not np.all(has_path(rows[-1]) & (rows[-1] >= thr)):
+            break
+    offsets = offsets[: len(rows)]
+    rss = np.array(rows).reshape(len(rows), -1) if rows else np.zeros((0, len(nominal)))
+    all_rss = np.vstack([nominal[None, :], rss]) if len(poses) else nominal[None, :]
+    covered = np.all(has_path(all_rss) & (all_rss >= thr), axis=1)
+    worst_per_target = all_rss.min(axis=0)
+    per_pose = [rss_stats(r, thr) for r in all_rss]
+    worst_i = int(np.argmin([score(s) for s in per_pose]))
+    nom, worst = per_pose[0], rss_stats(worst_per_target, thr)
+    result = ToleranceCheck(
+        position_m=float(tol.position_m) * scale, yaw_deg=float(tol.yaw_deg) * scale,
+        pitch_deg=float(tol.pitch_deg) * scale, poses_checked=len(rows) + (0 if nominal_rss is not None else 1),
+        complete=len(rows) == len(poses),
+        nominal=nom, worst=worst, nominal_min_rss_dbm=nom.min_rss_dbm, worst_min_rss_dbm=worst.min_rss_dbm,
+        worst_coverage=float(min(s.coverage for s in per_pose)), holds=bool(covered.all()),
+        worst_offset=(np.zeros(5) if worst_i == 0 else offsets[(worst_i - 1) % len(offsets)]).tolist(),
+        samples_per_src=int(samples_per_src or exp.solver.samples_per_src), pose=pose,
+        target_worst_dbm=[float(v) if has_path(v) else None for v in worst_per_target],
+        failing_offsets=_worst_first(offsets, rss, covered[1:], thr))
+    return result, {"offsets": offsets, "rss": rss, "covered": covered[1:], "nominal": nominal}
+
+
+def _worst_first(offsets, rss, covered, thr) -> list[list[float]]:
+    bad = np.flatnonzero(~covered)
+    order = sorted(bad, key=lambda i: score(rss_stats(rss[i], thr)))
+    return [offsets[i % len(offsets)].tolist() for i in order]
+
+
+def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) -> tuple[float, int]:
+    """The largest scale s in [0, 1] of the requested box over which coverage still holds, by bisection on
+    truth: bisect on the probe set (first the worst offset at s = 1), then confirm at the found scale on the
+    offsets that failed at s = 1 and on the whole box; an offset that fails there joins the probe set and
+    the bracket shrinks. Returns (scale, truth evaluations spent)."""
+    thr = exp.objective.coverage_threshold_dbm
+    if chk.holds:
+        return 1.0, 0
+    if not chk.nominal.all_covered or chk.nominal.coverage < 1.0:
+        return 0.0, 0  # the pose itself does not cover: no box does
+    pose = chk.pose
+    spent = 0
+
+    def first_failure(offsets, s):
+        """Index of the first offset (scaled by s) that loses coverage, or None."""
+        nonlocal spent
+        for i, p in enumerate(box_poses(pose, offsets * s)):
+            spent += 1
+            r = rs.rss_dbm(p, samples_per_src=samples_per_src)
+            if not np.all(has_path(r) & (r >= thr)):
+                return i % len(offsets)
+        return None
+
+    failing = np.array(chk.failing_offsets, float).reshape(-1, 5)
+    probe = failing[:1]
+    full = box_offsets(half_widths(exp.reflector.tolerance), INTERIOR_POSES, exp.search.seed)
+    lo, hi = 0.0, 1.0
+    for _ in range(4):
+        for _ in range(MARGIN_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            if first_failure(probe, mid) is None:
+                lo = mid
+            else:
+                hi = mid
+        if lo == 0.0:
+            break
+        bad = None
+        for offsets in (failing, full):
+            i = first_failure(offsets, lo)
+            if i is not None:
+                bad = offsets[i]
+                break
+        if bad is None:
+            break
+        probe = np.vstack([probe, bad[None, :]])
+        hi, lo = lo, 0.0
+    return lo, spent
+
+
+def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
+    """What would make coverage hold: a tighter mounting tolerance, or a larger plate (estimated by the
+    image method: the plate that keeps the specular point of every target that lost coverage on it)."""
+    if check.holds:
+        return []
+    tol = exp.reflector.tolerance
+    out = []
+    if scale > 0:
+        out.append(f"coverage holds for a mounting tolerance of ±{100 * tol.position_m * scale:.1f} cm / "
+                   f"±{tol.yaw_deg * scale:.2f}° ({scale:.0%} of the requested ±{100 * tol.position_m:.1f} cm / "
+                   f"±{tol.yaw_deg:g}°)")
+    thr = exp.objective.coverage_threshold_dbm
+    lost = np.array([v is None or v < thr for v in check.target_worst_dbm], bool) if check.target_worst_dbm else None
+    size = larger_plate(exp, check.pose, lost)
+    if size is not None:
+        w, h = exp.plates()[0].size_m
+        out.append(f"or a plate of about {size[0]:.2f} m × {size[1]:.2f} m (now {w:g} m × {h:g} m) at this pose "
+                   "keeps those targets' specular points on it over the whole box (image-method estimate)")
+    return out
+
+
+def larger_plate(exp, pose: JointPose | None, targets_mask=None) -> tuple[float, float] | None:
+    """Width and height [m] that would keep the specular point of every (Tx, target) in `targets_mask` on
+    the first plate at every corner of the tolerance box (geometric optics; None if it needs no change)."""
+    from optimizer.physics.geometry import specular_point
+
+    if pose is None:
+        return None
+    plate = pose.first
+    size = exp.plates()[0].size_m
+    need_a, need_b = 0.5 * size[0], 0.5 * size[1]
+    targets = np.array(exp.target_points(), float)
+    if targets_mask is not None and np.any(targets_mask):
+        targets = targets[np.asarray(targets_mask, bool)]
+    for off in corner_offsets(half_widths(exp.reflector.tolerance)):
+        p = offset_pose(plate, off)
+        for t in exp.transmitters:
+            sp = specular_point(p, t.position, targets)
+            ok = sp.side_tx * sp.side_rx > 0
+            if ok.any():
+                need_a = max(need_a, float(np.abs(sp.a[ok]).max()))
+                need_b = max(need_b, float(np.abs(sp.b[ok]).max()))
+    if need_a <= 0.5 * size[0] and need_b <= 0.5 * size[1]:
+        return None
+    return (2 * need_a + 0.05, 2 * need_b + 0.05)
+
+
+def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None = None) -> dict:
+    """Truth over offsets of the first plate along the wall (x) and in yaw (y), in units of the tolerance
+    (`steps`, e.g. -2..2; the other axes nominal): {"along_m" [A], "yaw_deg" [Y], "min_rss_dbm" [Y, A]
+    (-inf: a target without a path), "covered" [Y, A]}."""
+    tol = exp.reflector.tolerance
+    thr = exp.objective.coverage_threshold_dbm
+    along = np.array([s * max(tol.position_m, 0.01) for s in steps])
+    yaw = np.array([s * max(tol.yaw_deg, 0.1) for s in steps])
+    mins = np.full((len(yaw), len(along)), -np.inf)
+    cov = np.zeros((len(yaw), len(along)), bool)
+    for i, dy in enumerate(yaw):
+        for j, da in enumerate(along):
+            off = np.array([da, 0.0, 0.0, dy, 0.0])
+            p = JointPose(plates=[offset_pose(pose.first, off), *pose.plates[1:]])
+            r = rs.rss_dbm(p, samples_per_src=samples_per_src)
+            mins[i, j] = float(np.min(r))
+            cov[i, j] = bool(np.all(has_path(r) & (r >= thr)))
+    return {"along_m": along, "yaw_deg": yaw, "min_rss_dbm": mins, "covered": cov}
