@@ -27,6 +27,14 @@ EDGE_WIDTH_MIN_M = 1.0e-3  # [m] floor on any edge width (avoids division by ~0)
 OCCLUSION_PENALTY_DB = 20.0  # [dB] per blocked leg (Tx->plate, plate->target), detached
 RAY_EPSILON_M = 1.0e-3  # [m] offset for ray tests that start/stop on a surface
 
+# --- experiment limits (what a physical experiment can hold; anything else is a config error) ---------
+POSITION_LIMIT_M = 1.0e6  # [m] every coordinate (transmitters, bounds, targets, poses) within +-this
+TX_POWER_DBM_RANGE = (-50.0, 90.0)  # [dBm]
+FREQUENCY_HZ_RANGE = (1.0e8, 3.0e11)  # [Hz] 100 MHz .. 300 GHz
+ANGLE_LIMIT_DEG = 360.0  # [deg] yaw and pitch values within +-this
+MAX_TARGETS = 10_000  # explicit points and region grid together
+EXPERIMENT_MAX_BYTES = 1024 * 1024  # an experiment file is a few hundred bytes; anything over this is not one
+
 # --- results layout -------------------------------------------------------------------------------
 RUN_FILE = "run.json"  # run metadata, written first (what `resume` needs)
 SUMMARY_FILE = "summary.json"
