@@ -26,6 +26,7 @@ from optimizer.constants import (
 from optimizer.errors import SceneError
 from optimizer.physics import backend
 from optimizer.physics.geometry import plate_corners
+from optimizer.physics.metrics import checked_rss
 from optimizer.records import JointPose, PlatePose
 
 if TYPE_CHECKING:
@@ -176,8 +177,9 @@ class RadioScene:
         # [rx, rx_ant, tx, tx_ant, paths] -> [rx, tx]
         a2 = a2.reshape(a2.shape[0], a2.shape[1], a2.shape[2], -1).sum(axis=(1, 3))
         power_mw = a2 @ (10.0 ** (self.tx_power_dbm / 10.0))
-        with np.errstate(divide="ignore"):
-            return 10.0 * np.log10(power_mw)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rss = 10.0 * np.log10(power_mw)
+        return checked_rss(rss, f"truth {'without the plate' if pose is None else f'at {JointPose.of(pose)}'}")
 
     # --- ray tests (detached) ------------------------------------------------------------------------------
     def visible(self, origins: np.ndarray, ends: np.ndarray) -> np.ndarray:
