@@ -70,13 +70,17 @@ EXIT_INTERRUPTED = 130
 
 # --- object storage -------------------------------------------------------------------------------
 S3_SCHEME = "s3://"
-S3_MAX_ATTEMPTS = 6  # tries per S3 call (first + retries) on transient errors
+# Every S3 call (Ray Tune's checkpoints included: optimizer.store.tunefs) retries transient errors (connection
+# refused or reset, timeouts, 5xx, throttling) with exponential backoff for this long: an outage shorter than
+# this is survived; a longer one fails the run with one line, resumable once the store is back.
+S3_RETRY_S = 180.0  # [s]
 S3_BACKOFF_BASE_S = 0.5  # [s] first backoff; doubles per retry (with jitter), capped below
 S3_BACKOFF_MAX_S = 10.0  # [s]
 S3_CONNECT_TIMEOUT_S = 10.0  # [s]
 S3_READ_TIMEOUT_S = 60.0  # [s]
 S3_MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024  # larger uploads/downloads go multipart
-ENV_S3_ATTEMPTS = "REFLECTOPT_S3_ATTEMPTS"  # overrides S3_MAX_ATTEMPTS
+ENV_S3_RETRY = "REFLECTOPT_S3_RETRY_S"  # overrides S3_RETRY_S
+ENV_S3_ATTEMPTS = "REFLECTOPT_S3_ATTEMPTS"  # optional cap on the tries per call (default: as many as S3_RETRY_S allows)
 ENV_S3_BACKOFF = "REFLECTOPT_S3_BACKOFF_S"  # overrides S3_BACKOFF_BASE_S
 SCENE_BUNDLE_ARCHIVE = "bundle.tar.gz"  # `scene push` writes <uri>/bundle.tar.gz, then <uri>/bundle.json
 SCENE_BUNDLE_MANIFEST = "bundle.json"
