@@ -107,7 +107,8 @@ def run_search(exp: Experiment, prep: Prepared, tune_path: str, tune_fs, meta: R
         f"{exp.resources.gpu_per_world:g} GPU each), {exp.search.steps} steps, pruning "
         f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
     return run_worlds(exp, exp.model_dump(mode="json"), prep.starts, prep.baseline, tune_path, tune_fs,
-                      resume=resume, progress=progress, pruned_before=meta.pruned)
+                      resume=resume, progress=progress, pruned_before=meta.pruned,
+                      restarts_before=meta.restarts)
 
 
 @dataclass
