@@ -327,3 +327,21 @@ def test_scene_xml_may_load_only_bundle_files(s3_bucket, tmp_path, cache, ref, r
     with pytest.raises(SceneError, match=reason if ref != "meshes/link.ply" else "is not a file of the bundle"):
         assets.resolve_scene(f"s3://{s3_bucket}/raw/b.tar.gz")
     assert not [p for p in cache.iterdir() if len(p.name) == 64]  # nothing installed
+
+
+def test_extraction_errors_name_members_not_temporary_folders(tmp_path, cache):
+    """A bundle whose hard link points at a member that is not there: the message names the members, not
+    the temporary folder the bundle was being unpacked into."""
+    archive = tmp_path / "broken.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        info = tarfile.TarInfo("scene.xml")
+        info.size = 8
+        tf.addfile(info, io.BytesIO(b"<scene/>"))
+        link = tarfile.TarInfo("meshes/a.ply")
+        link.type, link.linkname = tarfile.LNKTYPE, "meshes/missing.ply"
+        tf.addfile(link)
+    with pytest.raises(SceneError) as err:
+        assets.resolve_scene(str(archive))
+    msg = str(err.value)
+    assert msg.startswith(f"{archive}: corrupt archive: ") and "'meshes/missing.ply'" in msg
+    assert str(cache) not in msg and ".tmp" not in msg

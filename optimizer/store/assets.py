@@ -241,8 +241,22 @@ def _extract_tar(archive: str, tf: tarfile.TarFile, dest: Path, max_bytes: int) 
     except SceneError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
-        raise SceneError(f"{archive}: corrupt archive: {err}") from None
+        raise SceneError(f"{archive}: corrupt archive: {_inside_words(err, dest)}") from None
     return written
+
+
+def _inside_words(err: BaseException, dest: Path) -> str:
+    """An extraction error in words that name archive members, never the temporary folder they unpack to."""
+    if isinstance(err, OSError) and (err.filename or err.filename2):
+        def member(name):
+            try:
+                return PurePosixPath(Path(name).relative_to(dest)).as_posix()
+            except ValueError:
+                return "?"
+
+        names = " -> ".join(repr(member(n)) for n in (err.filename, err.filename2) if n)
+        return f"{err.strerror or type(err).__name__}: {names}"
+    return str(err)
 
 
 def zlib_error():
@@ -305,7 +319,7 @@ def _extract_zip(path: str, dest: Path, max_bytes: int, archive: str) -> int:
         except SceneError:
             raise
         except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as err:
-            raise SceneError(f"{archive}: corrupt zip: {err}") from None
+            raise SceneError(f"{archive}: corrupt zip: {_inside_words(err, dest)}") from None
     return written
 
 
