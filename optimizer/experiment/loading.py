@@ -21,7 +21,8 @@ from optimizer.errors import ConfigError
 from optimizer.experiment.model import Experiment
 
 # A number in exponent form (1e9, 1.0e9, -2.5e-3). YAML 1.1 (PyYAML) reads it as text unless it has a dot and
-# a signed exponent; experiment files read it as a number (as YAML 1.2 does), and a quoted one gets a hint.
+# a signed exponent (so `samples_per_src: 1e9` was refused as "not an integer"); experiment files read it as
+# a number, as YAML 1.2 does.
 _EXPONENT_NUMBER = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
@@ -35,16 +36,6 @@ def _loc(loc) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
-
-
-def _plain_number(text: str) -> str:
-    v = float(text)
-    return str(int(v)) if v == int(v) and abs(v) < 1e18 else repr(v)
-
-
-def _dotted(text: str) -> str:
-    mantissa, _, exp = text.lower().partition("e")
-    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exp}"
 
 
 def format_validation_error(err: ValidationError, source: str, flags: dict[str, str] | None = None) -> list[str]:
@@ -64,9 +55,6 @@ def format_validation_error(err: ValidationError, source: str, flags: dict[str, 
             msg = "must be lower-case letters, digits and '-' (a DNS label), e.g. street-corner"
         elif e["type"] == "finite_number":
             msg = "must be a finite number (not .nan or .inf)"
-        elif isinstance(e.get("input"), str) and _EXPONENT_NUMBER.match(e["input"].strip()):
-            text = e["input"].strip()
-            msg = f"{text!r} is text, not a number; write {_plain_number(text)} or {_dotted(text)} (no quotes)"
         if flags and loc in flags:
             loc = f"{flags[loc]} ({loc})"
         line = f"{source}: {loc}: {msg}" if source else f"{loc}: {msg}"

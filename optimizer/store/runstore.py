@@ -57,7 +57,11 @@ class RunStore:
         (ConfigError) or a store that does not answer (StoreUnreachable)."""
         fix = "give a writable folder or an s3:// URI"
         if storage.is_remote(output):
-            if not storage.exists(storage.bucket_uri(output)):
+            try:
+                there = storage.exists(storage.bucket_uri(output))
+            except StorageError as err:
+                raise type(err)(f"{label}: {err}") from None
+            if not there:
                 raise ConfigError(f"{label}: {output}: no such bucket; create it or fix the name")
             return
         p = Path(os.path.expanduser(output)).absolute()
