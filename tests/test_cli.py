@@ -110,6 +110,8 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"nothing answers at 127.0.0.1:{port}" in r.stderr
     assert not list((tmp_path / "out").glob("*/*/summary.json"))  # no run marked complete
+    meta = json.loads(next((tmp_path / "out").glob("*/*/run.json")).read_text())
+    assert meta["status"] == "failed" and f"nothing answers at 127.0.0.1:{port}" in meta["error"]  # not "running"
 
 
 def test_grid_states_its_size_and_asks_before_a_big_one(tmp_path, capsys, monkeypatch):

@@ -266,3 +266,27 @@ def test_server_killed_mid_upload_then_restarted(tmp_path, monkeypatch, fast_ret
         assert not storage.exists("s3://killme/results/exp/r1/summary.json")
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_run_folders_are_claimed_exclusively(where, tmp_path, monkeypatch, request):
+    """Two runs that draw the same run id never share a folder: the second draws again (local: mkdir without
+    exist_ok; S3: a conditional put of run.json)."""
+    from optimizer.records import Overrides, RunMeta
+    from optimizer.store.runstore import RunStore
+
+    output = str(tmp_path / "out") if where == "local" else f"s3://{request.getfixturevalue('s3_bucket')}/out"
+    ids = iter(["20260101T000000Z-aaaa", "20260101T000000Z-aaaa", "20260101T000000Z-bbbb"])
+    monkeypatch.setattr(storage, "new_run_id", lambda: next(ids))
+
+    def meta_for(store):
+        return RunMeta(name="exp", run_id=store.run_id, run_uri=store.uri, status="running",
+                       created_utc="2026-01-01T00:00:00Z", experiment_sha256="0" * 64,
+                       overrides=Overrides(output=output, device="cpu", worlds=1, scene="x"))
+
+    first, _ = RunStore.create(output, "exp", meta_for)
+    second, meta = RunStore.create(output, "exp", meta_for)
+    assert first.run_id.endswith("aaaa") and second.run_id.endswith("bbbb") and meta.run_id == second.run_id
+    assert storage.list(storage.join(output, "exp")) == ["20260101T000000Z-aaaa", "20260101T000000Z-bbbb"]
+    for s in (first, second):
+        s.discard_staging()
