@@ -27,6 +27,14 @@ EDGE_WIDTH_MIN_M = 1.0e-3  # [m] floor on any edge width (avoids division by ~0)
 OCCLUSION_PENALTY_DB = 20.0  # [dB] per blocked leg (Tx->plate, plate->target), detached
 RAY_EPSILON_M = 1.0e-3  # [m] offset for ray tests that start/stop on a surface
 
+# --- experiment limits (what a physical experiment can hold; anything else is a config error) ---------
+POSITION_LIMIT_M = 1.0e6  # [m] every coordinate (transmitters, bounds, targets, poses) within +-this
+TX_POWER_DBM_RANGE = (-50.0, 90.0)  # [dBm]
+FREQUENCY_HZ_RANGE = (1.0e8, 3.0e11)  # [Hz] 100 MHz .. 300 GHz
+ANGLE_LIMIT_DEG = 360.0  # [deg] yaw and pitch values within +-this
+MAX_TARGETS = 10_000  # explicit points and region grid together
+EXPERIMENT_MAX_BYTES = 1024 * 1024  # an experiment file is a few hundred bytes; anything over this is not one
+
 # --- results layout -------------------------------------------------------------------------------
 RUN_FILE = "run.json"  # run metadata, written first (what `resume` needs)
 SUMMARY_FILE = "summary.json"
@@ -62,13 +70,17 @@ EXIT_INTERRUPTED = 130
 
 # --- object storage -------------------------------------------------------------------------------
 S3_SCHEME = "s3://"
-S3_MAX_ATTEMPTS = 6  # tries per S3 call (first + retries) on transient errors
+# Every S3 call (Ray Tune's checkpoints included: optimizer.store.tunefs) retries transient errors (connection
+# refused or reset, timeouts, 5xx, throttling) with exponential backoff for this long: an outage shorter than
+# this is survived; a longer one fails the run with one line, resumable once the store is back.
+S3_RETRY_S = 180.0  # [s]
 S3_BACKOFF_BASE_S = 0.5  # [s] first backoff; doubles per retry (with jitter), capped below
 S3_BACKOFF_MAX_S = 10.0  # [s]
 S3_CONNECT_TIMEOUT_S = 10.0  # [s]
 S3_READ_TIMEOUT_S = 60.0  # [s]
 S3_MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024  # larger uploads/downloads go multipart
-ENV_S3_ATTEMPTS = "REFLECTOPT_S3_ATTEMPTS"  # overrides S3_MAX_ATTEMPTS
+ENV_S3_RETRY = "REFLECTOPT_S3_RETRY_S"  # overrides S3_RETRY_S
+ENV_S3_ATTEMPTS = "REFLECTOPT_S3_ATTEMPTS"  # optional cap on the tries per call (default: as many as S3_RETRY_S allows)
 ENV_S3_BACKOFF = "REFLECTOPT_S3_BACKOFF_S"  # overrides S3_BACKOFF_BASE_S
 SCENE_BUNDLE_ARCHIVE = "bundle.tar.gz"  # `scene push` writes <uri>/bundle.tar.gz, then <uri>/bundle.json
 SCENE_BUNDLE_MANIFEST = "bundle.json"

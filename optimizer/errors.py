@@ -25,5 +25,15 @@ class StorageError(ReflectoptError):
     """Object storage or file system failure (after retries), with the URI and the reason."""
 
 
+class StoreUnreachable(StorageError):
+    """The object store did not answer for the whole retry budget (an outage, not a refusal): the run stops
+    as failed and `reflectopt resume` continues once the store is back."""
+
+
 class SceneError(ReflectoptError):
     """A scene that cannot be found, fetched, verified or loaded."""
+
+
+class NumericsError(ReflectoptError):
+    """A number that must be finite is not (NaN or infinity in a truth evaluation or the surrogate): the
+    world, or the run, stops with this line; it is never rounded into a number."""

@@ -113,6 +113,131 @@ class S3Server:
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+class FlakyProxy:
+    """TCP forwarder 127.0.0.1:port -> upstream; `down()` drops every connection and stops listening,
+    `up()` listens again on the same port (the store behind it keeps its data)."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream = upstream_port
+        self.port = free_port()
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.srv = None
+        self.up()
+
+    def up(self):
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        self.srv = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def down(self):
+        srv, self.srv = self.srv, None
+        srv.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns.clear()
+
+    def _accept(self, srv):
+        while True:
+            try:
+                a, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:  # the store behind is restarting: this client sees a dropped connection
+                a.close()
+                continue
+            with self.lock:
+                self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pipe(x, y):
+        try:
+            while data := x.recv(65536):
+                y.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (x, y):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class OutageStore:
+    """A private moto_server behind a `FlakyProxy`, for outages in the middle of a run. `outage(down_s)` makes
+    the store unreachable (the proxy drops every connection and stops listening), copies every object out,
+    stops and restarts moto_server on its port (moto keeps data in memory only), uploads the copies again and
+    answers again after `down_s` seconds: a real restart that keeps every object."""
+
+    def __init__(self, log_path: str | None = None):
+        self.server = S3Server(log_path=log_path).start()
+        self.proxy = FlakyProxy(self.server.port)
+        self.restarts = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**self.server.env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.proxy.port}"}
+
+    def client(self):
+        return self.server.boto3_client()  # straight to moto, past the proxy
+
+    def _snapshot(self) -> dict:
+        c = self.client()
+        out = {}
+        for b in c.list_buckets().get("Buckets", []):
+            objs = {}
+            for page in c.get_paginator("list_objects_v2").paginate(Bucket=b["Name"]):
+                for o in page.get("Contents", []):
+                    objs[o["Key"]] = c.get_object(Bucket=b["Name"], Key=o["Key"])["Body"].read()
+            out[b["Name"]] = objs
+        return out
+
+    def _restore(self, snap: dict) -> None:
+        c = self.client()
+        for bucket, objs in snap.items():
+            c.create_bucket(Bucket=bucket)
+            for key, body in objs.items():
+                c.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def down(self) -> float:
+        """Unreachable from now on; moto restarted behind it with every object kept. Returns the time it
+        went down (time.monotonic())."""
+        t0 = time.monotonic()
+        self.proxy.down()
+        snap = self._snapshot()
+        self.server.stop()
+        self.server.start()
+        self._restore(snap)
+        self.restarts += 1
+        return t0
+
+    def up(self) -> None:
+        self.proxy.up()
+
+    def outage(self, down_s: float) -> None:
+        t0 = self.down()
+        time.sleep(max(0.0, down_s - (time.monotonic() - t0)))
+        self.up()
+
+    def close(self) -> None:
+        if self.proxy.srv is not None:
+            self.proxy.down()
+        self.server.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     if os.environ.get("REFLECTOPT_TEST_S3_EXTERNAL") == "1" and os.environ.get("AWS_ENDPOINT_URL"):

@@ -280,3 +280,68 @@ def test_cli_push_hash_pull(s3_bucket, tmp_path, cache, capsys):
     assert capsys.readouterr().out.strip() == str(cache / sha)
     assert main(["scene", "pull", f"s3://{s3_bucket}/scenes/none"]) == 1
     assert "no such bundle" in capsys.readouterr().err
+
+
+# --- what a manifest and a scene.xml may point at ---------------------------------------------------
+@pytest.mark.parametrize("bad", ["../../../../outside", "/etc", "ABCDEF" * 11 + "AB", "0" * 63, ""])
+def test_manifest_sha256_must_be_a_hash(s3_bucket, tmp_path, cache, bad):
+    """A manifest's sha256 names a cache folder: anything but 64 lowercase hex characters is rejected
+    before any path is built from it (no folder returned, no lock file made outside the cache)."""
+    outside = tmp_path / "outside"
+    (outside / "scene.xml").parent.mkdir(parents=True)
+    (outside / "scene.xml").write_text("<scene/>")
+    uri = f"s3://{s3_bucket}/scenes/evil"
+    assets.push_bundle(make_scene(tmp_path / "scene"), uri)
+    manifest = json.loads(storage.read_text(f"{uri}/bundle.json"))
+    storage.write_text(f"{uri}/bundle.json", json.dumps({**manifest, "sha256": bad}))
+    with pytest.raises(SceneError, match="corrupt bundle manifest: sha256: .* is not a sha256"):
+        assets.resolve_scene(uri)
+    assert not list(tmp_path.rglob("*.lock"))
+    with pytest.raises(SceneError, match="is not a sha256"):
+        assets.resolve_scene(uri, sha256="../outside")
+
+
+@pytest.mark.parametrize("ref, reason", [
+    ("/etc/hostname", "is an absolute path"),
+    ("../outside.ply", r"leaves the bundle \('..'\)"),
+    ("meshes/link.ply", "leads outside the bundle"),
+    ("meshes/missing.ply", "is not a file of the bundle"),
+    ("$dir/floor.ply", r"uses a \$parameter"),
+])
+def test_scene_xml_may_load_only_bundle_files(s3_bucket, tmp_path, cache, ref, reason):
+    src = make_scene(tmp_path / "scene")
+    (tmp_path / "outside.ply").write_bytes(b"ply\n")
+    (src / "meshes" / "link.ply").symlink_to(tmp_path / "outside.ply")
+    (src / "scene.xml").write_text(f'<scene version="2.1.0"><shape type="ply"><string name="filename" '
+                                   f'value="{ref}"/></shape></scene>\n')
+    with pytest.raises(SceneError, match=f"references .*, which {reason}"):
+        assets.resolve_scene(str(src))  # a local folder, as a run uses it
+    with pytest.raises(SceneError, match=reason):
+        assets.push_bundle(src, f"s3://{s3_bucket}/scenes/x")  # nothing is uploaded
+    assert not storage.exists(f"s3://{s3_bucket}/scenes/x/bundle.json")
+    # a bundle pushed by an older version, unpacked into the cache: checked before it is installed
+    (src / "meshes" / "link.ply").unlink()
+    archive = tmp_path / "b.tar.gz"
+    assets.write_bundle_archive(src, archive)
+    storage.upload_file(archive, f"s3://{s3_bucket}/raw/b.tar.gz")
+    with pytest.raises(SceneError, match=reason if ref != "meshes/link.ply" else "is not a file of the bundle"):
+        assets.resolve_scene(f"s3://{s3_bucket}/raw/b.tar.gz")
+    assert not [p for p in cache.iterdir() if len(p.name) == 64]  # nothing installed
+
+
+def test_extraction_errors_name_members_not_temporary_folders(tmp_path, cache):
+    """A bundle whose hard link points at a member that is not there: the message names the members, not
+    the temporary folder the bundle was being unpacked into."""
+    archive = tmp_path / "broken.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        info = tarfile.TarInfo("scene.xml")
+        info.size = 8
+        tf.addfile(info, io.BytesIO(b"<scene/>"))
+        link = tarfile.TarInfo("meshes/a.ply")
+        link.type, link.linkname = tarfile.LNKTYPE, "meshes/missing.ply"
+        tf.addfile(link)
+    with pytest.raises(SceneError) as err:
+        assets.resolve_scene(str(archive))
+    msg = str(err.value)
+    assert msg.startswith(f"{archive}: corrupt archive: ") and "'meshes/missing.ply'" in msg
+    assert str(cache) not in msg and ".tmp" not in msg

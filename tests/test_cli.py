@@ -110,3 +110,25 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"nothing answers at 127.0.0.1:{port}" in r.stderr
     assert not list((tmp_path / "out").glob("*/*/summary.json"))  # no run marked complete
+    meta = json.loads(next((tmp_path / "out").glob("*/*/run.json")).read_text())
+    assert meta["status"] == "failed" and f"nothing answers at 127.0.0.1:{port}" in meta["error"]  # not "running"
+
+
+def test_grid_states_its_size_and_asks_before_a_big_one(tmp_path, capsys, monkeypatch):
+    """`grid` prints the pose count and a time estimate first; above 1000 poses on a terminal it asks, and
+    anything but yes starts nothing (--yes skips the question)."""
+    from optimizer.cli import main
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+        def readline(self):
+            return "n\n"
+
+    f = write_yaml(tmp_path / "e.yaml", street(**{"solver.samples_per_src": 5000, "solver.max_depth": 1}))
+    monkeypatch.setattr("sys.stdin", Terminal())
+    assert main(["grid", str(f), "--spacing", "0.05", "--yaw-step", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "grid: 64239 poses, about " in err and "s per truth evaluation" in err
+    assert "start 64239 truth evaluations? [y/N]" in err and "not started; pass --yes" in err

@@ -161,3 +161,45 @@ def test_successive_halving_prunes_the_predicted_worlds(local_ray, tmp_path):
     assert any(v < steps for v in observed.values())  # something was pruned
     for o in out:
         assert o.status == ("completed" if o.steps == steps else "pruned")
+
+
+# --- collecting the worlds (no Ray needed) ------------------------------------------------------------------
+class _Checkpoint:
+    def __init__(self, path=None, error=None):
+        self.path, self.error = path, error
+
+    def as_directory(self):
+        import contextlib
+
+        if self.error is not None:
+            raise self.error
+        return contextlib.nullcontext(self.path)
+
+
+class _Result:
+    def __init__(self, world, metrics, checkpoint=None, error=None):
+        self.config = {"__world__": {"world": world}}
+        self.metrics, self.checkpoint, self.error, self.metrics_dataframe = metrics, checkpoint, error, None
+
+
+def test_collect_lists_every_failure_and_never_drops_a_world(tmp_path):
+    """A world that stopped with a stated error, or whose final checkpoint cannot be read, is a listed failure
+    (never silently gone); a store that does not answer is the run's error, not a world's."""
+    from optimizer.errors import StoreUnreachable
+    from optimizer.search.tune import collect
+
+    exp = street(**TINY)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "world_state.json").write_text("{not json")
+    grid = [_Result(0, {"error": "truth at (1, 2, 3) m: NaN received power at 1 of 15 targets", "world": 0}),
+            _Result(1, {"step": 3, "world": 1}, checkpoint=_Checkpoint(bad)),
+            _Result(2, {"step": 1, "world": 2}, checkpoint=_Checkpoint(tmp_path / "gone"))]
+    out = collect(grid, exp, 4, restarts={1: 2})
+    assert [(o.world, o.status) for o in out] == [(0, "failed"), (1, "failed"), (2, "failed"), (3, "interrupted")]
+    assert "NaN received power" in out[0].error
+    assert "is not a world state" in out[1].error and out[1].restarts == 2
+    assert "cannot be read" in out[2].error
+    down = [_Result(0, {"step": 3}, checkpoint=_Checkpoint(error=StoreUnreachable("s3://b/k: read failed")))]
+    with pytest.raises(StoreUnreachable):
+        collect(down, exp, 1)

@@ -123,8 +123,56 @@ def test_ctrl_c_keeps_work_and_resume_completes(tmp_path):
     s = json.loads((run / "summary.json").read_text())
     assert [w["status"] for w in s["worlds"]] == ["completed", "completed"]
     assert all(w["steps"] == 12 for w in s["worlds"])
+    assert s["failures"] == [] and all(w["restarts"] == 0 for w in s["worlds"])  # Ctrl-C is no crash
     traj = list(csv.DictReader((run / "trajectories.csv").open()))
     steps0 = [int(t["step"]) for t in traj if t["world"] == "0"]
     assert steps0 == list(range(1, 13))  # nothing lost or repeated across the interruption
     r2 = subprocess.run(CLI + ["resume", str(run)], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=60)
     assert r2.returncode == 1 and "already complete" in r2.stderr
+
+
+def test_leftovers_of_a_killed_run_are_stopped_and_only_those(tmp_path):
+    """A driver killed with SIGKILL leaves Ray's agents running, holding files in its session folder (seen:
+    ray::DashboardAgent, ray::RuntimeEnvAgent). The next run of the experiment stops those processes and marks
+    that run interrupted; a session whose head still runs (here: a process naming its folder) is left alone."""
+    from optimizer.cli.run import _earlier_runs, _stop_leftovers
+    from optimizer.records import Overrides, RunMeta
+    from optimizer.store.runstore import RunStore
+
+    def holder(session: Path, *argv):  # a process that keeps a log file of `session` open
+        (session / "logs").mkdir(parents=True)
+        code = "import os, time; f = open(os.environ['LOG'], 'a'); time.sleep(120)"  # no path in argv
+        p = subprocess.Popen([sys.executable, "-c", code, *argv], env={**os.environ,
+                                                                       "LOG": str(session / "logs" / "agent.log")})
+        deadline = time.time() + 20
+        while not any(f.path.endswith("agent.log") for f in psutil.Process(p.pid).open_files()):
+            assert time.time() < deadline
+            time.sleep(0.1)
+        return p
+
+    import psutil
+
+    dead, alive = tmp_path / "ray" / "session_dead", tmp_path / "ray" / "session_alive"
+    orphan = holder(dead)
+    head = holder(alive, str(alive))  # its command line names the folder: that session still runs
+    try:
+        out = tmp_path / "out"
+        for run_id, session in (("20260101T000000Z-aaaa", dead), ("20260101T000001Z-bbbb", alive)):
+            store = RunStore(str(out / "exp" / run_id))
+            store.local.mkdir(parents=True)
+            store.write_meta(RunMeta(name="exp", run_id=run_id, run_uri=store.uri, status="running",
+                                     created_utc="2026-01-01T00:00:00Z", experiment_sha256="0" * 64,
+                                     overrides=Overrides(output=str(out), device="cpu", worlds=1, scene="x"),
+                                     ray_session=str(session)))
+        earlier = _earlier_runs(str(out), "exp")
+        assert len(earlier) == 2
+        _stop_leftovers(earlier, resuming=False)
+        assert orphan.wait(timeout=20) is not None  # stopped
+        assert head.poll() is None  # untouched
+        status = {p.parent.name: json.loads(p.read_text())["status"] for p in out.glob("exp/*/run.json")}
+        assert status == {"20260101T000000Z-aaaa": "interrupted", "20260101T000001Z-bbbb": "running"}
+    finally:
+        for p in (orphan, head):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

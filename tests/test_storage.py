@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import S3Server, free_port
+from conftest import FlakyProxy, S3Server, free_port
 
 from optimizer.store import storage
-from optimizer.errors import StorageError
+from optimizer.errors import StorageError, StoreUnreachable
 
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    monkeypatch.setenv("REFLECTOPT_S3_ATTEMPTS", "5")
-    monkeypatch.setenv("REFLECTOPT_S3_BACKOFF_S", "0.2")  # ~0.2+0.4+0.8+1.6 s of patience
+    monkeypatch.setenv("REFLECTOPT_S3_RETRY_S", "3")  # seconds of patience (default: S3_RETRY_S)
+    monkeypatch.setenv("REFLECTOPT_S3_BACKOFF_S", "0.2")
+    monkeypatch.delenv("REFLECTOPT_S3_ATTEMPTS", raising=False)
 
 
 def make_run(d: Path, n_files: int = 6, size: int = 1000) -> Path:
@@ -149,84 +149,47 @@ def test_tune_storage_s3(s3_bucket):
     assert storage.read_text(f"s3://{s3_bucket}/results/exp/r1/checkpoints/ckpt/state.json") == '{"step": 3}'
 
 
-def test_store_down_fails_cleanly_and_secret_free(monkeypatch, caplog, fast_retries):
-    secret = "SuperSecretKey0123456789"
+def _store_down(monkeypatch, secret):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("REFLECTOPT_S3_BACKOFF_S", "0.01")
-    caplog.set_level(logging.DEBUG, logger="optimizer.storage")
+
+
+def test_store_down_fails_cleanly_and_secret_free(monkeypatch, caplog, fast_retries):
+    """A store that stays down: retried for the whole budget (REFLECTOPT_S3_RETRY_S), then one line; one
+    warning when the outage starts, the retries themselves at debug level."""
+    secret = "SuperSecretKey0123456789"
+    _store_down(monkeypatch, secret)
+    caplog.set_level(logging.DEBUG, logger="optimizer.store.storage")
     t0 = time.monotonic()
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(StoreUnreachable) as err:
         storage.write_text("s3://bkt/x.txt", "x")
+    took = time.monotonic() - t0
     msg = str(err.value)
-    assert "s3://bkt/x.txt: write failed at http://127.0.0.1:" in msg and "(after 5 tries)" in msg
+    assert "s3://bkt/x.txt: write failed at http://127.0.0.1:" in msg and "still failing after" in msg
     assert "\n" not in msg and secret not in msg and secret not in caplog.text
-    assert caplog.text.count("retry") == 4
-    assert time.monotonic() - t0 < 5
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "retrying for up to 3 s" in warnings[0].getMessage()
+    assert caplog.text.count("retry ") >= 4  # several tries (debug), not one
+    assert 3.0 <= took < 5.0  # the budget, no more
+
+
+def test_attempts_cap_and_refusals_fail_fast(monkeypatch, fast_retries, s3_bucket):
+    monkeypatch.setenv("REFLECTOPT_S3_ATTEMPTS", "3")
+    monkeypatch.setenv("REFLECTOPT_S3_RETRY_S", "60")
+    monkeypatch.setenv("REFLECTOPT_S3_BACKOFF_S", "0.01")
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match="no such object") as err:  # not transient: no retry at all
+        storage.read_text(f"s3://{s3_bucket}/nope")
+    assert not isinstance(err.value, StoreUnreachable) and time.monotonic() - t0 < 2
+    _store_down(monkeypatch, "x")
+    with pytest.raises(StoreUnreachable, match=r"still failing after 3 tries"):
+        storage.write_text("s3://bkt/x.txt", "x")
+    assert time.monotonic() - t0 < 10
 
 
 # --- the store goes away mid-upload ----------------------------------------------------------------
-class FlakyProxy:
-    """TCP forwarder 127.0.0.1:port -> upstream; `down()` drops every connection and stops listening,
-    `up()` listens again on the same port (the store behind it keeps its data)."""
-
-    def __init__(self, upstream_port: int):
-        self.upstream = upstream_port
-        self.port = free_port()
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.srv = None
-        self.up()
-
-    def up(self):
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
-        srv.listen(64)
-        self.srv = srv
-        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
-
-    def down(self):
-        srv, self.srv = self.srv, None
-        srv.close()
-        with self.lock:
-            for c in self.conns:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
-            self.conns.clear()
-
-    def _accept(self, srv):
-        while True:
-            try:
-                a, _ = srv.accept()
-            except OSError:
-                return
-            b = socket.create_connection(("127.0.0.1", self.upstream))
-            with self.lock:
-                self.conns += [a, b]
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
-
-    @staticmethod
-    def _pipe(x, y):
-        try:
-            while data := x.recv(65536):
-                y.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (x, y):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 def _publish_with_outage(src, uri, when_objects: int, outage, direct, bucket):
     """Publish in a thread; once `when_objects` objects exist (seen through `direct`), call outage()."""
     result = {}
@@ -251,7 +214,7 @@ def _publish_with_outage(src, uri, when_objects: int, outage, direct, bucket):
 
 @pytest.mark.parametrize("comes_back", [True, False])
 def test_store_down_mid_upload(s3_bucket, s3_env, tmp_path, monkeypatch, fast_retries, comes_back, caplog):
-    caplog.set_level(logging.WARNING, logger="optimizer.storage")
+    caplog.set_level(logging.WARNING, logger="optimizer.store.storage")
     src = make_run(tmp_path / "run", n_files=40, size=50_000)
     proxy = FlakyProxy(s3_env.port)
     direct = s3_env.boto3_client()  # on the real endpoint: to watch and to check the outcome
@@ -269,12 +232,12 @@ def test_store_down_mid_upload(s3_bucket, s3_env, tmp_path, monkeypatch, fast_re
         if proxy.srv is not None:
             proxy.down()
     keys = [o["Key"] for o in direct.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
-    assert "retry 1/4" in caplog.text  # the outage really hit an upload
+    assert "retrying for up to 3 s" in caplog.text  # the outage really hit an upload
     if comes_back:
         assert result.get("n") == 44, result
         assert len(keys) == 44 and f"{uri[len('s3://' + s3_bucket) + 1:]}/summary.json" in keys
     else:
-        assert "err" in result and "after 5 tries" in str(result["err"])
+        assert "err" in result and "still failing after" in str(result["err"])
         assert 5 <= len(keys) < 44 and not any(k.endswith("summary.json") for k in keys)
 
 
@@ -303,3 +266,27 @@ def test_server_killed_mid_upload_then_restarted(tmp_path, monkeypatch, fast_ret
         assert not storage.exists("s3://killme/results/exp/r1/summary.json")
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_run_folders_are_claimed_exclusively(where, tmp_path, monkeypatch, request):
+    """Two runs that draw the same run id never share a folder: the second draws again (local: mkdir without
+    exist_ok; S3: a conditional put of run.json)."""
+    from optimizer.records import Overrides, RunMeta
+    from optimizer.store.runstore import RunStore
+
+    output = str(tmp_path / "out") if where == "local" else f"s3://{request.getfixturevalue('s3_bucket')}/out"
+    ids = iter(["20260101T000000Z-aaaa", "20260101T000000Z-aaaa", "20260101T000000Z-bbbb"])
+    monkeypatch.setattr(storage, "new_run_id", lambda: next(ids))
+
+    def meta_for(store):
+        return RunMeta(name="exp", run_id=store.run_id, run_uri=store.uri, status="running",
+                       created_utc="2026-01-01T00:00:00Z", experiment_sha256="0" * 64,
+                       overrides=Overrides(output=output, device="cpu", worlds=1, scene="x"))
+
+    first, _ = RunStore.create(output, "exp", meta_for)
+    second, meta = RunStore.create(output, "exp", meta_for)
+    assert first.run_id.endswith("aaaa") and second.run_id.endswith("bbbb") and meta.run_id == second.run_id
+    assert storage.list(storage.join(output, "exp")) == ["20260101T000000Z-aaaa", "20260101T000000Z-bbbb"]
+    for s in (first, second):
+        s.discard_staging()

@@ -134,9 +134,12 @@ JOBS = "/apis/ray.io/v1/namespaces/rf/rayjobs"
 
 
 def test_dry_run_prints_a_valid_rayjob_for_the_helm_cluster(capsys, experiment):
-    rc, out, _ = main(capsys, "submit", experiment, "--cluster", "reflectopt", "-n", "rf", "--dry-run",
-                      "--active-deadline", "3600", "--name", "tiny-1")
+    rc, out, err = main(capsys, "submit", experiment, "--cluster", "reflectopt", "-n", "rf", "--dry-run",
+                        "--active-deadline", "3600", "--name", "tiny-1")
     assert rc == 0
+    # stderr says which bucket it assumed and what a real submit would upload (it uploads nothing)
+    assert "dry run: S3 prefix s3://reflectopt/reflectopt (from s3.bucket/s3.prefix of chart defaults" in err
+    assert "would upload the experiment -> s3://reflectopt/reflectopt/jobs/tiny-1/experiment.yaml" in err
     job = yaml.safe_load(out)
     assert kube.validate(job) == []
     spec = job["spec"]

@@ -142,3 +142,41 @@ def test_one_device_rule(monkeypatch):
     monkeypatch.setattr(backend, "gpu_visible", lambda: False)
     monkeypatch.setenv("REFLECTOPT_DEVICE", "cuda")
     assert backend.resolve_device("auto", gpu_share=0.25) == "cpu"  # no GPU to be had
+
+
+# --- numbers that are not numbers ---------------------------------------------------------------------------
+def test_nan_stops_the_world_with_a_stated_error(scene, monkeypatch):
+    """NaN from the ray tracer or from the surrogate stops the world with a line saying so; it never becomes
+    a -200 dBm floor or a zero gradient."""
+    from types import SimpleNamespace
+
+    from optimizer.errors import NumericsError
+    from optimizer.physics.metrics import no_path_as_floor
+    from optimizer.search.world import World
+
+    exp, rs = scene
+    base = rs.rss_dbm(None)
+    w = World(exp, 0, Pose(22.0, 8.0, 5.0, 120.0), radio_scene=rs, baseline_rss=base)
+    w.step()
+    best = w.best
+    real = rs.paths
+
+    def nan_paths(*args, **kw):  # the solver's amplitudes [rx, rx_ant, tx, tx_ant, paths] with a NaN in them
+        a = np.ones((len(rs.targets), 1, 1, 1, 2))
+        a[3, 0, 0, 0, 1] = np.nan
+        real(*args, **kw)
+        return SimpleNamespace(a=(a, np.zeros_like(a)))
+
+    monkeypatch.setattr(rs, "paths", nan_paths)
+    with pytest.raises(NumericsError, match=r"truth at \(.*NaN received power at 1 of 15 targets \(target 3\)"):
+        w.step()
+    assert w.best is best  # nothing recorded
+    monkeypatch.setattr(rs, "paths", real)
+    w.mode.surrogate.tx[0, 0] = np.nan  # a broken model input
+    with pytest.raises(NumericsError, match=r"surrogate at pose .*: the (objective|gradient) is not finite"):
+        w.step()
+    with pytest.raises(NumericsError, match="NaN"):
+        rss_stats([-80.0, float("nan")], -90)
+    with pytest.raises(NumericsError, match="NaN"):
+        no_path_as_floor([float("nan")])
+    assert rss_stats([-80.0, -np.inf], -90).no_path == 1  # no path (-inf) is not an error

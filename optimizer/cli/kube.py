@@ -10,7 +10,7 @@ from optimizer.constants import EXIT_FAILURE, EXIT_OK
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.kube import objects as kube
 from optimizer.kube import submit
-from optimizer.kube.submit import Kube, format_state, job_state, plan_submission, upload, wait_for
+from optimizer.kube.submit import Kube, describe_uploads, format_state, job_state, plan_submission, upload, wait_for
 
 _say = submit._say
 
@@ -24,6 +24,8 @@ def cmd_submit(args) -> int:
     if args.dry_run:
         if args.upload:
             upload(plan)
+        else:
+            describe_uploads(plan)
         sys.stdout.write(kube.to_yaml(job))
         return EXIT_OK
     if args.upload is False:

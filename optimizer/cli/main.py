@@ -7,6 +7,7 @@ returns an exit code. `ReflectoptError`s become one line on stderr and their exi
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from optimizer import __version__
@@ -16,6 +17,12 @@ from optimizer.errors import ReflectoptError
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A value that starts with '-' and then a digit or '.' is a (list of) number(s), not an option:
+        # `--pose -5,7.5,5,141` (argparse alone takes only a single negative number for a value)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message):  # one line + usage hint, exit 2 (argparse's own behaviour, kept short)
         sys.stderr.write(f"reflectopt: error: {message} (see `{self.prog} --help`)\n")
         sys.exit(EXIT_USAGE)

@@ -1,4 +1,10 @@
-"""`reflectopt run | resume`: an experiment end to end (worlds on Ray, records to a folder or S3, report)."""
+"""`reflectopt run | resume`: an experiment end to end (worlds on Ray, records to a folder or S3, report).
+
+Everything that can be checked before the run folder exists is (the experiment and its overrides, that the
+output can be written, the scene and its baseline), so bad input writes nothing. Once the folder exists,
+its run.json never stays "running" for a run that ended: a failure writes "failed" and the reason, Ctrl-C
+"interrupted"; `resume` continues either.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,9 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from optimizer.constants import CHECKPOINTS_DIR, EXIT_INTERRUPTED, SUMMARY_FILE, WINNER_SCENE_DIR
-from optimizer.errors import ConfigError, ReflectoptError
-from optimizer.experiment import load_run_experiment, load_submitted
+from optimizer.constants import CHECKPOINTS_DIR, EXIT_INTERRUPTED, RUN_FILE, SUMMARY_FILE, WINNER_SCENE_DIR
+from optimizer.errors import ConfigError, ReflectoptError, StorageError, StoreUnreachable
+from optimizer.experiment import load_run_experiment, load_submitted, with_overrides
 from optimizer.records import Overrides, RunMeta, Summary
 from optimizer.records.text import fmt_pct, fmt_power
 from optimizer.search.driver import conclude, now_utc, prepare, run_search, say, start_ray
@@ -20,49 +26,136 @@ if TYPE_CHECKING:
     from optimizer.experiment import Experiment
 
 
+RUN_FLAGS = {"output": "--output", "device": "--device", "search.worlds": "--worlds"}
+
+
 def cmd_run(args) -> int:
+    t_start = time.perf_counter()
     sub = load_submitted(args.experiment)
-    exp = sub.exp
-    if args.output:
-        exp.output = args.output
-    if args.device:
-        exp.device = args.device
-    if args.worlds:
-        exp.search.worlds = args.worlds
-    store = RunStore.create(exp.output, exp.name)
-    store.write_experiment(sub.text)
-    meta = RunMeta(name=exp.name, run_id=store.run_id, run_uri=store.uri, status="running", created_utc=now_utc(),
-                   experiment_sha256=sub.sha256,
-                   overrides=Overrides(output=exp.output, device=exp.device, worlds=exp.search.worlds,
-                                       scene=exp.scene))
-    store.write_meta(meta)
+    exp = with_overrides(sub.exp, sub.source, {"output": args.output, "device": args.device,
+                                               "search.worlds": args.worlds}, RUN_FLAGS)
+    label = RUN_FLAGS["output"] if args.output is not None else "output"
+    RunStore.check_output(exp.output, label)
+    prep = prepare(exp)  # a scene that cannot be fetched or loaded fails here, before any folder is made
+
+    def first_meta(store: RunStore) -> RunMeta:
+        return RunMeta(name=exp.name, run_id=store.run_id, run_uri=store.uri, status="running",
+                       created_utc=now_utc(), experiment_sha256=sub.sha256,
+                       overrides=Overrides(output=exp.output, device=exp.device, worlds=exp.search.worlds,
+                                           scene=exp.scene))
+
+    earlier = _earlier_runs(exp.output, exp.name)
+    store, meta = RunStore.create(exp.output, exp.name, first_meta, label)
     say(f"run {exp.name}/{store.run_id} -> {store.uri}")
-    return _execute(exp, meta, store, args, resume=False)
+    return _execute(exp, meta, store, args, resume=False, prep=prep, t_start=t_start, earlier=earlier,
+                    experiment_text=sub.text)
 
 
 def cmd_resume(args) -> int:
+    t_start = time.perf_counter()
     store = RunStore(args.results)
     if store.complete:
         raise ReflectoptError(f"RESULTS: {store.uri} is already complete (summary.json present); nothing to resume")
-    if not storage.exists(store.join("run.json")):
+    if not storage.exists(store.join(RUN_FILE)):
         raise ConfigError(f"RESULTS: {store.uri} has no run.json; give the run folder printed by `reflectopt run`")
     meta = store.read_meta()
     exp = load_run_experiment(store, meta)
-    store.write_experiment(store.read_experiment_text())
-    meta = meta.model_copy(update={"status": "running", "resumed_utc": now_utc()})
+    earlier = [(store, meta)]
+    meta = meta.model_copy(update={"status": "running", "resumed_utc": now_utc(), "error": None})
     store.write_meta(meta)
     say(f"resuming {exp.name}/{meta.run_id} from {store.uri}")
-    return _execute(exp, meta, store, args, resume=True)
+    return _execute(exp, meta, store, args, resume=True, t_start=t_start, earlier=earlier,
+                    experiment_text=store.read_experiment_text())
 
 
-def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool) -> int:
-    t_start = time.perf_counter()
-    prep = prepare(exp)
-    start_ray(exp, getattr(args, "address", None))
+def _earlier_runs(output: str, name: str, newest: int = 20) -> list[tuple[RunStore, RunMeta]]:
+    """The newest runs of this experiment under `output` that run.json says are still running (a driver
+    that was killed leaves that): their Ray leftovers are stopped before this run starts Ray."""
+    base = storage.join(output, name)
+    out = []
+    for run_id in sorted(storage.list(base), reverse=True)[:newest]:
+        store = RunStore(storage.join(base, run_id))
+        try:
+            meta = store.read_meta() if store.exists(RUN_FILE) else None
+        except (StorageError, ValueError):
+            meta = None
+        finally:
+            store.discard_staging()
+        if meta is not None and meta.status == "running" and meta.ray_session:
+            out.append((store, meta))
+    return out
+
+
+def _stop_leftovers(earlier: list[tuple[RunStore, RunMeta]], resuming: bool) -> None:
+    """Stop the Ray processes that these runs' killed drivers left on this machine (only theirs). An
+    earlier run whose Ray session is dead here is marked interrupted (resumable) unless it is the run
+    being resumed."""
+    from optimizer.search.cluster import stop_leftovers
+
+    for store, meta in earlier:
+        n = stop_leftovers(meta.ray_session)
+        if n is None:
+            continue  # its Ray still runs, or ran on another machine: not ours to touch
+        if n:
+            say(f"stopped {n} Ray process(es) left by {meta.name}/{meta.run_id} (its driver was killed)")
+        if not resuming:
+            store.write_meta(meta.model_copy(update={"status": "interrupted",
+                                                     "error": "its driver was killed; resume continues it"}))
+            store.discard_staging()
+
+
+def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_start: float, earlier=(),
+             prep=None, experiment_text: str | None = None) -> int:
+    """The run from here on: its folder exists, so every way out leaves run.json saying how it ended."""
+    try:
+        if experiment_text is not None:
+            store.write_experiment(experiment_text)
+        return _run(exp, meta, store, args, resume, t_start, earlier, prep)
+    except KeyboardInterrupt:
+        _write_status(store, meta, "interrupted", None)
+        raise
+    except StoreUnreachable as err:
+        _write_status(store, meta, "failed", str(err))
+        raise StoreUnreachable(f"{err}; nothing is lost: once the store answers, continue with "
+                               f"`reflectopt resume {store.uri}`") from None
+    except ReflectoptError as err:
+        _write_status(store, meta, "failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise
+    except Exception as err:
+        _write_status(store, meta, "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300])
+        raise
+    finally:
+        store.discard_staging()  # an s3:// run's local copy: published or not, it goes
+
+
+def _write_status(store: RunStore, meta: RunMeta, status: str, error: str | None) -> None:
+    """run.json's status after the run ended early (best effort: a store that is down keeps "running",
+    which `resume` continues just the same)."""
+    try:
+        current = store.read_meta()
+    except (ReflectoptError, ValueError):
+        current = meta
+    if current.status in ("complete", "interrupted") and status == "interrupted":
+        return
+    try:
+        store.write_meta(current.model_copy(update={"status": status, "error": error}))
+    except ReflectoptError:
+        pass
+
+
+def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_start: float, earlier,
+         prep) -> int:
+    if prep is None:
+        prep = prepare(exp)
+    _stop_leftovers(earlier, resuming=resume)
+    info = start_ray(exp, getattr(args, "address", None))
+    meta = meta.model_copy(update={"ray_session": info.get("session_dir")})
+    store.write_meta(meta)
     tune_path, tune_fs = storage.tune_storage(store.join(CHECKPOINTS_DIR))
     collected = run_search(exp, prep, tune_path, tune_fs, meta, resume=resume,
                            progress=not getattr(args, "no_progress", False))
-    meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned")})
+    meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned"),
+                                   "restarts": {c.world: c.restarts for c in collected if c.restarts}})
     unfinished = [c for c in collected if c.status == "interrupted"]
     if unfinished:
         store.write_meta(meta.model_copy(update={"status": "interrupted"}))
@@ -129,7 +222,7 @@ def register(sub) -> None:
     p.add_argument("experiment", help="experiment YAML (path or s3:// URI)")
     p.add_argument("--output", help="override `output:` (folder or s3://bucket/prefix)")
     p.add_argument("--address", help="Ray cluster to attach to (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)")
-    p.add_argument("--worlds", type=int, help="override search.worlds")
+    p.add_argument("--worlds", type=int, help="override search.worlds (1 to 10000)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override `device:`")
     p.add_argument("--no-progress", action="store_true", help="no live table")
     p.set_defaults(handler=cmd_run)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
 import time
 from typing import TYPE_CHECKING
 
-from optimizer.errors import ConfigError
-from optimizer.experiment import load_submitted
+from optimizer.constants import ANGLE_LIMIT_DEG, POSITION_LIMIT_M
+from optimizer.errors import ConfigError, ReflectoptError
+from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
@@ -21,12 +23,32 @@ if TYPE_CHECKING:
     from optimizer.experiment import Experiment
 
 
+GRID_ASK_ABOVE = 1000  # poses: above this, `grid` asks before it starts (on a terminal, without --yes)
+
+
+def _positive(value: float, flag: str, what: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{flag}: {value} is not allowed; give a positive number of {what}")
+
+
+def _at_least(value: int, flag: str, low: int, high: int | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        span = f"{low} to {high}" if high is not None else f"{low} or more"
+        raise ConfigError(f"{flag}: {value} is not allowed; give {span}")
+
+
 def parse_pose(text: str, exp) -> JointPose:
     try:
         pose = JointPose.parse(text)
     except ValueError:
         raise ConfigError(f"--pose: {text!r} is not x,y,z,yaw_deg[,pitch_deg] in metres and degrees, "
                           "e.g. --pose 24,8,5,140") from None
+    for plate in pose.plates:
+        xyz, angles = plate.as_list()[:3], plate.as_list()[3:]
+        if not all(math.isfinite(v) and abs(v) <= POSITION_LIMIT_M for v in xyz) or \
+                not all(math.isfinite(v) and abs(v) <= ANGLE_LIMIT_DEG for v in angles):
+            raise ConfigError(f"--pose: {text!r}: give finite numbers, metres within +-{POSITION_LIMIT_M:g} and "
+                              f"degrees within +-{ANGLE_LIMIT_DEG:g}")
     space = PoseSpace.of(exp)
     if len(pose.plates) != len(space.plates):
         raise ConfigError(f"--pose: {len(pose.plates)} plate(s) given, the experiment has {len(space.plates)}; "
@@ -37,11 +59,13 @@ def parse_pose(text: str, exp) -> JointPose:
 
 
 def cmd_evaluate(args) -> int:
-    exp = load_submitted(args.experiment).exp
+    sub = load_submitted(args.experiment)
+    exp = with_overrides(sub.exp, sub.source, {"solver.samples_per_src": args.samples},
+                         {"solver.samples_per_src": "--samples"})
     pose = parse_pose(args.pose, exp)
     rs = driver_scene(exp)
     thr = exp.objective.coverage_threshold_dbm
-    samples = args.samples or exp.solver.samples_per_src
+    samples = exp.solver.samples_per_src
     base = rs.rss_dbm(None, samples_per_src=samples)
     rss = rs.rss_dbm(pose, samples_per_src=samples)
     bm, pm = rss_stats(base, thr), rss_stats(rss, thr)
@@ -103,13 +127,34 @@ def _print_tolerance(rs, exp, pose, samples: int, at_run):
         print(f"  {line}")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:.0f} min" if seconds < 7200
+                                                      else f"{seconds / 3600:.1f} h")
+
+
 def cmd_grid(args) -> int:
-    from optimizer.search.grid import grid_search
+    from optimizer.search.grid import grid_search, planned_evaluations
 
     exp = load_submitted(args.experiment).exp
-    if args.spacing <= 0 or args.yaw_step <= 0:
-        raise ConfigError("--spacing and --yaw-step must be positive (metres, degrees)")
+    _positive(args.spacing, "--spacing", "metres")
+    _positive(args.yaw_step, "--yaw-step", "degrees")
+    _at_least(args.refine, "--refine", 0, 8)
+    _at_least(args.max_evals, "--max-evals", 1)
+    poses, planned = planned_evaluations(exp, args.spacing, args.yaw_step, args.refine)
+    if poses > args.max_evals:
+        raise ConfigError(f"--spacing/--yaw-step: {poses} grid poses exceed --max-evals {args.max_evals}; raise "
+                          "--spacing or --yaw-step, or use --refine with a coarse grid")
     rs = driver_scene(exp)
+    t0 = time.perf_counter()
+    rs.rss_dbm(None)  # one truth evaluation, timed: the estimate
+    each = time.perf_counter() - t0
+    refined = f" + up to {planned - poses} refining" if planned > poses else ""
+    say(f"grid: {poses} poses{refined}, about {_duration(planned * each)} ({each:.2f} s per truth evaluation)")
+    if planned > GRID_ASK_ABOVE and not args.yes and sys.stdin is not None and sys.stdin.isatty():
+        sys.stderr.write(f"start {planned} truth evaluations? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise ReflectoptError("grid: not started; pass --yes to start without asking")
     res = grid_search(exp, rs, args.spacing, args.yaw_step, refine=args.refine, max_evals=args.max_evals)
     m, p = res["stats"], res["pose"]
     out = {"pose": p.first.model_dump(), "pose_arg": p.cli_value(), **m.model_dump(),
@@ -177,6 +222,7 @@ def calibrate(exp: Experiment, steps: int = 5, device: str | None = None) -> dic
 
 
 def cmd_calibrate(args) -> int:
+    _at_least(args.steps, "--steps", 1, 1000)
     exp = load_submitted(args.experiment).exp
     c = calibrate(exp, args.steps, args.device)
     gpu = f"{c['peak_gpu_mb']:.0f} MB of {c['gpu_total_mb']:.0f} MB" if c["peak_gpu_mb"] else "n/a (no GPU used)"
@@ -212,6 +258,8 @@ def register(sub) -> None:
     p.add_argument("--yaw-step", type=float, default=5.0, help="yaw (and pitch) step [deg] (default 5)")
     p.add_argument("--refine", type=int, default=0, help="rounds of 4x finer local refinement around the best")
     p.add_argument("--max-evals", type=int, default=200_000)
+    p.add_argument("--yes", action="store_true", help=f"start without asking (it asks on a terminal above "
+                                                      f"{GRID_ASK_ABOVE} poses)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_grid)
 

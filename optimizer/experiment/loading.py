@@ -1,13 +1,15 @@
 """Experiment files in, validated `Experiment`s out: YAML parsing, one line per problem, scene paths.
 
-Every problem in a bad file becomes one line `FILE: key.path: what is wrong (what is allowed)`.
-Relative scene paths resolve against the experiment file's folder (as compose files and kustomize do),
-through `resolve_scene_path`, for every command alike.
+Every problem in a bad file becomes one line `FILE: key.path: what is wrong (what is allowed)`; a key given
+twice is one of them (YAML would silently keep the last). Command-line overrides go through the same model
+(`with_overrides`), never around it. Relative scene paths resolve against the experiment file's folder (as
+compose files and kustomize do), through `resolve_scene_path`, for every command alike.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +17,15 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from optimizer.constants import BUILTIN_SCENE_PREFIX, S3_SCHEME
+from optimizer.constants import BUILTIN_SCENE_PREFIX, EXPERIMENT_MAX_BYTES, S3_SCHEME
 from optimizer.errors import ConfigError
 from optimizer.experiment.model import Experiment
+
+# A number in exponent form (1e9, 1.0e9, -2.5e-3). YAML 1.1 (PyYAML) reads it as text unless it has a dot and
+# a signed exponent (so `samples_per_src: 1e9` was refused as "not an integer"); experiment files read it as
+# a number, as YAML 1.2 does.
+_EXPONENT_NUMBER = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
 
 def _loc(loc) -> str:
     out = ""
@@ -31,7 +39,9 @@ def _loc(loc) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(err: ValidationError, source: str) -> list[str]:
+def format_validation_error(err: ValidationError, source: str, flags: dict[str, str] | None = None) -> list[str]:
+    """One line per problem: `SOURCE: key.path: what is wrong`; a key set by a command-line flag is named as
+    `--flag (key.path)` (`flags`: key path -> flag)."""
     lines = []
     for e in err.errors():
         loc = _loc(e["loc"])
@@ -44,7 +54,11 @@ def format_validation_error(err: ValidationError, source: str) -> list[str]:
             msg = "required key is missing"
         elif e["type"] == "string_pattern_mismatch" and loc == "name":
             msg = "must be lower-case letters, digits and '-' (a DNS label), e.g. street-corner"
-        line = f"{source}: {loc}: {msg}"
+        elif e["type"] == "finite_number":
+            msg = "must be a finite number (not .nan or .inf)"
+        if flags and loc in flags:
+            loc = f"{flags[loc]} ({loc})"
+        line = f"{source}: {loc}: {msg}" if source else f"{loc}: {msg}"
         if line not in lines:
             lines.append(line)
     return lines
@@ -60,9 +74,32 @@ def parse_experiment(data, source: str = "experiment") -> Experiment:
         raise ConfigError(format_validation_error(err, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+                seen[key] = first or key_node.start_mark.line + 1
+            except TypeError:
+                continue  # an unhashable key: the constructor below reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {first}); keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_NUMBER, list("-+0123456789"))
+
+
 def load_experiment_text(text: str, source: str) -> Experiment:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
@@ -96,11 +133,25 @@ def read_experiment_text(src: str) -> str:
     from optimizer.store import storage
 
     if storage.is_remote(src):
-        return storage.read_text(src)
-    p = Path(src)
-    if not p.is_file():
-        raise ConfigError(f"{src}: no such file; give the path of an experiment YAML (see examples/)")
-    return p.read_text()
+        data = storage.read_bytes(src)
+    else:
+        p = Path(src)
+        if not p.is_file():
+            raise ConfigError(f"{src}: no such file; give the path of an experiment YAML (see examples/)")
+        if p.stat().st_size > EXPERIMENT_MAX_BYTES:
+            raise ConfigError(f"{src}: {p.stat().st_size} bytes is not an experiment file (limit "
+                              f"{EXPERIMENT_MAX_BYTES}); give the path of an experiment YAML (see examples/)")
+        try:
+            data = p.read_bytes()
+        except OSError as err:
+            raise ConfigError(f"{src}: cannot be read ({err.strerror or err})") from None
+    if len(data) > EXPERIMENT_MAX_BYTES:
+        raise ConfigError(f"{src}: {len(data)} bytes is not an experiment file (limit {EXPERIMENT_MAX_BYTES})")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{src}: not a text file (byte {err.start} is not UTF-8); give an experiment YAML "
+                          "(see examples/)") from None
 
 
 def load_submitted(src: str | os.PathLike) -> Submitted:
@@ -119,6 +170,26 @@ def load_submitted(src: str | os.PathLike) -> Submitted:
     return Submitted(exp=exp, text=text, sha256=sha, source=src, base_dir=base)
 
 
+def with_overrides(exp: Experiment, source: str, changes: dict, flags: dict[str, str] | None = None) -> Experiment:
+    """A new `Experiment` with `changes` (dotted key -> value; None: keep) applied and validated by the model,
+    so an override obeys every rule a file does. Problems are ConfigError lines naming `flags[key]` (the
+    command-line flag that set it) or else the key, under `source`."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return exp
+    data = exp.model_dump(exclude_unset=True)  # what was set stays set (defaults stay defaults)
+    for key, value in changes.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source, flags)) from None
+
+
 def load_experiment(path: str | os.PathLike) -> Experiment:
     """Load an experiment from a local path or an s3:// URI (relative scene paths resolved)."""
     return load_submitted(path).exp
@@ -127,7 +198,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 def load_run_experiment(store, meta=None) -> Experiment:
     """The experiment of a run folder (`optimizer.store.runstore.RunStore`) as it ran: the submitted file
     with the run's overrides from run.json (output, device, worlds, and the scene as resolved at start)."""
-    from optimizer.constants import EXPERIMENT_FILE
+    from optimizer.constants import EXPERIMENT_FILE, RUN_FILE
     from optimizer.errors import StorageError
 
     exp = load_experiment_text(store.read_experiment_text(), store.join(EXPERIMENT_FILE))
@@ -138,5 +209,6 @@ def load_run_experiment(store, meta=None) -> Experiment:
             meta = None
     if meta is not None:
         ov = meta.overrides
-        exp.output, exp.device, exp.search.worlds, exp.scene = ov.output, ov.device, ov.worlds, ov.scene
+        exp = with_overrides(exp, store.join(RUN_FILE), {"output": ov.output, "device": ov.device,
+                                                           "search.worlds": ov.worlds, "scene": ov.scene})
     return exp

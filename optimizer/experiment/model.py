@@ -10,23 +10,35 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from optimizer.constants import ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD
+from optimizer.constants import (ANGLE_LIMIT_DEG, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE, MAX_TARGETS,
+                                 NO_PATH_FLOOR_DBM, POSITION_LIMIT_M, TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
 from optimizer.registry import GRADIENT_MODES
 
-Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
-Vec2 = Annotated[list[float], Field(min_length=2, max_length=2)]
+Metres = Annotated[float, Field(ge=-POSITION_LIMIT_M, le=POSITION_LIMIT_M)]  # a coordinate [m]
+Degrees = Annotated[float, Field(ge=-ANGLE_LIMIT_DEG, le=ANGLE_LIMIT_DEG)]  # [deg]
+Vec3 = Annotated[list[Metres], Field(min_length=3, max_length=3)]
+Vec2 = Annotated[list[Metres], Field(min_length=2, max_length=2)]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  # numpy and Dr.Jit take non-negative 32-bit seeds
 NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_PLATE_SIDE_M = 100.0  # [m]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # Every float finite (no .nan / .inf, whatever YAML spells them as); each field states its range.
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+def _no_control_chars(v: str, what: str) -> str:
+    if any(ord(c) < 32 for c in v):
+        raise ValueError(f"holds a control character; give {what}")
+    return v
 
 
 class Transmitter(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     position: Vec3  # [m]
-    power_dbm: float = 30.0  # [dBm]
+    power_dbm: float = Field(default=30.0, ge=TX_POWER_DBM_RANGE[0], le=TX_POWER_DBM_RANGE[1])  # [dBm]
 
 
 class Box3(_Strict):
@@ -42,8 +54,8 @@ class Box3(_Strict):
 
 
 class AngleRange(_Strict):
-    min: float = Field(ge=-360, le=360)  # [deg]
-    max: float = Field(ge=-360, le=360)  # [deg]
+    min: Degrees
+    max: Degrees
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -108,30 +120,30 @@ class Reflector(_Strict):
     @field_validator("size_m")
     @classmethod
     def _positive(cls, v):
-        if min(v) <= 0:
-            raise ValueError("width and height must be positive metres, e.g. [2.0, 2.0]")
+        if min(v) <= 0 or max(v) > MAX_PLATE_SIDE_M:
+            raise ValueError(f"width and height must be positive metres up to {MAX_PLATE_SIDE_M:g}, e.g. [2.0, 2.0]")
         return v
 
 
 class Region(_Strict):
     min: Vec2  # [m]
     max: Vec2  # [m]
-    z: float = 1.5  # [m]
-    spacing_m: float = Field(default=2.0, gt=0)
+    z: Metres = 1.5
+    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
 
     @model_validator(mode="after")
     def _ordered(self):
         if self.min[0] > self.max[0] or self.min[1] > self.max[1]:
             raise ValueError("min must be below max in x and y")
-        n = (int((self.max[0] - self.min[0]) / self.spacing_m) + 1) * (
-            int((self.max[1] - self.min[1]) / self.spacing_m) + 1)
-        if n > 10_000:
-            raise ValueError(f"region gives {n} targets (limit 10000); raise spacing_m")
+        n = ((self.max[0] - self.min[0]) / self.spacing_m + 1) * ((self.max[1] - self.min[1]) / self.spacing_m + 1)
+        if not n <= MAX_TARGETS:  # a float product: a tiny spacing overflows to inf rather than raising
+            count = f"{math.floor(n):.3g}" if math.isfinite(n) else "too many"
+            raise ValueError(f"region gives {count} targets (limit {MAX_TARGETS}); raise spacing_m")
         return self
 
 
 class Targets(_Strict):
-    points: list[Vec3] = []
+    points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
     region: Region | None = None
 
     @model_validator(mode="after")
@@ -143,10 +155,10 @@ class Targets(_Strict):
 
 class Objective(_Strict):
     softmin_temperature_db: float = Field(default=1.0, gt=0, le=50)
-    coverage_threshold_dbm: float = -90.0
+    coverage_threshold_dbm: float = Field(default=-90.0, gt=NO_PATH_FLOOR_DBM, le=TX_POWER_DBM_RANGE[1])
     # Targets whose baseline RSS exceeds the threshold by more than this margin need no plate and are
     # left out of the surrogate's soft-min (they still count in every reported number).
-    focus_margin_db: float = Field(default=10.0, ge=0)
+    focus_margin_db: float = Field(default=10.0, ge=0, le=200)
 
 
 class Solver(_Strict):
@@ -170,7 +182,7 @@ class Solver(_Strict):
                                                           "same pose gives the same truth (no measured cost)")
     # Sample count of the final re-evaluation of the winner (default: 4x samples_per_src, capped)
     final_samples_per_src: int | None = Field(default=None, ge=1000, le=100_000_000)
-    seed: int = 42
+    seed: Seed = 42
 
     def path_solver_kwargs(self, samples_per_src: int | None = None, max_depth: int | None = None) -> dict:
         """The keyword arguments of `sionna.rt.PathSolver.__call__` for the truth."""
@@ -195,23 +207,35 @@ class Solver(_Strict):
 
 class Prune(_Strict):
     reduction_factor: int = Field(default=2, ge=2, le=16)
-    grace_steps: int = Field(default=5, ge=1, description="first rung, in truth steps")
+    grace_steps: int = Field(default=5, ge=1, le=100_000, description="first rung, in truth steps")
 
 
 class Search(_Strict):
     worlds: int = Field(default=8, ge=1, le=10_000)
     steps: int = Field(default=40, ge=1, le=100_000, description="truth-checked steps per world")
-    seed: int = 0
+    seed: Seed = 0
     gradient: str = Field(default="surrogate", description="a registered gradient mode "
                                                           "(optimizer.registry.GRADIENT_MODES)")
     starts: Literal["informed", "uniform", "mixed"] = "mixed"
-    initial_poses: list[Annotated[list[float], Field(min_length=4, max_length=5)]] = []
+    initial_poses: list[Annotated[list[Metres], Field(min_length=4, max_length=5)]] = Field(default=[],
+                                                                                           max_length=10_000)
     inner_steps: int = Field(default=4, ge=1, le=1000, description="surrogate updates per truth check")
     learning_rate: float = Field(default=0.05, gt=0, le=1, description="Adam step on the box-normalised pose")
     prune: Prune | Literal["off"] = Prune()
     max_failures: int = Field(default=2, ge=0, le=100, description="restarts of a crashed world")
     checkpoint_every: int = Field(default=5, ge=1, le=1000, description="steps between world checkpoints")
-    concurrency: int | None = Field(default=None, ge=1, description="worlds at once (default: what fits)")
+    concurrency: int | None = Field(default=None, ge=1, le=10_000, description="worlds at once (default: what fits)")
+
+    @field_validator("prune", mode="before")
+    @classmethod
+    def _prune_off(cls, v):
+        # YAML 1.1 reads a bare `off` (as the README writes it) as false: off, false and "off" all mean off
+        if v is False or (isinstance(v, str) and v.strip().lower() in ("off", "false")):
+            return "off"
+        if isinstance(v, (dict, Prune)):
+            return v
+        raise ValueError(f"{v!r} is not allowed; write `prune: off`, or a block such as "
+                         "{reduction_factor: 2, grace_steps: 5}")
 
     @field_validator("gradient")
     @classmethod
@@ -241,7 +265,7 @@ class Experiment(_Strict):
     name: str = Field(pattern=NAME_RE, max_length=40)
     scene: str
     scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    frequency_hz: float = Field(gt=1e6, le=1e12)  # [Hz]
+    frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1])  # [Hz]
     transmitters: list[Transmitter] = Field(min_length=1)
     reflector: Reflector
     targets: Targets
@@ -255,9 +279,18 @@ class Experiment(_Strict):
     @field_validator("scene")
     @classmethod
     def _scene(cls, v: str):
+        what = "builtin:NAME, a folder with scene.xml, or s3://bucket/key"
         if not v.strip():
-            raise ValueError("empty; give builtin:NAME, a folder with scene.xml, or s3://bucket/key")
-        return v
+            raise ValueError(f"empty; give {what}")
+        return _no_control_chars(v, what)
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str):
+        what = "a folder (e.g. results/) or s3://bucket/prefix"
+        if not v.strip():
+            raise ValueError(f"empty; give {what}")
+        return _no_control_chars(v, what)
 
     @model_validator(mode="after")
     def _poses(self):

@@ -156,8 +156,23 @@ def plan_submission(args) -> dict:
         annotations={ANN_RESULTS: results_uri + "/", ANN_EXPERIMENT: experiment_uri,
                      ANN_EXPERIMENT_SHA: uploaded.sha256()})
     kube.check(job)
+    prefix_from = ("--s3-prefix" if args.s3_prefix else
+                   f"s3.bucket/s3.prefix of {values_label} (--s3-prefix or --values changes it)")
     return {"job": job, "name": name, "experiment_uri": experiment_uri, "experiment_text": document,
-            "results_uri": results_uri + "/", "scene_dir": scene_dir, "scene_uri": scene_uri}
+            "results_uri": results_uri + "/", "scene_dir": scene_dir, "scene_uri": scene_uri, "prefix": prefix,
+            "prefix_from": prefix_from}
+
+
+def describe_uploads(plan: dict) -> None:
+    """On stderr: the S3 prefix a dry run assumed, and what a real submit would upload there."""
+    _say(f"dry run: S3 prefix {plan['prefix']} (from {plan['prefix_from']})")
+    if plan["scene_dir"] is not None:
+        from optimizer.store import storage
+
+        n = len(storage.list(plan["scene_dir"], recursive=True))
+        _say(f"dry run: a real submit would upload the scene {plan['scene_dir']} ({n} files) -> {plan['scene_uri']}")
+    _say(f"dry run: a real submit would upload the experiment -> {plan['experiment_uri']}; nothing was uploaded "
+         "(--upload does it)")
 
 
 def upload(plan: dict) -> None:

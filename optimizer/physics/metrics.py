@@ -1,7 +1,8 @@
 """Statistics of received power over targets (ray-traced truth), the one ranking score, the truth soft-min.
 
 Inside this module a target no path reaches is -inf [dBm]; it becomes null in `RssStats` and stands in
-as `NO_PATH_FLOOR_DBM` only where arithmetic needs a number (the score, the soft-min).
+as `NO_PATH_FLOOR_DBM` only where arithmetic needs a number (the score, the soft-min). NaN and +inf are no
+power at all: `checked_rss` rejects them (NumericsError), and nothing here turns them into a number.
 """
 
 from __future__ import annotations
@@ -9,13 +10,27 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE
+from optimizer.errors import NumericsError
 from optimizer.records import RssStats
 
 
+def checked_rss(rss_dbm, what: str) -> np.ndarray:
+    """RSS [dBm] per target as floats, -inf where no path reaches it. NaN or +inf raise NumericsError
+    naming `what` (e.g. "truth at (x, y, z) m ...") and the targets concerned."""
+    r = np.asarray(rss_dbm, float)
+    bad = np.isnan(r) | (r == np.inf)
+    if bad.any():
+        idx = np.flatnonzero(bad.reshape(-1))
+        shown = ", ".join(str(i) for i in idx[:5]) + (", ..." if idx.size > 5 else "")
+        raise NumericsError(f"{what}: {'NaN' if np.isnan(r).any() else 'infinite'} received power at "
+                            f"{idx.size} of {r.size} targets (target {shown}); not a number to rank, stopped")
+    return r
+
+
 def no_path_as_floor(rss_dbm) -> np.ndarray:
-    """RSS [dBm] with -inf (and NaN) replaced by NO_PATH_FLOOR_DBM, for arithmetic only."""
-    return np.maximum(np.nan_to_num(np.asarray(rss_dbm, float), nan=NO_PATH_FLOOR_DBM, neginf=NO_PATH_FLOOR_DBM),
-                      NO_PATH_FLOOR_DBM)
+    """RSS [dBm] with -inf (no path) replaced by NO_PATH_FLOOR_DBM, for arithmetic only (NaN raises)."""
+    r = checked_rss(rss_dbm, "received power")
+    return np.maximum(np.where(np.isneginf(r), NO_PATH_FLOOR_DBM, r), NO_PATH_FLOOR_DBM)
 
 
 def has_path(rss_dbm) -> np.ndarray:
@@ -24,7 +39,7 @@ def has_path(rss_dbm) -> np.ndarray:
 
 def rss_stats(rss_dbm, threshold_dbm: float) -> RssStats:
     """min, 5th percentile and mean RSS [dBm], coverage and the no-path count of one truth evaluation."""
-    r = np.asarray(rss_dbm, float).reshape(-1)
+    r = checked_rss(rss_dbm, "received power").reshape(-1)
     ok = has_path(r)
     s = np.sort(np.where(ok, r, -np.inf))
     idx = P5_PERCENTILE / 100.0 * (s.size - 1)

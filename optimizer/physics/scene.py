@@ -26,6 +26,7 @@ from optimizer.constants import (
 from optimizer.errors import SceneError
 from optimizer.physics import backend
 from optimizer.physics.geometry import plate_corners
+from optimizer.physics.metrics import checked_rss
 from optimizer.records import JointPose, PlatePose
 
 if TYPE_CHECKING:
@@ -183,8 +184,9 @@ class RadioScene:
         if self.exp.solver.diffraction:
             diffracted = self.paths(pose, samples_per_src, max_depth, diffraction=True)
             power_mw = power_mw + self._power_mw(diffracted, only_diffracted=True)
-        with np.errstate(divide="ignore"):
-            return 10.0 * np.log10(power_mw)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rss = 10.0 * np.log10(power_mw)
+        return checked_rss(rss, f"truth {'without the plate' if pose is None else f'at {JointPose.of(pose)}'}")
 
     def _power_mw(self, paths, only_diffracted: bool = False) -> np.ndarray:
         """[targets] received power [mW] summed over paths and transmitters (optionally only the paths

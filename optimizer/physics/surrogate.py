@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
+from optimizer.errors import NumericsError
 from optimizer.physics.geometry import specular_point
 from optimizer.records import PlatePose
 
@@ -105,7 +106,10 @@ class PlateSurrogate:
         if grad:
             dr.backward(obj)
             gvec = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
-            gvec = np.nan_to_num(gvec, nan=0.0, posinf=0.0, neginf=0.0)
+        if not (np.isfinite(value) and np.isfinite(gvec).all()):
+            what = "objective" if not np.isfinite(value) else "gradient"
+            raise NumericsError(f"surrogate at pose {list(map(float, pose_vec))}: the {what} is not finite "
+                                f"({value if what == 'objective' else gvec.tolist()}); stopped")
         return {"power_dbm": p_np, "objective": value, "grad": gvec}
 
     def _plate_power_db(self, params, offsets: np.ndarray, edge_factor: float, edge_width_m, occlusion_db):

@@ -105,7 +105,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     nom, worst = per_pose[0], rss_stats(worst_per_target, thr)
     result = ToleranceCheck(
         position_m=float(tol.position_m) * scale, yaw_deg=float(tol.yaw_deg) * scale,
-        pitch_deg=float(tol.pitch_deg) * scale, poses_checked=len(rows) + (0 if nominal_rss is not None else 1),
+        pitch_deg=float(tol.pitch_deg) * scale, poses_checked=len(rows) + 1,
         complete=len(rows) == len(poses),
         nominal=nom, worst=worst, nominal_min_rss_dbm=nom.min_rss_dbm, worst_min_rss_dbm=worst.min_rss_dbm,
         worst_coverage=float(min(s.coverage for s in per_pose)), holds=bool(covered.all()),
@@ -113,7 +113,8 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
         samples_per_src=int(samples_per_src or exp.solver.samples_per_src), pose=pose,
         target_worst_dbm=[float(v) if has_path(v) else None for v in worst_per_target],
         failing_offsets=_worst_first(offsets, rss, covered[1:], thr))
-    return result, {"offsets": offsets, "rss": rss, "covered": covered[1:], "nominal": nominal}
+    return result, {"offsets": offsets, "rss": rss, "covered": covered[1:], "nominal": nominal,
+                    "evaluations": len(rows) + (0 if nominal_rss is not None else 1)}
 
 
 def _worst_first(offsets, rss, covered, thr) -> list[list[float]]:

@@ -37,6 +37,8 @@ class RunMeta(Record):
     experiment_sha256: str
     overrides: Overrides
     pruned: list[int] = Field(default_factory=list, description="worlds the pruner stopped")
+    restarts: dict[int, int] = Field(default_factory=dict, description="times each world's process died and "
+                                                                       "restarted from its checkpoint")
     error: str | None = Field(default=None, description="why the run failed (status failed)")
     ray_session: str | None = Field(default=None, description="the local Ray session this run started (so a "
                                                               "later run can stop what a killed one left)")

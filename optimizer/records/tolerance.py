@@ -18,7 +18,8 @@ class ToleranceCheck(Record):
     position_m: float = Field(ge=0, description="± position tolerance per axis [m]")
     yaw_deg: float = Field(ge=0, description="± yaw tolerance [deg]")
     pitch_deg: float = Field(ge=0, description="± pitch tolerance [deg]")
-    poses_checked: int = Field(ge=0, description="truth evaluations over the box (corners + interior)")
+    poses_checked: int = Field(ge=0, description="poses whose truth was checked: the pose itself, the box's "
+                                                    "corners and interior poses")
     nominal: RssStats = Field(description="truth at the pose itself")
     worst: RssStats = Field(description="per target, the worst value over the box; its statistics")
     nominal_min_rss_dbm: float | None = Field(description="= nominal.min_rss_dbm [dBm]")

@@ -111,7 +111,8 @@ def run_search(exp: Experiment, prep: Prepared, tune_path: str, tune_fs, meta: R
         f"{exp.resources.gpu_per_world:g} GPU each), {exp.search.steps} steps, pruning "
         f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
     return run_worlds(exp, exp.model_dump(mode="json"), prep.starts, prep.baseline, tune_path, tune_fs,
-                      resume=resume, progress=progress, pruned_before=meta.pruned)
+                      resume=resume, progress=progress, pruned_before=meta.pruned,
+                      restarts_before=meta.restarts)
 
 
 @dataclass
@@ -220,8 +221,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     notes = []
     if chk is not None:
         if not chk.complete:  # a world's failing check stopped early: the whole box for the report
-            chk, _ = tolerance.check(rs, win_pose, exp, nominal_rss=run_truth)
-            evaluations += chk.poses_checked
+            chk, raw = tolerance.check(rs, win_pose, exp, nominal_rss=run_truth)
+            evaluations += raw["evaluations"]
         if not chk.holds:
             scale, spent = tolerance.margin(rs, exp, chk)
             evaluations += spent

@@ -41,6 +41,20 @@ def grid_poses(space: PoseSpace, spacing_m: float, yaw_step_deg: float, center=N
     return [np.array(v) for v in itertools.product(*axes)]
 
 
+def planned_evaluations(exp: Experiment, spacing_m: float, yaw_step_deg: float, refine: int = 0,
+                        top_k: int = 4) -> tuple[int, int]:
+    """(poses of the grid, at most how many truth evaluations with `refine` rounds around the top_k)."""
+    space = PoseSpace.of(exp)
+    n = len(grid_poses(space, spacing_m, yaw_step_deg))
+    total, step, ystep = n, spacing_m, yaw_step_deg
+    centre = (space.lo + space.hi) / 2.0
+    for _ in range(refine):
+        radius = np.array([step, step, step, ystep] + ([ystep] if space.with_pitch else []))
+        step, ystep = step / 4.0, ystep / 4.0
+        total += top_k * len(grid_poses(space, step, ystep, center=centre, radius=radius))
+    return n, total
+
+
 def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_deg: float = 5.0, refine: int = 0,
                 top_k: int = 4, max_evals: int = 200_000, progress=True):
     """Truth at every grid pose; with `refine` > 0, that many rounds of a 4x finer grid around the top_k."""

@@ -3,6 +3,13 @@
 Each world is a Tune trial (its own Ray actor process) holding a private scene copy; `step()` runs one
 world step and returns the flat form of a `WorldStep` (plus the pruner's `score`); the checkpoint is the
 world's `WorldState` as JSON, of fixed size. A world's history is read back from Tune's results.
+
+A world whose numbers stop making sense (NaN or infinity in its truth or its model: `NumericsError`)
+stops at once with that line as its error (a restart would only repeat it). A world whose process dies
+is restarted from its last checkpoint (`search.max_failures`); `hooks.Watch` counts those restarts. An
+object-store outage longer than the retry budget stops every world and fails the run (`StoreUnreachable`).
+Credentials never travel in a trial's runtime environment (Ray logs those): each world's process takes
+them from its own AWS chain.
 """
 
 from __future__ import annotations
@@ -16,11 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from optimizer.constants import ENV_FAULT_KILL_WORLD, TUNE_EXPERIMENT, WORLD_STATE_FILE
+from optimizer.constants import ENV_FAULT_KILL_WORLD, NO_PATH_FLOOR_DBM, TUNE_EXPERIMENT, WORLD_STATE_FILE
+from optimizer.errors import NumericsError, StorageError, StoreUnreachable
 from optimizer.records import JointPose, WorldState, WorldStep
 from optimizer.search.progress import ProgressView
 
 SCORE_KEY = "score"  # what the pruner compares: the best truth so far (optimizer.physics.metrics.score)
+ERROR_KEY = "error"  # the result of a world that stopped with a stated error (and is done)
+# Ray Tune copies these into every trial's runtime environment, and Ray writes runtime environments into its
+# logs (runtime_env_agent.log, the dashboard): they are taken off Tune's list (see run_worlds).
+CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -60,9 +72,12 @@ def _trainable_class():
                 if int(wid) == w.world_id and w.step_index == int(at) and not os.path.exists(marker):
                     Path(marker).write_text(str(os.getpid()))
                     os.kill(os.getpid(), signal.SIGKILL)
-            row = w.step().to_flat()
+            try:
+                row = w.step().to_flat()
+            except NumericsError as err:  # stated and deterministic: stop the world (a restart repeats it)
+                return {ERROR_KEY: str(err), "world": w.world_id, "done": True,
+                        SCORE_KEY: w.best.score if w.best is not None else NO_PATH_FLOOR_DBM}
             row[SCORE_KEY] = w.best.score
-            row["restarts"] = w.restarts
             row["pid"] = os.getpid()
             row["node_id"] = self._node_id
             row["device"] = w.rs.device
@@ -78,8 +93,7 @@ def _trainable_class():
         def load_checkpoint(self, checkpoint):
             path = checkpoint if isinstance(checkpoint, str) else checkpoint.path
             st = WorldState.model_validate_json(Path(path, WORLD_STATE_FILE).read_text())
-            self.world.set_state(st)
-            self.world.restarts = st.restarts + 1
+            self.world.set_state(st)  # a restore is a restart or a resume: hooks.Watch tells them apart
 
     return WorldTrainable
 
@@ -97,7 +111,10 @@ def _callback_class(view: ProgressView, steps: int):
 
     class _Progress(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            view.update(int(_unwrap(trial.config)["world"]), result)
+            if ERROR_KEY in result:
+                view.update(int(_unwrap(trial.config)["world"]), status="failed", force=True)
+            else:
+                view.update(int(_unwrap(trial.config)["world"]), result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             last = trial.last_result or {}
@@ -113,24 +130,6 @@ def _callback_class(view: ProgressView, steps: int):
     return _Progress()
 
 
-def _asha_class():
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-
-    class RecordingASHA(ASHAScheduler):
-        """ASHA that remembers which worlds it stopped (pruned), so an interrupted world is not mistaken
-        for a pruned one (Tune marks both TERMINATED)."""
-
-        pruned: set = set()
-
-        def on_trial_result(self, tune_controller, trial, result):
-            action = super().on_trial_result(tune_controller, trial, result)
-            if action == TrialScheduler.STOP and int(result.get("step", 0)) < self._max_t:
-                RecordingASHA.pruned.add(int(_unwrap(trial.config)["world"]))
-            return action
-
-    return RecordingASHA
-
-
 @dataclass
 class Collected:
     """One world as Tune left it: its final state (authoritative), history and status."""
@@ -141,35 +140,51 @@ class Collected:
     state: WorldState | None
     history: list[WorldStep] = field(default_factory=list)
     steps: int = 0
-    restarts: int = 0
+    restarts: int = 0  # times its process died and Tune restarted it (not a Ctrl-C and resume)
     error: str | None = None
     peak_host_mb: float | None = None
     device: str | None = None
 
 
+def _keep_credentials_out_of_runtime_envs() -> None:
+    """Take the AWS credential variables off the list Tune copies into every trial's runtime environment."""
+    from ray.tune.execution import class_cache
+
+    names = class_cache.ENV_VARS_TO_PROPAGATE
+    if isinstance(names, set):
+        names.difference_update(CREDENTIAL_VARS)
+    else:
+        class_cache.ENV_VARS_TO_PROPAGATE = {n for n in names if n not in CREDENTIAL_VARS}
+
+
 def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_path: str, storage_filesystem=None,
-               resume: bool = False, progress: bool = True, pruned_before=()) -> list[Collected]:
-    """Run (or resume) every world as a Tune trial; returns one `Collected` per start."""
+               resume: bool = False, progress: bool = True, pruned_before=(), restarts_before=None) -> list[Collected]:
+    """Run (or resume) every world as a Tune trial; returns one `Collected` per start. `pruned_before` and
+    `restarts_before` ({world: restarts}) carry what an interrupted run had seen. Raises StoreUnreachable
+    (one line) when the store stayed down longer than the retry budget."""
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
     from optimizer.physics.metrics import no_path_as_floor
+    from optimizer.search.hooks import RecordingASHA, Watch, WorldStopper, caused_by_outage, quiet_outage_logs
 
+    _keep_credentials_out_of_runtime_envs()
+    quiet_outage_logs()
     s = exp.search
     res = exp.resources
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
-    asha = _asha_class()
-    asha.pruned = set(int(w) for w in pruned_before)
+    RecordingASHA.pruned = set(int(w) for w in pruned_before)
+    Watch.reset(restarts_before)
     if s.prune == "off" or s.steps <= s.prune.grace_steps:  # no rung before the last step: nothing to prune
         scheduler = FIFOScheduler()
     else:
-        scheduler = asha(time_attr="training_iteration", max_t=s.steps, grace_period=s.prune.grace_steps,
-                         reduction_factor=s.prune.reduction_factor, brackets=1)
+        scheduler = RecordingASHA(time_attr="training_iteration", max_t=s.steps, grace_period=s.prune.grace_steps,
+                                  reduction_factor=s.prune.reduction_factor, brackets=1)
     view = ProgressView(s.steps)
-    callbacks = [_callback_class(view, s.steps)] if progress else []
+    callbacks = [Watch()] + ([_callback_class(view, s.steps)] if progress else [])
     run_config = tune.RunConfig(
         name=TUNE_EXPERIMENT, storage_path=storage_path, storage_filesystem=storage_filesystem,
-        stop={"training_iteration": s.steps},
+        stop=WorldStopper(s.steps),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=s.checkpoint_every, num_to_keep=2,
                                                  checkpoint_at_end=True),
@@ -189,10 +204,29 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
                                         trial_name_creator=lambda t: f"world-{_unwrap(t.config)['world']:03d}",
                                         trial_dirname_creator=lambda t: f"world-{_unwrap(t.config)['world']:03d}"),
             run_config=run_config)
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except Exception as err:
+        if Watch.outage is None and not caused_by_outage(err):
+            raise
+        raise StoreUnreachable(Watch.outage or _outage_line(err)) from None
+    if Watch.outage is not None:
+        raise StoreUnreachable(Watch.outage)
     if progress:
         view.render()
-    return collect(grid, exp, len(starts), asha.pruned)
+    return collect(grid, exp, len(starts), RecordingASHA.pruned, Watch.crashes)
+
+
+def _outage_line(err: BaseException) -> str:
+    from optimizer.search.hooks import last_error_line
+
+    return last_error_line(str(err)).split(f"{StoreUnreachable.__name__}: ", 1)[-1]
+
+
+def _error_line(err) -> str:
+    from optimizer.search.hooks import last_error_line
+
+    return last_error_line(str(err))
 
 
 def _unwrap(config: dict) -> dict:
@@ -216,24 +250,42 @@ def _history(result) -> list[WorldStep]:
     return [by_step[k] for k in sorted(by_step)]
 
 
-def collect(grid, exp, n_worlds: int, pruned=()) -> list[Collected]:
+def _final_state(checkpoint) -> WorldState:
+    """A world's state from its final checkpoint. A store that does not answer is the run's failure
+    (StoreUnreachable, resumable); a checkpoint that cannot be read is the world's (ValueError)."""
+    try:
+        with checkpoint.as_directory() as d:
+            return WorldState.model_validate_json(Path(d, WORLD_STATE_FILE).read_text())
+    except StorageError:
+        raise  # the store's trouble, not the world's: the run fails (resumable)
+    except OSError as err:
+        raise ValueError(f"its final checkpoint cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # pydantic's ValidationError and bad JSON are ValueErrors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"its final checkpoint is not a world state ({first[:200]})") from None
+
+
+def collect(grid, exp, n_worlds: int, pruned=(), restarts=None) -> list[Collected]:
     """Per-world outcome from the Tune results: final checkpoint state (authoritative) + status
     (completed | pruned | failed | interrupted). Worlds Tune never created (interrupted early) are
-    reported as interrupted."""
+    reported as interrupted; a world whose final checkpoint cannot be read is failed with that error
+    (never silently dropped); a world that stopped with a stated error (`ERROR_KEY`) is failed with it.
+    `restarts`: {world: times its process died} (hooks.Watch)."""
+    restarts = restarts or {}
     out = []
     for result in grid:
         cfg = _unwrap(result.config or {})
-        state = None
+        state, unreadable = None, None
         if result.checkpoint is not None:
             try:
-                with result.checkpoint.as_directory() as d:
-                    state = WorldState.model_validate_json(Path(d, WORLD_STATE_FILE).read_text())
-            except Exception:  # noqa: BLE001
-                state = None
+                state = _final_state(result.checkpoint)
+            except ValueError as err:
+                unreadable = str(err)
         last = result.metrics or {}
         steps_done = state.step_index if state is not None else int(last.get("step", 0) or 0)
         world = int(cfg.get("world", last.get("world", -1)))
-        if result.error is not None:
+        stated = last.get(ERROR_KEY)
+        if result.error is not None or unreadable or stated:
             status = "failed"
         elif steps_done >= exp.search.steps:
             status = "completed"
@@ -241,11 +293,11 @@ def collect(grid, exp, n_worlds: int, pruned=()) -> list[Collected]:
             status = "pruned"  # stopped by the scheduler before its last step
         else:
             status = "interrupted"
+        error = stated or unreadable or (None if result.error is None else _error_line(result.error))
         out.append(Collected(
             world=world, status=status, config=cfg, state=state, history=_history(result), steps=steps_done,
-            restarts=state.restarts if state is not None else int(last.get("restarts", 0) or 0),
-            error=None if result.error is None else str(result.error).strip().splitlines()[-1][:300],
-            peak_host_mb=last.get("peak_host_mb"), device=last.get("device")))
+            restarts=int(restarts.get(world, 0)), error=error, peak_host_mb=last.get("peak_host_mb"),
+            device=last.get("device")))
     seen = {o.world for o in out}
     for w in range(n_worlds):
         if w not in seen:

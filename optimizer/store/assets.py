@@ -16,6 +16,11 @@ Cache (`$REFLECTOPT_CACHE_DIR`, else ~/.cache/reflectopt/scenes):
     refs/<key>.json       URI (+ETag) or local archive hash -> content hash, for archives without a manifest
     downloads.log         one line per archive download (the benchmark/tests count these)
     .tmp/                 downloads and extractions in progress (removed on success or failure)
+
+A content hash names a cache folder, so only 64 lowercase hex characters are one (a manifest's `sha256`,
+`--sha256`, a ref file). A scene may load only files of its own bundle: every file `scene.xml` references
+is checked before the scene is used or pushed (relative, no `..`, inside the bundle once links are
+resolved, a file the content hash covers).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -46,6 +52,7 @@ from optimizer.constants import (
 from optimizer.errors import ConfigError, SceneError, StorageError
 
 MANIFEST_FORMAT = 1
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 _CHUNK = 1 << 20
 
@@ -80,6 +87,59 @@ def bundle_hash(folder) -> str:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def _check_sha(value, what: str) -> str:
+    """`value` if it is a sha256 in hex (64 lowercase hex characters), else SceneError naming `what`."""
+    if not isinstance(value, str) or not SHA256_RE.match(value):
+        raise SceneError(f"{what}: {str(value)[:80]!r} is not a sha256 (64 lowercase hex characters)")
+    return value
+
+
+def _scene_references(xml_path: Path, source: str) -> list[str]:
+    """Every file name `scene.xml` refers to (`<string name="filename" value=...>`, `<include filename=...>`)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as err:
+        raise SceneError(f"{source}: {SCENE_FILE} is not readable XML ({err})") from None
+    refs = []
+    for el in root.iter():
+        if el.tag == "string" and el.get("name") == "filename":
+            refs.append(el.get("value", ""))
+        elif "filename" in el.attrib:
+            refs.append(el.get("filename", ""))
+    return refs
+
+
+def check_scene_files(folder, source: str) -> None:
+    """SceneError unless every file `folder/scene.xml` references lies in the bundle: a relative path
+    without `..` or `$`, a regular file inside `folder` once links are resolved, and one `bundle_hash`
+    covers (so the content hash pins everything the scene loads)."""
+    folder = Path(folder)
+    real_root = folder.resolve()
+    hashed = set(_bundle_files(folder))
+    for ref in _scene_references(folder / SCENE_FILE, source):
+        name = ref.replace("\\", "/")
+        bad = None
+        if not name.strip():
+            bad = "is empty"
+        elif "$" in name:
+            bad = "uses a $parameter; write the path itself"
+        elif name.startswith("/") or (len(name) > 1 and name[1] == ":") or PurePosixPath(name).is_absolute():
+            bad = "is an absolute path"
+        elif ".." in PurePosixPath(name).parts:
+            bad = "leaves the bundle ('..')"
+        else:
+            target = (folder / name).resolve()
+            if target != real_root and real_root not in target.parents:
+                bad = "leads outside the bundle (a link)"
+            elif not target.is_file() or PurePosixPath(name).as_posix() not in hashed:
+                bad = "is not a file of the bundle"
+        if bad:
+            raise SceneError(f"{source}: {SCENE_FILE} references {ref!r}, which {bad}; a scene may load only "
+                             "files inside its own folder (relative paths such as meshes/wall.ply)")
 
 
 def _file_sha256(path) -> str:
@@ -181,8 +241,22 @@ def _extract_tar(archive: str, tf: tarfile.TarFile, dest: Path, max_bytes: int) 
     except SceneError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
-        raise SceneError(f"{archive}: corrupt archive: {err}") from None
+        raise SceneError(f"{archive}: corrupt archive: {_inside_words(err, dest)}") from None
     return written
+
+
+def _inside_words(err: BaseException, dest: Path) -> str:
+    """An extraction error in words that name archive members, never the temporary folder they unpack to."""
+    if isinstance(err, OSError) and (err.filename or err.filename2):
+        def member(name):
+            try:
+                return PurePosixPath(Path(name).relative_to(dest)).as_posix()
+            except ValueError:
+                return "?"
+
+        names = " -> ".join(repr(member(n)) for n in (err.filename, err.filename2) if n)
+        return f"{err.strerror or type(err).__name__}: {names}"
+    return str(err)
 
 
 def zlib_error():
@@ -245,7 +319,7 @@ def _extract_zip(path: str, dest: Path, max_bytes: int, archive: str) -> int:
         except SceneError:
             raise
         except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as err:
-            raise SceneError(f"{archive}: corrupt zip: {err}") from None
+            raise SceneError(f"{archive}: corrupt zip: {_inside_words(err, dest)}") from None
     return written
 
 
@@ -304,6 +378,7 @@ def push_bundle(folder_or_archive, uri, max_bytes: int = SCENE_MAX_UNPACKED_BYTE
             folder = _bundle_root(Path(tmp) / "x", src)
         else:
             raise SceneError(f"{src}: not a scene folder or a .zip/.tar.gz archive")
+        check_scene_files(folder, src)
         sha = bundle_hash(folder)
         manifest_uri = storage.join(uri, SCENE_BUNDLE_MANIFEST)
         if storage.exists(manifest_uri):
@@ -357,6 +432,7 @@ def downloads_logged(cache_dir=None) -> list[dict]:
 def _verify_scene(folder: Path, source: str) -> Path:
     if not (folder / SCENE_FILE).is_file():
         raise SceneError(f"{source}: no {SCENE_FILE} in the bundle")
+    check_scene_files(folder, source)
     return folder
 
 
@@ -380,7 +456,7 @@ def _install(cache: Path, source: str, expected: str | None, fetch, max_bytes: i
             if got != archive_sha:
                 raise SceneError(f"{source}: corrupt download: archive sha256 expected {archive_sha} got {got}")
         safe_extract(archive, work / "x", max_bytes=max_bytes, label=source)
-        root = _bundle_root(work / "x", source)
+        root = _verify_scene(_bundle_root(work / "x", source), source)
         got = bundle_hash(root)
         if expected is not None and got != expected:
             raise SceneError(f"{source}: hash mismatch: expected {expected} got {got}")
@@ -412,8 +488,11 @@ def _via_ref(cache: Path, source: str, ref_key: str, sha256: str | None, fetch, 
     ref.parent.mkdir(parents=True, exist_ok=True)
     with _lock(ref.with_suffix(".lock")):
         if ref.exists():
-            sha = json.loads(ref.read_text()).get("sha256", "")
-            if sha and (cache / sha / SCENE_FILE).is_file():
+            try:
+                sha = str(json.loads(ref.read_text()).get("sha256", ""))
+            except (ValueError, AttributeError):
+                sha = ""
+            if SHA256_RE.match(sha) and (cache / sha / SCENE_FILE).is_file():
                 if sha256 is not None and sha != sha256:
                     raise SceneError(f"{source}: hash mismatch: expected {sha256} got {sha}")
                 return cache / sha
@@ -431,7 +510,7 @@ def resolve_scene(scene: str, sha256: str | None = None, cache_dir=None,
     place. Raises SceneError (one line: the URI and the reason)."""
     scene = str(scene).strip()
     if sha256 is not None:
-        sha256 = sha256.strip().lower()
+        sha256 = _check_sha(sha256.strip().lower(), "scene_sha256 / --sha256")
     try:
         if storage.is_remote(scene):
             return _resolve_remote(scene, sha256, cache_root(cache_dir), max_bytes)
@@ -491,11 +570,14 @@ def _resolve_remote(scene: str, sha256: str | None, cache: Path, max_bytes: int)
                          f"upload it with `reflectopt scene push FOLDER {scene}`)")
     try:
         manifest = json.loads(storage.read_text(manifest_uri))
-        published = str(manifest["sha256"])
+        published = manifest["sha256"]
         archive_name = str(manifest.get("archive", SCENE_BUNDLE_ARCHIVE))
         archive_sha = manifest.get("archive_sha256")
     except (ValueError, KeyError, TypeError) as err:
         raise SceneError(f"{manifest_uri}: corrupt bundle manifest ({err})") from None
+    _check_sha(published, f"{manifest_uri}: corrupt bundle manifest: sha256")  # it names a cache folder
+    if archive_sha is not None:
+        _check_sha(archive_sha, f"{manifest_uri}: corrupt bundle manifest: archive_sha256")
     if "/" in archive_name or archive_name.startswith("."):
         raise SceneError(f"{manifest_uri}: corrupt bundle manifest (archive {archive_name!r})")
     if sha256 is not None and published != sha256:
@@ -521,7 +603,9 @@ def content_hash(path) -> str:
     if p.is_file() and _is_archive(str(p)):
         with tempfile.TemporaryDirectory(prefix="reflectopt-hash-") as tmp:
             safe_extract(p, Path(tmp) / "x")
-            return bundle_hash(_bundle_root(Path(tmp) / "x", str(p)))
+            return bundle_hash(_verify_scene(_bundle_root(Path(tmp) / "x", str(p)), str(p)))
     if not p.is_dir():
         raise SceneError(f"{p}: not a folder or a .zip/.tar.gz archive")
+    if (p / SCENE_FILE).is_file():
+        check_scene_files(p, str(p))
     return bundle_hash(p)

@@ -18,13 +18,15 @@ run.json and experiment.yaml are uploaded as soon as they change.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from optimizer.constants import (EXPERIMENT_FILE, RUN_FILE, SUMMARY_FILE, TARGETS_FILE, TRAJECTORIES_FILE,
                                  TRAJECTORIES_PARQUET)
-from optimizer.errors import ReflectoptError, StorageError
+from optimizer.errors import ConfigError, ReflectoptError, StorageError
 from optimizer.records import RunMeta, Summary, TargetRow, WorldStep
 from optimizer.store import storage
 
@@ -48,27 +50,62 @@ class RunStore:
         return self._local
 
     # --- creation --------------------------------------------------------------------------------------------
-    @classmethod
-    def create(cls, output: str, name: str, attempts: int = 5) -> RunStore:
-        """A new, empty run folder `<output>/<name>/<run-id>`, created exclusively (a colliding run id is
-        drawn again)."""
-        for _ in range(attempts):
-            run_id = storage.new_run_id()
-            uri = storage.run_uri(output, name, run_id)
-            if storage.is_remote(uri):
-                if storage.exists(storage.join(uri, RUN_FILE)):
-                    continue
-                return cls(uri)
+    @staticmethod
+    def check_output(output: str, label: str = "output") -> None:
+        """Fail fast, writing nothing, when runs cannot be written under `output`: a local path below a
+        file or where no folder can be made (ConfigError naming `label`), a bucket that does not exist
+        (ConfigError) or a store that does not answer (StoreUnreachable)."""
+        fix = "give a writable folder or an s3:// URI"
+        if storage.is_remote(output):
             try:
-                Path(uri).parent.mkdir(parents=True, exist_ok=True)
-                Path(uri).mkdir(exist_ok=False)
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise StorageError(f"output: {output}: cannot create the run folder ({err.strerror or err}); "
-                                   "give a writable folder or an s3:// URI") from None
-            return cls(uri)
-        raise StorageError(f"output: {output}: no free run id after {attempts} tries")
+                there = storage.exists(storage.bucket_uri(output))
+            except StorageError as err:
+                raise type(err)(f"{label}: {err}") from None
+            if not there:
+                raise ConfigError(f"{label}: {output}: no such bucket; create it or fix the name")
+            return
+        p = Path(os.path.expanduser(output)).absolute()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir():
+            raise ConfigError(f"{label}: {output}: {p} is a file, not a folder; {fix}")
+        try:  # a folder made and removed at once: the only sure test (root may write where nothing can be made)
+            os.rmdir(tempfile.mkdtemp(prefix=".reflectopt-probe-", dir=p))
+        except OSError as err:
+            raise ConfigError(f"{label}: {output}: no run folder can be made under {p} ({err.strerror or err}); "
+                              f"{fix}") from None
+
+    @classmethod
+    def create(cls, output: str, name: str, meta_for: Callable[[RunStore], RunMeta], label: str = "output",
+               attempts: int = 5) -> tuple[RunStore, RunMeta]:
+        """A new run folder `<output>/<name>/<run-id>`, claimed exclusively by its run.json
+        (`meta_for(store)`; a local folder made with exist_ok=False, an S3 run.json by a conditional put): a
+        colliding run id is drawn again. Returns the store and the meta written."""
+        for _ in range(attempts):
+            store = cls(storage.run_uri(output, name, storage.new_run_id()))
+            if not store.remote:
+                try:
+                    Path(store.uri).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise ConfigError(f"{label}: {output}: cannot create the run folder ({err.strerror or err}); "
+                                      "give a writable folder or an s3:// URI") from None
+                try:
+                    Path(store.uri).mkdir(exist_ok=False)
+                except FileExistsError:
+                    continue  # the same run id drawn twice
+                except OSError as err:
+                    raise ConfigError(f"{label}: {output}: cannot create the run folder ({err.strerror or err}); "
+                                      "give a writable folder or an s3:// URI") from None
+            meta = meta_for(store)
+            if store.remote:
+                if not storage.create_exclusive(store.join(RUN_FILE), meta.to_json().encode()):
+                    continue
+                store.local.mkdir(parents=True, exist_ok=True)
+                store.path(RUN_FILE).write_text(meta.to_json())
+            else:
+                store.write_meta(meta)
+            return store, meta
+        raise StorageError(f"{label}: {output}: no free run id after {attempts} tries")
 
     @property
     def run_id(self) -> str:

@@ -3,8 +3,10 @@
 S3 access goes through boto3 with the standard AWS credential chain (environment, shared profile, web
 identity / IRSA); `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`, or `endpoint_url` in the profile) points at
 S3-compatible stores (MinIO, Ceph, moto). Transient failures (connection errors, timeouts, 5xx,
-throttling) are retried with exponential backoff; what still fails becomes one `StorageError` line naming
-the URI and the reason. Credentials are never logged or written anywhere by this module.
+throttling) are retried with exponential backoff for a time budget (`REFLECTOPT_S3_RETRY_S`, default
+`S3_RETRY_S`), Ray Tune's checkpoint traffic included (`tune_storage`, `optimizer.store.tunefs`): one
+warning when the store stops answering, one when it answers again. What still fails becomes one
+`StorageError` line naming the URI and the reason (`StoreUnreachable` when the store did not answer). Credentials are never logged or written anywhere by this module.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 from optimizer.constants import (
     ENV_S3_ATTEMPTS,
@@ -29,14 +30,15 @@ from optimizer.constants import (
     ENV_S3_ENDPOINT,
     S3_BACKOFF_BASE_S,
     S3_BACKOFF_MAX_S,
+    ENV_S3_RETRY,
     S3_CONNECT_TIMEOUT_S,
-    S3_MAX_ATTEMPTS,
     S3_MULTIPART_THRESHOLD_BYTES,
     S3_READ_TIMEOUT_S,
+    S3_RETRY_S,
     S3_SCHEME,
     SUMMARY_FILE,
 )
-from optimizer.errors import StorageError
+from optimizer.errors import StorageError, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,11 @@ def _split(uri: str) -> tuple[str, str]:
     if not bucket:
         raise StorageError(f"{uri}: no bucket name; give s3://BUCKET/KEY")
     return bucket, key.strip("/")
+
+
+def bucket_uri(uri) -> str:
+    """`s3://bucket/a/b` -> `s3://bucket`."""
+    return S3_SCHEME + _split(uri)[0]
 
 
 def join(uri, *parts) -> str:
@@ -121,18 +128,23 @@ def client():
         return c
 
 
-def _attempts() -> int:
+def _env_number(name: str, default, cast=float):
+    """A non-negative number from the environment (`default` when unset or not a number)."""
     try:
-        return max(1, int(os.environ.get(ENV_S3_ATTEMPTS) or S3_MAX_ATTEMPTS))
+        value = cast(os.environ.get(name) or default)
     except ValueError:
-        return S3_MAX_ATTEMPTS
+        return default
+    return value if value >= 0 else default
 
 
-def _backoff_base() -> float:
-    try:
-        return max(0.0, float(os.environ.get(ENV_S3_BACKOFF) or S3_BACKOFF_BASE_S))
-    except ValueError:
-        return S3_BACKOFF_BASE_S
+def retry_budget_s() -> float:
+    """How long an S3 call keeps retrying transient errors [s]."""
+    return float(_env_number(ENV_S3_RETRY, S3_RETRY_S))
+
+
+def _attempts_cap() -> int | None:
+    cap = _env_number(ENV_S3_ATTEMPTS, 0, int)
+    return max(1, cap) if cap else None
 
 
 def _code(err) -> str:
@@ -182,6 +194,8 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
         return ("no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
                 "or use IRSA / web identity)")
+    if type(err).__name__ in ("EndpointConnectionError", "ConnectionClosedError", "ConnectionRefusedError"):
+        return f"no connection ({type(err).__name__})"
     code = _code(err)
     if code == "NoSuchBucket":
         return "no such bucket"
@@ -193,28 +207,64 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {msg}" if msg else type(err).__name__
 
 
+# This process's view of the store: since when it has not answered (None: it answers), last warning.
+_outage = {"since": None, "warned": 0.0}
+_outage_lock = threading.Lock()
+
+
+def _note_outage(failing: bool, what: str, uri: str, reason: str, budget: float) -> None:
+    """One warning when the store stops answering (again every two budgets while it stays down) and one
+    when it answers again, per process, however many calls retry meanwhile."""
+    now = time.monotonic()
+    with _outage_lock:
+        since = _outage["since"]
+        if failing and (since is None or now - _outage["warned"] > 2 * budget):
+            _outage["since"], _outage["warned"] = since or now, now
+            state = "unreachable" if since is None else f"still unreachable after {now - since:.0f} s"
+            log.warning("object store at %s %s (%s %s: %s); retrying for up to %.0f s", _endpoint_env() or "S3",
+                        state, what, uri, reason, budget)
+        elif not failing and since is not None:
+            _outage["since"] = None
+            log.warning("object store answers again (after %.0f s)", now - since)
+
+
+_MISSING = object()
+
+
 def _call(uri: str, what: str, fn, *, missing_ok: bool = False, missing=None):
-    """Run `fn()` with retries on transient errors; StorageError (one line) after the last try."""
-    n = _attempts()
-    base = _backoff_base()
-    for attempt in range(1, n + 1):
+    """Run the boto3 call `fn()`, retrying transient errors with exponential backoff (jittered, capped at
+    S3_BACKOFF_MAX_S) until `retry_budget_s()` has passed (or REFLECTOPT_S3_ATTEMPTS tries were made). A
+    missing object/bucket returns `missing` if `missing_ok`. What still fails raises one line naming the URI
+    and the reason: `StoreUnreachable` when the store did not answer, else `StorageError`."""
+    budget, cap, base = retry_budget_s(), _attempts_cap(), float(_env_number(ENV_S3_BACKOFF, S3_BACKOFF_BASE_S))
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            return fn()
+            result = fn()
         except StorageError:
             raise
         except Exception as err:  # noqa: BLE001 - classified below
             if missing_ok and _is_missing(err):
                 return missing
-            if _is_transient(err) and attempt < n:
+            elapsed = time.monotonic() - start
+            transient = _is_transient(err)
+            if transient:
+                _note_outage(True, what, uri, _reason(err), budget)
+            if transient and elapsed < budget and (cap is None or attempt < cap):
                 delay = min(S3_BACKOFF_MAX_S, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-                log.warning("%s %s: %s; retry %d/%d in %.1fs", what, uri, _reason(err), attempt, n - 1, delay)
+                delay = min(delay, budget - elapsed)
+                log.debug("%s %s: %s; retry %d in %.1f s", what, uri, _reason(err), attempt, delay)
                 time.sleep(delay)
                 continue
-            suffix = f" (after {n} tries)" if _is_transient(err) and n > 1 else ""
             endpoint = _endpoint_env()
-            where = f" at {endpoint}" if endpoint and _is_transient(err) else ""
-            raise StorageError(f"{uri}: {what} failed{where}: {_reason(err)}{suffix}") from None
-    raise AssertionError("unreachable")
+            where = f" at {endpoint}" if endpoint and transient else ""
+            suffix = f" (still failing after {attempt} tries in {elapsed:.0f} s)" if transient and attempt > 1 else ""
+            cls = StoreUnreachable if transient else StorageError
+            raise cls(f"{uri}: {what} failed{where}: {_reason(err)}{suffix}") from None
+        _note_outage(False, what, uri, "", budget)
+        return result
 
 
 # --- single objects --------------------------------------------------------------------------------
@@ -279,6 +329,35 @@ def write_bytes(uri, data: bytes) -> None:
 
 def write_text(uri, text: str, encoding: str = "utf-8") -> None:
     write_bytes(uri, text.encode(encoding))
+
+
+def create_exclusive(uri, data: bytes) -> bool:
+    """Write `data` to `uri` only if nothing is there yet (S3: a conditional put, `If-None-Match: *`; local:
+    `open(..., "x")`). Returns False, writing nothing, if it exists."""
+    uri = str(uri)
+    if not is_remote(uri):
+        try:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            with open(uri, "xb") as f:
+                f.write(bytes(data))
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise StorageError(f"{uri}: write failed: {err.strerror or err}") from None
+        return True
+    bucket, key = _split(uri)
+    c = client()
+    taken = object()
+
+    def put():
+        try:
+            return c.put_object(Bucket=bucket, Key=key, Body=bytes(data), IfNoneMatch="*")
+        except Exception as err:
+            if _code(err) in ("PreconditionFailed", "ConditionalRequestConflict") or _status(err) in (409, 412):
+                return taken
+            raise
+
+    return _call(uri, "create", put) is not taken
 
 
 def _transfer_config():
@@ -443,24 +522,15 @@ def publish_run(local_run_dir, run_uri, last=(SUMMARY_FILE,)) -> int:
 def tune_storage(uri):
     """`(storage_path, storage_filesystem)` for `ray.tune.RunConfig`.
 
-    S3: the path without the scheme and a `pyarrow.fs.S3FileSystem` honouring AWS_ENDPOINT_URL (host:port
-    and http/https from the URL). Credentials are left to the AWS chain of each process (environment,
-    profile, web identity), so none are pickled into Ray tasks. Local: an absolute path and None.
+    S3: the path without the scheme and a pyarrow filesystem whose calls are this module's boto3 calls, with
+    their retry budget (`optimizer.store.tunefs`). Credentials are left to the AWS chain of each process
+    (environment, profile, web identity), so none are pickled into Ray tasks. Local: an absolute path and
+    None.
     """
     uri = str(uri)
     if not is_remote(uri):
         return os.path.abspath(os.path.expanduser(uri)), None
-    import pyarrow.fs as pafs
+    from optimizer.store.tunefs import s3_filesystem
 
     bucket, key = _split(uri)
-    c = client()
-    kw = {"region": c.meta.region_name or "us-east-1",
-          "connect_timeout": S3_CONNECT_TIMEOUT_S, "request_timeout": S3_READ_TIMEOUT_S,
-          "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=_attempts())}
-    endpoint = _endpoint_env() or c.meta.endpoint_url
-    host = urlparse(endpoint).netloc if endpoint else ""
-    if endpoint and not host.endswith("amazonaws.com"):
-        parsed = urlparse(endpoint)
-        kw["endpoint_override"] = parsed.netloc + parsed.path.rstrip("/")
-        kw["scheme"] = parsed.scheme or "https"
-    return f"{bucket}/{key}".rstrip("/"), pafs.S3FileSystem(**kw)
+    return f"{bucket}/{key}".rstrip("/"), s3_filesystem()

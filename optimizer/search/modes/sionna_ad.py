@@ -2,8 +2,8 @@
 
 It sees only path-length changes of paths that already exist (measured): exactly zero for sliding the
 plate in its plane and for every target the plate does not yet reach, so from a cold start it never finds
-coverage. Diffraction is off in its differentiated solve (it breaks reverse mode); errors give a zero
-gradient.
+coverage. Diffraction is off in its differentiated solve (it breaks reverse mode); a solve that fails gives
+a zero gradient, but NaN or infinity in its power or gradient stops the world (NumericsError).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from optimizer.constants import NO_PATH_FLOOR_DBM
+from optimizer.errors import NumericsError
 from optimizer.physics.surrogate import softmin
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 
@@ -73,6 +74,7 @@ def rss_dbm_with_grad(rs, pose, focus, temperature_db: float):
     grad = np.zeros(5)
     rss = None
     paths = None
+    bad = None  # what was not finite
     try:
         rs.write_plate_vertices(0, _corners(params, rs.exp.plates()[0].size_m))
         solver = _ad_solver(rs)
@@ -90,10 +92,14 @@ def rss_dbm_with_grad(rs, pose, focus, temperature_db: float):
             per_rx = dr.block_sum(a2 * mi.Float(w), shape[1] * n_tx * shape[3] * n_paths)
             db = dr.maximum(10.0 * dr.log(per_rx + 1e-30) / math.log(10.0), NO_PATH_FLOOR_DBM)
             db_np = np.array(dr.detach(db), dtype=float)
+            if not np.isfinite(np.array(dr.detach(per_rx), dtype=float)).all():
+                bad = "received power"
             rss = np.where(db_np > NO_PATH_FLOOR_DBM, db_np, -np.inf)
             obj = softmin(db, db_np, focus, temperature_db)
             dr.backward(obj, flags=dr.ADFlag.Default | dr.ADFlag.AllowNoGrad)
-            grad = np.nan_to_num(np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params]))
+            grad = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
+            if bad is None and not np.isfinite(grad).all():
+                bad = "gradient"
     except Exception:  # noqa: BLE001 - a comparison mode: fall back to a zero gradient
         grad = np.zeros(5)
     finally:
@@ -101,6 +107,8 @@ def rss_dbm_with_grad(rs, pose, focus, temperature_db: float):
             dr.disable_grad(p)
         paths = None
         rs.set_pose(pose)  # detached vertex buffer again
+    if bad is not None:
+        raise NumericsError(f"sionna gradient at {pose}: the {bad} is not finite; stopped")
     if rss is None:
         rss = rs.rss_dbm(pose)
     else:

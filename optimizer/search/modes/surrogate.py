@@ -74,7 +74,7 @@ class SurrogateMode(GradientMode):
         temp = w.exp.objective.softmin_temperature_db
         scores = [self.surrogate.evaluate(v, k, occlusion_db=o, focus=w.focus, temperature_db=temp,
                                           grad=False, offsets=self.offsets)["objective"] for v, o in zip(vecs, occl)]
-        best = int(np.argmax(scores))
+        best = int(np.argmax(scores))  # every score is finite (evaluate raises otherwise)
         if best == 0:
             return False
         w.unit = cands[best]
@@ -88,7 +88,7 @@ class SurrogateMode(GradientMode):
         if w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
                                  and w.progress() < EXPLORE_UNTIL):
             self.explore(w.progress())
-        surrogate_obj = float("nan")
+        surrogate_obj = None
         for i in range(s.inner_steps):
             frac = w.progress(i)
             vec = w.space.from_unit(w.unit)
