@@ -6,6 +6,7 @@ import math
 
 # --- physics -------------------------------------------------------------------------------------
 SPEED_OF_LIGHT_M_S = 299_792_458.0  # [m/s]
+EPSILON_0_F_M = 8.8541878128e-12  # vacuum permittivity [F/m]
 DB_PER_NEPER_POWER = 10.0 / math.log(10.0)  # 10*log10(e): converts ln(power) to dB [dB]
 
 # --- Mitsuba / Dr.Jit variants ----------------------------------------------------------------------
@@ -16,6 +17,12 @@ DEFAULT_LIBLLVM_PATH = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"  # Debian/Ubu
 # --- reflector plate ------------------------------------------------------------------------------
 PLATE_OBJECT_NAME = "reflectopt-plate"
 PLATE_MATERIAL_NAME = "reflectopt-plate-material"
+# The plate model of the truth when an experiment names none (`solver.plate_model`)
+PLATE_MODEL_DEFAULT = "po"
+# Physical optics keeps a single-bounce plate path whose specular point lies off the plate while its PO
+# power factor |F|^2 is within this range of the plate's best for the same legs (specular point at its
+# centre) [dB]
+PO_OFF_PLATE_RANGE_DB = 30.0
 # Where a plate is parked when a scene must be evaluated "without" it (far below the floor) [m]
 PLATE_PARKING_Z_M = -1.0e4
 
@@ -24,6 +31,9 @@ PLATE_PARKING_Z_M = -1.0e4
 EDGE_FACTOR_START = 2.0
 EDGE_FACTOR_END = 0.15
 EDGE_WIDTH_MIN_M = 1.0e-3  # [m] floor on any edge width (avoids division by ~0)
+# With the PO aperture (plate_model po), beyond this many Fresnel radii outside the plate's edges the
+# surrogate's PO level is held and its log-sigmoid pull takes over
+SURROGATE_PULL_MARGIN_FRESNEL = 1.5
 OCCLUSION_PENALTY_DB = 20.0  # [dB] per blocked leg (Tx->plate, plate->target), detached
 RAY_EPSILON_M = 1.0e-3  # [m] offset for ray tests that start/stop on a surface
 

@@ -3,6 +3,8 @@ point, filled by `register`, with the built-in entries imported on first use. Th
 its allowed values from here, so it needs no import of the code that implements them.
 
     GRADIENT_MODES: how a world moves its pose (`search.gradient`), see `optimizer.search.modes`.
+    PLATE_MODELS: the plate's reflection in the truth (`solver.plate_model`), see
+        `optimizer.physics.plate_model`.
 """
 
 from __future__ import annotations
@@ -45,3 +47,5 @@ class Registry:
 GRADIENT_MODES = Registry("search.gradient", (
     "optimizer.search.modes.surrogate", "optimizer.search.modes.sionna_ad", "optimizer.search.modes.spsa",
     "optimizer.search.modes.random_search"))
+
+PLATE_MODELS = Registry("solver.plate_model", ("optimizer.physics.plate_model",))

@@ -73,6 +73,7 @@ def test_evaluate_reports_truth_json(tmp_path):
     assert out["baseline"]["coverage"] < 1.0
     assert out["with_plate"]["coverage"] == 1.0
     assert len(out["targets"]) == 15  # 5 x 3 region
+    assert out["plate_model"] == "po"  # the truth says which plate model it used
 
 
 def test_grid_finds_a_covering_pose(tmp_path):

@@ -74,13 +74,15 @@ def cmd_evaluate(args) -> int:
             return float(v) if v > -float("inf") else None
 
         json.dump({"pose": pose.first.model_dump(), "joint_pose": pose.model_dump(), "samples_per_src": samples,
+                   "plate_model": exp.solver.plate_model,
                    "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
                    "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
                                for t, b, r in zip(rs.targets.tolist(), base, rss)]},
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print(f"pose {pose}; truth from Sionna PathSolver ({samples} samples, depth {exp.solver.max_depth})")
+    print(f"pose {pose}; truth from Sionna PathSolver ({samples} samples, depth {exp.solver.max_depth}, "
+          f"plate model {exp.solver.plate_model})")
     print(f"{'':<12}{'min':>14}{'P5':>14}{'mean':>14}{'coverage':>10}")
     for label, m in (("no plate", bm), ("with plate", pm)):
         print(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"

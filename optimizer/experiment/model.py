@@ -11,9 +11,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from optimizer.constants import (ANGLE_LIMIT_DEG, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE, MAX_TARGETS,
-                                 NO_PATH_FLOOR_DBM, POSITION_LIMIT_M, TX_POWER_DBM_RANGE)
+                                 NO_PATH_FLOOR_DBM, PLATE_MODEL_DEFAULT, POSITION_LIMIT_M,
+                                 TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
-from optimizer.registry import GRADIENT_MODES
+from optimizer.registry import GRADIENT_MODES, PLATE_MODELS
 
 Metres = Annotated[float, Field(ge=-POSITION_LIMIT_M, le=POSITION_LIMIT_M)]  # a coordinate [m]
 Degrees = Annotated[float, Field(ge=-ANGLE_LIMIT_DEG, le=ANGLE_LIMIT_DEG)]  # [deg]
@@ -165,7 +166,12 @@ class Solver(_Strict):
     """The truth: Sionna RT's PathSolver. Defaults an RF engineer can trust: specular reflection,
     refraction as the scene's materials define it, and diffraction on the scene's wedges (building and
     wall edges). The plate's own free edges are not diffracted here (`edge_diffraction: false`): the
-    plate's finite size belongs to its reflection model, not to a second edge term."""
+    plate's finite size belongs to its reflection model (`plate_model`), not to a second edge term."""
+
+    plate_model: str = Field(default=PLATE_MODEL_DEFAULT,
+                             description="the plate's reflection: po (physical optics: aperture loss, smooth "
+                                         "edges) or go (Sionna's infinite mirror on the plate); "
+                                         "optimizer.registry.PLATE_MODELS")
 
     max_depth: int = Field(default=3, ge=1, le=10, description="interactions per path")
     samples_per_src: int = Field(default=1_000_000, ge=1000, le=100_000_000, description="rays per transmitter")
@@ -184,6 +190,14 @@ class Solver(_Strict):
     final_samples_per_src: int | None = Field(default=None, ge=1000, le=100_000_000)
     seed: Seed = 42
 
+    @field_validator("plate_model")
+    @classmethod
+    def _plate_model(cls, v: str):
+        names = PLATE_MODELS.names()
+        if v not in names:
+            raise ValueError(f"unknown plate model {v!r}; one of {', '.join(names)}")
+        return v
+
     def path_solver_kwargs(self, samples_per_src: int | None = None, max_depth: int | None = None) -> dict:
         """The keyword arguments of `sionna.rt.PathSolver.__call__` for the truth."""
         n = int(samples_per_src or self.samples_per_src)
@@ -201,7 +215,8 @@ class Solver(_Strict):
 
     def effective(self) -> dict:
         """Every setting the truth runs with (recorded in summary.json)."""
-        return {"solver": "sionna.rt.PathSolver", "deterministic": self.deterministic, **self.path_solver_kwargs(),
+        return {"solver": "sionna.rt.PathSolver", "plate_model": self.plate_model, "deterministic": self.deterministic,
+                **self.path_solver_kwargs(),
                 "final_samples_per_src": self.final_samples_per_src or min(4 * self.samples_per_src, 100_000_000)}
 
 
@@ -220,6 +235,10 @@ class Search(_Strict):
     initial_poses: list[Annotated[list[Metres], Field(min_length=4, max_length=5)]] = Field(default=[],
                                                                                            max_length=10_000)
     inner_steps: int = Field(default=4, ge=1, le=1000, description="surrogate updates per truth check")
+    surrogate_level: Literal["edges", "po"] = Field(
+        default="edges", description="the surrogate's plate-path level: log-sigmoid edges on the image method "
+                                     "(default), or the truth's PO factor with the edges' pull beyond 1.5 "
+                                     "Fresnel radii (benchmarks/plate_physics.py compares them)")
     learning_rate: float = Field(default=0.05, gt=0, le=1, description="Adam step on the box-normalised pose")
     prune: Prune | Literal["off"] = Prune()
     max_failures: int = Field(default=2, ge=0, le=100, description="restarts of a crashed world")

@@ -1,7 +1,8 @@
 """Radio scenes: load (builtin, folder, archive, S3 bundle), mount the plates, ray-trace the truth.
 
 `RadioScene` owns one private Sionna scene with transmitters, one receiver per target and the plates.
-It is truth only: every number the product reports comes from `RadioScene.rss_dbm` (Sionna's PathSolver).
+It is truth only: every number the product reports comes from `RadioScene.rss_dbm` (Sionna's PathSolver,
+the plates' reflection by the experiment's plate model, `optimizer.physics.plate_model`).
 Gradients come from elsewhere (`optimizer.search.modes`).
 """
 
@@ -27,13 +28,11 @@ from optimizer.errors import SceneError
 from optimizer.physics import backend
 from optimizer.physics.geometry import plate_corners
 from optimizer.physics.metrics import checked_rss
+from optimizer.physics.plate_model import make_plate_model
 from optimizer.records import JointPose, PlatePose
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
-
-
-DIFFRACTION_FLAG = 8  # sionna.rt.constants.InteractionType.DIFFRACTION
 
 
 def write_plate_ply(path: Path, size_m, corners: np.ndarray | None = None) -> Path:
@@ -111,6 +110,7 @@ class RadioScene:
         self.evaluations = 0
         if with_plate:
             self._add_plates()
+        self.plate_model = make_plate_model(exp.solver.plate_model, self)
 
     # --- plates --------------------------------------------------------------------------------------------
     def _add_plates(self):
@@ -172,7 +172,8 @@ class RadioScene:
     def rss_dbm(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
                 max_depth: int | None = None) -> np.ndarray:
         """Received power [dBm] per target (sum over all paths and transmitters) with the plates at `pose`
-        (None: without plates). -inf where no path reaches a target.
+        (None: without plates), the plates' reflection by `solver.plate_model`. -inf where no path reaches a
+        target.
 
         With diffraction on, the truth is two solves: the specular and refracted chains from a solve
         without diffraction, plus the paths with a diffraction from a solve with it. One solve with
@@ -180,37 +181,38 @@ class RadioScene:
         went between 1e5, 2e5, 4e5 and 1e6 samples; without diffraction it is found at every count)."""
         self.evaluations += 1
         chains = self.paths(pose, samples_per_src, max_depth, diffraction=False)
-        power_mw = self._power_mw(chains)
+        power = self.plate_model.power(chains)  # [rx, tx]
         if self.exp.solver.diffraction:
             diffracted = self.paths(pose, samples_per_src, max_depth, diffraction=True)
-            power_mw = power_mw + self._power_mw(diffracted, only_diffracted=True)
+            power = power + self.plate_model.power(diffracted, only_diffracted=True)
+        return self._to_dbm(power, pose)
+
+    def rss_dbm_of(self, paths, plate_model=None, pose=None) -> np.ndarray:
+        """Received power [dBm] per target of one Sionna solve `paths` traced at the current pose, by
+        `plate_model` (default: the experiment's)."""
+        return self._to_dbm((plate_model or self.plate_model).power(paths), pose)
+
+    def _to_dbm(self, power, pose) -> np.ndarray:
+        power_mw = power @ (10.0 ** (self.tx_power_dbm / 10.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             rss = 10.0 * np.log10(power_mw)
         return checked_rss(rss, f"truth {'without the plate' if pose is None else f'at {JointPose.of(pose)}'}")
-
-    def _power_mw(self, paths, only_diffracted: bool = False) -> np.ndarray:
-        """[targets] received power [mW] summed over paths and transmitters (optionally only the paths
-        with at least one diffraction)."""
-        a_re, a_im = paths.a
-        a2 = np.array(a_re, dtype=np.float64) ** 2 + np.array(a_im, dtype=np.float64) ** 2
-        if only_diffracted:
-            # [depth, rx, tx, paths] with synthetic arrays (the antenna axes of `a` are then 1 long)
-            kinds = np.array(paths.interactions, dtype=np.uint32)
-            diffracted = np.any(kinds & DIFFRACTION_FLAG, axis=0)
-            if diffracted.ndim == 3:
-                diffracted = diffracted[:, None, :, None, :]
-            a2 = np.where(diffracted, a2, 0.0)
-        # [rx, rx_ant, tx, tx_ant, paths] -> [rx, tx]
-        a2 = a2.reshape(a2.shape[0], a2.shape[1], a2.shape[2], -1).sum(axis=(1, 3))
-        return a2 @ (10.0 ** (self.tx_power_dbm / 10.0))
 
     # --- ray tests (detached) ------------------------------------------------------------------------------
     def visible(self, origins: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """True where the segment origin->end hits no scene geometry (the plates are ignored: they are parked
         first and restored after)."""
-        mi = self._mi
         pose = self.pose
         self.park_plate()
+        clear = self.segments_clear(origins, ends)
+        if pose is not None:
+            self.set_pose(pose)
+        return clear
+
+    def segments_clear(self, origins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """True where the segment origin->end hits nothing in the scene as it stands (plates included, as
+        mounted), RAY_EPSILON_M kept clear at both ends."""
+        mi = self._mi
         o = np.atleast_2d(np.asarray(origins, float))
         e = np.atleast_2d(np.asarray(ends, float))
         o, e = np.broadcast_arrays(o, e)
@@ -222,8 +224,6 @@ class RadioScene:
         ray.maxt = mi.Float(np.maximum(dist - 2 * RAY_EPSILON_M, 0.0))
         ray.o = ray.o + ray.d * RAY_EPSILON_M
         hit = np.array(self.scene.mi_scene.ray_test(ray), dtype=bool)
-        if pose is not None:
-            self.set_pose(pose)
         return ~hit.reshape(-1)
 
     # --- export --------------------------------------------------------------------------------------------

@@ -14,6 +14,14 @@ gradient of the objective w.r.t. the pose (x, y, z, yaw, pitch):
   the soft-min's weights without zeroing any gradient;
 * the objective is a soft-min (log-sum-exp, temperature [dB]) over targets of the plate path's own
   power in dB (adding the other paths' power masks the gradient: measured).
+
+With `aperture` (`search.surrogate_level: po`, for a truth under `solver.plate_model: po`) the level comes from
+the same PO factor as the truth (`po.po_factor_local`, with its analytic gradient): aperture loss
+for small and distant plates, the Fresnel ripple and the smooth fall-off across the edge, with a floor
+`PO_OFF_PLATE_RANGE_DB` below the plate's far-field best (capped at the mirror) so nulls and side lobes stay
+finite. Beyond `SURROGATE_PULL_MARGIN_FRESNEL` Fresnel radii outside an edge the PO level is held at its
+value there (the geometry shifted so the specular point stays on the margin: no side lobes to trap a
+world) and the log-sigmoid edges, moved out to the margin, pull from far away.
 """
 
 from __future__ import annotations
@@ -22,8 +30,14 @@ import math
 
 import numpy as np
 
-from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
+from optimizer.constants import (
+    DB_PER_NEPER_POWER,
+    EDGE_WIDTH_MIN_M,
+    PO_OFF_PLATE_RANGE_DB,
+    SURROGATE_PULL_MARGIN_FRESNEL,
+)
 from optimizer.errors import NumericsError
+from optimizer.physics import po
 from optimizer.physics.geometry import specular_point
 from optimizer.records import PlatePose
 
@@ -54,7 +68,8 @@ def _dot(a, b):
 class PlateSurrogate:
     """Smooth model of the plate path for a fixed set of transmitters and targets."""
 
-    def __init__(self, tx_positions, tx_power_dbm, targets, size_m, wavelength_m: float):
+    def __init__(self, tx_positions, tx_power_dbm, targets, size_m, wavelength_m: float, aperture: bool = False):
+        """aperture: the plate path's level by the truth's PO factor (`search.surrogate_level: po`)."""
         import drjit as dr
         import mitsuba as mi
 
@@ -64,6 +79,7 @@ class PlateSurrogate:
         self.targets = np.asarray(targets, float).reshape(-1, 3)
         self.size = (float(size_m[0]), float(size_m[1]))
         self.wavelength = float(wavelength_m)
+        self.aperture = bool(aperture)
 
     def _opaque(self, value):
         return self.dr.opaque(self.mi.Float, float(value))
@@ -92,7 +108,7 @@ class PlateSurrogate:
         if grad:
             for p in params:
                 dr.enable_grad(p)
-        p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db)  # [N*K]
+        p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db, grad)  # [N*K]
         p_np = np.array(dr.detach(p_all), dtype=float)
         if k_off > 1:  # worst case over the offset poses, per target (lanes are target-major)
             lo = p_np.reshape(n_tg, k_off).min(axis=1)
@@ -112,7 +128,8 @@ class PlateSurrogate:
                                 f"({value if what == 'objective' else gvec.tolist()}); stopped")
         return {"power_dbm": p_np, "objective": value, "grad": gvec}
 
-    def _plate_power_db(self, params, offsets: np.ndarray, edge_factor: float, edge_width_m, occlusion_db):
+    def _plate_power_db(self, params, offsets: np.ndarray, edge_factor: float, edge_width_m, occlusion_db,
+                        grad: bool = True):
         """Soft-edged single-bounce power [dBm] per (target, offset) lane, target-major, summed over Tx."""
         dr, mi = self.dr, self.mi
         k_off = offsets.shape[0]
@@ -159,11 +176,17 @@ class PlateSurrogate:
                 w = self._opaque(max(edge_width_m, EDGE_WIDTH_MIN_M))
             else:
                 w = dr.maximum(self._opaque(edge_factor) * r_f, EDGE_WIDTH_MIN_M)
-            soft = (_log_sigmoid(dr, (hw - aq) / w) + _log_sigmoid(dr, (hw + aq) / w)
-                    + _log_sigmoid(dr, (hh - bq) / w) + _log_sigmoid(dr, (hh + bq) / w)
+            margin = SURROGATE_PULL_MARGIN_FRESNEL * r_f if self.aperture else 0.0
+            soft = (_log_sigmoid(dr, (hw + margin - aq) / w) + _log_sigmoid(dr, (hw + margin + aq) / w)
+                    + _log_sigmoid(dr, (hh + margin - bq) / w) + _log_sigmoid(dr, (hh + margin + bq) / w)
                     + _log_sigmoid(dr, sr_s / w))
             gain_db = 20.0 * dr.log(self.wavelength / (4.0 * math.pi * length)) / math.log(10.0)
             p_db = float(self.tx_power_dbm[t]) + gain_db + DB_PER_NEPER_POWER * soft
+            if self.aperture:  # PO level, its specular point held within the margin (beyond it: the pull)
+                da = dr.clip(aq, -hw - margin, hw + margin) - aq
+                db = dr.clip(bq, -hh - margin, hh + margin) - bq
+                p_db = p_db + self._aperture_db((at + da, bt + db, st_e), (ar + da, br + db, sr_e), r_f, grad,
+                                                n_tg * k_off)
             if occlusion_db is not None:
                 p_db = p_db - mi.Float(np.repeat(np.asarray(occlusion_db[t], dtype=np.float32), k_off))
             per_tx.append(p_db)
@@ -177,6 +200,34 @@ class PlateSurrogate:
         for p in per_tx:
             acc = acc + dr.exp((p - m) / DB_PER_NEPER_POWER)
         return m + DB_PER_NEPER_POWER * dr.log(acc)
+
+    def _aperture_db(self, s, o, r_f, grad: bool = True, lanes: int | None = None):
+        """10 log10(|F|^2 + floor) [dB] per target as a Dr.Jit Float: the truth's PO factor (numpy, float64)
+        for the source s and observers o in plate coordinates (Dr.Jit, attached), entered into the AD graph
+        with its analytic gradient (value + sum_q dlevel/dq (q - detach(q)): deterministic, no scatter).
+        The floor lies PO_OFF_PLATE_RANGE_DB below the far-field factor (A cos th / lambda rho)^2 capped at 1
+        (detached; lambda rho = r_f^2). Without `grad` the value alone (no derivatives computed)."""
+        dr, mi = self.dr, self.mi
+        num = lanes or self.targets.shape[0]
+        q = list(s) + list(o)  # s_a, s_b, s_h, o_a, o_b, o_h
+        dr.eval(*[dr.detach(c) for c in q], r_f)  # one kernel for all the host copies below
+        q_np = [np.broadcast_to(np.array(dr.detach(c), float).reshape(-1), (num,)) for c in q]
+        half = (np.full(num, 0.5 * self.size[0]), np.full(num, 0.5 * self.size[1]))
+        f, df = (po.po_factor_local(q_np[:3], q_np[3:], *half, self.wavelength, gradient=True) if grad
+                 else (po.po_factor_local(q_np[:3], q_np[3:], *half, self.wavelength), None))
+        f2 = np.abs(f) ** 2
+        length = po.unfolded_length(q_np[:3], q_np[3:])
+        r_f2 = np.maximum(np.array(r_f, float).reshape(-1), 1e-6) ** 2
+        cos_i = (q_np[2] + q_np[5]) / length
+        floor = np.minimum((self.size[0] * self.size[1] * cos_i / r_f2) ** 2, 1.0) * 10.0 ** (-PO_OFF_PLATE_RANGE_DB / 10)
+        level = DB_PER_NEPER_POWER * np.log(f2 + floor)
+        if not grad:
+            return mi.Float(level.astype(np.float32))
+        slope = DB_PER_NEPER_POWER * 2.0 * np.real(np.conj(f)[:, None] * df) / (f2 + floor)[:, None]  # [N, 6]
+        out = mi.Float(level.astype(np.float32))
+        for j, c in enumerate(q):
+            out = out + mi.Float(slope[:, j].astype(np.float32)) * (c - dr.detach(c))
+        return out
 
     def specular_points(self, pose_vec) -> np.ndarray:
         """[num_tx, num_targets, 3] specular points clamped onto the plate (for the occlusion rays)."""

@@ -43,8 +43,10 @@ PICTURES = (PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PN
             PNG_CONVERGENCE, PNG_RSS_CDF)
 CAPTIONS = {
     PNG_RADIO_MAP_BASELINE: "Radio map without the plate (baseline)",
-    PNG_RADIO_MAP_WINNER: "Radio map with the plate at the winner pose",
-    PNG_RADIO_MAP_GAIN: f"Gain: winner minus baseline (fixed scale ±{GAIN_MAP_LIMIT_DB:g} dB)",
+    PNG_RADIO_MAP_WINNER: "Radio map with the plate at the winner pose (Sionna's RadioMapSolver reflects off the "
+                          "plate by geometric optics; the tables use the run's plate model)",
+    PNG_RADIO_MAP_GAIN: f"Gain: winner minus baseline (fixed scale ±{GAIN_MAP_LIMIT_DB:g} dB; the plate by geometric "
+                        "optics, as in the radio maps)",
     PNG_TOLERANCE: "Truth min RSS around the winner: along the wall against yaw, the mounting tolerance box dashed",
     PNG_TRAJECTORIES: "Trajectories of all worlds",
     PNG_CONVERGENCE: "Convergence",

@@ -237,8 +237,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
                          f"worst min RSS {fmt_power(chk.worst_min_rss_dbm)})")
     if conv.warning:
         notes.append(conv.warning)
-    notes.append("plate paths are geometric optics (Sionna's reflection: the power of an infinite mirror wherever "
-                 "the specular point lies on the plate); small or distant plates are optimistic")
+    if exp.solver.plate_model == "go":
+        notes.append("plate paths are geometric optics (solver.plate_model: go; the power of an infinite mirror "
+                     "wherever the specular point lies on the plate): small or distant plates are optimistic")
     failures = [Failure(world=o.world, restarts=o.restarts, status=o.status,
                         error=o.error or "process died; resumed from its last checkpoint")
                 for o in outcomes if o.status == "failed" or o.restarts]
