@@ -150,8 +150,8 @@ def test_successive_halving_prunes_the_predicted_worlds(local_ray, tmp_path):
 
     steps, grace, rf = 8, 2, 2
     exp = street(**TINY, **{"search.worlds": 6, "search.steps": steps, "search.concurrency": 1,
-                            "search.starts": "uniform", "search.prune": {"grace_steps": grace,
-                                                                        "reduction_factor": rf}})
+                            "search.starts": "uniform", "search.reuse": "off", "search.merge": False,
+                            "search.prune": {"grace_steps": grace, "reduction_factor": rf}})
     rs, base, starts = _driver(exp)
     out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path), progress=False)
     traj = {o.world: {r.step: r for r in o.history} for o in out}

@@ -131,7 +131,7 @@ def test_numbers_match_summary(traced_run):
     assert s == summary.model_dump(mode="json"), "the report must not touch summary.json"
     assert s["baseline"]["min_rss_dbm"] is None and s["gain_db"]["min"] is None  # no path: no dB gain
     expected = [fmt_pose(summary.winner.pose), fmt_s(s["wall_time_s"]), str(s["evaluations"]),
-                "{worlds} / {completed} / {pruned} / {failed}".format(**s["counts"])]
+                "{worlds} / {completed} / {pruned} / {merged} / {failed}".format(**s["counts"])]
     for part in ("baseline", "winner"):
         expected += [fmt_dbm(s[part][k]) for k in ("min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm")]
         expected.append(fmt_pct(s[part]["coverage"]))

@@ -40,10 +40,14 @@ def test_run_writes_complete_results(tmp_path):
     for part in ("baseline", "winner"):
         assert set(s[part]) >= {"min_rss_dbm", "p5_rss_dbm", "mean_rss_dbm", "coverage"}
     assert set(s["winner"]["pose"]) == {"x", "y", "z", "yaw_deg", "pitch_deg"}
-    assert len(s["worlds"]) == 3
+    assert len(s["worlds"]) == 3 + s["counts"]["reused"] == 3 + len(s["reused"])  # + worlds in freed slots
     for w in s["worlds"]:
         assert set(w) >= {"world", "initial_pose", "final_pose", "best", "status", "steps"}
-        assert w["status"] in ("completed", "pruned")
+        assert w["status"] in ("completed", "pruned", "merged")
+    assert s["world_steps"] <= 3 * 4  # reused slots stay within the budget
+    for r in s["reused"]:
+        assert r["world"] >= 3 and r["freed_by"] in {w["world"] for w in s["worlds"] if w["status"] != "completed"}
+        assert r["kind"] in ("exploit", "explore") and (r["kind"] == "explore") == (r["parent"] is None)
     assert s["versions"]["sionna-rt"] == "2.2.0"
     assert s["baseline"]["min_rss_dbm"] is None  # a target no path reaches: null, never a floor number
     assert s["winner"]["min_rss_dbm"] is not None and s["gain_db"]["min"] is None

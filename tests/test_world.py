@@ -148,7 +148,6 @@ def test_one_device_rule(monkeypatch):
 def test_nan_stops_the_world_with_a_stated_error(scene, monkeypatch):
     """NaN from the ray tracer or from the surrogate stops the world with a line saying so; it never becomes
     a -200 dBm floor or a zero gradient."""
-    from types import SimpleNamespace
 
     from optimizer.errors import NumericsError
     from optimizer.physics.metrics import no_path_as_floor
@@ -159,19 +158,18 @@ def test_nan_stops_the_world_with_a_stated_error(scene, monkeypatch):
     w = World(exp, 0, Pose(22.0, 8.0, 5.0, 120.0), radio_scene=rs, baseline_rss=base)
     w.step()
     best = w.best
-    real = rs.paths
+    real = rs.plate_model.power
 
-    def nan_paths(*args, **kw):  # the solver's amplitudes [rx, rx_ant, tx, tx_ant, paths] with a NaN in them
-        a = np.ones((len(rs.targets), 1, 1, 1, 2))
-        a[3, 0, 0, 0, 1] = np.nan
-        real(*args, **kw)
-        return SimpleNamespace(a=(a, np.zeros_like(a)))
+    def nan_power(paths, only_diffracted=False):  # the solver's power [rx, tx] with a NaN in it
+        p = np.array(real(paths, only_diffracted), float)
+        p[3, 0] = np.nan
+        return p
 
-    monkeypatch.setattr(rs, "paths", nan_paths)
+    monkeypatch.setattr(rs.plate_model, "power", nan_power)
     with pytest.raises(NumericsError, match=r"truth at \(.*NaN received power at 1 of 15 targets \(target 3\)"):
         w.step()
     assert w.best is best  # nothing recorded
-    monkeypatch.setattr(rs, "paths", real)
+    monkeypatch.setattr(rs.plate_model, "power", real)
     w.mode.surrogate.tx[0, 0] = np.nan  # a broken model input
     with pytest.raises(NumericsError, match=r"surrogate at pose .*: the (objective|gradient) is not finite"):
         w.step()

@@ -155,6 +155,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     collected = run_search(exp, prep, tune_path, tune_fs, meta, resume=resume,
                            progress=not getattr(args, "no_progress", False))
     meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned"),
+                                   "merged": {c.world: c.merged_into for c in collected if c.status == "merged"},
                                    "restarts": {c.world: c.restarts for c in collected if c.restarts}})
     unfinished = [c for c in collected if c.status == "interrupted"]
     if unfinished:
@@ -193,8 +194,10 @@ def print_final(s: Summary, run_uri: str):
     b, w = s.baseline, s.winner
     out = sys.stdout
     c = s.counts
-    out.write(f"\n{s.name} / {s.run_id}: {c.worlds} worlds ({c.completed} completed, {c.pruned} pruned, "
-              f"{c.failed} failed), {s.evaluations} truth evaluations, {s.wall_time_s:.0f} s\n")
+    reused = f", {c.reused} of them in freed slots" if c.reused else ""
+    merged = f", {c.merged} merged" if c.merged else ""
+    out.write(f"\n{s.name} / {s.run_id}: {c.worlds} worlds{reused} ({c.completed} completed, {c.pruned} pruned"
+              f"{merged}, {c.failed} failed), {s.evaluations} truth evaluations, {s.wall_time_s:.0f} s\n")
     out.write(f"{'':<12}{'min':>14}{'P5':>14}{'mean':>14}{'coverage':>10}\n")
     for label, m in (("baseline", b), ("winner", w)):
         out.write(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"

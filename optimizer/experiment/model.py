@@ -244,6 +244,19 @@ class Search(_Strict):
     max_failures: int = Field(default=2, ge=0, le=100, description="restarts of a crashed world")
     checkpoint_every: int = Field(default=5, ge=1, le=1000, description="steps between world checkpoints")
     concurrency: int | None = Field(default=None, ge=1, le=10_000, description="worlds at once (default: what fits)")
+    reuse: Literal["exploit", "explore", "mixed", "off"] = Field(
+        default="mixed", description="what a pruned or merged world's freed budget starts: a world near the best "
+                                     "poses so far (exploit), one where no world has been (explore), both in "
+                                     "turn (mixed), or nothing (off)")
+    residual_correction: bool = Field(default=True, description="shift each target's surrogate power by what the "
+                                                                "last truth said (truth minus model, clipped)")
+    trust_region: bool = Field(default=True, description="shrink the step when the truth disagrees with the gain "
+                                                         "the model predicted, grow it back when they agree")
+    polish_share: float = Field(default=0.15, ge=0, le=0.5, description="share of a world's steps spent at its "
+                                                                        "end on a truth-only pattern search around "
+                                                                        "its best pose (tolerance-scaled)")
+    merge: bool = Field(default=True, description="stop the worse of two worlds whose poses come within the "
+                                                  "mounting tolerance of each other (its slot is reused)")
 
     @field_validator("prune", mode="before")
     @classmethod

@@ -86,7 +86,7 @@ class PlateSurrogate:
 
     def evaluate(self, pose_vec, edge_factor: float, occlusion_db=None, focus=None,
                  temperature_db: float = 1.0, grad: bool = True, edge_width_m: float | None = None,
-                 offsets=None, corner_temperature_db: float = 0.5):
+                 offsets=None, corner_temperature_db: float = 0.5, bias_db=None):
         """Plate-path power per target [dBm], the soft-min objective [dBm] and its gradient w.r.t.
         (x, y, z, yaw_deg, pitch_deg) [dB per m / per deg].
 
@@ -96,6 +96,9 @@ class PlateSurrogate:
         offsets: [K, 5] mounting offsets (along the wall, off the wall, vertical [m], yaw, pitch [deg]; see
         `optimizer.physics.tolerance`): each target's power is then its soft-min over the K offset poses
         (temperature `corner_temperature_db`), i.e. the worst case over the tolerance box, in one launch.
+        bias_db: [num_targets] constant shifts [dB] added to each target's power before the soft-min (the
+        truth correction of `search.residual_correction`: it moves the soft-min's weights, not the
+        per-target gradients); `power_dbm` is returned without it.
         """
         dr, mi = self.dr, self.mi
         pose_vec = np.asarray(pose_vec, float)
@@ -116,7 +119,11 @@ class PlateSurrogate:
             e = dr.exp(-(p_all - mi.Float(np.repeat(lo, k_off).astype(np.float32))) / tc)
             p_all = mi.Float(lo.astype(np.float32)) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
             p_np = np.array(dr.detach(p_all), dtype=float)
-        obj = softmin(p_all, p_np, focus, temperature_db)
+        if bias_db is not None:
+            bias = np.asarray(bias_db, float).reshape(-1)
+            obj = softmin(p_all + mi.Float(bias.astype(np.float32)), p_np + bias, focus, temperature_db)
+        else:
+            obj = softmin(p_all, p_np, focus, temperature_db)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])
         gvec = np.zeros(5)
         if grad:

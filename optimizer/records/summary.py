@@ -10,7 +10,7 @@ from optimizer.records.base import Record
 from optimizer.records.pose import JointPose, PlatePose
 from optimizer.records.stats import RssStats
 from optimizer.records.tolerance import ToleranceCheck
-from optimizer.records.world import WorldOutcome
+from optimizer.records.world import ReusedSlot, WorldOutcome
 
 RunStatus = Literal["running", "interrupted", "failed", "complete"]
 
@@ -37,6 +37,8 @@ class RunMeta(Record):
     experiment_sha256: str
     overrides: Overrides
     pruned: list[int] = Field(default_factory=list, description="worlds the pruner stopped")
+    merged: dict[int, int] = Field(default_factory=dict, description="worlds stopped for coming within the "
+                                                                     "tolerance of a better one: {world: into}")
     restarts: dict[int, int] = Field(default_factory=dict, description="times each world's process died and "
                                                                        "restarted from its checkpoint")
     error: str | None = Field(default=None, description="why the run failed (status failed)")
@@ -120,6 +122,8 @@ class Counts(Record):
     completed: int
     pruned: int
     failed: int
+    merged: int = Field(default=0, description="worlds stopped as duplicates of a better one")
+    reused: int = Field(default=0, description="worlds started in freed budget (search.reuse)")
     robust: int = Field(default=0, description="worlds whose best pose holds over the tolerance")
 
 
@@ -152,6 +156,8 @@ class Summary(Record):
     coverage_gain: CoverageGain = Field(description="targets covered (and given a path) by the plate")
     worlds: list[WorldOutcome] = Field(description="every world: start, status, best pose and truth")
     failures: list[Failure] = Field(description="worlds that failed or whose process died and resumed")
+    reused: list[ReusedSlot] = Field(default_factory=list, description="each world started in a freed slot, with "
+                                                                      "its parent")
     counts: Counts
     evaluations: int = Field(description="truth evaluations of the whole run (worlds and driver)")
     pruning: Pruning = Field(description="successive halving: rungs [steps]")

@@ -12,8 +12,9 @@ from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
 from optimizer.records.stats import STAT_FIELDS, RssStats
 from optimizer.records.tolerance import ToleranceCheck
 
-WorldStatus = Literal["completed", "pruned", "failed", "interrupted"]
-StartKind = Literal["explicit", "informed", "uniform", "reused"]
+WorldStatus = Literal["completed", "pruned", "merged", "failed", "interrupted"]
+StartKind = Literal["explicit", "informed", "uniform", "exploit", "explore"]
+ReuseKind = Literal["exploit", "explore"]
 
 
 class WorldStep(Record):
@@ -149,7 +150,10 @@ class WorldOutcome(Record):
     world: int = Field(ge=0)
     status: WorldStatus
     start_kind: StartKind | None = None
-    parent: int | None = Field(default=None, description="the world whose slot and neighbourhood it reused")
+    parent: int | None = Field(default=None, description="a reused slot's parent: the world whose best pose it "
+                                                         "perturbed (exploit), else the world whose slot it took")
+    planned_steps: int | None = Field(default=None, description="steps the world was given (a reused slot: fewer)")
+    merged_into: int | None = Field(default=None, description="status merged: the world it came too close to")
     initial_pose: JointPose | None = None
     final_pose: JointPose | None = None
     best_pose: JointPose | None = None
@@ -166,3 +170,16 @@ class WorldOutcome(Record):
     @property
     def holds(self) -> bool | None:
         return None if self.tolerance is None else self.tolerance.holds
+
+
+class ReusedSlot(Record):
+    """A world started in the budget a pruned or merged world left (`search.reuse`)."""
+
+    world: int = Field(ge=0, description="the new world")
+    kind: ReuseKind = Field(description="exploit: near the best poses so far; explore: where no world has been")
+    parent: int | None = Field(description="exploit: the world whose best pose it perturbed; explore: null")
+    freed_by: int = Field(description="the pruned or merged world whose budget it uses")
+    start_pose: JointPose
+    steps: int = Field(ge=1, description="steps it was given")
+    scale: float | None = Field(default=None, description="exploit: perturbation in units of the mounting "
+                                                          "tolerance (or of 2 % of the box where it is off)")

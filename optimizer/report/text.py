@@ -82,7 +82,11 @@ def _facts(s: Summary, exp) -> list[list[str]]:
                             f"starts {exp.search.starts}"]]
     solver = ", ".join(f"{k} {v}" for k, v in s.solver.items())
     rows += [["truth solver (Sionna PathSolver)", solver],
-             ["worlds run / completed / pruned / failed", f"{c.worlds} / {c.completed} / {c.pruned} / {c.failed}"],
+             ["worlds run / completed / pruned / merged / failed",
+              f"{c.worlds} / {c.completed} / {c.pruned} / {c.merged} / {c.failed}"],
+             ["worlds started in freed slots (search.reuse)", ", ".join(
+                 f"{r.world} ({r.kind}{'' if r.parent is None else f' of {r.parent}'}, slot of {r.freed_by})"
+                 for r in s.reused) or "none"],
              ["truth evaluations", str(s.evaluations)], ["wall time", fmt_s(s.wall_time_s)],
              ["device", s.device], ["started / finished (UTC)", f"{s.created_utc} / {s.finished_utc}"],
              ["experiment sha256", s.experiment_sha256]]

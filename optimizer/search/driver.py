@@ -27,6 +27,7 @@ from optimizer.records import (
     Gain,
     JointPose,
     Pruning,
+    ReusedSlot,
     RunMeta,
     Summary,
     TargetRow,
@@ -112,7 +113,7 @@ def run_search(exp: Experiment, prep: Prepared, tune_path: str, tune_fs, meta: R
         f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
     return run_worlds(exp, exp.model_dump(mode="json"), prep.starts, prep.baseline, tune_path, tune_fs,
                       resume=resume, progress=progress, pruned_before=meta.pruned,
-                      restarts_before=meta.restarts)
+                      restarts_before=meta.restarts, merged_before=meta.merged)
 
 
 @dataclass
@@ -123,12 +124,14 @@ class Concluded:
     winner_pose: JointPose
 
 
-def _outcome(c: Collected, space: PoseSpace) -> WorldOutcome:
+def _outcome(c: Collected, space: PoseSpace, steps: int) -> WorldOutcome:
     st = c.state
     init = st.initial_pose if st is not None else (JointPose.model_validate(c.config["initial_pose"])
                                                     if c.config.get("initial_pose") else None)
     return WorldOutcome(
         world=c.world, status=c.status, start_kind=(st.start_kind if st is not None else c.config.get("start_kind")),
+        parent=c.config.get("parent", c.config.get("freed_by")), planned_steps=c.config.get("steps") or steps,
+        merged_into=c.merged_into,
         initial_pose=init, final_pose=space.unit_pose(st.unit) if st is not None else None,
         best_pose=st.best.pose if st is not None and st.best is not None else None,
         best=st.best.truth if st is not None and st.best is not None else None,
@@ -201,7 +204,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     rs = prep.rs
     thr = exp.objective.coverage_threshold_dbm
     space = PoseSpace.of(exp)
-    outcomes = [_outcome(c, space) for c in collected]
+    outcomes = [_outcome(c, space, exp.search.steps) for c in collected]
     candidates = [o for o in outcomes if o.best is not None]
     if not candidates:
         raise ReflectoptError("every world failed; see the errors above (summary.json not written)")
@@ -243,9 +246,14 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     failures = [Failure(world=o.world, restarts=o.restarts, status=o.status,
                         error=o.error or "process died; resumed from its last checkpoint")
                 for o in outcomes if o.status == "failed" or o.restarts]
+    reused = [ReusedSlot(world=c.world, kind=c.config["start_kind"], parent=c.config.get("parent"),
+                         freed_by=c.config["freed_by"], start_pose=JointPose.model_validate(c.config["initial_pose"]),
+                         steps=c.config["steps"], scale=c.config.get("scale"))
+              for c in collected if c.config.get("freed_by") is not None]
     counts = Counts(worlds=len(outcomes), completed=sum(o.status == "completed" for o in outcomes),
                     pruned=sum(o.status == "pruned" for o in outcomes),
                     failed=sum(o.status == "failed" for o in outcomes),
+                    merged=sum(o.status == "merged" for o in outcomes), reused=len(reused),
                     robust=sum(bool(o.holds) for o in outcomes))
     prune = exp.search.prune
     rung_list = [] if prune == "off" else rungs(exp.search.steps, prune.grace_steps, prune.reduction_factor)
@@ -268,7 +276,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         winner=winner, gain_db=_gain(base_final, win_final),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
                                    gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
-        worlds=outcomes, failures=failures, counts=counts, evaluations=evaluations,
+        worlds=outcomes, failures=failures, reused=reused, counts=counts, evaluations=evaluations,
         pruning=Pruning(enabled=bool(rung_list), reduction_factor=None if prune == "off" else prune.reduction_factor,
                         grace_steps=None if prune == "off" else prune.grace_steps, rungs=rung_list),
         world_steps=int(sum(o.steps for o in outcomes)),

@@ -4,7 +4,11 @@ These classes live at module level so that Tune's pickled run state refers to th
 (`Tuner.restore` brings back the callbacks, scheduler and stopper of the first run) uses the classes of
 the resuming process, and their class-level state is the state `run_worlds` reads.
 
-- `RecordingASHA`: ASHA that remembers which worlds it stopped (pruned).
+- `WorldSearcher`: hands Tune its worlds: the starts, then new worlds in the budget pruned or merged ones
+  freed (`search.reuse`, rules in `optimizer.search.reuse`).
+- `RecordingASHA` / `MergingFIFO`: the schedulers (successive halving / none). Both stop the worse of two
+  worlds whose poses come within the mounting tolerance (`search.merge`); ASHA also remembers which worlds
+  it pruned.
 - `Watch`: counts each world's crashes (its process died and Tune restarted it: a Ctrl-C and `resume` is
   no crash) and notices an object-store outage (`StoreUnreachable` in a world). An outage ends Tune's loop
   the way Ctrl-C does (Tune's own SIGUSR1 handler), so every world stays resumable; `run_worlds` then
@@ -20,10 +24,15 @@ import signal
 import sys
 from pathlib import Path
 
+import json
+
+import numpy as np
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
 
 from optimizer.errors import StoreUnreachable
+from optimizer.records import JointPose, WorldStep
 
 
 def world_of(trial) -> int:
@@ -31,17 +40,221 @@ def world_of(trial) -> int:
     return int(config.get("__world__", config)["world"])
 
 
-class RecordingASHA(ASHAScheduler):
+def _step_of(result: dict) -> WorldStep | None:
+    """The typed step of a world's result (None for a result that is not one, e.g. a stated error)."""
+    try:
+        return WorldStep.from_flat(result) if result and result.get("step") is not None else None
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+class Merging:
+    """The merge rule of both schedulers: when a world's pose comes within the mounting tolerance of another
+    running world's (`reuse.same_mount`), the one with the lower best score stops (a tie: the higher world
+    number); the other goes on. `merged[world] = into` (class level: what `run_worlds` reads)."""
+
+    merged: dict = {}
+
+    def _merge_init(self, tolerance, enabled: bool):
+        self._tol = tolerance
+        self._merge_on = bool(enabled)
+        self._poses: dict[int, tuple[JointPose, float]] = {}
+        self._doomed: dict[int, int] = {}
+
+    def _merges(self, trial, result) -> bool:
+        """Whether this result stops its world as a duplicate."""
+        from optimizer.search.reuse import same_mount
+
+        world = world_of(trial)
+        last = bool(result.get("done"))
+        if world in self._doomed:
+            into = self._doomed.pop(world)
+            if not last:
+                Merging.merged[world] = into
+                self._poses.pop(world, None)
+                return True
+        step = _step_of(result)
+        if not self._merge_on or step is None or last:
+            return False
+        mine = (step.best_score, -world)
+        for other, (pose, other_score) in list(self._poses.items()):
+            if other == world or other in self._doomed or not same_mount(step.pose, pose, self._tol):
+                continue
+            if (other_score, -other) > mine:
+                Merging.merged[world] = other
+                self._poses.pop(world, None)
+                return True
+            self._doomed[other] = world
+        self._poses[world] = (step.pose, step.best_score)
+        return False
+
+    def _forget(self, trial):
+        self._poses.pop(world_of(trial), None)
+
+
+class RecordingASHA(ASHAScheduler, Merging):
     """ASHA that remembers which worlds it stopped (pruned), so an interrupted world is not mistaken for a
-    pruned one (Tune marks both TERMINATED)."""
+    pruned one (Tune marks both TERMINATED), and stops duplicates first (`Merging`)."""
 
     pruned: set = set()
 
+    def __init__(self, *args, tolerance=None, merge: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._merge_init(tolerance, merge)
+
     def on_trial_result(self, tune_controller, trial, result):
+        if self._merges(trial, result):
+            return TrialScheduler.STOP
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.STOP and int(result.get("step", 0)) < self._max_t:
+        if action == TrialScheduler.STOP and not result.get("done"):
             RecordingASHA.pruned.add(world_of(trial))
+            self._forget(trial)
         return action
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self._forget(trial)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self._forget(trial)
+        super().on_trial_remove(tune_controller, trial)
+
+
+class MergingFIFO(FIFOScheduler, Merging):
+    """No pruning (`search.prune: off`); duplicates still stop (`Merging`)."""
+
+    def __init__(self, tolerance=None, merge: bool = False):
+        super().__init__()
+        self._merge_init(tolerance, merge)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return TrialScheduler.STOP if self._merges(trial, result) else TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self._forget(trial)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self._forget(trial)
+
+
+class WorldSearcher(Searcher):
+    """Tune's source of worlds. First the starting worlds, in order; then, under `search.reuse`, a new
+    world whenever the budget (`worlds x steps` world-steps) has room for a reused one
+    (`reuse.reuse_steps`): the steps a finished world did not do (pruned, merged, failed) are free again.
+    None (wait) while running worlds may still free some; FINISHED when none can. Its state (a JSON file
+    beside Tune's experiment state) makes a resumed run continue the same plan."""
+
+    def __init__(self, configs: list[dict], reuse: str, steps: int, grace_steps: int | None, seed: int):
+        super().__init__()
+        from optimizer.search.reuse import reuse_steps
+
+        self.configs = configs
+        self.reuse = reuse
+        self.budget = len(configs) * int(steps)
+        self.reuse_len = reuse_steps(int(steps), grace_steps)
+        self.seed = int(seed)
+        self.st = {"next": 0, "trials": {}, "planned": {}, "done": {}, "live": [], "best": {}, "visited": [],
+                   "current": {}, "reused": []}
+
+    @property
+    def max_worlds(self) -> int:
+        return len(self.configs) + (0 if self.reuse == "off" else self.budget // max(1, self.reuse_len) + 1)
+
+    # --- Tune's calls ------------------------------------------------------------------------------------------
+    def suggest(self, trial_id: str):
+        st = self.st
+        if st["next"] < len(self.configs):
+            cfg = dict(self.configs[st["next"]])
+            st["next"] += 1
+        else:
+            cfg = self._reused()
+            if cfg is None:
+                return Searcher.FINISHED if not st["live"] or self.reuse == "off" else None
+        w = int(cfg["world"])
+        st["trials"][trial_id] = w
+        st["planned"][str(w)] = int(cfg.get("steps") or self.budget // len(self.configs))
+        st["live"].append(w)
+        return {"__world__": cfg}
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        w = self.st["trials"].get(trial_id)
+        step = _step_of(result)
+        if w is None or step is None:
+            return
+        self.st["done"][str(w)] = int(step.step)
+        self.st["best"][str(w)] = [float(step.best_score), step.best_pose.model_dump(mode="json")]
+        self.st["current"][str(w)] = step.pose.model_dump(mode="json")
+        self.st["visited"].append(step.pose.model_dump(mode="json"))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        w = self.st["trials"].get(trial_id)
+        if w is None:
+            return
+        if w in self.st["live"]:
+            self.st["live"].remove(w)
+        self.st["current"].pop(str(w), None)
+        if result:
+            self.on_trial_result(trial_id, result)
+            self.st["current"].pop(str(w), None)
+
+    # --- the plan ----------------------------------------------------------------------------------------------
+    def _committed(self) -> int:
+        st = self.st
+        return sum(st["planned"][str(w)] if w in st["live"] else st["done"].get(str(w), 0)
+                   for w in st["trials"].values())
+
+    def _reused(self) -> dict | None:
+        from optimizer.experiment import parse_experiment
+        from optimizer.search import reuse
+        from optimizer.search.space import PoseSpace
+
+        st = self.st
+        if self.reuse == "off" or self.budget - self._committed() < self.reuse_len:
+            return None
+        finished = [w for w in st["trials"].values() if w not in st["live"]]
+        freed = [w for w in finished if st["done"].get(str(w), 0) < st["planned"][str(w)]]
+        used = {r["freed_by"] for r in st["reused"]}
+        freed_by = next((w for w in freed if w not in used), freed[-1] if freed else None)
+        if freed_by is None:
+            return None
+        base = self.configs[0]
+        exp = parse_experiment(base["experiment"], "experiment")
+        space, tol = PoseSpace.of(exp), exp.reflector.tolerance
+        n = len(st["reused"])
+        world = len(self.configs) + n
+        rng = np.random.default_rng([self.seed, 9, n])
+        kind = reuse.kind_for(self.reuse, n)
+        ranked = sorted(((v[0], -int(k), int(k)) for k, v in st["best"].items()), reverse=True)
+        parent, scale = None, None
+        if kind == "exploit" and ranked:
+            parent = ranked[n // 2 % min(reuse.EXPLOIT_PARENTS, len(ranked))][2] if self.reuse == "mixed" else \
+                ranked[n % min(reuse.EXPLOIT_PARENTS, len(ranked))][2]
+            avoid = [JointPose.model_validate(p) for p in st["current"].values()]
+            pose, scale = reuse.exploit_start(space, tol, JointPose.model_validate(st["best"][str(parent)][1]), avoid,
+                                              rng)
+        else:
+            kind = "explore"
+            visited = [space.to_unit(space.to_vec(JointPose.model_validate(p))) for p in st["visited"]]
+            pose = reuse.explore_start(space, np.array(visited), rng)
+        st["reused"].append({"world": world, "kind": kind, "parent": parent, "freed_by": freed_by,
+                             "start_pose": pose.model_dump(mode="json"), "steps": self.reuse_len, "scale": scale})
+        return dict(base, world=world, initial_pose=pose.model_dump(mode="json"), start_kind=kind,
+                    steps=self.reuse_len, parent=parent, freed_by=freed_by, scale=scale)
+
+    # --- state (resume) ----------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        return self.st
+
+    def set_state(self, state: dict):
+        self.st = state
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "w") as f:
+            json.dump(self.st, f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path) as f:
+            self.st = json.load(f)
 
 
 def _error_text(trial) -> str:

@@ -147,6 +147,16 @@ class PoseSpace:
                     out.append(f"{prefix}{AXIS_NAMES[k]} max ({hi:g})")
         return out
 
+    def tolerance_unit(self, tol, fallback: float = 0.02) -> np.ndarray:
+        """[dim] one mounting tolerance (`reflector.tolerance`) per axis on the unit cube: position for x, y,
+        z, yaw_deg for yaw, pitch_deg for pitch; `fallback` (a share of the box) where the tolerance is 0;
+        0 on fixed axes."""
+        out = np.zeros(self.dim)
+        for ax in self.plates:
+            out[ax.slice] = [tol.position_m] * 3 + [tol.yaw_deg] + ([tol.pitch_deg] if ax.dim > 4 else [])
+        unit = np.where(self.free, out / np.where(self.span > 0, self.span, 1.0), 0.0)
+        return np.where(self.free & (unit <= 0), fallback, unit)
+
     def sobol(self, n: int, seed: int) -> np.ndarray:
         """n quasi-random unit-cube points (scrambled Sobol, reproducible from the seed)."""
         from scipy.stats import qmc

@@ -54,6 +54,8 @@ def _trainable_class():
 
             config = _unwrap(config)
             self.exp = parse_experiment(config["experiment"], "experiment")
+            if config.get("steps"):  # a reused slot runs fewer steps (its schedules fit them)
+                self.exp.search.steps = int(config["steps"])
             res = self.exp.resources
             threads = max(1, int(round(res.cpu_per_world)))
             device = backend.resolve_device(self.exp.device, gpu_share=res.gpu_per_world)
@@ -117,9 +119,14 @@ def _callback_class(view: ProgressView, steps: int):
                 view.update(int(_unwrap(trial.config)["world"]), result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
+            from optimizer.search.hooks import Merging
+
             last = trial.last_result or {}
-            st = "completed" if int(last.get("step", 0)) >= steps else "pruned"
-            view.update(int(_unwrap(trial.config)["world"]), status=st, force=True)
+            cfg = _unwrap(trial.config)
+            world = int(cfg["world"])
+            st = ("completed" if int(last.get("step", 0)) >= int(cfg.get("steps") or steps) else
+                  "merged" if world in Merging.merged else "pruned")
+            view.update(world, status=st, force=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             view.update(int(_unwrap(trial.config)["world"]), status="failed", force=True)
@@ -144,6 +151,7 @@ class Collected:
     error: str | None = None
     peak_host_mb: float | None = None
     device: str | None = None
+    merged_into: int | None = None
 
 
 def _keep_credentials_out_of_runtime_envs() -> None:
@@ -158,15 +166,17 @@ def _keep_credentials_out_of_runtime_envs() -> None:
 
 
 def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_path: str, storage_filesystem=None,
-               resume: bool = False, progress: bool = True, pruned_before=(), restarts_before=None) -> list[Collected]:
-    """Run (or resume) every world as a Tune trial; returns one `Collected` per start. `pruned_before` and
-    `restarts_before` ({world: restarts}) carry what an interrupted run had seen. Raises StoreUnreachable
-    (one line) when the store stayed down longer than the retry budget."""
+               resume: bool = False, progress: bool = True, pruned_before=(), restarts_before=None,
+               merged_before=None) -> list[Collected]:
+    """Run (or resume) every world as a Tune trial; returns one `Collected` per world (the starts, then the
+    worlds started in freed budget: `hooks.WorldSearcher`). `pruned_before`, `merged_before` ({world: into})
+    and `restarts_before` ({world: restarts}) carry what an interrupted run had seen. Raises
+    StoreUnreachable (one line) when the store stayed down longer than the retry budget."""
     from ray import tune
-    from ray.tune.schedulers import FIFOScheduler
 
     from optimizer.physics.metrics import no_path_as_floor
-    from optimizer.search.hooks import RecordingASHA, Watch, WorldStopper, caused_by_outage, quiet_outage_logs
+    from optimizer.search.hooks import (Merging, MergingFIFO, RecordingASHA, Watch, WorldSearcher, WorldStopper,
+                                        caused_by_outage, quiet_outage_logs)
 
     _keep_credentials_out_of_runtime_envs()
     quiet_outage_logs()
@@ -174,12 +184,16 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     res = exp.resources
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
     RecordingASHA.pruned = set(int(w) for w in pruned_before)
+    Merging.merged = {int(k): int(v) for k, v in (merged_before or {}).items()}
     Watch.reset(restarts_before)
-    if s.prune == "off" or s.steps <= s.prune.grace_steps:  # no rung before the last step: nothing to prune
-        scheduler = FIFOScheduler()
+    tol = exp.reflector.tolerance
+    pruning = not (s.prune == "off" or s.steps <= s.prune.grace_steps)  # else no rung before the last step
+    if not pruning:
+        scheduler = MergingFIFO(tolerance=tol, merge=s.merge)
     else:
         scheduler = RecordingASHA(time_attr="training_iteration", max_t=s.steps, grace_period=s.prune.grace_steps,
-                                  reduction_factor=s.prune.reduction_factor, brackets=1)
+                                  reduction_factor=s.prune.reduction_factor, brackets=1, tolerance=tol,
+                                  merge=s.merge)
     view = ProgressView(s.steps)
     callbacks = [Watch()] + ([_callback_class(view, s.steps)] if progress else [])
     run_config = tune.RunConfig(
@@ -197,10 +211,12 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
         base = [float(v) for v in no_path_as_floor(baseline_rss)]
         configs = [{"experiment": exp_data, "world": i, "initial_pose": JointPose.of(p).model_dump(mode="json"),
                     "start_kind": kind, "baseline_rss": base} for i, (p, kind) in enumerate(starts)]
+        searcher = WorldSearcher(configs, reuse=s.reuse if pruning or s.merge else "off", steps=s.steps,
+                                 grace_steps=s.prune.grace_steps if pruning else None, seed=s.seed)
         tuner = tune.Tuner(
-            trainable, param_space={"__world__": tune.grid_search(configs)},
-            tune_config=tune.TuneConfig(metric=SCORE_KEY, mode="max", scheduler=scheduler,
-                                        max_concurrent_trials=s.concurrency,
+            trainable, param_space={},
+            tune_config=tune.TuneConfig(metric=SCORE_KEY, mode="max", scheduler=scheduler, search_alg=searcher,
+                                        num_samples=searcher.max_worlds, max_concurrent_trials=s.concurrency,
                                         trial_name_creator=lambda t: f"world-{_unwrap(t.config)['world']:03d}",
                                         trial_dirname_creator=lambda t: f"world-{_unwrap(t.config)['world']:03d}"),
             run_config=run_config)
@@ -214,7 +230,7 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
         raise StoreUnreachable(Watch.outage)
     if progress:
         view.render()
-    return collect(grid, exp, len(starts), RecordingASHA.pruned, Watch.crashes)
+    return collect(grid, exp, len(starts), RecordingASHA.pruned, Watch.crashes, Merging.merged)
 
 
 def _outage_line(err: BaseException) -> str:
@@ -265,13 +281,14 @@ def _final_state(checkpoint) -> WorldState:
         raise ValueError(f"its final checkpoint is not a world state ({first[:200]})") from None
 
 
-def collect(grid, exp, n_worlds: int, pruned=(), restarts=None) -> list[Collected]:
+def collect(grid, exp, n_worlds: int, pruned=(), restarts=None, merged=None) -> list[Collected]:
     """Per-world outcome from the Tune results: final checkpoint state (authoritative) + status
     (completed | pruned | failed | interrupted). Worlds Tune never created (interrupted early) are
     reported as interrupted; a world whose final checkpoint cannot be read is failed with that error
     (never silently dropped); a world that stopped with a stated error (`ERROR_KEY`) is failed with it.
     `restarts`: {world: times its process died} (hooks.Watch)."""
     restarts = restarts or {}
+    merged = merged or {}
     out = []
     for result in grid:
         cfg = _unwrap(result.config or {})
@@ -287,8 +304,10 @@ def collect(grid, exp, n_worlds: int, pruned=(), restarts=None) -> list[Collecte
         stated = last.get(ERROR_KEY)
         if result.error is not None or unreadable or stated:
             status = "failed"
-        elif steps_done >= exp.search.steps:
+        elif steps_done >= int(cfg.get("steps") or exp.search.steps):
             status = "completed"
+        elif world in (merged or {}):
+            status = "merged"  # stopped as a duplicate of a better world
         elif world in pruned:
             status = "pruned"  # stopped by the scheduler before its last step
         else:
@@ -297,7 +316,7 @@ def collect(grid, exp, n_worlds: int, pruned=(), restarts=None) -> list[Collecte
         out.append(Collected(
             world=world, status=status, config=cfg, state=state, history=_history(result), steps=steps_done,
             restarts=int(restarts.get(world, 0)), error=error, peak_host_mb=last.get("peak_host_mb"),
-            device=last.get("device")))
+            device=last.get("device"), merged_into=merged.get(world)))
     seen = {o.world for o in out}
     for w in range(n_worlds):
         if w not in seen:

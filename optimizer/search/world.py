@@ -1,7 +1,8 @@
 """One world: a private scene with its own plate pose, optimised step by step, judged by ray-traced truth.
 
 A step is the gradient mode's step (for the default `surrogate` mode: `inner_steps` updates of the pose,
-then one truth evaluation with Sionna's PathSolver). The world's result is the best truth it has seen,
+then one truth evaluation with Sionna's PathSolver); the last `search.polish_share` of the steps are a
+truth-only pattern search around the best pose (`polish`), one truth evaluation each. The world's result is the best truth it has seen,
 not its last iterate. Its state (`get_state`) is small and of fixed size: pose, Adam moments, RNG state,
 the best so far, the step count; its history goes out step by step as `WorldStep`s.
 """
@@ -20,12 +21,15 @@ from optimizer.constants import (
     EDGE_FACTOR_END,
     EDGE_FACTOR_START,
     LR_END_FRACTION,
+    POLISH_MIN_TOL,
+    POLISH_START_TOL,
     WARMUP_LR_FRACTION,
 )
 from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
 from optimizer.records import (Adam, BestSoFar, JointPose, PlatePose, RssStats, ToleranceCheck, WorldState,
                                WorldStep)
 from optimizer.search.modes import ModeStep, make_mode
+from optimizer.search.reuse import same_mount
 from optimizer.search.space import PoseSpace
 
 TOLERANCE_CANDIDATES = 2  # distinct best poses a world checks over the tolerance box at its end
@@ -72,6 +76,7 @@ class World:
         self.restarts = 0
         self.candidates: list[BestSoFar] = []
         self.tolerance: ToleranceCheck | None = None
+        self.polish_state: dict | None = None  # the pattern search's step, direction and failures
         self.mode = make_mode(exp.search.gradient, self)
 
     # --- helpers shared by the gradient modes -----------------------------------------------------------------
@@ -128,22 +133,13 @@ class World:
         self._remember(found)
         return result
 
-    def _same_mount(self, a: JointPose, b: JointPose) -> bool:
-        """Two poses a person could not tell apart at the mounting tolerance (or 1 cm / 0.1 deg)."""
-        tol = self.exp.reflector.tolerance
-        dp, da = max(tol.position_m, 0.01), max(tol.yaw_deg, 0.1)
-        for p, q in zip(a.plates, b.plates):
-            if (max(abs(p.x - q.x), abs(p.y - q.y), abs(p.z - q.z)) > dp
-                    or abs((p.yaw_deg - q.yaw_deg + 90.0) % 180.0 - 90.0) > da or abs(p.pitch_deg - q.pitch_deg) > da):
-                return False
-        return True
-
     def _remember(self, found: BestSoFar):
         """Keep the TOLERANCE_CANDIDATES best distinct poses seen (for the final tolerance check)."""
-        cands = [c for c in self.candidates if not (self._same_mount(c.pose, found.pose) and c.score >= found.score)]
+        tol = self.exp.reflector.tolerance
+        cands = [c for c in self.candidates if not (same_mount(c.pose, found.pose, tol) and c.score >= found.score)]
         if len(cands) < len(self.candidates):  # a better or equal one of the same mount is already kept
             return
-        cands = [c for c in cands if not self._same_mount(c.pose, found.pose)] + [found]
+        cands = [c for c in cands if not same_mount(c.pose, found.pose, tol)] + [found]
         self.candidates = sorted(cands, key=lambda c: c.score, reverse=True)[:TOLERANCE_CANDIDATES]
 
     def finish(self):
@@ -164,12 +160,50 @@ class World:
                 break
         self.tolerance = max(checks, key=robust_rank)
 
+    # --- the polish: truth-only pattern search at the end ---------------------------------------------------------
+    @property
+    def polish_steps(self) -> int:
+        """The last steps of this world spent on the polish (`search.polish_share`; none in `random` mode)."""
+        s = self.exp.search
+        if self.mode.name == "random" or s.polish_share <= 0:
+            return 0
+        return min(int(s.polish_share * s.steps), s.steps - 1)
+
+    def polish(self) -> ModeStep:
+        """One truth evaluation of a compass search around the best pose: along each free axis in turn, + then
+        -, a step of `delta` mounting tolerances (POLISH_START_TOL, halved after a full cycle without a gain,
+        down to POLISH_MIN_TOL; 2 % of the box per axis where the tolerance is off). A gain moves the centre
+        and repeats the direction."""
+        p = self.polish_state
+        free = np.flatnonzero(self.space.free)
+        if not free.size:
+            return self.mode.step()
+        if p is None:
+            p = self.polish_state = {"delta": POLISH_START_TOL, "k": 0, "fails": 0}
+        tol_unit = self.space.tolerance_unit(self.exp.reflector.tolerance)
+        center = self.space.to_unit(self.space.to_vec(self.best.pose))
+        axis, sign = free[(p["k"] // 2) % free.size], (1.0 if p["k"] % 2 == 0 else -1.0)
+        cand = center.copy()
+        cand[axis] += sign * p["delta"] * tol_unit[axis]
+        before = self.best.score
+        self.unit = self.space.project_unit(cand)
+        result = self.truth(self.unit)
+        if self.best.score > before:
+            p["fails"] = 0
+        else:
+            p["k"] = (p["k"] + 1) % (2 * free.size)
+            p["fails"] += 1
+            if p["fails"] >= 2 * free.size:
+                p["delta"], p["fails"] = max(POLISH_MIN_TOL, 0.5 * p["delta"]), 0
+        return result
+
     # --- the step ---------------------------------------------------------------------------------------------
     def step(self) -> WorldStep:
         t0 = time.perf_counter()
         if self.step_index == 0 and self.last is None and self.mode.truth_of_start:
             self.last = self.truth(self.unit).stats  # truth of the starting pose
-        result = self.mode.step()
+        polishing = self.best is not None and self.step_index >= self.exp.search.steps - self.polish_steps
+        result = self.polish() if polishing else self.mode.step()
         self.last = result.stats
         self.step_index += 1
         if self.step_index >= self.exp.search.steps:
@@ -189,7 +223,9 @@ class World:
                           unit=self.unit.tolist(), adam=Adam(m=self.m.tolist(), v=self.v.tolist(), t=self.t),
                           step_index=self.step_index, evaluations=self.evaluations, best=self.best, last=self.last,
                           rng=self.rng.bit_generator.state, wall_s=self.wall_s, restarts=self.restarts,
-                          device=getattr(self.rs, "device", None), mode_state=self.mode.state(),
+                          device=getattr(self.rs, "device", None),
+                          mode_state=dict(self.mode.state(), **({"polish": self.polish_state}
+                                                                if self.polish_state is not None else {})),
                           candidates=self.candidates, tolerance=self.tolerance)
 
     def set_state(self, st: WorldState):
@@ -202,4 +238,5 @@ class World:
         self.restarts = st.restarts
         self.start_kind = st.start_kind
         self.candidates, self.tolerance = list(st.candidates), st.tolerance
-        self.mode.load_state(st.mode_state)
+        self.polish_state = st.mode_state.get("polish")
+        self.mode.load_state({k: v for k, v in st.mode_state.items() if k != "polish"})
