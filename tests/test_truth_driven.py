@@ -123,21 +123,23 @@ def test_trust_region_shrinks_when_the_truth_disagrees_and_grows_back():
                                     occlusion_db=mode.occlusion_db_batch([vec])[0], focus=w.focus, grad=False,
                                     temperature_db=exp.objective.softmin_temperature_db,
                                     offsets=mode.offsets)["power_dbm"]
-    predicted_obj = softmin_db(model, exp.objective.softmin_temperature_db, w.focus)
-    before = predicted_obj - 10.0  # the model predicted a 10 dB gain
+    temp = exp.objective.softmin_temperature_db
+    before = softmin_db(model, temp, w.focus) - 10.0  # the truth's objective before the step
+    mode.last_model = model - 10.0  # the model said 10 dB less there: it predicts a 10 dB gain
 
     def seen(gain) -> ModeStep:
+        mode.last_model = model - 10.0  # every step from the same model level
         return w.record(w.pose, np.full(len(targets), before + gain))  # its objective: before + gain
 
     assert mode.trust == 1.0
-    mode._correct(seen(1.0), before, None, False, exp.objective.softmin_temperature_db)  # 10 % of predicted
+    mode._correct(seen(1.0), before, None, False, temp)  # 10 % of predicted
     assert mode.trust == 0.5
     for _ in range(10):
-        mode._correct(seen(-3.0), before, None, False, exp.objective.softmin_temperature_db)
+        mode._correct(seen(-3.0), before, None, False, temp)
     assert mode.trust == TRUST_MIN
-    mode._correct(seen(9.0), before, None, False, exp.objective.softmin_temperature_db)  # 90 %: agrees
+    mode._correct(seen(9.0), before, None, False, temp)  # 90 %: agrees
     assert mode.trust == 2 * TRUST_MIN
-    mode._correct(seen(-3.0), before, None, True, exp.objective.softmin_temperature_db)  # an exploration jump
+    mode._correct(seen(-3.0), before, None, True, temp)  # an exploration jump
     assert mode.trust == 2 * TRUST_MIN  # says nothing about the model's step
     # and the residual is the truth minus the model, clipped
     np.testing.assert_allclose(mode.residual, np.clip(before - 3.0 - model, -10.0, 10.0), atol=1e-6)

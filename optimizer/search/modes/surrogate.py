@@ -10,8 +10,9 @@ The world climbs the truth, not only the model:
 * `search.residual_correction`: after each truth check, each target's surrogate power is shifted by what the
   truth said there (truth minus model at the same pose, clipped to +-RESIDUAL_CLIP_DB; a target with no
   path: -RESIDUAL_CLIP_DB), so the soft-min weighs the targets the truth finds worst;
-* `search.trust_region`: the learning rate is scaled by a trust factor, halved when the truth's gain is
-  under TRUST_BAD_RATIO of the gain the corrected model predicted, doubled (up to 1) above TRUST_GOOD_RATIO.
+* `search.trust_region`: the learning rate is scaled by a trust factor, halved when the truth's gain over
+  a step is under TRUST_BAD_RATIO of the corrected model's (both ends of the step under the same
+  correction), doubled (up to 1) above TRUST_GOOD_RATIO.
 """
 
 from __future__ import annotations
@@ -57,16 +58,20 @@ class SurrogateMode(GradientMode):
         self.residual: np.ndarray | None = None  # [targets] truth minus model [dB] at the last truth check
         self.trust = TRUST_MAX
         self.last_objective: float | None = None  # [dBm] the truth's soft-min at the last truth check
+        self.last_model: np.ndarray | None = None  # [targets] the model's power there [dBm]
 
     def state(self) -> dict:
         return {"residual": None if self.residual is None else self.residual.tolist(), "trust": self.trust,
-                "last_objective": self.last_objective}
+                "last_objective": self.last_objective,
+                "last_model": None if self.last_model is None else self.last_model.tolist()}
 
     def load_state(self, state: dict) -> None:
         res = state.get("residual")
         self.residual = None if res is None else np.asarray(res, float)
         self.trust = float(state.get("trust", TRUST_MAX))
         self.last_objective = state.get("last_objective")
+        model = state.get("last_model")
+        self.last_model = None if model is None else np.asarray(model, float)
 
     def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
         """[P, T, N] penalties [dB] for P poses with two batched ray tests: OCCLUSION_PENALTY_DB per blocked
@@ -151,8 +156,10 @@ class SurrogateMode(GradientMode):
         model = self.surrogate.evaluate(vec, w.edge_factor(w.progress(w.exp.search.inner_steps - 1)),
                                         occlusion_db=occl, focus=w.focus, temperature_db=temp, grad=False,
                                         offsets=self.offsets)["power_dbm"]
-        if w.exp.search.trust_region and before is not None and not moved:
-            predicted = softmin_db(model + (0.0 if bias is None else bias), temp, w.focus) - before
+        prev, self.last_model = self.last_model, model
+        if w.exp.search.trust_region and before is not None and prev is not None and not moved:
+            shift = 0.0 if bias is None else bias  # the same correction on both sides of the step
+            predicted = softmin_db(model + shift, temp, w.focus) - softmin_db(prev + shift, temp, w.focus)
             actual = result.objective_dbm - before
             if predicted > TRUST_MIN_PREDICTED_DB:
                 ratio = actual / predicted
