@@ -133,3 +133,28 @@ def test_grid_states_its_size_and_asks_before_a_big_one(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert "grid: 64239 poses, about " in err and "s per truth evaluation" in err
     assert "start 64239 truth evaluations? [y/N]" in err and "not started; pass --yes" in err
+
+
+def test_relative_scene_paths_resolve_against_the_experiment_file(tmp_path):
+    """`scene: .` beside its scene, and `scene: ../x`, work from any working directory, for every command
+    that loads an experiment (one helper: experiment.loading), and a relative `output:` is left alone."""
+    import shutil
+
+    import yaml
+
+    site = tmp_path / "site"
+    shutil.copytree(EXAMPLES / "scenes" / "l-corridor", site)
+    data = yaml.safe_load((EXAMPLES / "indoor-corridor.yaml").read_text())
+    data["solver"] = {"max_depth": 1, "samples_per_src": 5000}
+    data["scene"] = "."
+    (site / "exp.yaml").write_text(yaml.safe_dump(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    data["scene"] = "../site"
+    (elsewhere / "exp.yaml").write_text(yaml.safe_dump(data))
+    for f in (site / "exp.yaml", elsewhere / "exp.yaml"):
+        r = run_cli("evaluate", str(f), "--pose", "29.3,1.5,1.8,60", "--json", cwd="/")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert len(json.loads(r.stdout)["targets"]) == 20
+    r = run_cli("calibrate", str(site / "exp.yaml"), "--steps", "1", "--device", "cpu", cwd=str(elsewhere))
+    assert r.returncode == 0 and "no scene.xml" not in r.stderr, r.stderr[-2000:]
