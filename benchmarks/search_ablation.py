@@ -108,6 +108,7 @@ def main():
     ap.add_argument("--worlds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--skip-ray", action="store_true", help="world-level parts only")
+    ap.add_argument("--skip-worlds", action="store_true", help="run-level parts only")
     args = ap.parse_args()
     from optimizer.physics import backend
     from optimizer.physics.scene import RadioScene
@@ -125,14 +126,15 @@ def main():
         e0.search.starts = "uniform"
         starts = [p for p, _ in initial_poses(e0, rs, args.worlds, focus_mask(
             base, exp.objective.coverage_threshold_dbm, exp.objective.focus_margin_db))]
-        sys.stderr.write(f"[{name}] world-level parts, {len(starts)} worlds x {args.steps} steps\n")
-        wrows = world_variants(exp, rs, base, starts)
-        tables.append((name, "world", wrows))
-        ref = wrows["none"]
-        for label in ("residual only", "trust only", "polish only", "all (default)"):
-            d = wrows[label]["median"] - ref["median"]
-            checks.append((f"{name}: {label} does not lower the median worst case (>= -0.1 dB vs none)",
-                           d >= -0.1, f"{d:+.2f} dB median, {wrows[label]['best'] - ref['best']:+.2f} dB best"))
+        if not args.skip_worlds:
+            sys.stderr.write(f"[{name}] world-level parts, {len(starts)} worlds x {args.steps} steps\n")
+            wrows = world_variants(exp, rs, base, starts)
+            tables.append((name, "world", wrows))
+            ref = wrows["none"]
+            for label in ("residual only", "trust only", "polish only", "all (default)"):
+                d = wrows[label]["median"] - ref["median"]
+                checks.append((f"{name}: {label} does not lower the median worst case (>= -0.1 dB vs none)",
+                               d >= -0.1, f"{d:+.2f} dB median, {wrows[label]['best'] - ref['best']:+.2f} dB best"))
         if not args.skip_ray:
             sys.stderr.write(f"[{name}] run-level parts (local Ray)\n")
             rrows = run_variants(exp, base, starts)
