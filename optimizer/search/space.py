@@ -66,6 +66,14 @@ class PoseSpace:
         self.hi = np.concatenate([p.hi for p in self.plates])
         self.span = np.where(self.hi > self.lo, self.hi - self.lo, 0.0)
 
+    def overlaps(self, unit) -> bool:
+        """Whether the plates of the unit-cube pose overlap each other (always False for one plate)."""
+        if len(self.plates) < 2:
+            return False
+        from optimizer.physics.overlap import overlapping_pairs
+
+        return bool(overlapping_pairs(self.unit_pose(unit), [ax.size_m for ax in self.plates]))
+
     @classmethod
     def of(cls, exp) -> PoseSpace:
         return cls(exp.plates())

@@ -29,6 +29,7 @@ from optimizer.search.modes import ModeStep, make_mode
 from optimizer.search.space import PoseSpace
 
 TOLERANCE_CANDIDATES = 2  # distinct best poses a world checks over the tolerance box at its end
+OVERLAP_BACKTRACKS = 4  # halvings of an Adam step whose plates would overlap before it is rejected
 
 
 def robust_rank(chk: ToleranceCheck) -> tuple:
@@ -101,7 +102,15 @@ class World:
         self.v = b2 * self.v + (1 - b2) * g * g
         mhat = self.m / (1 - b1 ** self.t)
         vhat = self.v / (1 - b2 ** self.t)
-        self.unit = self.space.project_unit(self.unit + lr * mhat / (np.sqrt(vhat) + ADAM_EPS))
+        step = lr * mhat / (np.sqrt(vhat) + ADAM_EPS)
+        unit = self.space.project_unit(self.unit + step)
+        for _ in range(OVERLAP_BACKTRACKS):  # plates would overlap: shorter steps, else the step is rejected
+            if not self.space.overlaps(unit):
+                self.unit = unit
+                return
+            step = 0.5 * step
+            unit = self.space.project_unit(self.unit + step)
+        self.reset_adam()
 
     def reset_adam(self):
         self.m[:] = 0.0
@@ -130,9 +139,8 @@ class World:
 
     def _same_mount(self, a: JointPose, b: JointPose) -> bool:
         """Two poses a person could not tell apart at the mounting tolerance (or 1 cm / 0.1 deg)."""
-        tol = self.exp.reflector.tolerance
-        dp, da = max(tol.position_m, 0.01), max(tol.yaw_deg, 0.1)
-        for p, q in zip(a.plates, b.plates):
+        for p, q, r in zip(a.plates, b.plates, self.exp.plates()):
+            dp, da = max(r.tolerance.position_m, 0.01), max(r.tolerance.yaw_deg, 0.1)
             if (max(abs(p.x - q.x), abs(p.y - q.y), abs(p.z - q.z)) > dp
                     or abs((p.yaw_deg - q.yaw_deg + 90.0) % 180.0 - 90.0) > da or abs(p.pitch_deg - q.pitch_deg) > da):
                 return False
@@ -151,7 +159,7 @@ class World:
         until one holds (a check is 2^d + 8 truth evaluations of this world's budget when it holds; one that
         fails stops at its first failing pose). The world's result is then the holding one, else the best
         worst case seen."""
-        if not self.exp.reflector.tolerance.active or not self.candidates or self.tolerance is not None:
+        if not any(r.tolerance.active for r in self.exp.plates()) or not self.candidates or self.tolerance is not None:
             return
         from optimizer.physics import tolerance
 
