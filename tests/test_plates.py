@@ -255,3 +255,38 @@ def test_two_plate_winner_scene_reloads_within_0p1_db(tmp_path):
     np.testing.assert_allclose(again[ok], reported[ok], atol=0.1)
     # and the plates change the truth (the check is not of an empty mount)
     assert not np.allclose(rs.rss_dbm(None)[ok], reported[ok], atol=0.1)
+
+
+def test_tolerance_check_per_plate_boxes_and_fail_fast():
+    """Each plate moves over its own box (its own tolerance) with the other nominal; a fail-fast check that
+    stops in the first plate's box still reports both plates (the second: nothing checked)."""
+    from optimizer.physics import tolerance
+
+    data = two_plates()
+    data["reflectors"][0]["tolerance"] = {"position_m": 0.05, "yaw_deg": 0.0, "pitch_deg": 0.0}  # 3 axes: 8 corners
+    data["reflectors"][1]["tolerance"] = {"position_m": 0.0, "yaw_deg": 1.0, "pitch_deg": 0.0}  # 1 axis: 2 corners
+    exp = parse_experiment(data, "t")
+    nominal = JointPose(plates=[PlatePose(24.0, 8.0, 5.0, 140.0), PlatePose(24.0, -19.5, 5.0, 35.0)])
+    seen = []
+
+    class Truth:  # covered unless the south plate is turned more than 0.5 deg
+        def rss_dbm(self, pose, samples_per_src=None):
+            seen.append(pose)
+            bad = abs(pose.plates[1].yaw_deg - 35.0) > 0.5
+            return np.full(15, -100.0 if bad else -80.0)
+
+    chk, _ = tolerance.check(Truth(), nominal, exp, interior=0)
+    assert chk.poses_checked == 1 + 8 + 2 and [p.poses_checked for p in chk.plates] == [8, 2]
+    assert all(p.plates[1] == nominal.plates[1] for p in seen[1:9])  # plate 1's box: plate 2 nominal
+    assert all(p.plates[0] == nominal.plates[0] for p in seen[9:])
+    assert [p.holds for p in chk.plates] == [True, False] and not chk.holds
+    assert [p.name for p in chk.plates] == ["north", "south"]
+
+    class Failing(Truth):
+        def rss_dbm(self, pose, samples_per_src=None):
+            return np.full(15, -100.0 if len(seen) > 1 else -80.0) if seen.append(pose) is None else None
+
+    seen.clear()
+    chk, _ = tolerance.check(Failing(), nominal, exp, interior=0, fail_fast=True)
+    assert not chk.complete and [p.poses_checked for p in chk.plates] == [1, 0]
+    assert [p.complete for p in chk.plates] == [False, False] and chk.plates[1].holds

@@ -119,7 +119,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
             pitch_deg=float(r.tolerance.pitch_deg) * scale, poses_checked=int(mine.size),
             complete=int(mine.size) == int(np.sum(owner == k)), holds=bool(covered[1:][mine].all()),
             worst_min_rss_dbm=rss_stats(sub.min(axis=0), thr).min_rss_dbm,
-            worst_coverage=float(min(per_pose[0].coverage, *(per_pose[1 + i].coverage for i in mine)))))
+            worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine]))))
     nom, worst = per_pose[0], rss_stats(worst_per_target, thr)
     result = ToleranceCheck(
         position_m=float(tol.position_m) * scale, yaw_deg=float(tol.yaw_deg) * scale,
