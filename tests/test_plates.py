@@ -72,6 +72,9 @@ def test_bad_reflectors_are_one_line_naming_the_key(tmp_path):
     for r in data["reflectors"]:
         r["yaw_deg"] = {"min": 90, "max": 90}
     parse_experiment(data, "t")
+    data = two_plates()
+    data["search"]["gradient"] = "sionna"
+    assert "e.yaml: search.gradient: sionna moves one plate only" in _error(data)
     # and through the command line: exit 2, one line, no traceback
     bad = two_plates()
     bad["reflectors"][1]["name"] = "north"

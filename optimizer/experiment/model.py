@@ -334,6 +334,9 @@ class Experiment(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"reflectors: plate name {dup[0]!r} is given twice; give every plate its own name")
+        if len(plates) > 1 and self.search.gradient == "sionna":
+            raise ValueError("search.gradient: sionna moves one plate only; with reflectors use surrogate, spsa or "
+                             "random")
         from optimizer.physics.overlap import forced_overlap
 
         for i in range(len(plates)):
