@@ -100,8 +100,9 @@ class SurrogateMode(GradientMode):
         aims = []
         for k in range(len(space.plates)):
             others = [q for q, n in enumerate(names) if str(k) not in n.split(">")]
-            served = 10.0 * np.log10(np.sum(10.0 ** (paths[others] / 10.0), axis=0)) if others else \
-                np.full(paths.shape[1], -np.inf)
+            with np.errstate(divide="ignore"):  # a target no other path reaches: -inf, served worst
+                served = 10.0 * np.log10(np.sum(10.0 ** (paths[others] / 10.0), axis=0)) if others else \
+                    np.full(paths.shape[1], -np.inf)
             worst = focus_idx[np.argsort(served[focus_idx], kind="stable")[: max(1, (len(focus_idx) + 1) // 2)]]
             aims.append(w.rs.targets[worst].mean(axis=0))
         cands = [w.unit.copy()]
