@@ -85,6 +85,28 @@ def test_bad_reflectors_are_one_line_naming_the_key(tmp_path):
     assert r.returncode == 2 and len(lines) == 1 and "reflectors: plate name 'north'" in lines[0], r.stderr
 
 
+def test_one_entry_reflectors_list_runs_a_world(tmp_path):
+    """`reflectors:` with one plate runs exactly as the `reflector:` shorthand (the one-plate model)."""
+    from optimizer.physics import backend
+
+    backend.init("cpu", threads=1)
+    from optimizer.search.world import World
+
+    short = parse_experiment(copy.deepcopy(STREET), "t")
+    data = copy.deepcopy(STREET)
+    data["reflectors"] = [data.pop("reflector")]
+    listed = parse_experiment(data, "t")
+    start = JointPose.single(PlatePose(22.0, 8.0, 5.0, 120.0))
+    from optimizer.physics.scene import RadioScene
+
+    rows = []
+    for exp in (short, listed):
+        rs = RadioScene(exp, device="cpu", threads=1)
+        w = World(exp, 0, start, radio_scene=rs, baseline_rss=rs.rss_dbm(None))
+        rows.append(w.step())
+    assert rows[0].pose == rows[1].pose and rows[0].truth == rows[1].truth
+
+
 def test_plate_distance_and_overlap():
     from optimizer.physics.overlap import overlapping_pairs, plate_distance
 

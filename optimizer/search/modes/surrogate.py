@@ -38,10 +38,10 @@ class SurrogateMode(GradientMode):
             return
         self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
                                         [t.power_dbm for t in exp.transmitters], world.rs.targets,
-                                        exp.reflector.size_m, wavelength_m(exp.frequency_hz),
+                                        exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
                                         aperture=exp.search.surrogate_level == "po")
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
-        tol = exp.reflector.tolerance
+        tol = exp.plates()[0].tolerance
         self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
 
     # --- several plates ---------------------------------------------------------------------------------------
