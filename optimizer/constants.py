@@ -25,6 +25,8 @@ PLATE_MODEL_DEFAULT = "po"
 PO_OFF_PLATE_RANGE_DB = 30.0
 # Where a plate is parked when a scene must be evaluated "without" it (far below the floor) [m]
 PLATE_PARKING_Z_M = -1.0e4
+# Two plates closer than this overlap (`optimizer.physics.overlap`): such a joint pose is rejected [m]
+PLATE_CLEARANCE_M = 0.02
 
 # --- surrogate model ------------------------------------------------------------------------------
 # Edge width = factor * first Fresnel-zone radius; the factor anneals geometrically start -> end.

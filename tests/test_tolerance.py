@@ -164,16 +164,20 @@ def test_diffraction_truth_keeps_every_specular_chain():
     assert np.all(~has_path(base)) and np.any(has_path(base_d))  # the side street: only diffraction reaches it
 
 
-@pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade"])
+@pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade", "two-plates"])
 def test_example_boxes_are_mountable(name):
-    """Every shipped mounting box is on a wall or just off one: at every corner of the box and both yaw
-    bounds the plate cuts no scene geometry, and a wall lies within 2 m behind or in front of it."""
+    """Every shipped mounting box (of every plate) is on a wall or just off one: at every corner of the box and
+    both yaw bounds the plate cuts no scene geometry, and a wall lies within 2 m behind or in front of it."""
     from optimizer.experiment import load_experiment
     from optimizer.physics.scene import RadioScene
 
     exp = load_experiment(EXAMPLES / f"{name}.yaml")
     rs = RadioScene(exp, device="cpu", threads=2)
-    r = exp.reflector
+    for r in exp.plates():
+        _mountable(rs, r, name)
+
+
+def _mountable(rs, r, name):
     b = r.bounds
     for x in {b.min[0], b.max[0]}:
         for y in {b.min[1], b.max[1]}:

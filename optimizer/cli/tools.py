@@ -118,7 +118,7 @@ def _print_tolerance(rs, exp, pose, samples: int, at_run):
     """The truth over the mounting tolerance box around the pose, and the margin where it fails."""
     from optimizer.physics import tolerance
 
-    tol = exp.reflector.tolerance
+    tol = exp.plates()[0].tolerance
     chk, _ = tolerance.check(rs, pose, exp, samples_per_src=samples, nominal_rss=at_run)
     scale, _ = tolerance.margin(rs, exp, chk, samples_per_src=samples)
     print(f"\nmounting tolerance ±{100 * tol.position_m:g} cm / ±{tol.yaw_deg:g}° yaw / ±{tol.pitch_deg:g}° pitch: "

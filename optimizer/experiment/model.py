@@ -23,6 +23,7 @@ Vec2 = Annotated[list[Metres], Field(min_length=2, max_length=2)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  # numpy and Dr.Jit take non-negative 32-bit seeds
 NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_PLATE_SIDE_M = 100.0  # [m]
+MAX_PLATES = 8  # plates per experiment
 
 
 class _Strict(BaseModel):
@@ -109,6 +110,8 @@ class Tolerance(_Strict):
 
 
 class Reflector(_Strict):
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                             description="the plate's name (default plate-1, plate-2, ... in list order)")
     size_m: Vec2 = Field(description="width, height of the flat plate [m]")
     material: Literal["metal"] = "metal"
     thickness_m: float = Field(default=0.01, gt=0, le=1)
@@ -232,8 +235,8 @@ class Search(_Strict):
     gradient: str = Field(default="surrogate", description="a registered gradient mode "
                                                           "(optimizer.registry.GRADIENT_MODES)")
     starts: Literal["informed", "uniform", "mixed"] = "mixed"
-    initial_poses: list[Annotated[list[Metres], Field(min_length=4, max_length=5)]] = Field(default=[],
-                                                                                           max_length=10_000)
+    initial_poses: list[Annotated[list[Metres], Field(min_length=4, max_length=5 * MAX_PLATES)]] = Field(
+        default=[], max_length=10_000, description="[x, y, z, yaw_deg(, pitch_deg)] per plate, plates one after another")
     inner_steps: int = Field(default=4, ge=1, le=1000, description="surrogate updates per truth check")
     surrogate_level: Literal["edges", "po"] = Field(
         default="edges", description="the surrogate's plate-path level: log-sigmoid edges on the image method "
@@ -299,7 +302,10 @@ class Experiment(_Strict):
     scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1])  # [Hz]
     transmitters: list[Transmitter] = Field(min_length=1)
-    reflector: Reflector
+    reflector: Reflector | None = Field(default=None, description="one plate (shorthand of a one-entry "
+                                                                  "`reflectors` list)")
+    reflectors: list[Reflector] | None = Field(default=None, max_length=MAX_PLATES,
+                                               description="several plates, placed jointly")
     targets: Targets
     objective: Objective = Objective()
     solver: Solver = Solver()
@@ -325,9 +331,43 @@ class Experiment(_Strict):
         return _no_control_chars(v, what)
 
     @model_validator(mode="after")
+    def _plates(self):
+        if self.reflector is not None and self.reflectors is not None:
+            raise ValueError("reflectors: given together with reflector; keep one (reflector: one plate, "
+                             "reflectors: a list of plates)")
+        if self.reflector is None and self.reflectors is None:
+            raise ValueError("reflector: required key is missing (or give reflectors: a list of plates)")
+        if self.reflectors is not None and not self.reflectors:
+            raise ValueError("reflectors: the list is empty; give at least one plate, or use reflector:")
+        plates = self.plates()
+        for k, r in enumerate(plates):
+            if r.name is None:
+                r.name = f"plate-{k + 1}"
+        names = [r.name for r in plates]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"reflectors: plate name {dup[0]!r} is given twice; give every plate its own name")
+        if len(plates) > 1 and self.search.gradient == "sionna":
+            raise ValueError("search.gradient: sionna moves one plate only; with reflectors use surrogate, spsa or "
+                             "random")
+        from optimizer.physics.overlap import forced_overlap
+
+        for i in range(len(plates)):
+            for j in range(i + 1, len(plates)):
+                if forced_overlap(plates[i], plates[j]):
+                    raise ValueError(f"reflectors: the bounds of {names[i]!r} and {names[j]!r} force the plates to "
+                                     "overlap (every pose sampled in them does); move or widen the bounds apart")
+        return self
+
+    @model_validator(mode="after")
     def _poses(self):
+        dim = sum(4 + (r.pitch_deg is not None) for r in self.plates())
         for i, p in enumerate(self.search.initial_poses):
-            if len(p) == 5 and self.reflector.pitch_deg is None:
+            if len(self.plates()) > 1:
+                if len(p) != dim:
+                    raise ValueError(f"search.initial_poses[{i}]: {len(p)} numbers; with several plates give "
+                                     f"{dim}: x, y, z, yaw_deg (and pitch_deg where searched) per plate in order")
+            elif len(p) == 5 and self.plates()[0].pitch_deg is None:
                 raise ValueError(f"search.initial_poses[{i}] has a pitch but reflector.pitch_deg is not set")
         names = [t.name for t in self.transmitters]
         if len(set(names)) != len(names):
@@ -336,8 +376,8 @@ class Experiment(_Strict):
 
     # --- derived ---------------------------------------------------------------------------------
     def plates(self) -> list[Reflector]:
-        """Every plate, in order (one today: `reflector`)."""
-        return [self.reflector]
+        """Every plate, in order: `reflectors`, or the one `reflector`."""
+        return list(self.reflectors) if self.reflectors is not None else [self.reflector]
 
     def target_points(self):
         """All target points [m] as a list of [x, y, z]: explicit points, then the region grid."""
@@ -356,7 +396,11 @@ class Experiment(_Strict):
         return s.final_samples_per_src or min(4 * s.samples_per_src, 100_000_000)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", exclude={"resources"}), sort_keys=True)
+        data = self.model_dump(mode="json", exclude={"resources"})
+        if self.reflectors is None:  # the one-plate shorthand hashes as it always did
+            data.pop("reflectors", None)
+            data["reflector"].pop("name", None)
+        return json.dumps(data, sort_keys=True)
 
     def sha256(self) -> str:
         """Hash of the experiment's meaning (resources excluded: they do not change results)."""

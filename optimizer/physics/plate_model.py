@@ -61,6 +61,22 @@ class PlateModel:
         diffraction, see `RadioScene.rss_dbm`): no single-bounce paths are added then."""
         raise NotImplementedError
 
+    def path_powers(self, paths, only_diffracted: bool = False) -> np.ndarray:
+        """[num_rx, num_tx, num_paths] each path's |a|^2 by this model (what `power` sums, the paths GO
+        drops excepted: `off_plate_powers`)."""
+        a2 = self.path_power(paths)
+        if only_diffracted and a2.shape[-1]:
+            a2 = np.where(self.diffracted(paths), a2, 0.0)
+        return a2
+
+    def off_plate_powers(self, paths) -> np.ndarray:
+        """[num_rx, num_tx, num_plates] |a|^2 of the plate paths this model adds to Sionna's, per plate."""
+        return np.zeros(self.path_power(paths).shape[:2] + (len(self.rs.plates),))
+
+    def plate_ids(self) -> list[int]:
+        """The scene object id of each plate, in plate order."""
+        return [int(np.array(obj.object_id).reshape(-1)[0]) for obj in self.rs.plates]
+
     @staticmethod
     def diffracted(paths) -> np.ndarray:
         """[num_rx, num_tx, num_paths] whether a path has at least one diffraction."""
@@ -90,7 +106,7 @@ class PoPlateModel(PlateModel):
         self.frequency_hz = float(rs.exp.frequency_hz)
         self.wavelength = wavelength_m(self.frequency_hz)
         self.sizes = [np.asarray(p.size_m, float) for p in rs.exp.plates()]
-        self.ids = [int(np.array(obj.object_id).reshape(-1)[0]) for obj in rs.plates]
+        self.ids = self.plate_ids()
         self.materials = []
         for obj in rs.plates:
             mat = obj.radio_material
@@ -115,6 +131,15 @@ class PoPlateModel(PlateModel):
         if a2.shape[-1]:
             a2 = a2 * self.path_factors(paths)
         return a2.sum(-1) if only_diffracted else a2.sum(-1) + self.off_plate_power(paths)
+
+    def path_powers(self, paths, only_diffracted: bool = False) -> np.ndarray:
+        a2 = super().path_powers(paths, only_diffracted)
+        if self.rs.pose is not None and a2.shape[-1]:
+            a2 = a2 * self.path_factors(paths)
+        return a2
+
+    def off_plate_powers(self, paths) -> np.ndarray:
+        return self.off_plate_power(paths, per_plate=True)
 
     # --- paths Sionna found -----------------------------------------------------------------------------------
     def _arrays(self, paths):
@@ -165,12 +190,13 @@ class PoPlateModel(PlateModel):
         single = valid & (inter[0] == _SPECULAR) & ((inter[1:] == 0).all(axis=0) if inter.shape[0] > 1 else True)
         return np.stack([single & (objects[0] == pid) for pid in self.ids], axis=-1).any(axis=2)
 
-    def off_plate_power(self, paths) -> np.ndarray:
-        """[R, T] |a|^2 of the single-bounce plate paths Sionna did not find, by PO (see the module)."""
+    def off_plate_power(self, paths, per_plate: bool = False) -> np.ndarray:
+        """[R, T] |a|^2 of the single-bounce plate paths Sionna did not find, by PO (see the module);
+        `per_plate`: [R, T, K] per plate."""
         rs = self.rs
         rx = rs.targets
         num_r, num_t = rx.shape[0], self.tx.shape[0]
-        out = np.zeros((num_r, num_t))
+        out = np.zeros((num_r, num_t, len(self.ids)))
         found = self.single_bounce_found(paths)
         cands = []  # (k, t, receiver indices, specular points on the plane, nearest plate points, F^2, L)
         frames = self.frames()
@@ -193,7 +219,7 @@ class PoPlateModel(PlateModel):
                     cands.append((k, t, idx[keep], point[keep], sp.point(self.sizes[k])[idx[keep]], f2[keep],
                                   sp.length_m[idx[keep]]))
         if not cands:
-            return out
+            return out if per_plate else out.sum(-1)
         near = np.concatenate([cd[4] for cd in cands])
         tx_of = np.concatenate([np.broadcast_to(self.tx[cd[1]], (cd[2].size, 3)) for cd in cands])
         rx_of = np.concatenate([rx[cd[2]] for cd in cands])
@@ -208,8 +234,8 @@ class PoPlateModel(PlateModel):
             eps_r, sigma = self.materials[k]
             gain = po.mirror_gain(self.tx[t], rx[idx[m]], point[m], frames[k][3], eps_r, sigma, self.frequency_hz)
             fspl = (self.wavelength / (4.0 * np.pi * length[m])) ** 2
-            np.add.at(out, (idx[m], t), gain * fspl * f2[m])
-        return out
+            np.add.at(out, (idx[m], t, k), gain * fspl * f2[m])
+        return out if per_plate else out.sum(-1)
 
 
 @register_plate_model

@@ -187,6 +187,39 @@ class RadioScene:
             power = power + self.plate_model.power(diffracted, only_diffracted=True)
         return self._to_dbm(power, pose)
 
+    def serving_plates(self, pose: JointPose | PlatePose, samples_per_src: int | None = None) -> list[str | None]:
+        """Per target, the plate(s) on its strongest path at `pose` (the truth's paths and powers, as
+        `rss_dbm` has them, transmitter powers included): the plate's name, several joined by '+' in bounce
+        order, or None where the strongest path touches no plate."""
+        names = [r.name for r in self.exp.plates()]
+        ids = self.plate_model.plate_ids()
+        w_tx = 10.0 ** (self.tx_power_dbm / 10.0)
+        num_r = len(self.targets)
+        best = np.zeros(num_r)
+        who: list[str | None] = [None] * num_r
+        solves = [False] + ([True] if self.exp.solver.diffraction else [])
+        for only_diffracted in solves:
+            paths = self.paths(pose, samples_per_src, diffraction=only_diffracted)
+            a2 = self.plate_model.path_powers(paths, only_diffracted) * w_tx[None, :, None]  # [R, T, P]
+            if a2.shape[-1]:
+                objects = np.array(paths.objects, dtype=np.uint32).reshape((-1,) + a2.shape)
+                inter = np.array(paths.interactions, dtype=np.uint32).reshape((-1,) + a2.shape)
+                flat = a2.reshape(num_r, -1)
+                j = np.argmax(flat, axis=1)
+                for r in np.flatnonzero(flat[np.arange(num_r), j] > best):
+                    t, p = np.unravel_index(j[r], a2.shape[1:])
+                    hit = [names[ids.index(int(o))] for o, i in zip(objects[:, r, t, p], inter[:, r, t, p])
+                           if i != 0 and int(o) in ids]
+                    best[r], who[r] = flat[r, j[r]], "+".join(hit) or None
+            if not only_diffracted:
+                off = self.plate_model.off_plate_powers(paths) * w_tx[None, :, None]  # [R, T, K]
+                top = off.max(axis=1)
+                for r in range(num_r):
+                    k = int(np.argmax(top[r]))
+                    if top[r, k] > best[r]:
+                        best[r], who[r] = top[r, k], names[k]
+        return who
+
     def rss_dbm_of(self, paths, plate_model=None, pose=None) -> np.ndarray:
         """Received power [dBm] per target of one Sionna solve `paths` traced at the current pose, by
         `plate_model` (default: the experiment's)."""

@@ -57,6 +57,20 @@ def softmin(values, values_np: np.ndarray, focus, temperature_db: float):
     return pmin - float(temperature_db) * dr.log(dr.sum(e) / dr.opaque(mi.Float, float(mask.sum())))
 
 
+def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float):
+    """Per target, the soft-min (temperature [dB]) over its `k_off` lanes of `p_all` (a Dr.Jit Float [dB],
+    lanes target-major; `p_np` its detached copy): the worst case over the tolerance box. Returns the Dr.Jit
+    Float [n_tg] and its detached copy."""
+    import drjit as dr
+    import mitsuba as mi
+
+    lo = p_np.reshape(n_tg, k_off).min(axis=1)
+    tc = float(temperature_db)
+    e = dr.exp(-(p_all - mi.Float(np.repeat(lo, k_off).astype(np.float32))) / tc)
+    out = mi.Float(lo.astype(np.float32)) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
+    return out, np.array(dr.detach(out), dtype=float)
+
+
 def _log_sigmoid(dr, x):
     return dr.minimum(x, 0.0) - dr.log(1.0 + dr.exp(-dr.abs(x)))
 
@@ -100,7 +114,7 @@ class PlateSurrogate:
         truth correction of `search.residual_correction`: it moves the soft-min's weights, not the
         per-target gradients); `power_dbm` is returned without it.
         """
-        dr, mi = self.dr, self.mi
+        dr = self.dr
         pose_vec = np.asarray(pose_vec, float)
         if pose_vec.size == 4:
             pose_vec = np.append(pose_vec, 0.0)
@@ -114,14 +128,10 @@ class PlateSurrogate:
         p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db, grad)  # [N*K]
         p_np = np.array(dr.detach(p_all), dtype=float)
         if k_off > 1:  # worst case over the offset poses, per target (lanes are target-major)
-            lo = p_np.reshape(n_tg, k_off).min(axis=1)
-            tc = float(corner_temperature_db)
-            e = dr.exp(-(p_all - mi.Float(np.repeat(lo, k_off).astype(np.float32))) / tc)
-            p_all = mi.Float(lo.astype(np.float32)) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
-            p_np = np.array(dr.detach(p_all), dtype=float)
+            p_all, p_np = worst_over_lanes(p_all, p_np, n_tg, k_off, corner_temperature_db)
         if bias_db is not None:
             bias = np.asarray(bias_db, float).reshape(-1)
-            obj = softmin(p_all + mi.Float(bias.astype(np.float32)), p_np + bias, focus, temperature_db)
+            obj = softmin(p_all + self.mi.Float(bias.astype(np.float32)), p_np + bias, focus, temperature_db)
         else:
             obj = softmin(p_all, p_np, focus, temperature_db)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])

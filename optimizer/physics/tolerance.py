@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from optimizer.physics.metrics import has_path, rss_stats, score
-from optimizer.records import JointPose, PlatePose, ToleranceCheck
+from optimizer.records import JointPose, PlatePose, PlateTolerance, ToleranceCheck
 
 OFFSET_AXES = ("along_m", "out_m", "up_m", "yaw_deg", "pitch_deg")
 INTERIOR_POSES = 8  # seeded interior poses checked beside the corners
@@ -62,15 +62,23 @@ def offset_pose(pose: PlatePose, off) -> PlatePose:
                      pose.pitch_deg + float(off[4]))
 
 
-def box_poses(pose: JointPose, offsets: np.ndarray) -> list[JointPose]:
-    """Each plate's box in turn (the other plates nominal): len(plates) x len(offsets) joint poses."""
+def box_poses(pose: JointPose, offsets) -> list[JointPose]:
+    """Each plate's box in turn (the other plates nominal): the joint poses, plate by plate. `offsets`: one
+    [M, 5] array for every plate, or a list of one array per plate (each plate's own tolerance)."""
+    per_plate = offsets if isinstance(offsets, list) else [offsets] * len(pose.plates)
     out = []
     for k in range(len(pose.plates)):
-        for off in offsets:
+        for off in per_plate[k]:
             plates = list(pose.plates)
             plates[k] = offset_pose(plates[k], off)
             out.append(JointPose(plates=plates))
     return out
+
+
+def plate_offsets(exp, scale: float = 1.0, interior: int = INTERIOR_POSES, seed: int | None = None) -> list:
+    """Per plate, its tolerance box's offsets (`box_offsets` of its own `tolerance`, scaled)."""
+    seed = exp.search.seed if seed is None else seed
+    return [box_offsets(half_widths(r.tolerance) * scale, interior, seed) for r in exp.plates()]
 
 
 def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int | None = None,
@@ -82,12 +90,12 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     case is over the poses checked so far; `complete` says which). Returns the check and the raw figures:
     {"offsets" [M, 5], "rss" [M, N] dBm (-inf: no path), "covered" [M] bool, "nominal" [N]}.
     `nominal_rss`: the truth at the pose itself if known (saves one evaluation)."""
-    tol = exp.reflector.tolerance
+    tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
-    half = half_widths(tol) * scale
-    offsets = box_offsets(half, interior, exp.search.seed if seed is None else seed)
-    poses = box_poses(pose, offsets)
-    offsets = np.vstack([offsets] * len(pose.plates)) if len(offsets) else offsets  # aligned with `poses`
+    per_plate = plate_offsets(exp, scale, interior, seed)
+    poses = box_poses(pose, per_plate)
+    offsets = np.vstack(per_plate).reshape(-1, 5)  # aligned with `poses`
+    owner = np.concatenate([np.full(len(o), k) for k, o in enumerate(per_plate)]).astype(int)
     nominal = np.asarray(nominal_rss, float) if nominal_rss is not None else \
         rs.rss_dbm(pose, samples_per_src=samples_per_src)
     rows = []
@@ -102,6 +110,16 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     worst_per_target = all_rss.min(axis=0)
     per_pose = [rss_stats(r, thr) for r in all_rss]
     worst_i = int(np.argmin([score(s) for s in per_pose]))
+    plates = []
+    for k, r in enumerate(exp.plates()):
+        mine = np.flatnonzero(owner[: len(rows)] == k)
+        sub = np.vstack([nominal[None, :], rss[mine]])
+        plates.append(PlateTolerance(
+            name=r.name, position_m=float(r.tolerance.position_m) * scale, yaw_deg=float(r.tolerance.yaw_deg) * scale,
+            pitch_deg=float(r.tolerance.pitch_deg) * scale, poses_checked=int(mine.size),
+            complete=int(mine.size) == int(np.sum(owner == k)), holds=bool(covered[1:][mine].all()),
+            worst_min_rss_dbm=rss_stats(sub.min(axis=0), thr).min_rss_dbm,
+            worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine]))))
     nom, worst = per_pose[0], rss_stats(worst_per_target, thr)
     result = ToleranceCheck(
         position_m=float(tol.position_m) * scale, yaw_deg=float(tol.yaw_deg) * scale,
@@ -109,10 +127,10 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
         complete=len(rows) == len(poses),
         nominal=nom, worst=worst, nominal_min_rss_dbm=nom.min_rss_dbm, worst_min_rss_dbm=worst.min_rss_dbm,
         worst_coverage=float(min(s.coverage for s in per_pose)), holds=bool(covered.all()),
-        worst_offset=(np.zeros(5) if worst_i == 0 else offsets[(worst_i - 1) % len(offsets)]).tolist(),
+        worst_offset=(np.zeros(5) if worst_i == 0 else offsets[worst_i - 1]).tolist(),
         samples_per_src=int(samples_per_src or exp.solver.samples_per_src), pose=pose,
         target_worst_dbm=[float(v) if has_path(v) else None for v in worst_per_target],
-        failing_offsets=_worst_first(offsets, rss, covered[1:], thr))
+        failing_offsets=_worst_first(offsets, rss, covered[1:], thr), plates=plates)
     return result, {"offsets": offsets, "rss": rss, "covered": covered[1:], "nominal": nominal,
                     "evaluations": len(rows) + (0 if nominal_rss is not None else 1)}
 
@@ -120,7 +138,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
 def _worst_first(offsets, rss, covered, thr) -> list[list[float]]:
     bad = np.flatnonzero(~covered)
     order = sorted(bad, key=lambda i: score(rss_stats(rss[i], thr)))
-    return [offsets[i % len(offsets)].tolist() for i in order]
+    return [offsets[i].tolist() for i in order]
 
 
 def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) -> tuple[float, int]:
@@ -139,21 +157,23 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     def first_failure(offsets, s):
         """Index of the first offset (scaled by s) that loses coverage, or None."""
         nonlocal spent
-        for i, p in enumerate(box_poses(pose, offsets * s)):
+        scaled = [o * s for o in offsets] if isinstance(offsets, list) else offsets * s
+        flat = np.vstack(offsets) if isinstance(offsets, list) else np.vstack([offsets] * len(pose.plates))
+        for i, p in enumerate(box_poses(pose, scaled)):
             spent += 1
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
             if not np.all(has_path(r) & (r >= thr)):
-                return i % len(offsets)
+                return flat[i]
         return None
 
     failing = np.array(chk.failing_offsets, float).reshape(-1, 5)
     probe = failing[:1]
-    full = box_offsets(half_widths(exp.reflector.tolerance), INTERIOR_POSES, exp.search.seed)
+    full = plate_offsets(exp)
     lo, hi = 0.0, 1.0
     for _ in range(4):
         for _ in range(MARGIN_BISECTIONS):
             mid = 0.5 * (lo + hi)
-            if first_failure(probe, mid) is None:
+            if first_failure(probe, mid) is None:  # a failing offset is tried on every plate
                 lo = mid
             else:
                 hi = mid
@@ -161,9 +181,8 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
             break
         bad = None
         for offsets in (failing, full):
-            i = first_failure(offsets, lo)
-            if i is not None:
-                bad = offsets[i]
+            bad = first_failure(offsets, lo)
+            if bad is not None:
                 break
         if bad is None:
             break
@@ -177,7 +196,7 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
     image method: the plate that keeps the specular point of every target that lost coverage on it)."""
     if check.holds:
         return []
-    tol = exp.reflector.tolerance
+    tol = exp.plates()[0].tolerance
     out = []
     if scale > 0:
         out.append(f"coverage holds for a mounting tolerance of ±{100 * tol.position_m * scale:.1f} cm / "
@@ -185,7 +204,7 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
                    f"±{tol.yaw_deg:g}°)")
     thr = exp.objective.coverage_threshold_dbm
     lost = np.array([v is None or v < thr for v in check.target_worst_dbm], bool) if check.target_worst_dbm else None
-    size = larger_plate(exp, check.pose, lost)
+    size = larger_plate(exp, check.pose, lost) if len(exp.plates()) == 1 else None  # which plate: unknown
     if size is not None:
         w, h = exp.plates()[0].size_m
         out.append(f"or a plate of about {size[0]:.2f} m × {size[1]:.2f} m (now {w:g} m × {h:g} m) at this pose "
@@ -206,7 +225,7 @@ def larger_plate(exp, pose: JointPose | None, targets_mask=None) -> tuple[float,
     targets = np.array(exp.target_points(), float)
     if targets_mask is not None and np.any(targets_mask):
         targets = targets[np.asarray(targets_mask, bool)]
-    for off in corner_offsets(half_widths(exp.reflector.tolerance)):
+    for off in corner_offsets(half_widths(exp.plates()[0].tolerance)):
         p = offset_pose(plate, off)
         for t in exp.transmitters:
             sp = specular_point(p, t.position, targets)
@@ -223,7 +242,7 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
     """Truth over offsets of the first plate along the wall (x) and in yaw (y), in units of the tolerance
     (`steps`, e.g. -2..2; the other axes nominal): {"along_m" [A], "yaw_deg" [Y], "min_rss_dbm" [Y, A]
     (-inf: a target without a path), "covered" [Y, A]}."""
-    tol = exp.reflector.tolerance
+    tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
     along = np.array([s * max(tol.position_m, 0.01) for s in steps])
     yaw = np.array([s * max(tol.yaw_deg, 0.1) for s in steps])

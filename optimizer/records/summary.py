@@ -9,7 +9,7 @@ from pydantic import Field
 from optimizer.records.base import Record
 from optimizer.records.pose import JointPose, PlatePose
 from optimizer.records.stats import RssStats
-from optimizer.records.tolerance import ToleranceCheck
+from optimizer.records.tolerance import PlateTolerance, ToleranceCheck
 from optimizer.records.world import ReusedSlot, WorldOutcome
 
 RunStatus = Literal["running", "interrupted", "failed", "complete"]
@@ -89,9 +89,13 @@ class Convergence(Record):
 
 
 class WinnerPlate(Record):
-    name: str
+    """One plate of the winning joint pose."""
+
+    name: str = Field(description="the plate's name (reflectors[].name; plate-1, ... by default)")
     pose: PlatePose
-    size_m: list[float]
+    size_m: list[float] = Field(description="width, height [m]")
+    tolerance: PlateTolerance | None = Field(default=None, description="the truth over this plate's mounting "
+                                                                       "box (null: tolerance off)")
 
 
 class Winner(RssStats):

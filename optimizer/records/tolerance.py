@@ -9,6 +9,21 @@ from optimizer.records.pose import JointPose
 from optimizer.records.stats import RssStats
 
 
+class PlateTolerance(Record):
+    """One plate's share of a tolerance check: its own box (the other plates at their nominal poses)."""
+
+    name: str = Field(description="the plate's name")
+    position_m: float = Field(ge=0, description="± position tolerance per axis [m]")
+    yaw_deg: float = Field(ge=0, description="± yaw tolerance [deg]")
+    pitch_deg: float = Field(ge=0, description="± pitch tolerance [deg]")
+    poses_checked: int = Field(ge=0, description="poses of this plate's box whose truth was checked")
+    complete: bool = Field(description="every pose of this plate's box was checked")
+    holds: bool = Field(description="every target covered at every pose of this plate's box checked")
+    worst_min_rss_dbm: float | None = Field(description="worst min RSS over this plate's box and the pose "
+                                                        "itself [dBm]; null: a target lost every path")
+    worst_coverage: float = Field(ge=0, le=1, description="lowest coverage over this plate's box")
+
+
 class ToleranceCheck(Record):
     """Ray-traced truth at every corner of the tolerance box around a pose and at seeded interior poses.
 
@@ -40,3 +55,6 @@ class ToleranceCheck(Record):
     failing_offsets: list[list[float]] = Field(default_factory=list, description="offsets at which a target lost "
                                                                                  "coverage, worst first")
     suggestions: list[str] = Field(default_factory=list, description="what would make coverage hold")
+    plates: list[PlateTolerance] = Field(default_factory=list, description="per plate, its own box (each "
+                                                                           "plate's box in turn, the others "
+                                                                           "nominal)")

@@ -92,7 +92,10 @@ def _plan(exp: Experiment, targets: list[TargetRow] | None, sections, footprints
                      tx_xy=np.array([t.position[:2] for t in exp.transmitters], float),
                      tx_names=[t.name for t in exp.transmitters], targets_xy=xy.reshape(-1, 2),
                      bounds_min=(b.min[0], b.min[1]), bounds_max=(b.max[0], b.max[1]),
-                     plate_size=tuple(exp.plates()[0].size_m), height_m=float(height))
+                     plate_size=tuple(exp.plates()[0].size_m), height_m=float(height),
+                     plate_sizes=[tuple(r.size_m) for r in exp.plates()], plate_names=[r.name for r in exp.plates()],
+                     more_boxes=[(r.bounds.min[0], r.bounds.min[1], r.bounds.max[0], r.bounds.max[1])
+                                 for r in exp.plates()[1:]])
 
 
 def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary | None = None,
@@ -177,11 +180,11 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
             written.append(steps.run(PNG_RADIO_MAP_WINNER, plots.radio_map, heat / PNG_RADIO_MAP_WINNER, x, y,
                                      maps["winner_dbm"], plan, title=f"{name}: with plate at winner pose, "
                                      f"z = {height:.1f} m", vmin=lo, vmax=hi, threshold=thr, covered=cov_w,
-                                     pose=pose.first))
+                                     pose=pose))
             written.append(steps.run(PNG_RADIO_MAP_GAIN, plots.gain_map, heat / PNG_RADIO_MAP_GAIN, x, y,
                                      maps["baseline_dbm"], maps["winner_dbm"], plan,
                                      title=f"{name}: gain of the plate (winner − baseline)", covered=cov_w,
-                                     pose=pose.first))
+                                     pose=pose))
 
     # --- the truth around the winner, over the mounting tolerance ---------------------------------------------
     tol_path = heat / TOLERANCE_MAP_FILE
@@ -229,7 +232,7 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                 if "x" in maps else map_area(exp, np.array([[t.x, t.y, t.z] for t in targets]) if targets else None)
             paths = {w: np.stack([d["x"], d["y"]], axis=1) for w, d in series.items()}
             written.append(steps.run(PNG_TRAJECTORIES, plots.trajectories, heat / PNG_TRAJECTORIES, plan, paths,
-                                     status, winner_world, extent=area, winner_pose=pose.first))
+                                     status, winner_world, extent=area, winner_pose=pose))
         use_sur = any(np.isfinite(d["surrogate"]).any() for d in series.values())
         conv = {w: {"step": d["step"], "min_rss": d["min_rss"], "best_min_rss": d["best_min_rss"],
                     "objective": d["surrogate"] if use_sur else d["objective"]} for w, d in series.items()}

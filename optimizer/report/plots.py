@@ -49,6 +49,9 @@ class FloorPlan:
     bounds_max: tuple = (0.0, 0.0)
     plate_size: tuple = (1.0, 1.0)  # [m]
     height_m: float = 1.5  # [m] the cut / map height
+    plate_sizes: list = field(default_factory=list)  # [m] every plate's (width, height); empty: plate_size
+    plate_names: list = field(default_factory=list)
+    more_boxes: list = field(default_factory=list)  # search boxes (x0, y0, x1, y1) [m] of plates 2, 3, ...
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -83,8 +86,9 @@ def draw_floor_plan(ax, plan: FloorPlan, *, on_dark=False, bounds=True, targets=
     if bounds:
         bx0, by0 = plan.bounds_min
         bx1, by1 = plan.bounds_max
-        ax.add_patch(Rectangle((bx0, by0), max(bx1 - bx0, 0.05), max(by1 - by0, 0.05), fill=False,
-                               ls="--", lw=1.3, ec=box_c, zorder=4, path_effects=halo))
+        for x0, y0, x1, y1 in [(bx0, by0, bx1, by1), *plan.more_boxes]:
+            ax.add_patch(Rectangle((x0, y0), max(x1 - x0, 0.05), max(y1 - y0, 0.05), fill=False,
+                                   ls="--", lw=1.3, ec=box_c, zorder=4, path_effects=halo))
         handles.append(Line2D([], [], ls="--", color=box_c, lw=1.3, path_effects=halo, label="plate search box"))
     if targets and len(plan.targets_xy):
         if target_colors is None:
@@ -110,6 +114,22 @@ def draw_floor_plan(ax, plan: FloorPlan, *, on_dark=False, bounds=True, targets=
         handles.append(Line2D([], [], ls="", marker="^", color="#ffeb3b" if on_dark else "#212121",
                               markeredgecolor="black", markersize=9, label="transmitter"))
     return handles
+
+
+def draw_plates(ax, pose, plan: FloorPlan, *, label="plate (winner pose) + normal", **kw):
+    """Every plate of a joint pose (or one PlatePose), each with its size from the plan; one legend entry."""
+    plates = pose.plates if hasattr(pose, "plates") else [pose]
+    sizes = plan.plate_sizes or [plan.plate_size]
+    handle = None
+    for k, p in enumerate(plates):
+        handle = draw_plate(ax, p, sizes[min(k, len(sizes) - 1)], label=label, **kw)
+        if len(plates) > 1:
+            name = plan.plate_names[k] if k < len(plan.plate_names) else f"plate-{k + 1}"
+            ax.annotate(name, (p.x, p.y), xytext=(6, -12), textcoords="offset points", fontsize=8, zorder=12,
+                        color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+    if len(plates) > 1:
+        handle.set_label(label.replace("plate", f"{len(plates)} plates", 1))
+    return handle
 
 
 def draw_plate(ax, pose: PlatePose, size, *, color=REPORT_COLOR_PLATE, arrow_len=None, lw=4.0, label="plate",
@@ -190,7 +210,7 @@ def radio_map(path, x, y, dbm, plan: FloorPlan, *, title, vmin, vmax, threshold=
         cb.ax.axhline(threshold, color="red", lw=2)
     handles = draw_floor_plan(ax, plan, on_dark=True, target_colors=covered)
     if pose is not None:
-        handles.append(draw_plate(ax, pose, plan.plate_size, label="plate (winner pose) + normal"))
+        handles.append(draw_plates(ax, pose, plan))
     if threshold is not None:
         handles.append(Line2D([], [], color="red", lw=2, label=f"coverage threshold {threshold:.0f} dBm (bar)"))
     return _finish_map(fig, ax, extent, title, handles, path)
@@ -216,7 +236,7 @@ def gain_map(path, x, y, baseline_dbm, winner_dbm, plan: FloorPlan, *, title, co
     cb.set_label(f"gain: winner − baseline [dB] (fixed scale ±{limit_db:g} dB)")
     handles = draw_floor_plan(ax, plan, on_dark=False, target_colors=covered)
     if pose is not None:
-        handles.append(draw_plate(ax, pose, plan.plate_size, label="plate (winner pose) + normal"))
+        handles.append(draw_plates(ax, pose, plan))
     handles.append(Rectangle((0, 0), 1, 1, fc=REPORT_COLOR_NEW_PATH, ec="none", label="no path without the plate"))
     handles.append(Rectangle((0, 0), 1, 1, fc="#d9d9d9", ec="none", label="no path in either map"))
     return _finish_map(fig, ax, extent, title, handles, path)
@@ -306,9 +326,10 @@ def trajectories(path, plan: FloorPlan, paths: dict, status: dict, winner: int |
                 ax.annotate(str(w), (p[-1, 0], p[-1, 1]), xytext=(4, 3), textcoords="offset points", fontsize=7,
                             color=colors[w], alpha=alpha, zorder=12)
         if winner_pose is not None:
-            draw_plate(ax, winner_pose, plan.plate_size, color=REPORT_COLOR_WINNER, lw=3.0,
-                       arrow_len=(0.3 * min(zw, zh)) if is_zoom else None)
-            ax.scatter([winner_pose.x], [winner_pose.y], s=220, marker="*", color=REPORT_COLOR_WINNER,
+            draw_plates(ax, winner_pose, plan, color=REPORT_COLOR_WINNER, lw=3.0,
+                        arrow_len=(0.3 * min(zw, zh)) if is_zoom else None)
+            first = winner_pose.plates[0] if hasattr(winner_pose, "plates") else winner_pose
+            ax.scatter([first.x], [first.y], s=220, marker="*", color=REPORT_COLOR_WINNER,
                        edgecolors="black", linewidths=0.8, zorder=13)
         ax.set_xlim(ext[0], ext[1])
         ax.set_ylim(ext[2], ext[3])

@@ -148,9 +148,15 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
             ["max_depth + 1", f"{fmt_db(conv.depth_plus_1_db)} dB", fmt_pct(conv.coverage_depth_plus_1)],
             ["4 × samples per source", f"{fmt_db(conv.samples_x4_db)} dB", fmt_pct(conv.coverage_samples_x4)]]))
     if len(s.winner.plates) > 1:
-        doc.add(Heading("Plates"), Table(["plate", "pose", "size [m]"],
-                                         [[p.name, fmt_plate(p.pose), f"{p.size_m[0]:g} × {p.size_m[1]:g}"]
-                                          for p in s.winner.plates], numeric_from=99))
+        def _tol(t):
+            if t is None:
+                return "off"
+            held = "holds" if t.holds and t.complete else ("does NOT hold" if not t.holds else "not checked")
+            return f"{held} ({t.poses_checked} poses; worst min RSS {fmt_power(t.worst_min_rss_dbm)})"
+
+        doc.add(Heading("Plates"), Table(["plate", "pose", "size [m]", "over its mounting tolerance"],
+                                         [[p.name, fmt_plate(p.pose), f"{p.size_m[0]:g} × {p.size_m[1]:g}",
+                                           _tol(p.tolerance)] for p in s.winner.plates], numeric_from=99))
     doc.add(Heading("Run"), Table(None, _facts(s, exp), numeric_from=99),
             Heading("Worlds"), Table(WORLD_HEAD, _world_rows(s), numeric_from=3))
     if s.failures:

@@ -151,7 +151,9 @@ def _gain(base, win) -> Gain:
                 mean=float(np.mean(win[both] - base[both])) if both.any() else None)
 
 
-def target_rows(targets, base, win, thr: float, worst: list | None = None) -> list[TargetRow]:
+def target_rows(targets, base, win, thr: float, worst: list | None = None,
+                plates: list | None = None) -> list[TargetRow]:
+    """`plates`: per target, the plate on its strongest path at the winner (None: none)."""
     rows = []
     for i, (p, b, r) in enumerate(zip(targets, base, win)):
         hb, hw = bool(has_path(b)), bool(has_path(r))
@@ -160,7 +162,8 @@ def target_rows(targets, base, win, thr: float, worst: list | None = None) -> li
                               baseline_rss_dbm=float(b) if hb else None, winner_rss_dbm=float(r) if hw else None,
                               gain_db=float(r - b) if hb and hw else None,
                               covered_baseline=hb and b >= thr, covered_winner=hw and r >= thr,
-                              worst_rss_dbm=w, covered_worst=None if not worst else (w is not None and w >= thr)))
+                              worst_rss_dbm=w, covered_worst=None if not worst else (w is not None and w >= thr),
+                              plate=plates[i] if plates else None))
     return rows
 
 
@@ -219,8 +222,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     base_m, win_m = rss_stats(base_final, thr), rss_stats(win_final, thr)
     conv, conv_evals = convergence(rs, exp, win_pose, run_truth, win_final, thr)
     # truth evaluations in the driver: the baseline, the winner at the run's settings, baseline and winner
-    # at the final sample count, the convergence check, and the tolerance margin
-    evaluations = 4 + conv_evals + sum(o.evaluations for o in outcomes)
+    # at the final sample count, which plate serves each target, the convergence check, the tolerance margin
+    serving = rs.serving_plates(win_pose, samples_per_src=final_samples)  # targets.csv's `plate`
+    evaluations = 5 + conv_evals + sum(o.evaluations for o in outcomes)
     notes = []
     if chk is not None:
         if not chk.complete:  # a world's failing check stopped early: the whole box for the report
@@ -262,7 +266,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     cov_b, cov_w = int(round(base_m.coverage * n)), int(round(win_m.coverage * n))
     winner = Winner(
         **win_m.model_dump(), pose=win_pose.first, joint_pose=win_pose,
-        plates=[WinnerPlate(name=f"plate-{k + 1}", pose=p, size_m=list(r.size_m))
+        plates=[WinnerPlate(name=r.name, pose=p, size_m=list(r.size_m),
+                            tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None)
                 for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
         world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
         pose_arg=win_pose.cli_value(), on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
@@ -284,5 +289,6 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
         versions=backend.versions())
     return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
-                                                          chk.target_worst_dbm if chk is not None else None),
+                                                          chk.target_worst_dbm if chk is not None else None,
+                                                          serving),
                      steps=steps, winner_pose=win_pose)

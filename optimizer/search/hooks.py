@@ -219,7 +219,7 @@ class WorldSearcher(Searcher):
             return None
         base = self.configs[0]
         exp = parse_experiment(base["experiment"], "experiment")
-        space, tol = PoseSpace.of(exp), exp.reflector.tolerance
+        space, tol = PoseSpace.of(exp), reuse.tolerances(exp)
         n = len(st["reused"])
         world = len(self.configs) + n
         rng = np.random.default_rng([self.seed, 9, n])

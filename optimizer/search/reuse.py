@@ -31,12 +31,23 @@ FALLBACK_SCALE = 0.02  # ... of the box per axis, where the tolerance is off
 MOUNT_MIN_M, MOUNT_MIN_DEG = 0.01, 0.1  # two poses closer than this are the same mount even at tolerance 0
 
 
+def per_plate(tol, n: int) -> list:
+    """A `reflector.tolerance`, or a list of them (one per plate), as a list of n."""
+    return list(tol) if isinstance(tol, (list, tuple)) else [tol] * n
+
+
+def tolerances(exp) -> list:
+    """Every plate's mounting tolerance (`reflector.tolerance`, or each `reflectors[k].tolerance`)."""
+    return [r.tolerance for r in exp.plates()]
+
+
 def same_mount(a: JointPose, b: JointPose, tol) -> bool:
     """Two poses a person could not tell apart at the mounting tolerance (at least 1 cm / 0.1 deg): every
-    plate within it on every axis (yaw modulo 180 deg: the plate is two-sided)."""
-    dp, da = max(tol.position_m, MOUNT_MIN_M), max(tol.yaw_deg, MOUNT_MIN_DEG)
-    dpitch = max(tol.pitch_deg, MOUNT_MIN_DEG)
-    for p, q in zip(a.plates, b.plates):
+    plate within its tolerance (`tol`: one for all plates, or a list) on every axis (yaw modulo 180 deg: the
+    plate is two-sided)."""
+    for p, q, t in zip(a.plates, b.plates, per_plate(tol, len(a.plates))):
+        dp, da = max(t.position_m, MOUNT_MIN_M), max(t.yaw_deg, MOUNT_MIN_DEG)
+        dpitch = max(t.pitch_deg, MOUNT_MIN_DEG)
         if (max(abs(p.x - q.x), abs(p.y - q.y), abs(p.z - q.z)) > dp
                 or abs((p.yaw_deg - q.yaw_deg + 90.0) % 180.0 - 90.0) > da or abs(p.pitch_deg - q.pitch_deg) > dpitch):
             return False

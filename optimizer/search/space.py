@@ -66,6 +66,14 @@ class PoseSpace:
         self.hi = np.concatenate([p.hi for p in self.plates])
         self.span = np.where(self.hi > self.lo, self.hi - self.lo, 0.0)
 
+    def overlaps(self, unit) -> bool:
+        """Whether the plates of the unit-cube pose overlap each other (always False for one plate)."""
+        if len(self.plates) < 2:
+            return False
+        from optimizer.physics.overlap import overlapping_pairs
+
+        return bool(overlapping_pairs(self.unit_pose(unit), [ax.size_m for ax in self.plates]))
+
     @classmethod
     def of(cls, exp) -> PoseSpace:
         return cls(exp.plates())
@@ -148,12 +156,14 @@ class PoseSpace:
         return out
 
     def tolerance_unit(self, tol, fallback: float = 0.02) -> np.ndarray:
-        """[dim] one mounting tolerance (`reflector.tolerance`) per axis on the unit cube: position for x, y,
+        """[dim] one mounting tolerance (`reflector.tolerance`, or a list of them: one per plate) per axis on
+        the unit cube: position for x, y,
         z, yaw_deg for yaw, pitch_deg for pitch; `fallback` (a share of the box) where the tolerance is 0;
         0 on fixed axes."""
         out = np.zeros(self.dim)
-        for ax in self.plates:
-            out[ax.slice] = [tol.position_m] * 3 + [tol.yaw_deg] + ([tol.pitch_deg] if ax.dim > 4 else [])
+        tols = list(tol) if isinstance(tol, (list, tuple)) else [tol] * len(self.plates)
+        for ax, t in zip(self.plates, tols):
+            out[ax.slice] = [t.position_m] * 3 + [t.yaw_deg] + ([t.pitch_deg] if ax.dim > 4 else [])
         unit = np.where(self.free, out / np.where(self.span > 0, self.span, 1.0), 0.0)
         return np.where(self.free & (unit <= 0), fallback, unit)
 

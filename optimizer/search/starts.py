@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from optimizer.experiment import Experiment
 
 
-def fit_yaw(space: PoseSpace, yaw: float) -> float:
-    """A yaw inside the range; the plate is two-sided, so yaw and yaw + 180 deg are the same plate."""
+def fit_yaw(space, yaw: float) -> float:
+    """A yaw inside the range of `space` (a PoseSpace: its first plate, or one PlateAxes); the plate is
+    two-sided, so yaw and yaw + 180 deg are the same plate."""
     lo, hi = space.lo[3], space.hi[3]
     if space.yaw_periodic:
         return lo + (yaw - lo) % 360.0
@@ -35,9 +36,11 @@ def fit_yaw(space: PoseSpace, yaw: float) -> float:
     return best
 
 
-def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: int, focus=None):
-    """Score `n_candidates` Sobol centres; returns (unit poses [M, D], scores [M])."""
-    space = PoseSpace.of(exp)
+def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: int, focus=None, plate=None):
+    """Score `n_candidates` Sobol centres of `plate` (a `Reflector`; default the first); returns (unit poses
+    [M, D] of that plate's box, scores [M])."""
+    plate = exp.plates()[0] if plate is None else plate
+    space = PoseSpace([plate])
     units = space.sobol(n_candidates, seed)
     vecs = space.from_unit(units)
     targets = radio_scene.targets if focus is None else radio_scene.targets[np.asarray(focus, bool)]
@@ -58,7 +61,7 @@ def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: i
         vecs[i, 3] = fit_yaw(space, yaw)
         if space.with_pitch:
             vecs[i, 4] = min(max(pitch, space.lo[4]), space.hi[4])
-        hits = image_method(space.to_pose(vecs[i]).first, exp.reflector.size_m, tx[t_idx], targets, lam)["exists"]
+        hits = image_method(space.to_pose(vecs[i]).first, plate.size_m, tx[t_idx], targets, lam)["exists"]
         scores[i] = seen.sum() + 2.0 * (hits & seen).sum() + 0.5
     return space.to_unit(vecs), scores
 
@@ -92,11 +95,71 @@ def initial_poses(exp: Experiment, radio_scene=None, n: int | None = None, focus
     n_inf = {"informed": rest, "uniform": 0, "mixed": int(math.ceil(rest / 2))}[s.starts]
     if radio_scene is None:
         n_inf = 0
-    if n_inf:
+    if n_inf and len(space.plates) > 1:
+        out += joint_informed(exp, radio_scene, n_inf, focus)
+    elif n_inf:
         units, scores = informed_candidates(exp, radio_scene, max(64, INFORMED_CANDIDATES_PER_WORLD * n_inf),
                                             s.seed + 1, focus)
         for i in _pick_diverse(units, scores, n_inf, 0.15):
             out.append((space.to_pose(space.from_unit(units[i])), "informed"))
-    for u in space.sobol(n - len(out), s.seed):
-        out.append((space.to_pose(space.from_unit(space.project_unit(u))), "uniform"))
+    draws = space.sobol(4 * (n - len(out)) if len(space.plates) > 1 else n - len(out), s.seed)
+    for u in draws:
+        if len(out) >= n:
+            break
+        u = space.project_unit(u)
+        if len(draws) > n and space.overlaps(u):
+            continue  # plates overlap: rejected (optimizer.physics.overlap)
+        out.append((space.to_pose(space.from_unit(u)), "uniform"))
+    return out
+
+
+def target_groups(targets: np.ndarray, k: int) -> np.ndarray:
+    """[N] a group 0..k-1 per target: k-means (farthest-point start, 20 rounds; deterministic)."""
+    cent = [targets[0]]
+    for _ in range(1, k):
+        d = np.min([np.linalg.norm(targets - c, axis=1) for c in cent], axis=0)
+        cent.append(targets[int(np.argmax(d))])
+    cent = np.array(cent, float)
+    for _ in range(20):
+        lab = np.argmin(np.linalg.norm(targets[:, None, :] - cent[None], axis=2), axis=1)
+        cent = np.array([targets[lab == g].mean(axis=0) if np.any(lab == g) else cent[g] for g in range(k)])
+    return np.argmin(np.linalg.norm(targets[:, None, :] - cent[None], axis=2), axis=1)
+
+
+def joint_informed(exp: Experiment, radio_scene, n: int, focus=None) -> list[tuple[JointPose, str]]:
+    """`n` informed joint starts of several plates. Before any plate is placed, the targets the other plates
+    serve worst are those far from the others' aims: the focus targets are split into one group per plate
+    (k-means on their positions) and plate k aims at group (k + world) mod K (worlds rotate the assignment);
+    each plate's candidates are scored as in `informed_candidates`. Joint poses whose plates overlap are
+    rejected (the next candidates are tried)."""
+    s = exp.search
+    plates = exp.plates()
+    space = PoseSpace.of(exp)
+    tg = radio_scene.targets
+    sel = np.flatnonzero(np.asarray(focus, bool)) if focus is not None and np.any(focus) else np.arange(len(tg))
+    groups = target_groups(tg[sel], min(len(plates), len(sel)))
+    n_groups = int(groups.max()) + 1
+    per = []  # per plate, per group: picked unit poses of that plate, best first
+    for k, r in enumerate(plates):
+        row = []
+        for g in range(n_groups):
+            mask = np.zeros(len(tg), bool)
+            mask[sel[groups == g]] = True
+            units, scores = informed_candidates(exp, radio_scene, max(64, INFORMED_CANDIDATES_PER_WORLD * n),
+                                                s.seed + 1 + 7919 * k + 104729 * g, mask, plate=r)
+            row.append([units[i] for i in _pick_diverse(units, scores, n, 0.15)])
+        per.append(row)
+    out: list[tuple[JointPose, str]] = []
+    for w in range(4 * n):
+        if len(out) >= n:
+            break
+        rank = w // n_groups
+        parts = []
+        for k in range(len(plates)):
+            cands = per[k][(k + w) % n_groups]
+            parts.append(cands[rank % len(cands)])
+        unit = space.project_unit(np.concatenate(parts))
+        if space.overlaps(unit):
+            continue
+        out.append((space.unit_pose(unit), "informed"))
     return out

@@ -186,7 +186,7 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     RecordingASHA.pruned = set(int(w) for w in pruned_before)
     Merging.merged = {int(k): int(v) for k, v in (merged_before or {}).items()}
     Watch.reset(restarts_before)
-    tol = exp.reflector.tolerance
+    tol = [r.tolerance for r in exp.plates()]
     pruning = not (s.prune == "off" or s.steps <= s.prune.grace_steps)  # else no rung before the last step
     if not pruning:
         scheduler = MergingFIFO(tolerance=tol, merge=s.merge)

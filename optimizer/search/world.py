@@ -29,10 +29,11 @@ from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
 from optimizer.records import (Adam, BestSoFar, JointPose, PlatePose, RssStats, ToleranceCheck, WorldState,
                                WorldStep)
 from optimizer.search.modes import ModeStep, make_mode
-from optimizer.search.reuse import same_mount
+from optimizer.search.reuse import same_mount, tolerances
 from optimizer.search.space import PoseSpace
 
 TOLERANCE_CANDIDATES = 2  # distinct best poses a world checks over the tolerance box at its end
+OVERLAP_BACKTRACKS = 4  # halvings of an Adam step whose plates would overlap before it is rejected
 
 
 def robust_rank(chk: ToleranceCheck) -> tuple:
@@ -106,7 +107,15 @@ class World:
         self.v = b2 * self.v + (1 - b2) * g * g
         mhat = self.m / (1 - b1 ** self.t)
         vhat = self.v / (1 - b2 ** self.t)
-        self.unit = self.space.project_unit(self.unit + lr * mhat / (np.sqrt(vhat) + ADAM_EPS))
+        step = lr * mhat / (np.sqrt(vhat) + ADAM_EPS)
+        unit = self.space.project_unit(self.unit + step)
+        for _ in range(OVERLAP_BACKTRACKS):  # plates would overlap: shorter steps, else the step is rejected
+            if not self.space.overlaps(unit):
+                self.unit = unit
+                return
+            step = 0.5 * step
+            unit = self.space.project_unit(self.unit + step)
+        self.reset_adam()
 
     def reset_adam(self):
         self.m[:] = 0.0
@@ -135,7 +144,7 @@ class World:
 
     def _remember(self, found: BestSoFar):
         """Keep the TOLERANCE_CANDIDATES best distinct poses seen (for the final tolerance check)."""
-        tol = self.exp.reflector.tolerance
+        tol = tolerances(self.exp)
         cands = [c for c in self.candidates if not (same_mount(c.pose, found.pose, tol) and c.score >= found.score)]
         if len(cands) < len(self.candidates):  # a better or equal one of the same mount is already kept
             return
@@ -147,7 +156,7 @@ class World:
         until one holds (a check is 2^d + 8 truth evaluations of this world's budget when it holds; one that
         fails stops at its first failing pose). The world's result is then the holding one, else the best
         worst case seen."""
-        if not self.exp.reflector.tolerance.active or not self.candidates or self.tolerance is not None:
+        if not any(r.tolerance.active for r in self.exp.plates()) or not self.candidates or self.tolerance is not None:
             return
         from optimizer.physics import tolerance
 
@@ -180,21 +189,31 @@ class World:
             return self.mode.step()
         if p is None:
             p = self.polish_state = {"delta": POLISH_START_TOL, "k": 0, "fails": 0}
-        tol_unit = self.space.tolerance_unit(self.exp.reflector.tolerance)
+        tol_unit = self.space.tolerance_unit(tolerances(self.exp))
         center = self.space.to_unit(self.space.to_vec(self.best.pose))
-        axis, sign = free[(p["k"] // 2) % free.size], (1.0 if p["k"] % 2 == 0 else -1.0)
-        cand = center.copy()
-        cand[axis] += sign * p["delta"] * tol_unit[axis]
-        before = self.best.score
-        self.unit = self.space.project_unit(cand)
-        result = self.truth(self.unit)
-        if self.best.score > before:
-            p["fails"] = 0
-        else:
+        def fail():
             p["k"] = (p["k"] + 1) % (2 * free.size)
             p["fails"] += 1
             if p["fails"] >= 2 * free.size:
                 p["delta"], p["fails"] = max(POLISH_MIN_TOL, 0.5 * p["delta"]), 0
+
+        for _ in range(2 * free.size):  # a direction whose plates would overlap is a failure not traced
+            axis, sign = free[(p["k"] // 2) % free.size], (1.0 if p["k"] % 2 == 0 else -1.0)
+            cand = center.copy()
+            cand[axis] += sign * p["delta"] * tol_unit[axis]
+            cand = self.space.project_unit(cand)
+            if not self.space.overlaps(cand):
+                break
+            fail()
+        else:
+            return self.mode.step()
+        before = self.best.score
+        self.unit = cand
+        result = self.truth(self.unit)
+        if self.best.score > before:
+            p["fails"] = 0
+        else:
+            fail()
         return result
 
     # --- the step ---------------------------------------------------------------------------------------------

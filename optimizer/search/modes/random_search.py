@@ -16,4 +16,8 @@ class RandomMode(GradientMode):
             w.unit = w.space.project_unit(w.space.to_unit(w.space.to_vec(w.initial_pose)))
         else:
             w.unit = w.space.project_unit(w.rng.random(w.space.dim))
+            for _ in range(100):  # plates that overlap: drawn again (one plate never overlaps)
+                if not w.space.overlaps(w.unit):
+                    break
+                w.unit = w.space.project_unit(w.rng.random(w.space.dim))
         return w.truth(w.unit)

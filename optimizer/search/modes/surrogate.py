@@ -13,6 +13,11 @@ The world climbs the truth, not only the model:
 * `search.trust_region`: the learning rate is scaled by a trust factor, halved when the truth's gain over
   a step is under TRUST_BAD_RATIO of the corrected model's (both ends of the step under the same
   correction), doubled (up to 1) above TRUST_GOOD_RATIO.
+
+With several plates the model is `optimizer.physics.multi_surrogate.MultiPlateSurrogate` (every plate's single
+bounce and the plate -> plate double bounces) and every pose vector is the joint one; exploration perturbs
+every plate and turns one plate, drawn at random, to the specular yaw toward the focus targets that the other
+plates serve worst (in the model). Candidates whose plates overlap are skipped.
 """
 
 from __future__ import annotations
@@ -48,17 +53,21 @@ class SurrogateMode(GradientMode):
         from optimizer.physics.surrogate import PlateSurrogate
 
         exp = world.exp
-        self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
-                                        [t.power_dbm for t in exp.transmitters], world.rs.targets,
-                                        exp.reflector.size_m, wavelength_m(exp.frequency_hz),
-                                        aperture=exp.search.surrogate_level == "po")
-        # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
-        tol = exp.reflector.tolerance
-        self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
         self.residual: np.ndarray | None = None  # [targets] truth minus model [dB] at the last truth check
         self.trust = TRUST_MAX
         self.last_objective: float | None = None  # [dBm] the truth's soft-min at the last truth check
         self.last_model: np.ndarray | None = None  # [targets] the model's power there [dBm]
+        self.multi = len(exp.plates()) > 1
+        if self.multi:  # (the truth correction and trust region are one-plate only, for now)
+            self._init_multi(world)
+            return
+        self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
+                                        [t.power_dbm for t in exp.transmitters], world.rs.targets,
+                                        exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
+                                        aperture=exp.search.surrogate_level == "po")
+        # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
+        tol = exp.plates()[0].tolerance
+        self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
 
     def state(self) -> dict:
         return {"residual": None if self.residual is None else self.residual.tolist(), "trust": self.trust,
@@ -73,6 +82,114 @@ class SurrogateMode(GradientMode):
         model = state.get("last_model")
         self.last_model = None if model is None else np.asarray(model, float)
 
+    # --- several plates ---------------------------------------------------------------------------------------
+    def _init_multi(self, world):
+        from optimizer.physics.multi_surrogate import MultiPlateSurrogate
+
+        exp = world.exp
+        plates = exp.plates()
+        self.surrogate = MultiPlateSurrogate([t.position for t in exp.transmitters],
+                                             [t.power_dbm for t in exp.transmitters], world.rs.targets,
+                                             [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
+                                             aperture=exp.search.surrogate_level == "po")
+        self.offsets = [corner_offsets(half_widths(r.tolerance)) if r.tolerance.active else None for r in plates]
+
+    def _plate_vecs(self, vec) -> list[np.ndarray]:
+        return [np.asarray(vec, float)[ax.slice] for ax in self.world.space.plates]
+
+    def _multi_occlusion(self, pose_vecs) -> list[list[np.ndarray]]:
+        """Per pose, per modelled path, [T, N] penalties [dB]: OCCLUSION_PENALTY_DB per blocked leg, all
+        legs of all poses in one batched ray test."""
+        rs = self.world.rs
+        tx, tg = self.surrogate.tx, rs.targets
+        origins, ends, where = [], [], []
+        for p, vec in enumerate(pose_vecs):
+            for q, pts in enumerate(self.surrogate.specular_points(self._plate_vecs(vec))):
+                num_t, num_n = pts[0].shape[:2]
+                chain = [np.repeat(tx, num_n, axis=0)] + [x.reshape(-1, 3) for x in pts] + [np.tile(tg, (num_t, 1))]
+                for a, b in zip(chain[:-1], chain[1:]):
+                    origins.append(a)
+                    ends.append(b)
+                    where.append((p, q, num_t, num_n))
+        clear = rs.visible(np.concatenate(origins), np.concatenate(ends))
+        out = [[np.zeros((len(tx), len(tg))) for _ in self.surrogate.path_names] for _ in pose_vecs]
+        start = 0
+        for o, (p, q, num_t, num_n) in zip(origins, where):
+            blocked = ~clear[start:start + len(o)]
+            start += len(o)
+            out[p][q] += OCCLUSION_PENALTY_DB * blocked.reshape(num_t, num_n)
+        return out
+
+    def _multi_eval(self, vec, frac: float, occl, grad: bool = True) -> dict:
+        w = self.world
+        return self.surrogate.evaluate(self._plate_vecs(vec), w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
+                                       temperature_db=w.exp.objective.softmin_temperature_db, grad=grad,
+                                       offsets=self.offsets)
+
+    def _multi_explore(self, frac: float) -> bool:
+        w = self.world
+        space = w.space
+        free = space.free.astype(float)
+        vec0 = space.from_unit(w.unit)
+        # which targets the other plates serve worst: per plate, the model's power of the other plates' paths
+        paths = self._multi_eval(vec0, frac, self._multi_occlusion([vec0])[0], grad=False)["paths_dbm"]
+        names = self.surrogate.path_names
+        focus_idx = np.flatnonzero(w.focus) if np.any(w.focus) else np.arange(len(w.rs.targets))
+        aims = []
+        for k in range(len(space.plates)):
+            others = [q for q, n in enumerate(names) if str(k) not in n.split(">")]
+            with np.errstate(divide="ignore"):  # a target no other path reaches: -inf, served worst
+                served = 10.0 * np.log10(np.sum(10.0 ** (paths[others] / 10.0), axis=0)) if others else \
+                    np.full(paths.shape[1], -np.inf)
+            worst = focus_idx[np.argsort(served[focus_idx], kind="stable")[: max(1, (len(focus_idx) + 1) // 2)]]
+            aims.append(w.rs.targets[worst].mean(axis=0))
+        cands = [w.unit.copy()]
+        for _ in range(EXPLORE_SAMPLES // 2):
+            u = space.project_unit(w.unit + w.rng.normal(0.0, EXPLORE_SIGMA, space.dim) * free)
+            cands.append(u)
+            vec = space.from_unit(u).copy()
+            k = int(w.rng.integers(len(space.plates)))
+            ax = space.plates[k]
+            t = int(w.rng.integers(len(self.surrogate.tx)))
+            yaw, pitch = specular_yaw_pitch(vec[ax.offset:ax.offset + 3], self.surrogate.tx[t], aims[k], ax.with_pitch)
+            j = ax.offset + 3
+            if space.free[j]:
+                vec[j] = fit_yaw(ax, yaw)  # a PlateAxes has the lo/hi/yaw_periodic it reads
+            if ax.with_pitch and space.free[j + 1]:
+                vec[j + 1] = min(max(pitch, space.lo[j + 1]), space.hi[j + 1])
+            cands.append(space.project_unit(space.to_unit(vec)))
+        keep = [0] + [i for i in range(1, len(cands)) if not space.overlaps(cands[i])]
+        cands = [cands[i] for i in keep]
+        vecs = [space.from_unit(u) for u in cands]
+        occl = self._multi_occlusion(vecs)
+        scores = [self._multi_eval(v, frac, o, grad=False)["objective"] for v, o in zip(vecs, occl)]
+        best = int(np.argmax(scores))
+        if best == 0:
+            return False
+        w.unit = cands[best]
+        w.reset_adam()
+        return True
+
+    def _multi_step(self) -> ModeStep:
+        w = self.world
+        s = w.exp.search
+        last_cov = w.last.coverage if w.last is not None else 0.0
+        if w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
+                                 and w.progress() < EXPLORE_UNTIL):
+            self._multi_explore(w.progress())
+        surrogate_obj = None
+        for i in range(s.inner_steps):
+            frac = w.progress(i)
+            vec = w.space.from_unit(w.unit)
+            r = self._multi_eval(vec, frac, self._multi_occlusion([vec])[0])
+            surrogate_obj = r["objective"]
+            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)])
+            w.adam_ascent(g * w.space.span, w.learning_rate(frac))
+        result = w.truth(w.unit)
+        result.surrogate_dbm = surrogate_obj
+        return result
+
+    # --- one plate ----------------------------------------------------------------------------------------------
     def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
         """[P, T, N] penalties [dB] for P poses with two batched ray tests: OCCLUSION_PENALTY_DB per blocked
         leg (Tx -> plate, plate -> target)."""
@@ -121,6 +238,8 @@ class SurrogateMode(GradientMode):
         return True
 
     def step(self) -> ModeStep:
+        if self.multi:
+            return self._multi_step()
         w = self.world
         s = w.exp.search
         temp = w.exp.objective.softmin_temperature_db

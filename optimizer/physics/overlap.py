@@ -1,0 +1,86 @@
+"""Plates that would overlap each other: the distance between two plates, and bounds that force an overlap.
+
+Two plates overlap when they come closer than `PLATE_CLEARANCE_M` (they touch, cross or cut through each
+other). The distance is the smallest distance from points along each plate's edges to the other plate
+(edge points every `_EDGE_STEP_M`): two flat rectangles that cross or touch have an edge of one within half a
+step of the other, so the test errs by at most half a step (5 mm), below the clearance.
+
+A search never ray-traces a pose whose plates overlap: such a pose is *rejected* (the world keeps its previous
+pose; starts and exploration skip it). Projecting it back would need a direction out of the overlap that the
+gradient does not give.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.constants import PLATE_CLEARANCE_M
+from optimizer.physics.geometry import plate_corners, plate_frame, position
+from optimizer.records import JointPose, PlatePose
+
+_EDGE_STEP_M = 0.01  # [m] spacing of the edge points
+FORCED_OVERLAP_SAMPLES = 256  # joint poses sampled in two plates' bounds (with the box corners)
+
+
+def _edge_points(pose: PlatePose, size_m) -> np.ndarray:
+    c = plate_corners(pose, size_m)
+    pts = []
+    for i in range(4):
+        a, b = c[i], c[(i + 1) % 4]
+        n = max(2, int(np.ceil(np.linalg.norm(b - a) / _EDGE_STEP_M)) + 1)
+        pts.append(a + np.linspace(0.0, 1.0, n)[:, None] * (b - a))
+    return np.concatenate(pts)
+
+
+def _to_plate(points: np.ndarray, pose: PlatePose, size_m) -> np.ndarray:
+    """Distances [m] from points [N, 3] to the (filled) rectangle of the plate."""
+    u, v, n = plate_frame(pose.yaw_deg, pose.pitch_deg)
+    d = points - position(pose)
+    a, b, h = d @ u, d @ v, d @ n
+    da = np.maximum(np.abs(a) - 0.5 * size_m[0], 0.0)
+    db = np.maximum(np.abs(b) - 0.5 * size_m[1], 0.0)
+    return np.sqrt(da * da + db * db + h * h)
+
+
+def plate_distance(pa: PlatePose, size_a, pb: PlatePose, size_b) -> float:
+    """Smallest distance [m] between two plates (0 where they cross; edge-point resolution, see the module)."""
+    return float(min(_to_plate(_edge_points(pa, size_a), pb, size_b).min(),
+                     _to_plate(_edge_points(pb, size_b), pa, size_a).min()))
+
+
+def overlapping_pairs(pose: JointPose, sizes) -> list[tuple[int, int]]:
+    """Index pairs (i, j) of the plates of `pose` that overlap (closer than PLATE_CLEARANCE_M)."""
+    out = []
+    plates = pose.plates
+    for i in range(len(plates)):
+        for j in range(i + 1, len(plates)):
+            ci, cj = np.array(plates[i].position), np.array(plates[j].position)
+            reach = 0.5 * (np.hypot(*sizes[i]) + np.hypot(*sizes[j])) + PLATE_CLEARANCE_M
+            if np.linalg.norm(ci - cj) > reach:
+                continue  # bounding spheres apart
+            if plate_distance(plates[i], sizes[i], plates[j], sizes[j]) < PLATE_CLEARANCE_M:
+                out.append((i, j))
+    return out
+
+
+def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0) -> bool:
+    """Whether the bounds of two plates (experiment `Reflector`s) force them to overlap: every one of
+    `samples` joint poses (the corners of both boxes, then seeded uniform draws) overlaps. A pose box
+    with room to spare has a non-overlapping pose among them; a sliver of room below the sampling's
+    resolution counts as forced."""
+    from optimizer.search.space import PoseSpace
+
+    space = PoseSpace([ra, rb])
+    sizes = [ra.size_m, rb.size_m]
+    lo, hi = space.lo[:3], space.hi[:3]
+    reach = 0.5 * (np.hypot(*ra.size_m) + np.hypot(*rb.size_m)) + PLATE_CLEARANCE_M
+    lo_b, hi_b = space.lo[space.plates[1].slice][:3], space.hi[space.plates[1].slice][:3]
+    gap = np.maximum(0.0, np.maximum(lo_b - hi, lo - hi_b))  # between the two centre boxes, per axis
+    if np.linalg.norm(gap) > reach:
+        return False
+    rng = np.random.default_rng([seed, 31])
+    units = np.vstack([np.zeros(space.dim), np.ones(space.dim), rng.uniform(0.0, 1.0, (samples - 2, space.dim))])
+    for u in units:
+        if not overlapping_pairs(space.unit_pose(u), sizes):
+            return False
+    return True
