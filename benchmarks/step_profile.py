@@ -43,6 +43,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 DEVICE = os.environ.get("REFLECTOPT_BENCH_DEVICE", "cpu")
 TARGET_SHARE = 0.25
 
+from optimizer.constants import EXPLORE_SAMPLES  # noqa: E402
 from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
 from optimizer.records import PlatePose  # noqa: E402
 
@@ -64,6 +65,13 @@ LEAVES = ["surrogate forward", "surrogate backward", "occlusion ray tests", "pla
           "exploration numpy", "PathSolver, no diffraction", "PathSolver, diffraction", "plate model (PO)",
           "other"]
 PHASES = ["exploration", "inner steps", "truth"]
+
+
+def corners(exp) -> int:
+    from optimizer.physics.tolerance import corner_offsets, half_widths
+
+    tol = exp.reflector.tolerance
+    return len(corner_offsets(half_widths(tol))) if tol.active else 1
 
 
 def experiment(name: str):
@@ -234,7 +242,12 @@ def run_world(rs, exp, start, steps, world_id=0):
         prof.undo()
     wall = time.perf_counter() - t0
     traj = [(r.pose.first.as_list(), r.truth.min_rss_dbm) for r in w.history]
-    return prof.times, wall, traj, w
+    explore = []
+    for _ in range(3):  # one exploration call on its own (the trajectory is recorded already)
+        t = time.perf_counter()
+        w.mode.explore(w.progress())
+        explore.append(time.perf_counter() - t)
+    return prof.times, wall, traj, statistics.median(explore)
 
 
 def same_trajectory(a, b) -> tuple[float, float]:
@@ -357,6 +370,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--scenes", default="street,munich")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per variant, interleaved; the fastest is shown")
     ap.add_argument("--no-tune", action="store_true", help="skip the one-world Tune run (its bookkeeping)")
     ap.add_argument("--no-winners", action="store_true", help="skip the same-winners check on the examples")
     args = ap.parse_args()
@@ -375,34 +389,42 @@ def main():
         print(f"\n=== {scene}: {exp.scene}, {len(rs.targets)} targets, {exp.solver.samples_per_src} samples, "
               f"depth {exp.solver.max_depth}, {exp.search.inner_steps} inner steps")
         ref = None
-        for label, kw in VARIANTS:
-            with legacy(**kw):
-                times, wall, traj, _ = run_world(rs, exp, start, args.steps)
+        runs = defaultdict(list)
+        for _ in range(args.repeats):  # interleaved, so that a load spike does not favour one variant
+            for label, kw in VARIANTS:
+                with legacy(**kw):
+                    runs[label].append(run_world(rs, exp, start, args.steps))
+        for label, _ in VARIANTS:
+            times, wall, traj, explore_s = min(runs[label], key=lambda r: r[1])  # the least disturbed run
             share = print_split(f"{scene} [{label}]", times, wall, args.steps, tune_s)
+            print(f"one exploration call ({EXPLORE_SAMPLES + 1} candidates x {corners(exp)} corners): "
+                  f"{explore_s * 1e3:.1f} ms")
             truth = sum(v for (p, _), v in times.items() if p == "truth") / args.steps
-            summary.append((scene, label, wall / args.steps, truth, share))
-            if ref is None:
-                ref = traj
-            else:
-                dp, dt = same_trajectory(ref, traj)
+            summary.append((scene, label, wall / args.steps, truth, share, explore_s))
+            for _, _, other, _ in runs[label]:
+                if ref is None:
+                    ref = other
+                    continue
+                dp, dt = same_trajectory(ref, other)
                 checks.append((f"{scene} {label}: same trajectory as before (pose, truth)",
                                f"max |dpose| {dp:.2e}, |dtruth| {dt:.2e} dB", dp <= 1e-6 and dt <= 1e-6))
         same, moved, move = truth_reuse(rs, exp, start)
         print(f"\n{scene} truth reuse (one solve without diffraction, median of 3): unchanged scene {same:.0f} ms, "
               f"after a plate move {moved:.0f} ms (ratio {moved / same:.2f}); the move itself {move:.1f} ms")
-        summary.append((scene, "truth reuse", same, moved, move))
+        summary.append((scene, "truth reuse", same, moved, move, None))
 
     print("\nside by side: ms per step (wall, Tune not included), truth ms, non-truth share (Tune included on "
           "the street)")
-    print(f"{'scene':<10}{'variant':<22}{'step':>10}{'truth':>10}{'non-truth':>12}{'vs before':>11}")
+    print(f"{'scene':<10}{'variant':<22}{'step':>10}{'truth':>10}{'non-truth':>12}{'vs before':>11}"
+          f"{'explore call':>14}{'vs before':>11}")
     first = {}
     for row in summary:
         if row[1] == "truth reuse":
             continue
-        scene, label, step_s, truth_s, share = row
-        first.setdefault(scene, step_s)
+        scene, label, step_s, truth_s, share, explore_s = row
+        first.setdefault(scene, (step_s, explore_s))
         print(f"{scene:<10}{label:<22}{step_s * 1e3:>10.1f}{truth_s * 1e3:>10.1f}{share:>12.1%}"
-              f"{first[scene] / step_s:>10.2f}x")
+              f"{first[scene][0] / step_s:>10.2f}x{explore_s * 1e3:>14.1f}{first[scene][1] / explore_s:>10.2f}x")
     if not args.no_winners:
         for name, res in winners():
             b, n = res["before"], res["now"]
@@ -411,7 +433,7 @@ def main():
                            f"world {b[0]} vs {n[0]}, {b[2]:.2f} vs {n[2]:.2f} dBm, max |dpose| {dp:.1e}",
                            b[0] == n[0] and dp <= 1e-6))
     print()
-    for scene, label, _step, _truth, share in [r for r in summary if r[1] != "truth reuse"]:
+    for scene, label, _step, _truth, share, _ in [r for r in summary if r[1] != "truth reuse"]:
         if scene == "street" and label in (VARIANTS[0][0], VARIANTS[-1][0]):
             ok = share <= TARGET_SHARE
             print(f"[{'PASS' if ok else 'MISS'}] street [{label}]: non-truth share {share:.1%} (target <= 25 %)")

@@ -140,3 +140,7 @@ EXPLORE_SAMPLES = 48  # candidate poses a world scores with the surrogate when i
 EXPLORE_SIGMA = 0.25  # their spread around the current pose, as a fraction of the search box per axis
 EXPLORE_EVERY = 4  # a world whose last truth leaves a target uncovered explores again every this many steps
 EXPLORE_UNTIL = 0.6  # ... until this fraction of its steps
+
+# --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
+CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling
+CALIBRATE_MAX_WORLDS_GPU = 16  # the largest count calibrate tries on a GPU (1, 2, 4, ... up to it)
