@@ -94,7 +94,7 @@ class Profiler:
         self.dr = dr
         self.stack: list[tuple[str, float]] = []
         self.times = defaultdict(float)  # (phase, leaf) -> s
-        self.kernels = defaultdict(lambda: [0, 0])  # (phase, leaf) -> [Dr.Jit kernels launched, compiled]
+        self.kernels = defaultdict(lambda: [0, 0, 0])  # (phase, leaf) -> [JIT kernels, of them compiled, other ops]
         self.phase = "other"
         self._undo = []
         dr.set_flag(dr.JitFlag.KernelHistory, True)
@@ -103,8 +103,10 @@ class Profiler:
     def _count(self, leaf):
         h = self.dr.kernel_history()  # the kernels since the last boundary (and clears the history)
         k = self.kernels[(self.phase, leaf)]
-        k[0] += len(h)
-        k[1] += sum(1 for e in h if not e.get("cache_hit") and not e.get("cache_disk"))
+        jit = [e for e in h if e["type"] == self.dr.KernelType.JIT]
+        k[0] += len(jit)
+        k[1] += sum(1 for e in jit if not e.get("cache_hit"))  # neither in memory nor on disk: compiled
+        k[2] += len(h) - len(jit)  # reductions, memsets, host calls (Embree ray tests)
 
     def _enter(self, leaf):
         now = time.perf_counter()
@@ -305,9 +307,9 @@ def tune_bookkeeping_s(exp, start, steps) -> float:
 
 def print_split(label, measured, wall, steps, tune_s):
     times, kernels = measured
-    print(f"\n{label}: ms per step (mean of {steps} steps; exclusive time of the innermost part); Dr.Jit kernels "
-          "per step launched/compiled")
-    print(f"{'part':<30}" + "".join(f"{p:>14}" for p in PHASES) + f"{'all':>12}{'kernels':>14}")
+    print(f"\n{label}: ms per step (mean of {steps} steps; exclusive time of the innermost part); per step, Dr.Jit "
+          "kernels launched/compiled/other launches (reductions, memsets, host calls)")
+    print(f"{'part':<30}" + "".join(f"{p:>14}" for p in PHASES) + f"{'all':>12}{'kernels':>16}")
     col = defaultdict(float)
     for leaf in LEAVES:
         vals = [times.get((p, leaf), 0.0) / steps * 1e3 for p in PHASES]
@@ -316,9 +318,9 @@ def print_split(label, measured, wall, steps, tune_s):
             continue
         for p, v in zip(PHASES, vals):
             col[p] += v
-        ks = [kernels.get((p, leaf), [0, 0]) for p in PHASES + ["other"]]
-        kern = f"{sum(k[0] for k in ks) / steps:.0f}/{sum(k[1] for k in ks) / steps:.1f}"
-        print(f"{leaf:<30}" + "".join(f"{v:>14.1f}" for v in vals) + f"{sum(vals):>12.1f}{kern:>14}")
+        ks = [kernels.get((p, leaf), [0, 0, 0]) for p in PHASES + ["other"]]
+        kern = "/".join(f"{sum(k[j] for k in ks) / steps:.{1 if j == 1 else 0}f}" for j in range(3))
+        print(f"{leaf:<30}" + "".join(f"{v:>14.1f}" for v in vals) + f"{sum(vals):>12.1f}{kern:>16}")
     print(f"{'phase total':<30}" + "".join(f"{col[p]:>14.1f}" for p in PHASES) + f"{sum(col.values()):>12.1f}")
     step_ms = wall / steps * 1e3
     if tune_s is not None:
