@@ -56,7 +56,7 @@ MUNICH = {
                   "yaw_deg": {"min": 0, "max": 180}},
     "targets": {"region": {"min": [-48.0, -6.0], "max": [-42.0, 0.0], "z": 1.5, "spacing_m": 1.5}},
     "objective": {"softmin_temperature_db": 1.0, "coverage_threshold_dbm": -70},
-    "solver": {"max_depth": 3, "samples_per_src": 20000, "refraction": False},
+    "solver": {"max_depth": 3, "samples_per_src": 10000, "refraction": False},
     "search": {"worlds": 1, "steps": 20, "seed": 0},
 }
 STARTS = {"street": PlatePose(30.32, -13.0, 4.5, 100.0), "munich": PlatePose(-35.0, 45.0, 6.0, 90.0)}
@@ -405,7 +405,7 @@ def main():
     print(f"step profile on {DEVICE} (Dr.Jit threads 1, {os.cpu_count()} cores; load average "
           f"{os.getloadavg()[0]:.1f})")
     summary, checks = [], []
-    for scene in args.scenes.split(","):
+    for scene in filter(None, args.scenes.split(",")):
         exp = experiment(scene)
         start = STARTS[scene]
         tune_s = None if (args.no_tune or scene != "street") else tune_bookkeeping_s(exp, start, args.steps)

@@ -47,7 +47,8 @@ run)
     shift
     py=$(command -v python3)
     missing=()
-    for mod in sionna.rt:sionna-rt mitsuba:mitsuba drjit:drjit numpy:numpy pydantic:pydantic yaml:pyyaml; do
+    for mod in sionna.rt:sionna-rt mitsuba:mitsuba drjit:drjit numpy:numpy scipy:scipy pydantic:pydantic yaml:pyyaml \
+        psutil:psutil; do
         "$py" -c "import ${mod%%:*}" 2>/dev/null || missing+=("${mod##*:}")
     done
     if ((${#missing[@]})); then
