@@ -131,7 +131,7 @@ class PlateSurrogate:
     def evaluate_many(self, pose_vecs, edge_factor: float, occlusion_db=None, focus=None,
                       temperature_db: float = 1.0, edge_width_m: float | None = None, offsets=None,
                       corner_temperature_db: float = 0.5):
-        """`evaluate` without the gradient for P poses at once, in one Dr.Jit launch (lanes pose-major, then
+        """`evaluate` without the gradient for P poses at once, as one batch of lanes (pose-major, then
         target, then offset): the objective [dBm] per pose (`objective`, [P]) and the plate-path power
         [dBm] per pose and target (`power_dbm`, [P, N]), each equal to what `evaluate` gives that pose.
 

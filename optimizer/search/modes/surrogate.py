@@ -4,7 +4,7 @@ Each step makes `inner_steps` updates of the pose from the surrogate's gradient 
 tests), then one truth evaluation. At its first step, and every EXPLORE_EVERY steps while a target stays
 uncovered (until EXPLORE_UNTIL of its steps), the world also explores for free: it scores EXPLORE_SAMPLES
 nearby poses with the surrogate (half turned to the specular yaw; all of them, at every corner of the
-tolerance box, in one Dr.Jit launch) and jumps to the best if it beats its
+tolerance box, as one batch of Dr.Jit lanes) and jumps to the best if it beats its
 own pose. Only truth evaluations count as cost.
 """
 
@@ -77,7 +77,7 @@ class SurrogateMode(GradientMode):
         k = w.edge_factor(frac)
         temp = w.exp.objective.softmin_temperature_db
         scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, temperature_db=temp,
-                                              offsets=self.offsets)["objective"]  # one launch for every candidate
+                                              offsets=self.offsets)["objective"]  # one batch for every candidate
         best = int(np.argmax(scores))  # every score is finite (evaluate_many raises otherwise)
         if best == 0:
             return False
