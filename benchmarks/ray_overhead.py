@@ -4,8 +4,11 @@
 1. Overhead: the same world (street example, 1 CPU thread) run bare in this process vs as a Tune trial;
    per-step wall time (Tune's includes reporting and checkpoints, every search.checkpoint_every steps).
    Target: at most +5 %.
-2. Scaling: 1 vs 2 concurrent worlds (1 CPU each) on this 2-core machine; world-steps per second.
-   Target: speed-up >= 1.8 (physical limit 2).
+2. Scaling: 1 vs 2 concurrent worlds (1 CPU each); world-steps per second, both sides in the same steady
+   state: the steps the two worlds finished while both were stepping (each past its first WARMUP_STEPS
+   steps), against the time one world alone took for the same steps (the same step numbers, the same
+   warm-up). Target: speed-up >= 1.8, and at most the physical limit (the cores, 2 here): a figure above
+   it means the two sides were not measured alike (MISS).
 3. Time from `reflectopt run` (a new process) to the first world's first step.
 4. Pruning: 8 starting poses, with and without successive halving (ASHA, grace 5, factor 2): the same
    winner within 0.5 dB using at most 60 % of the world-steps.
@@ -33,6 +36,9 @@ from optimizer.experiment import load_experiment  # noqa: E402
 from optimizer.records import PlatePose as Pose  # noqa: E402
 
 
+WARMUP_STEPS = 3  # steps every world makes before any side of a comparison is timed
+
+
 def bare_step_s(exp, pose, steps):
     from optimizer.physics.scene import RadioScene
     from optimizer.search.world import World
@@ -44,7 +50,7 @@ def bare_step_s(exp, pose, steps):
         t = time.perf_counter()
         w.step()
         times.append(time.perf_counter() - t)
-    return statistics.median(times[2:]), rs.rss_dbm(None)
+    return statistics.median(times[WARMUP_STEPS:]), rs.rss_dbm(None)
 
 
 def tune_rows(exp, starts, base, tmp):
@@ -58,28 +64,36 @@ def tune_rows(exp, starts, base, tmp):
     return out, rows, time.time() - t0
 
 
+def ends_by_step(rows, world=0) -> dict[int, float]:
+    return {int(r["step"]): r["t_end_unix"] for r in rows if r["world"] == world}
+
+
 def per_step_wall(rows, world=0):
-    ends = sorted(r["t_end_unix"] for r in rows if r["world"] == world)
-    gaps = [b - a for a, b in zip(ends, ends[1:])][2:]
-    return statistics.median(gaps)
+    """Median time from one step's end to the next (the step and Tune's work around it), past the warm-up."""
+    ends = ends_by_step(rows, world)
+    return statistics.median(ends[i] - ends[i - 1] for i in sorted(ends) if i > WARMUP_STEPS and i - 1 in ends)
 
 
-def throughput(rows):
-    """world-steps per second over the span where the worlds were stepping (after each one's 2nd step)."""
-    by = {}
-    for r in rows:
-        by.setdefault(r["world"], []).append(r["t_end_unix"])
-    t_first = max(sorted(v)[1] for v in by.values())  # every world warm
-    t_last = min(max(v) for v in by.values())  # before the first world ends
-    n = sum(1 for v in by.values() for t in v if t_first < t <= t_last)
-    return n / (t_last - t_first)
+def steady_scaling(rows1, rows2):
+    """(1-world, 2-world) world-steps/s over the same steps: the window where both worlds of the 2-world run
+    were stepping, each past WARMUP_STEPS, and the time the lone world took for the same step numbers."""
+    alone = ends_by_step(rows1)
+    worlds = {r["world"] for r in rows2}
+    ends = {w: ends_by_step(rows2, w) for w in worlds}
+    t_a = max(e[WARMUP_STEPS] for e in ends.values())  # every world warm
+    t_b = min(max(e.values()) for e in ends.values())  # before the first one ends
+    done = [(w, i) for w, e in ends.items() for i, t in e.items() if t_a < t <= t_b and i > WARMUP_STEPS]
+    alone_s = sum(alone[i] - alone[i - 1] for _, i in done)
+    return len(done) / alone_s, len(done) / (t_b - t_a), len(done)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--example", default=str(REPO / "examples" / "street-corner.yaml"))
+    ap.add_argument("--sections", default="overhead,scaling,first,pruning", help="which measures to run")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     from optimizer.search.cluster import init_ray
 
     exp = load_experiment(args.example)
@@ -90,67 +104,74 @@ def main():
     pose = Pose(21.0, 8.0, 5.0, 120.0)
     report = []
 
-    bare, base = bare_step_s(exp, pose, args.steps)
-    init_ray(None)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, rows1, _ = tune_rows(exp, [(pose, "explicit")], base, tmp)
-    tune1 = per_step_wall(rows1)
-    report.append(("Tune overhead per step (1 world, 1 CPU)", f"bare {bare * 1e3:.0f} ms, Tune {tune1 * 1e3:.0f} ms",
-                   tune1 / bare - 1, "<= +5 %", tune1 / bare - 1 <= 0.05))
-
-    e2 = exp.model_copy(deep=True)
-    e2.search.steps = args.steps * 2
-    with tempfile.TemporaryDirectory() as tmp:
-        _, r1, _ = tune_rows(e2, [(pose, "explicit")], base, tmp)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, r2, _ = tune_rows(e2, [(pose, "explicit"), (pose, "explicit")], base, tmp)  # identical work
-    th1, th2 = throughput(r1), throughput(r2)
-    report.append(("Scaling 1 -> 2 concurrent worlds", f"{th1:.2f} -> {th2:.2f} world-steps/s", th2 / th1,
-                   ">= 1.8x", th2 / th1 >= 1.8))
-
     import ray
 
-    ray.shutdown()
-    with tempfile.TemporaryDirectory() as tmp:
-        small = exp.model_copy(deep=True)
-        small.search.worlds, small.search.steps = 2, 3
-        small.output = tmp
-        f = Path(tmp) / "e.yaml"
-        import yaml
-
-        f.write_text(yaml.safe_dump(small.model_dump(mode="json")))
-        t0 = time.time()
-        subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(f), "--no-progress"], cwd=REPO,
-                       capture_output=True, timeout=900, check=True)
-        rows = []
-        for res in Path(tmp).glob("*/*/checkpoints/worlds/world-*/result.json"):
-            rows += [json.loads(line) for line in res.read_text().splitlines() if line.strip()]
-        first = min(r["t_end_unix"] - r["step_s"] for r in rows)
-        report.append(("Time from `reflectopt run` to the first step", "new process, local Ray start included",
-                       first - t0, "(figure)", True))
-
+    bare, base = bare_step_s(exp, pose, args.steps if "overhead" in sections else WARMUP_STEPS + 1)
     init_ray(None)
-    from optimizer.physics.scene import RadioScene
-    from optimizer.search.starts import initial_poses
-
-    e8 = load_experiment(args.example)
-    e8.device = "cpu"
-    e8.search.worlds, e8.search.steps = 8, 20
-    rs = RadioScene(e8, device="cpu", threads=2)
-    starts = initial_poses(e8, rs, 8)
-    results = {}
-    for label, prune in (("off", "off"), ("asha", {"reduction_factor": 2, "grace_steps": 5})):
-        e = e8.model_copy(deep=True)
-        e.search.prune = prune if prune == "off" else type(e8.search.prune)(**prune)
+    if "overhead" in sections:
         with tempfile.TemporaryDirectory() as tmp:
-            out, _, wall = tune_rows(e, starts, base, tmp)
-        best = max(o.state.best.truth.min_rss_dbm for o in out if o.state and o.state.best)
-        results[label] = (best, sum(o.steps for o in out), wall)
-    (b_off, s_off, w_off), (b_asha, s_asha, w_asha) = results["off"], results["asha"]
-    report.append(("Pruning: winner min RSS, off vs ASHA", f"{b_off:.2f} vs {b_asha:.2f} dBm", b_off - b_asha,
-                   "<= 0.5 dB", b_off - b_asha <= 0.5))
-    report.append(("Pruning: world-steps ASHA / off", f"{s_asha} / {s_off} (wall {w_asha:.0f} s / {w_off:.0f} s)",
-                   s_asha / s_off, "<= 60 %", s_asha / s_off <= 0.6))
+            _, rows1, _ = tune_rows(exp, [(pose, "explicit")], base, tmp)
+        tune1 = per_step_wall(rows1)
+        report.append(("Tune overhead per step (1 world, 1 CPU)", f"bare {bare * 1e3:.0f} ms, Tune {tune1 * 1e3:.0f} ms",
+                       tune1 / bare - 1, "<= +5 %", tune1 / bare - 1 <= 0.05))
+
+    if "scaling" in sections:
+        e2 = exp.model_copy(deep=True)
+        e2.search.steps = args.steps * 2
+        with tempfile.TemporaryDirectory() as tmp:
+            _, r1, _ = tune_rows(e2, [(pose, "explicit")], base, tmp)
+        with tempfile.TemporaryDirectory() as tmp:
+            _, r2, _ = tune_rows(e2, [(pose, "explicit"), (pose, "explicit")], base, tmp)  # the same start
+        th1, th2, n_steps = steady_scaling(r1, r2)
+        cores = os.cpu_count() or 1
+        limit = min(2, cores) / 1.0  # two single-threaded worlds cannot beat the cores they have
+        ratio = th2 / th1
+        report.append(("Scaling 1 -> 2 concurrent worlds", f"{th1:.2f} -> {th2:.2f} world-steps/s ({n_steps} steps)",
+                       ratio, f">= 1.8x, limit {limit:.1f}x ({cores} cores)", 1.8 <= ratio <= 1.02 * limit))
+
+    ray.shutdown()
+    if "first" in sections:
+        with tempfile.TemporaryDirectory() as tmp:
+            small = exp.model_copy(deep=True)
+            small.search.worlds, small.search.steps = 2, 3
+            small.output = tmp
+            f = Path(tmp) / "e.yaml"
+            import yaml
+
+            f.write_text(yaml.safe_dump(small.model_dump(mode="json")))
+            t0 = time.time()
+            subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(f), "--no-progress"], cwd=REPO,
+                           capture_output=True, timeout=900, check=True)
+            rows = []
+            for res in Path(tmp).glob("*/*/checkpoints/worlds/world-*/result.json"):
+                rows += [json.loads(line) for line in res.read_text().splitlines() if line.strip()]
+            first = min(r["t_end_unix"] - r["step_s"] for r in rows)
+            report.append(("Time from `reflectopt run` to the first step", "new process, local Ray start included",
+                           first - t0, "(figure)", True))
+
+    if "pruning" in sections:
+        init_ray(None)
+        from optimizer.physics.scene import RadioScene
+        from optimizer.search.starts import initial_poses
+
+        e8 = load_experiment(args.example)
+        e8.device = "cpu"
+        e8.search.worlds, e8.search.steps = 8, 20
+        rs = RadioScene(e8, device="cpu", threads=2)
+        starts = initial_poses(e8, rs, 8)
+        results = {}
+        for label, prune in (("off", "off"), ("asha", {"reduction_factor": 2, "grace_steps": 5})):
+            e = e8.model_copy(deep=True)
+            e.search.prune = prune if prune == "off" else type(e8.search.prune)(**prune)
+            with tempfile.TemporaryDirectory() as tmp:
+                out, _, wall = tune_rows(e, starts, base, tmp)
+            best = max(o.state.best.truth.min_rss_dbm for o in out if o.state and o.state.best)
+            results[label] = (best, sum(o.steps for o in out), wall)
+        (b_off, s_off, w_off), (b_asha, s_asha, w_asha) = results["off"], results["asha"]
+        report.append(("Pruning: winner min RSS, off vs ASHA", f"{b_off:.2f} vs {b_asha:.2f} dBm", b_off - b_asha,
+                       "<= 0.5 dB", b_off - b_asha <= 0.5))
+        report.append(("Pruning: world-steps ASHA / off", f"{s_asha} / {s_off} (wall {w_asha:.0f} s / {w_off:.0f} s)",
+                       s_asha / s_off, "<= 60 %", s_asha / s_off <= 0.6))
     ray.shutdown()
 
     print(f"\nRay Tune worlds ({os.cpu_count()} CPUs, {Path(args.example).name}, {args.steps} steps)")

@@ -147,3 +147,7 @@ TRUST_MIN, TRUST_MAX = 1.0 / 16.0, 1.0  # trust-region factor on the learning ra
 TRUST_BAD_RATIO, TRUST_GOOD_RATIO = 0.25, 0.75  # actual / predicted gain: shrink below, grow above
 TRUST_MIN_PREDICTED_DB = 0.1  # [dB] predicted gains smaller than this say nothing about the model
 POLISH_START_TOL, POLISH_MIN_TOL = 4.0, 1.0  # pattern-search step, in mounting tolerances (start, smallest)
+
+# --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
+CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling
+CALIBRATE_MAX_WORLDS_GPU = 16  # the largest count calibrate tries on a GPU (1, 2, 4, ... up to it)

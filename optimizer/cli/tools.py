@@ -10,7 +10,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from optimizer.constants import ANGLE_LIMIT_DEG, POSITION_LIMIT_M
+from optimizer.constants import (ANGLE_LIMIT_DEG, CALIBRATE_GROWTH_PER_DOUBLING, CALIBRATE_MAX_WORLDS_GPU,
+                                 POSITION_LIMIT_M)
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
@@ -18,6 +19,7 @@ from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
 from optimizer.search.driver import driver_scene, say
 from optimizer.search.space import PoseSpace
+from optimizer.search.throughput import growth_per_doubling
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -194,7 +196,8 @@ def _gpu_memory_mb() -> tuple[float | None, float | None]:
     return (sum(mine) if mine else None), (float(total.splitlines()[0]) if total.strip() else None)
 
 
-def calibrate(exp: Experiment, steps: int = 5, device: str | None = None) -> dict:
+def calibrate(exp: Experiment, steps: int = 5, device: str | None = None, worlds: list[int] | None = None,
+              scaling: bool = True) -> dict:
     from optimizer.physics import backend
     from optimizer.physics.scene import RadioScene
     from optimizer.search.starts import initial_poses
@@ -217,27 +220,67 @@ def calibrate(exp: Experiment, steps: int = 5, device: str | None = None) -> dic
         per_gpu = int(max(1, min(16, (0.9 * gpu_total) // max(gpu, 1.0))))
     cpus = os.cpu_count() or 1
     per_cpu_worker = max(1, int(cpus // max(exp.resources.cpu_per_world, 1e-9)))
-    return {"device": dev, "steps": steps, "step_s_median": statistics.median(times[1:] or times),
-            "first_step_s": times[0], "peak_host_mb": host, "peak_gpu_mb": gpu, "gpu_total_mb": gpu_total,
-            "worlds_per_gpu": per_gpu if per_gpu else 4, "worlds_per_gpu_measured": per_gpu is not None,
-            "cpu_per_world": exp.resources.cpu_per_world, "worlds_per_cpu_worker": per_cpu_worker, "cpus": cpus}
+    out = {"device": dev, "steps": steps, "step_s_median": statistics.median(times[1:] or times),
+           "first_step_s": times[0], "peak_host_mb": host, "peak_gpu_mb": gpu, "gpu_total_mb": gpu_total,
+           "worlds_per_gpu": per_gpu if per_gpu else 4, "worlds_per_gpu_measured": False,
+           "cpu_per_world": exp.resources.cpu_per_world, "worlds_per_cpu_worker": per_cpu_worker, "cpus": cpus,
+           "scaling": [], "recommended_worlds": None}
+    if not scaling:
+        return out
+    from optimizer.search import throughput
+
+    counts = worlds or throughput.world_counts(dev, cpus, exp.resources.cpu_per_world)
+    if per_gpu:  # never more worlds than the card's memory holds
+        counts = [n for n in counts if n <= per_gpu] or [1]
+    for n in counts:
+        say(f"calibrate: {n} concurrent world(s) on {dev} ...")
+        out["scaling"].append(throughput.measure(exp, n, steps=steps, device=dev, threads=threads))
+    rates = [r["world_steps_per_s"] for r in out["scaling"]]
+    out["recommended_worlds"] = throughput.recommend(counts, rates)
+    if dev == "cuda":
+        out["worlds_per_gpu"], out["worlds_per_gpu_measured"] = out["recommended_worlds"], True
+    return out
 
 
 def cmd_calibrate(args) -> int:
     _at_least(args.steps, "--steps", 1, 1000)
     exp = load_submitted(args.experiment).exp
-    c = calibrate(exp, args.steps, args.device)
+    worlds = None
+    if args.worlds:
+        try:
+            worlds = sorted({int(v) for v in args.worlds.split(",")})
+        except ValueError:
+            raise ConfigError(f"--worlds: {args.worlds!r} is not a list of counts; give e.g. --worlds 1,2,4") from None
+        if worlds[0] < 1 or worlds[-1] > 64:
+            raise ConfigError(f"--worlds: {args.worlds!r}: give counts from 1 to 64, e.g. --worlds 1,2,4")
+    c = calibrate(exp, args.steps, args.device, worlds=worlds, scaling=not args.no_scaling)
     gpu = f"{c['peak_gpu_mb']:.0f} MB of {c['gpu_total_mb']:.0f} MB" if c["peak_gpu_mb"] else "n/a (no GPU used)"
-    sys.stdout.write(
-        f"# reflectopt calibrate: {exp.name} on {c['device']}, {c['steps']} steps\n"
-        f"#   step time (median): {c['step_s_median']:.3f} s (first step {c['first_step_s']:.2f} s, compiles kernels)\n"
-        f"#   peak host memory per world: {c['peak_host_mb']:.0f} MB; GPU memory per world: {gpu}\n"
-        f"#   worlds per CPU worker of {c['cpus']} cores at {c['cpu_per_world']:g} CPU each: "
-        f"{c['worlds_per_cpu_worker']}\n"
-        + ("" if c["worlds_per_gpu_measured"] else
-           "#   worlds per GPU not measured on this machine (no GPU): default 4 kept\n")
-        + "# Helm values (helm/reflectopt): \n"
-        f"worlds:\n  perGpu: {c['worlds_per_gpu']}\n  cpuPerWorld: {c['cpu_per_world']:g}\n")
+    lines = [f"# reflectopt calibrate: {exp.name} on {c['device']}, {c['steps']} steps",
+             f"#   step time (median): {c['step_s_median']:.3f} s (first step {c['first_step_s']:.2f} s, compiles "
+             "kernels)",
+             f"#   peak host memory per world: {c['peak_host_mb']:.0f} MB; GPU memory per world: {gpu}",
+             f"#   worlds per CPU worker of {c['cpus']} cores at {c['cpu_per_world']:g} CPU each: "
+             f"{c['worlds_per_cpu_worker']}"]
+    if c["scaling"]:
+        lines.append(f"#   concurrent worlds on this {c['device']} (each after the same warm-up, all stepping; "
+                     f"{c['cpus']} cores):")
+        lines.append(f"#   {'worlds':>6} {'world-steps/s':>14} {'growth per doubling':>20} {'s per step':>11}"
+                     f" {'host MB/world':>14} {'GPU MB/world':>13}")
+        prev = None
+        for r in c["scaling"]:
+            g = "" if prev is None else f"{100 * growth_per_doubling(prev['worlds'], prev['world_steps_per_s'], r['worlds'], r['world_steps_per_s']):+.0f} %"  # noqa: E501
+            gm = f"{r['gpu_mb_per_world']:.0f}" if r["gpu_mb_per_world"] is not None else "n/a"
+            lines.append(f"#   {r['worlds']:>6} {r['world_steps_per_s']:>14.2f} {g:>20} {r['step_s']:>11.3f}"
+                         f" {r['host_mb_per_world']:>14.0f} {gm:>13}")
+            prev = r
+        lines.append(f"#   largest count still growing >= {100 * CALIBRATE_GROWTH_PER_DOUBLING:.0f} % per doubling: "
+                     f"{c['recommended_worlds']}"
+                     + ("" if c["device"] == "cuda" else f" worlds on this CPU machine (at most {c['cpus']} cores)"))
+    if not c["worlds_per_gpu_measured"]:
+        lines.append("#   worlds per GPU not measured on this machine (no GPU): default 4 kept")
+    lines += ["# Helm values (helm/reflectopt):", "worlds:", f"  perGpu: {c['worlds_per_gpu']}",
+              f"  cpuPerWorld: {c['cpu_per_world']:g}"]
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -265,8 +308,12 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_grid)
 
-    p = sub.add_parser("calibrate", help="measure one world (memory, step time) and print Helm values")
+    p = sub.add_parser("calibrate", help="measure one world (memory, step time) and 1, 2, 4, ... concurrent "
+                                         "worlds (world-steps/s); print Helm values")
     p.add_argument("experiment")
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per world (after 2 warm-up steps)")
+    p.add_argument("--worlds", help="concurrent world counts to measure, e.g. 1,2,4 (default: 1, 2, 4, ... up "
+                                    f"to the cores on a CPU, {CALIBRATE_MAX_WORLDS_GPU} on a GPU)")
+    p.add_argument("--no-scaling", action="store_true", help="one world only (memory and step time)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.set_defaults(handler=cmd_calibrate)

@@ -76,6 +76,9 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path:
     return xml
 
 
+_PARKED = "parked"  # RadioScene._mounted: the plates are parked below the scene
+
+
 class RadioScene:
     """One private scene: transmitters, a receiver per target, the plates, and the truth solver."""
 
@@ -107,6 +110,8 @@ class RadioScene:
         self.solver = rt.PathSolver(deterministic=exp.solver.deterministic)
         self.plates: list = []
         self.pose: JointPose | None = None
+        self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
+        self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
         self.evaluations = 0
         if with_plate:
             self._add_plates()
@@ -123,6 +128,7 @@ class RadioScene:
                                           thickness=float(refl.thickness_m))
                 self.plates.append(rt.SceneObject(fname=str(ply), name=plate_object_name(k), radio_material=mat))
             self.scene.edit(add=self.plates)
+            self._occluder = None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.park_plate()
@@ -134,8 +140,11 @@ class RadioScene:
         if len(pose.plates) != len(self.plates):
             raise ValueError(f"a pose of {len(pose.plates)} plates for a scene with {len(self.plates)}")
         self.pose = pose
+        if self._mounted == pose:  # already there: no vertex write, no rebuild of the acceleration structure
+            return
         for k, (refl, p) in enumerate(zip(self.exp.plates(), pose.plates)):
             self.write_plate_vertices(k, self._mi.Float(plate_corners(p, refl.size_m).ravel().astype(np.float32)))
+        self._mounted = pose
 
     def write_plate_vertices(self, index: int, flat_xyz):
         """Set plate `index`'s 4 vertices (a flat Dr.Jit Float of x, y, z in the PLY's corner order)."""
@@ -143,13 +152,17 @@ class RadioScene:
         params[self.plates[index].mi_mesh.id() + ".vertex_positions"] = flat_xyz
         params.update()
         self.scene.scene_geometry_updated()
+        self._mounted = None  # written from outside a pose (or part of one): the next set_pose writes again
 
     def park_plate(self):
         """Move the plates far below the scene: the scene then behaves as without them."""
+        self.pose = None
+        if self._mounted == _PARKED:
+            return
         for k, refl in enumerate(self.exp.plates()[: len(self.plates)]):
             parked = PlatePose(0.0, 10.0 * k, float(PLATE_PARKING_Z_M), 0.0)
             self.write_plate_vertices(k, self._mi.Float(plate_corners(parked, refl.size_m).ravel().astype(np.float32)))
-        self.pose = None
+        self._mounted = _PARKED
 
     def plate_vertices(self, index: int = 0) -> np.ndarray:
         params = self.scene.mi_scene_params
@@ -233,18 +246,23 @@ class RadioScene:
 
     # --- ray tests (detached) ------------------------------------------------------------------------------
     def visible(self, origins: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """True where the segment origin->end hits no scene geometry (the plates are ignored: they are parked
-        first and restored after)."""
-        pose = self.pose
-        self.park_plate()
-        clear = self.segments_clear(origins, ends)
-        if pose is not None:
-            self.set_pose(pose)
-        return clear
+        """True where the segment origin->end hits no scene geometry, the plates ignored: one ray launch
+        against the scene without them (`occluder`), whose acceleration structure is built once, so the
+        plates need not be parked and restored (two rebuilds of the whole scene's) for each test."""
+        return self.segments_clear(origins, ends, self.occluder())
 
-    def segments_clear(self, origins: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """True where the segment origin->end hits nothing in the scene as it stands (plates included, as
-        mounted), RAY_EPSILON_M kept clear at both ends."""
+    def occluder(self):
+        """The Mitsuba scene of every shape but the plates (the same shape objects, no copy of the meshes),
+        its acceleration structure built at the first call and kept: the plates never move in it."""
+        if self._occluder is None:
+            plate_ids = {p.mi_mesh.id() for p in self.plates}
+            shapes = [s for s in self.scene.mi_scene.shapes() if s.id() not in plate_ids]
+            self._occluder = self._mi.load_dict({"type": "scene", **{f"shape-{i}": s for i, s in enumerate(shapes)}})
+        return self._occluder
+
+    def segments_clear(self, origins: np.ndarray, ends: np.ndarray, mi_scene=None) -> np.ndarray:
+        """True where the segment origin->end hits nothing in `mi_scene` (default: the scene as it stands,
+        plates included, as mounted), RAY_EPSILON_M kept clear at both ends."""
         mi = self._mi
         o = np.atleast_2d(np.asarray(origins, float))
         e = np.atleast_2d(np.asarray(ends, float))
@@ -256,7 +274,7 @@ class RadioScene:
                        mi.Vector3f(*[mi.Float(np.ascontiguousarray(d[:, k])) for k in range(3)]))
         ray.maxt = mi.Float(np.maximum(dist - 2 * RAY_EPSILON_M, 0.0))
         ray.o = ray.o + ray.d * RAY_EPSILON_M
-        hit = np.array(self.scene.mi_scene.ray_test(ray), dtype=bool)
+        hit = np.array((mi_scene if mi_scene is not None else self.scene.mi_scene).ray_test(ray), dtype=bool)
         return ~hit.reshape(-1)
 
     # --- export --------------------------------------------------------------------------------------------

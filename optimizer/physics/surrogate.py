@@ -145,15 +145,52 @@ class PlateSurrogate:
                                 f"({value if what == 'objective' else gvec.tolist()}); stopped")
         return {"power_dbm": p_np, "objective": value, "grad": gvec}
 
+    def evaluate_many(self, pose_vecs, edge_factor: float, occlusion_db=None, focus=None,
+                      temperature_db: float = 1.0, edge_width_m: float | None = None, offsets=None,
+                      corner_temperature_db: float = 0.5):
+        """`evaluate` without the gradient for P poses at once, as one batch of lanes (pose-major, then
+        target, then offset): the objective [dBm] per pose (`objective`, [P]) and the plate-path power
+        [dBm] per pose and target (`power_dbm`, [P, N]), each equal to what `evaluate` gives that pose.
+
+        occlusion_db: [P, num_tx, num_targets] detached penalties [dB], or None; the rest as in `evaluate`."""
+        dr, mi = self.dr, self.mi
+        vecs = np.asarray(pose_vecs, float).reshape(len(pose_vecs), -1)
+        if vecs.shape[1] == 4:
+            vecs = np.concatenate([vecs, np.zeros((vecs.shape[0], 1))], axis=1)
+        offsets = np.zeros((1, 5)) if offsets is None else np.asarray(offsets, float).reshape(-1, 5)
+        n_p, k_off, n_tg = vecs.shape[0], offsets.shape[0], self.targets.shape[0]
+        params = [mi.Float(np.repeat(vecs[:, c], n_tg * k_off).astype(np.float32)) for c in range(5)]
+        p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db, False, n_p)
+        p_np = np.array(dr.detach(p_all), dtype=float)
+        if k_off > 1:  # worst case over the offset poses, per (pose, target)
+            p_all, p_np = worst_over_lanes(p_all, p_np, n_p * n_tg, k_off, corner_temperature_db)
+        p_np = p_np.reshape(n_p, n_tg)
+        mask = np.ones(n_tg, bool) if focus is None else np.asarray(focus, bool)
+        if not mask.any():
+            mask = np.ones(n_tg, bool)
+        t = float(temperature_db)
+        pmin = p_np[:, mask].min(axis=1)  # as `softmin`, per pose
+        e = dr.exp(-(p_all - mi.Float(np.repeat(pmin, n_tg).astype(np.float32))) / t) \
+            * mi.Float(np.tile(mask, n_p).astype(np.float32))
+        obj = mi.Float(pmin.astype(np.float32)) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
+        value = np.array(obj, dtype=float).reshape(n_p)
+        bad = np.flatnonzero(~np.isfinite(value))
+        if bad.size:
+            raise NumericsError(f"surrogate at pose {vecs[bad[0]].tolist()}: the objective is not finite "
+                                f"({value[bad[0]]}); stopped")
+        return {"power_dbm": p_np, "objective": value}
+
     def _plate_power_db(self, params, offsets: np.ndarray, edge_factor: float, edge_width_m, occlusion_db,
-                        grad: bool = True):
-        """Soft-edged single-bounce power [dBm] per (target, offset) lane, target-major, summed over Tx."""
+                        grad: bool = True, n_pose: int = 1):
+        """Soft-edged single-bounce power [dBm] per (target, offset) lane, target-major, summed over Tx.
+        With n_pose > 1, `params` are per-lane Floats and `occlusion_db` is [n_pose, num_tx, num_targets]:
+        the lanes are pose-major (pose, target, offset)."""
         dr, mi = self.dr, self.mi
         k_off = offsets.shape[0]
         n_tg = self.targets.shape[0]
 
         def lanes(col):
-            return mi.Float(np.ascontiguousarray(np.tile(offsets[:, col], n_tg), dtype=np.float32))
+            return mi.Float(np.ascontiguousarray(np.tile(offsets[:, col], n_tg * n_pose), dtype=np.float32))
 
         x, y, z, yaw_deg, pitch_deg = params
         a0 = yaw_deg * (math.pi / 180.0)
@@ -168,7 +205,7 @@ class PlateSurrogate:
         u = (ca, sa, mi.Float(0.0))
         v = (sa * sb, -ca * sb, cb)
         n = (-sa * cb, ca * cb, sb)
-        tgt = [mi.Float(np.ascontiguousarray(np.repeat(self.targets[:, c], k_off), dtype=np.float32))
+        tgt = [mi.Float(np.ascontiguousarray(np.tile(np.repeat(self.targets[:, c], k_off), n_pose), dtype=np.float32))
                for c in range(3)]
         rel_r = (tgt[0] - cx, tgt[1] - cy, tgt[2] - cz)
         ar, br, sr = _dot(rel_r, u), _dot(rel_r, v), _dot(rel_r, n)
@@ -203,9 +240,11 @@ class PlateSurrogate:
                 da = dr.clip(aq, -hw - margin, hw + margin) - aq
                 db = dr.clip(bq, -hh - margin, hh + margin) - bq
                 p_db = p_db + self._aperture_db((at + da, bt + db, st_e), (ar + da, br + db, sr_e), r_f, grad,
-                                                n_tg * k_off)
+                                                n_tg * k_off * n_pose)
             if occlusion_db is not None:
-                p_db = p_db - mi.Float(np.repeat(np.asarray(occlusion_db[t], dtype=np.float32), k_off))
+                occl = np.asarray(occlusion_db, dtype=np.float32)
+                occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
+                p_db = p_db - mi.Float(np.repeat(occl, k_off))
             per_tx.append(p_db)
         if len(per_tx) == 1:
             return per_tx[0]

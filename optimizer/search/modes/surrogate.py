@@ -3,7 +3,8 @@
 Each step makes `inner_steps` updates of the pose from the surrogate's gradient (occlusion by detached ray
 tests), then one truth evaluation. At its first step, and every EXPLORE_EVERY steps while a target stays
 uncovered (until EXPLORE_UNTIL of its steps), the world also explores for free: it scores EXPLORE_SAMPLES
-nearby poses with the surrogate (half turned to the specular yaw) and jumps to the best if it beats its
+nearby poses with the surrogate (half turned to the specular yaw; all of them, at every corner of the
+tolerance box, as one batch of Dr.Jit lanes) and jumps to the best if it beats its
 own pose. Only truth evaluations count as cost.
 
 The world climbs the truth, not only the model:
@@ -191,15 +192,17 @@ class SurrogateMode(GradientMode):
 
     # --- one plate ----------------------------------------------------------------------------------------------
     def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
-        """[P, T, N] penalties [dB] for P poses with two batched ray tests: OCCLUSION_PENALTY_DB per blocked
-        leg (Tx -> plate, plate -> target)."""
+        """[P, T, N] penalties [dB] for P poses with one batched ray test (both legs, every pose, in one
+        launch against the plate-free scene): OCCLUSION_PENALTY_DB per blocked leg (Tx -> plate,
+        plate -> target)."""
         rs = self.world.rs
         pts = np.stack([self.surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
         num_p, num_t, num_n = pts.shape[:3]
         flat = pts.reshape(-1, 3)
         tx = np.tile(np.repeat(self.surrogate.tx, num_n, axis=0), (num_p, 1))
-        leg1 = rs.visible(tx, flat)
-        leg2 = rs.visible(flat, np.tile(rs.targets, (num_p * num_t, 1)))
+        m = flat.shape[0]
+        clear = rs.visible(np.concatenate([tx, flat]), np.concatenate([flat, np.tile(rs.targets, (num_p * num_t, 1))]))
+        leg1, leg2 = clear[:m], clear[m:]
         blocked = (~leg1).astype(float) + (~leg2).astype(float)
         return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
 
@@ -228,9 +231,9 @@ class SurrogateMode(GradientMode):
         occl = self.occlusion_db_batch(vecs)
         k = w.edge_factor(frac)
         temp = w.exp.objective.softmin_temperature_db
-        scores = [self.surrogate.evaluate(v, k, occlusion_db=o, focus=w.focus, temperature_db=temp,
-                                          grad=False, offsets=self.offsets)["objective"] for v, o in zip(vecs, occl)]
-        best = int(np.argmax(scores))  # every score is finite (evaluate raises otherwise)
+        scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, temperature_db=temp,
+                                              offsets=self.offsets)["objective"]  # one batch for every candidate
+        best = int(np.argmax(scores))  # every score is finite (evaluate_many raises otherwise)
         if best == 0:
             return False
         w.unit = cands[best]
