@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FlakyProxy, S3Server, free_port
 
-from optimizer.store import storage
+from optimizer.store import storage, tunefs
 from optimizer.errors import StorageError, StoreUnreachable
 
 
@@ -59,7 +59,7 @@ def test_local_roundtrip_atomic(tmp_path):
     assert storage.list(tmp_path / "missing") == []
     with pytest.raises(StorageError, match="missing.txt: read failed"):
         storage.read_bytes(tmp_path / "missing.txt")
-    assert storage.tune_storage(str(tmp_path / "t")) == (str(tmp_path / "t"), None)
+    assert tunefs.tune_storage(str(tmp_path / "t")) == (str(tmp_path / "t"), None)
 
 
 def test_publish_run_local(tmp_path):
@@ -142,7 +142,7 @@ def test_summary_is_written_last(s3_bucket, tmp_path, monkeypatch):
 
 
 def test_tune_storage_s3(s3_bucket):
-    path, fs = storage.tune_storage(f"s3://{s3_bucket}/results/exp/r1/checkpoints/")
+    path, fs = tunefs.tune_storage(f"s3://{s3_bucket}/results/exp/r1/checkpoints/")
     assert path == f"{s3_bucket}/results/exp/r1/checkpoints"
     with fs.open_output_stream(f"{path}/ckpt/state.json") as f:
         f.write(b'{"step": 3}')

@@ -19,7 +19,7 @@ from optimizer.experiment import load_run_experiment, load_submitted, with_overr
 from optimizer.records import Overrides, RunMeta, Summary
 from optimizer.records.text import fmt_pct, fmt_power
 from optimizer.search.driver import conclude, now_utc, prepare, run_search, say, start_ray
-from optimizer.store import storage
+from optimizer.store import storage, tunefs
 from optimizer.store.runstore import RunStore
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     info = start_ray(exp, getattr(args, "address", None))
     meta = meta.model_copy(update={"ray_session": info.get("session_dir")})
     store.write_meta(meta)
-    tune_path, tune_fs = storage.tune_storage(store.join(CHECKPOINTS_DIR))
+    tune_path, tune_fs = tunefs.tune_storage(store.join(CHECKPOINTS_DIR))
     collected = run_search(exp, prep, tune_path, tune_fs, meta, resume=resume,
                            progress=not getattr(args, "no_progress", False))
     meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned"),

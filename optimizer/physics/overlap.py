@@ -68,19 +68,24 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
     `samples` joint poses (the corners of both boxes, then seeded uniform draws) overlaps. A pose box
     with room to spare has a non-overlapping pose among them; a sliver of room below the sampling's
     resolution counts as forced."""
-    from optimizer.search.space import PoseSpace
+    def box(r):  # x, y, z, yaw[, pitch] bounds of one plate's search box
+        lo = list(r.bounds.min) + [r.yaw_deg.min] + ([r.pitch_deg.min] if r.pitch_deg is not None else [])
+        hi = list(r.bounds.max) + [r.yaw_deg.max] + ([r.pitch_deg.max] if r.pitch_deg is not None else [])
+        return np.array(lo, float), np.array(hi, float)
 
-    space = PoseSpace([ra, rb])
+    (lo_a, hi_a), (lo_b, hi_b) = box(ra), box(rb)
     sizes = [ra.size_m, rb.size_m]
-    lo, hi = space.lo[:3], space.hi[:3]
     reach = 0.5 * (np.hypot(*ra.size_m) + np.hypot(*rb.size_m)) + PLATE_CLEARANCE_M
-    lo_b, hi_b = space.lo[space.plates[1].slice][:3], space.hi[space.plates[1].slice][:3]
-    gap = np.maximum(0.0, np.maximum(lo_b - hi, lo - hi_b))  # between the two centre boxes, per axis
+    gap = np.maximum(0.0, np.maximum(lo_b[:3] - hi_a[:3], lo_a[:3] - hi_b[:3]))  # between the centre boxes
     if np.linalg.norm(gap) > reach:
         return False
+    lo, hi = np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi_b])
     rng = np.random.default_rng([seed, 31])
-    units = np.vstack([np.zeros(space.dim), np.ones(space.dim), rng.uniform(0.0, 1.0, (samples - 2, space.dim))])
+    units = np.vstack([np.zeros(lo.size), np.ones(lo.size), rng.uniform(0.0, 1.0, (samples - 2, lo.size))])
     for u in units:
-        if not overlapping_pairs(space.unit_pose(u), sizes):
+        v = lo + u * (hi - lo)
+        va, vb = v[:lo_a.size], v[lo_a.size:]
+        pose = JointPose(plates=[PlatePose.from_seq(list(x) + [0.0] * (5 - x.size)) for x in (va, vb)])
+        if not overlapping_pairs(pose, sizes):
             return False
     return True

@@ -4,7 +4,7 @@ S3 access goes through boto3 with the standard AWS credential chain (environment
 identity / IRSA); `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`, or `endpoint_url` in the profile) points at
 S3-compatible stores (MinIO, Ceph, moto). Transient failures (connection errors, timeouts, 5xx,
 throttling) are retried with exponential backoff for a time budget (`REFLECTOPT_S3_RETRY_S`, default
-`S3_RETRY_S`), Ray Tune's checkpoint traffic included (`tune_storage`, `optimizer.store.tunefs`): one
+`S3_RETRY_S`), Ray Tune's checkpoint traffic included (`optimizer.store.tunefs.tune_storage`): one
 warning when the store stops answering, one when it answers again. What still fails becomes one
 `StorageError` line naming the URI and the reason (`StoreUnreachable` when the store did not answer). Credentials are never logged or written anywhere by this module.
 """
@@ -516,21 +516,3 @@ def publish_run(local_run_dir, run_uri, last=(SUMMARY_FILE,)) -> int:
             upload_file(src / f, join(run_uri, f))
             n += 1
     return n
-
-
-# --- Ray Tune --------------------------------------------------------------------------------------
-def tune_storage(uri):
-    """`(storage_path, storage_filesystem)` for `ray.tune.RunConfig`.
-
-    S3: the path without the scheme and a pyarrow filesystem whose calls are this module's boto3 calls, with
-    their retry budget (`optimizer.store.tunefs`). Credentials are left to the AWS chain of each process
-    (environment, profile, web identity), so none are pickled into Ray tasks. Local: an absolute path and
-    None.
-    """
-    uri = str(uri)
-    if not is_remote(uri):
-        return os.path.abspath(os.path.expanduser(uri)), None
-    from optimizer.store.tunefs import s3_filesystem
-
-    bucket, key = _split(uri)
-    return f"{bucket}/{key}".rstrip("/"), s3_filesystem()

@@ -19,6 +19,7 @@ is a key prefix; `create_dir` writes the empty `key/` marker pyarrow's S3 filesy
 from __future__ import annotations
 
 import io
+import os
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -215,3 +216,18 @@ class S3Handler(pafs.FileSystemHandler):
 def s3_filesystem() -> pafs.PyFileSystem:
     """The filesystem Tune is given for an s3:// run (`storage.tune_storage`)."""
     return pafs.PyFileSystem(S3Handler())
+
+
+def tune_storage(uri):
+    """`(storage_path, storage_filesystem)` for `ray.tune.RunConfig`.
+
+    S3: the path without the scheme and a pyarrow filesystem whose calls are `optimizer.store.storage`'s
+    boto3 calls, with their retry budget. Credentials are left to the AWS chain of each process
+    (environment, profile, web identity), so none are pickled into Ray tasks. Local: an absolute path and
+    None.
+    """
+    uri = str(uri)
+    if not storage.is_remote(uri):
+        return os.path.abspath(os.path.expanduser(uri)), None
+    bucket, key = storage._split(uri)
+    return f"{bucket}/{key}".rstrip("/"), s3_filesystem()
