@@ -271,3 +271,16 @@ def s3_bucket(s3_env) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_env.boto3_client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def local_ray():
+    """A private local Ray (127.0.0.1) for one test."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+
+    from optimizer.search.cluster import init_ray
+
+    init_ray(None)
+    yield
+    ray.shutdown()

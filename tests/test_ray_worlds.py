@@ -31,18 +31,6 @@ def ray_cluster():
     cluster.shutdown()
 
 
-@pytest.fixture
-def local_ray():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
-
-    from optimizer.search.cluster import init_ray
-
-    init_ray(None)
-    yield
-    ray.shutdown()
-
-
 def _driver(exp):
     from optimizer.physics.scene import RadioScene
     from optimizer.search.starts import initial_poses

@@ -2,7 +2,6 @@
 a real local Ray run."""
 
 import numpy as np
-import pytest
 
 from optimizer.records import JointPose, PlatePose
 from optimizer.search import reuse
@@ -137,20 +136,6 @@ def test_the_worse_of_two_worlds_at_the_same_mount_stops():
     off = MergingFIFO(tolerance=tol, merge=False)
     assert off.on_trial_result(None, a, _row(0, 1, here, -60.0)) == TrialScheduler.CONTINUE
     assert off.on_trial_result(None, b, _row(1, 1, here, -70.0)) == TrialScheduler.CONTINUE
-
-
-@pytest.fixture
-def local_ray():
-    import os
-
-    import ray
-
-    from optimizer.search.cluster import init_ray
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    init_ray(None)
-    yield
-    ray.shutdown()
 
 
 def test_pruned_budget_starts_new_worlds_on_ray(local_ray, tmp_path):
