@@ -13,8 +13,9 @@ import importlib
 
 
 class Registry:
-    def __init__(self, key: str, builtin_modules: tuple[str, ...]):
+    def __init__(self, key: str, noun: str, builtin_modules: tuple[str, ...]):
         self.key = key  # the experiment key whose values this registry holds
+        self.noun = noun  # what an entry is, in messages ("gradient mode")
         self._builtin_modules = builtin_modules
         self._entries: dict[str, type] = {}
         self._loaded = False
@@ -36,6 +37,13 @@ class Registry:
         self._load()
         return list(self._entries)
 
+    def validate(self, name: str) -> str:
+        """`name` if registered, else ValueError naming the allowed values (the experiment's field check)."""
+        names = self.names()
+        if name not in names:
+            raise ValueError(f"unknown {self.noun} {name!r}; one of {', '.join(names)}")
+        return name
+
     def get(self, name: str) -> type:
         self._load()
         try:
@@ -44,8 +52,8 @@ class Registry:
             raise ValueError(f"{self.key}: unknown value {name!r}; one of {', '.join(self._entries)}") from None
 
 
-GRADIENT_MODES = Registry("search.gradient", (
+GRADIENT_MODES = Registry("search.gradient", "gradient mode", (
     "optimizer.search.modes.surrogate", "optimizer.search.modes.sionna_ad", "optimizer.search.modes.spsa",
     "optimizer.search.modes.random_search"))
 
-PLATE_MODELS = Registry("solver.plate_model", ("optimizer.physics.plate_model",))
+PLATE_MODELS = Registry("solver.plate_model", "plate model", ("optimizer.physics.plate_model",))

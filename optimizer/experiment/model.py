@@ -196,10 +196,7 @@ class Solver(_Strict):
     @field_validator("plate_model")
     @classmethod
     def _plate_model(cls, v: str):
-        names = PLATE_MODELS.names()
-        if v not in names:
-            raise ValueError(f"unknown plate model {v!r}; one of {', '.join(names)}")
-        return v
+        return PLATE_MODELS.validate(v)
 
     def path_solver_kwargs(self, samples_per_src: int | None = None, max_depth: int | None = None) -> dict:
         """The keyword arguments of `sionna.rt.PathSolver.__call__` for the truth."""
@@ -275,10 +272,7 @@ class Search(_Strict):
     @field_validator("gradient")
     @classmethod
     def _registered(cls, v: str):
-        names = GRADIENT_MODES.names()
-        if v not in names:
-            raise ValueError(f"unknown gradient mode {v!r}; one of {', '.join(names)}")
-        return v
+        return GRADIENT_MODES.validate(v)
 
 
 def _env_float(name: str, default: float) -> float:

@@ -151,7 +151,8 @@ class WorldOutcome(Record):
     status: WorldStatus
     start_kind: StartKind | None = None
     parent: int | None = Field(default=None, description="a reused slot's parent: the world whose best pose it "
-                                                         "perturbed (exploit), else the world whose slot it took")
+                                                         "perturbed (exploit); null for explore and the starts "
+                                                         "(`summary.reused` names the slot each took)")
     planned_steps: int | None = Field(default=None, description="steps the world was given (a reused slot: fewer)")
     merged_into: int | None = Field(default=None, description="status merged: the world it came too close to")
     initial_pose: JointPose | None = None

@@ -130,7 +130,7 @@ def _outcome(c: Collected, space: PoseSpace, steps: int) -> WorldOutcome:
                                                     if c.config.get("initial_pose") else None)
     return WorldOutcome(
         world=c.world, status=c.status, start_kind=(st.start_kind if st is not None else c.config.get("start_kind")),
-        parent=c.config.get("parent", c.config.get("freed_by")), planned_steps=c.config.get("steps") or steps,
+        parent=c.config.get("parent"), planned_steps=c.config.get("steps") or steps,
         merged_into=c.merged_into,
         initial_pose=init, final_pose=space.unit_pose(st.unit) if st is not None else None,
         best_pose=st.best.pose if st is not None and st.best is not None else None,

@@ -227,8 +227,8 @@ class WorldSearcher(Searcher):
         ranked = sorted(((v[0], -int(k), int(k)) for k, v in st["best"].items()), reverse=True)
         parent, scale = None, None
         if kind == "exploit" and ranked:
-            parent = ranked[n // 2 % min(reuse.EXPLOIT_PARENTS, len(ranked))][2] if self.reuse == "mixed" else \
-                ranked[n % min(reuse.EXPLOIT_PARENTS, len(ranked))][2]
+            n_exploit = sum(r["kind"] == "exploit" for r in st["reused"])  # exploit slots cycle over the best
+            parent = ranked[n_exploit % min(reuse.EXPLOIT_PARENTS, len(ranked))][2]
             avoid = [JointPose.model_validate(p) for p in st["current"].values()]
             pose, scale = reuse.exploit_start(space, tol, JointPose.model_validate(st["best"][str(parent)][1]), avoid,
                                               rng)

@@ -306,7 +306,7 @@ def collect(grid, exp, n_worlds: int, pruned=(), restarts=None, merged=None) -> 
             status = "failed"
         elif steps_done >= int(cfg.get("steps") or exp.search.steps):
             status = "completed"
-        elif world in (merged or {}):
+        elif world in merged:
             status = "merged"  # stopped as a duplicate of a better world
         elif world in pruned:
             status = "pruned"  # stopped by the scheduler before its last step

@@ -83,6 +83,24 @@ class SurrogateMode(GradientMode):
         model = state.get("last_model")
         self.last_model = None if model is None else np.asarray(model, float)
 
+    # --- exploration, shared by one and several plates -----------------------------------------------------------
+    def _explore_due(self) -> bool:
+        """At the first step, and every EXPLORE_EVERY steps while the last truth leaves a target uncovered
+        (until EXPLORE_UNTIL of the world's steps)."""
+        w = self.world
+        last_cov = w.last.coverage if w.last is not None else 0.0
+        return w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
+                                     and w.progress() < EXPLORE_UNTIL)
+
+    def _jump(self, cands, scores) -> bool:
+        """Move to the best-scoring candidate (cands[0] is the current pose); True when the world moved."""
+        best = int(np.argmax(scores))
+        if best == 0:
+            return False
+        self.world.unit = cands[best]
+        self.world.reset_adam()
+        return True
+
     # --- several plates ---------------------------------------------------------------------------------------
     def _init_multi(self, world):
         from optimizer.physics.multi_surrogate import MultiPlateSurrogate
@@ -164,19 +182,12 @@ class SurrogateMode(GradientMode):
         vecs = [space.from_unit(u) for u in cands]
         occl = self._multi_occlusion(vecs)
         scores = [self._multi_eval(v, frac, o, grad=False)["objective"] for v, o in zip(vecs, occl)]
-        best = int(np.argmax(scores))
-        if best == 0:
-            return False
-        w.unit = cands[best]
-        w.reset_adam()
-        return True
+        return self._jump(cands, scores)
 
     def _multi_step(self) -> ModeStep:
         w = self.world
         s = w.exp.search
-        last_cov = w.last.coverage if w.last is not None else 0.0
-        if w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
-                                 and w.progress() < EXPLORE_UNTIL):
+        if self._explore_due():
             self._multi_explore(w.progress())
         surrogate_obj = None
         for i in range(s.inner_steps):
@@ -233,12 +244,7 @@ class SurrogateMode(GradientMode):
         temp = w.exp.objective.softmin_temperature_db
         scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, temperature_db=temp,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
-        best = int(np.argmax(scores))  # every score is finite (evaluate_many raises otherwise)
-        if best == 0:
-            return False
-        w.unit = cands[best]
-        w.reset_adam()
-        return True
+        return self._jump(cands, scores)  # every score is finite (evaluate_many raises otherwise)
 
     def step(self) -> ModeStep:
         if self.multi:
@@ -246,11 +252,7 @@ class SurrogateMode(GradientMode):
         w = self.world
         s = w.exp.search
         temp = w.exp.objective.softmin_temperature_db
-        last_cov = w.last.coverage if w.last is not None else 0.0
-        moved = False
-        if w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
-                                 and w.progress() < EXPLORE_UNTIL):
-            moved = self.explore(w.progress())
+        moved = self.explore(w.progress()) if self._explore_due() else False
         bias = self.residual if s.residual_correction else None
         surrogate_obj = None
         for i in range(s.inner_steps):
