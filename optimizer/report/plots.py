@@ -35,6 +35,8 @@ from optimizer.physics.geometry import plate_corners, plate_frame
 from optimizer.records import PlatePose
 from optimizer.records.text import fmt_power
 
+STOPPED_EARLY = ("pruned", "merged", "failed")  # world statuses drawn faint: they stopped before their last step
+
 
 @dataclass
 class FloorPlan:
@@ -314,7 +316,7 @@ def trajectories(path, plan: FloorPlan, paths: dict, status: dict, winner: int |
                 continue
             st = status.get(w, "completed")
             is_win = w == winner
-            alpha = 1.0 if is_win else (0.3 if st in ("pruned", "failed") else 0.85)
+            alpha = 1.0 if is_win else (0.3 if st in STOPPED_EARLY else 0.85)
             lw = 2.8 if is_win else 1.3
             ls = ":" if st == "failed" else "-"
             ax.plot(p[:, 0], p[:, 1], color=colors[w], lw=lw, alpha=alpha, ls=ls, zorder=10 if is_win else 8)
@@ -343,11 +345,12 @@ def trajectories(path, plan: FloorPlan, paths: dict, status: dict, winner: int |
     ax1.set_title("Mounting box (zoom)" + ("" if ax1.get_aspect() == 1.0 else ", axes not to scale"),
                   fontsize=11)
     n_pruned = sum(1 for w in worlds if status.get(w) == "pruned")
+    n_merged = sum(1 for w in worlds if status.get(w) == "merged")
     n_failed = sum(1 for w in worlds if status.get(w) == "failed")
     handles = [Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="start"),
                Line2D([], [], ls="", marker="s", color="grey", mec="black", label="end (last step)"),
                Line2D([], [], color="grey", lw=1.3, label="path (one colour per world)"),
-               Line2D([], [], color="grey", lw=1.3, alpha=0.3, label=f"pruned ({n_pruned})"),
+               Line2D([], [], color="grey", lw=1.3, alpha=0.3, label=f"pruned ({n_pruned})" + (f" or merged ({n_merged})" if n_merged else "")),
                Line2D([], [], ls="", marker="*", color=REPORT_COLOR_WINNER, mec="black", markersize=13,
                       label=f"winner (world {winner}): best pose + plate"),
                Line2D([], [], ls="--", color="#6a1b9a", label="plate search box"),
@@ -385,7 +388,7 @@ def convergence(path, series: dict, status: dict, winner: int | None, rungs, thr
         s = series[w]
         st = status.get(w, "completed")
         is_win = w == winner
-        alpha = 1.0 if is_win else (0.3 if st in ("pruned", "failed") else 0.8)
+        alpha = 1.0 if is_win else (0.3 if st in STOPPED_EARLY else 0.8)
         lw = 2.6 if is_win else 1.2
         steps = np.asarray(s["step"], float)
         truth = np.asarray(s["min_rss"], float)
