@@ -106,6 +106,9 @@ SCENE_LOCK_TIMEOUT_S = 1800.0  # [s] a world waits this long for another world's
 # [dBm] stands in for "no path" (-inf) inside rankings and soft-mins only; never reported: a target no
 # path reaches is null in JSON and "no path" in tables
 NO_PATH_FLOOR_DBM = -200.0
+# With a size catalogue (sizes_m), a world whose best truth covers every target scores this much per size
+# rank above the ones that do not (smaller plates more): far above any spread of min RSS [dBm] values.
+SIZE_RANK_BONUS_DB = 1000.0
 P5_PERCENTILE = 5.0  # [%] the "P5" statistic
 ADAM_BETAS = (0.9, 0.99)
 ADAM_EPS = 1e-8

@@ -168,7 +168,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     store.write_targets(done.targets)
     store.write_trajectories(done.steps)
     try:
-        prep.rs.export_with_plate(done.winner_pose, store.path(WINNER_SCENE_DIR))
+        done.rs.export_with_plate(done.winner_pose, store.path(WINNER_SCENE_DIR))
     except ReflectoptError as err:
         say(f"warning: {err}")
     # Pictures and the report: a failure to draw never loses the numbers.
@@ -177,7 +177,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     try:
         from optimizer.report.build import write_report
 
-        write_report(store.local, exp, summary=summary, radio_scene=prep.rs, threads=os.cpu_count() or 1)
+        write_report(store.local, done.exp, summary=summary, radio_scene=done.rs, threads=os.cpu_count() or 1)
     except Exception as err:  # noqa: BLE001
         say(f"warning: report not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
     summary = summary.model_copy(update={"report_time_s": round(time.perf_counter() - t_rep, 3),
@@ -203,7 +203,8 @@ def print_final(s: Summary, run_uri: str):
         out.write(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
                   f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}\n")
     out.write(f"winner pose: {w.joint_pose} (world {w.world})\n")
-    out.write(f"reproduce:   reflectopt evaluate EXPERIMENT --pose={w.pose_arg} --tolerance --convergence\n")
+    size = f" --size={w.size_arg}" if w.size_arg else ""
+    out.write(f"reproduce:   reflectopt evaluate EXPERIMENT --pose={w.pose_arg}{size} --tolerance --convergence\n")
     if w.tolerance is not None:
         t = w.tolerance
         out.write(f"{'HOLDS' if t.holds else 'DOES NOT HOLD'} over the mounting tolerance "

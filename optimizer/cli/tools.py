@@ -60,10 +60,30 @@ def parse_pose(text: str, exp) -> JointPose:
     return pose
 
 
+def with_size(exp, text: str | None, flag: str):
+    """The experiment at the plate sizes `text` gives (WxH per plate, ';' between plates); without it, as
+    written (a catalogue's smallest sizes, said in a line)."""
+    from optimizer.experiment import catalogue
+
+    if text is None:
+        if catalogue.has_catalogue(exp):
+            smallest = catalogue.options(exp)[0]
+            say(f"note: sizes_m: at the catalogue's smallest size {catalogue.label(smallest)}; give {flag}=WxH for "
+                "another")
+            return catalogue.sized(exp, smallest)
+        return exp
+    try:
+        option = catalogue.parse_cli(text, len(exp.plates()))
+    except ValueError as err:
+        raise ConfigError(f"{flag}: {err}") from None
+    return catalogue.sized(exp, option)
+
+
 def cmd_evaluate(args) -> int:
     sub = load_submitted(args.experiment)
     exp = with_overrides(sub.exp, sub.source, {"solver.samples_per_src": args.samples},
                          {"solver.samples_per_src": "--samples"})
+    exp = with_size(exp, getattr(args, "size", None), "--size")
     pose = parse_pose(args.pose, exp)
     rs = driver_scene(exp)
     thr = exp.objective.coverage_threshold_dbm
@@ -139,7 +159,7 @@ def _duration(seconds: float) -> str:
 def cmd_grid(args) -> int:
     from optimizer.search.grid import grid_search, planned_evaluations
 
-    exp = load_submitted(args.experiment).exp
+    exp = with_size(load_submitted(args.experiment).exp, getattr(args, "size", None), "--size")
     _positive(args.spacing, "--spacing", "metres")
     _positive(args.yaw_step, "--yaw-step", "degrees")
     _at_least(args.refine, "--refine", 0, 8)
@@ -289,6 +309,8 @@ def register(sub) -> None:
     p.add_argument("experiment")
     p.add_argument("--pose", required=True, help="x,y,z,yaw_deg[,pitch_deg] [m, deg]; plates separated by ';'")
     p.add_argument("--samples", type=int, help="samples per source (default: solver.samples_per_src)")
+    p.add_argument("--size", help="plate size WIDTHxHEIGHT [m] per plate, separated by ';' (default: size_m; with "
+                                  "sizes_m the catalogue's smallest)")
     p.add_argument("--targets", action="store_true", help="print every target")
     p.add_argument("--convergence", action="store_true",
                    help="also at max_depth + 1 and + 2 and at 4 x the samples, with the changes")
@@ -300,6 +322,8 @@ def register(sub) -> None:
     p = sub.add_parser("grid", help="exhaustive grid search (truth at every pose): the reference optimum")
     p.add_argument("experiment")
     p.add_argument("--spacing", type=float, default=0.25, help="position step [m] (default 0.25)")
+    p.add_argument("--size", help="plate size WIDTHxHEIGHT [m] per plate, ';' between plates (default: size_m; "
+                                  "with sizes_m the catalogue's smallest)")
     p.add_argument("--yaw-step", type=float, default=5.0, help="yaw (and pitch) step [deg] (default 5)")
     p.add_argument("--refine", type=int, default=0, help="rounds of 4x finer local refinement around the best")
     p.add_argument("--max-evals", type=int, default=200_000)

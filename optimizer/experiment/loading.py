@@ -56,9 +56,9 @@ def format_validation_error(err: ValidationError, source: str, flags: dict[str, 
             msg = "must be lower-case letters, digits and '-' (a DNS label), e.g. street-corner"
         elif e["type"] == "finite_number":
             msg = "must be a finite number (not .nan or .inf)"
-        top = re.match(r"^([a-z_]+(?:\.[a-z_]+)*(?:\[\d+\])?): (.*)$", msg) if loc == "(top level)" else None
+        top = re.match(r"^([a-z_]+(?:\.[a-z_]+)*(?:\[\d+\])?): (.*)$", msg)
         if top:  # a rule across keys (a model validator) names its key first: lift it to the key path
-            loc, msg = top.group(1), top.group(2)
+            loc, msg = (top.group(1) if loc == "(top level)" else f"{loc}.{top.group(1)}"), top.group(2)
         if flags and loc in flags:
             loc = f"{flags[loc]} ({loc})"
         line = f"{source}: {loc}: {msg}" if source else f"{loc}: {msg}"

@@ -8,7 +8,7 @@ import math
 import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from optimizer.constants import (ANGLE_LIMIT_DEG, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE, MAX_TARGETS,
                                  NO_PATH_FLOOR_DBM, PLATE_MODEL_DEFAULT, POSITION_LIMIT_M,
@@ -24,6 +24,8 @@ Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  # numpy and Dr.Jit take non-ne
 NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_PLATE_SIDE_M = 100.0  # [m]
 MAX_PLATES = 8  # plates per experiment
+MAX_CATALOGUE_SIZES = 8  # entries of one plate's sizes_m
+MAX_SIZE_OPTIONS = 32  # size combinations of all plates' catalogues together
 
 
 class _Strict(BaseModel):
@@ -112,7 +114,12 @@ class Tolerance(_Strict):
 class Reflector(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
                              description="the plate's name (default plate-1, plate-2, ... in list order)")
-    size_m: Vec2 = Field(description="width, height of the flat plate [m]")
+    size_m: list[float] | None = Field(default=None, description="width, height of the flat plate [m] (with "
+                                                                 "`sizes_m`: set to the catalogue's smallest)")
+    sizes_m: list[list[float]] | None = Field(
+        default=None, description="a catalogue of sizes [[width, height], ...] [m] instead of `size_m`: the run "
+                                  "picks the smallest that covers every target over the tolerance "
+                                  "(optimizer.experiment.catalogue)")
     material: Literal["metal"] = "metal"
     thickness_m: float = Field(default=0.01, gt=0, le=1)
     bounds: Box3
@@ -121,12 +128,65 @@ class Reflector(_Strict):
     tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
                                                                         "hold over it")
 
-    @field_validator("size_m")
+    @field_validator("size_m", mode="before")
     @classmethod
     def _positive(cls, v):
-        if min(v) <= 0 or max(v) > MAX_PLATE_SIDE_M:
-            raise ValueError(f"width and height must be positive metres up to {MAX_PLATE_SIDE_M:g}, e.g. [2.0, 2.0]")
-        return v
+        return None if v is None else _plate_size(v, f"[width, height] in metres, each above 0 and up to "
+                                                     f"{MAX_PLATE_SIDE_M:g}, e.g. [2.0, 2.0]")
+
+    @field_validator("sizes_m", mode="before")
+    @classmethod
+    def _catalogue(cls, v):
+        if v is None:
+            return None
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError(f"{v!r} is not a list of sizes; give e.g. [[0.5, 0.5], [1, 1], [2, 2]] (metres)")
+        if len(v) > MAX_CATALOGUE_SIZES:
+            raise ValueError(f"{len(v)} sizes (limit {MAX_CATALOGUE_SIZES}); keep the catalogue's likely sizes")
+        out = []
+        for i, entry in enumerate(v):
+            size = _plate_size(entry, f"entry {i} ({entry!r}) is not a positive pair [width, height] in metres "
+                                      f"(each up to {MAX_PLATE_SIDE_M:g}); give e.g. [[0.5, 0.5], [1, 1], [2, 2]]",
+                               whole=True)
+            if size not in out:  # a size given twice is tried once
+                out.append(size)
+        return sorted(out, key=lambda s: (s[0] * s[1], s))  # smallest area first
+
+    @model_validator(mode="after")
+    def _one_size(self):
+        if self.size_m is not None and self.sizes_m is not None:
+            raise ValueError("size_m: given together with sizes_m; keep one (size_m: one size, sizes_m: a "
+                             "catalogue to choose from)")
+        if self.size_m is None and self.sizes_m is None:
+            raise ValueError("size_m: required key is missing (or give sizes_m: a catalogue of sizes)")
+        if self.sizes_m is not None:
+            self.size_m = list(self.sizes_m[0])
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # With a catalogue, `size_m` is derived (its smallest entry): written out, it would read back as
+        # "given together with sizes_m".
+        data = handler(self)
+        if self.sizes_m is not None and isinstance(data, dict):
+            data.pop("size_m", None)
+        return data
+
+
+def _plate_size(v, what: str, whole: bool = False) -> list[float]:
+    """[width, height] [m] from a pair of positive finite numbers; ValueError(`what`) otherwise (`whole`: the
+    message is all of it, else "must be " + what)."""
+    msg = what if whole else f"must be {what}"
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise ValueError(msg)
+    try:
+        out = [float(x) for x in v]
+    except (TypeError, ValueError):
+        raise ValueError(msg) from None
+    if isinstance(v[0], bool) or isinstance(v[1], bool) or not all(math.isfinite(x) and 0 < x <= MAX_PLATE_SIDE_M
+                                                                   for x in out):
+        raise ValueError(msg)
+    return out
 
 
 class Region(_Strict):
@@ -344,6 +404,12 @@ class Experiment(_Strict):
         if len(plates) > 1 and self.search.gradient == "sionna":
             raise ValueError("search.gradient: sionna moves one plate only; with reflectors use surrogate, spsa or "
                              "random")
+        n_options = 1
+        for r in plates:
+            n_options *= len(r.sizes_m) if r.sizes_m is not None else 1
+        if n_options > MAX_SIZE_OPTIONS:
+            raise ValueError(f"reflectors: the plates' sizes_m give {n_options} size combinations (limit "
+                             f"{MAX_SIZE_OPTIONS}); shorten the catalogues")
         from optimizer.physics.overlap import forced_overlap
 
         for i in range(len(plates)):

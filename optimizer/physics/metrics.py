@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE
+from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE, SIZE_RANK_BONUS_DB
 from optimizer.errors import NumericsError
 from optimizer.records import RssStats
 
@@ -63,6 +63,14 @@ def score(stats: RssStats) -> float:
     mean = _floor(stats.mean_rss_dbm) - NO_PATH_FLOOR_DBM  # >= 0
     return float(_floor(stats.min_rss_dbm) + 1e-2 * stats.coverage - 1e-2 * min(stats.no_path, 100) / 100.0
                  + 1e-6 * min(mean, 1000.0))
+
+
+def sized_score(stats: RssStats, area_rank: int, ranks: int) -> float:
+    """`score` under a size catalogue (optimizer.experiment.catalogue): a result that covers every target
+    ranks above every one that does not, and among those that do, the smaller plates (area rank 0: the
+    smallest of `ranks`) first; the others rank by `score` alone (the larger plate is closer to covering)."""
+    bonus = SIZE_RANK_BONUS_DB * (ranks - area_rank) if stats.coverage >= 1.0 else 0.0
+    return score(stats) + bonus
 
 
 def softmin_db(values_db, temperature_db: float, mask=None) -> float:

@@ -108,10 +108,29 @@ class Winner(RssStats):
     samples_per_src: int
     search_min_rss_dbm: float | None = Field(description="the world's own truth at its sample count [dBm]")
     pose_arg: str = Field(description="`--pose=` value that reproduces the pose exactly")
+    size_arg: str | None = Field(default=None, description="with sizes_m: the `--size=` value of the chosen "
+                                                           "sizes (null: no catalogue)")
     on_bounds: list[str] = Field(default_factory=list, description="bounds of the mounting box the pose lies on")
     tolerance: ToleranceCheck | None = None
     truth_convergence: Convergence | None = None
     notes: list[str] = Field(default_factory=list, description="what a person must know before mounting it")
+
+
+class SizeResult(Record):
+    """With `sizes_m`: the best result of one size option (one size per plate) over the worlds that ran it."""
+
+    size_m: list[list[float]] = Field(description="[width, height] [m] per plate")
+    area_m2: float = Field(description="the plates' total area [m^2]")
+    worlds: list[int] = Field(description="the worlds that ran this size")
+    world: int | None = Field(description="the world with this size's best result (null: none ran)")
+    holds: bool | None = Field(description="whether that result covers every target over the tolerance "
+                                           "(tolerance off: at its pose; null: not checked, its worlds were "
+                                           "pruned)")
+    worst_min_rss_dbm: float | None = Field(description="its worst case over the tolerance box [dBm]")
+    worst_coverage: float | None = Field(description="the lowest coverage over the tolerance box")
+    min_rss_dbm: float | None = Field(description="its nominal min RSS, the world's own truth [dBm]")
+    coverage: float | None = Field(description="its nominal coverage")
+    chosen: bool = Field(description="the winner's size")
 
 
 class Failure(Record):
@@ -162,6 +181,9 @@ class Summary(Record):
     failures: list[Failure] = Field(description="worlds that failed or whose process died and resumed")
     reused: list[ReusedSlot] = Field(default_factory=list, description="each world started in a freed slot, with "
                                                                       "its parent")
+    sizes: list[SizeResult] = Field(default_factory=list, description="with sizes_m: each size option tried "
+                                                                     "(smallest total area first) and its best "
+                                                                     "result; empty without a catalogue")
     counts: Counts
     evaluations: int = Field(description="truth evaluations of the whole run (worlds and driver)")
     pruning: Pruning = Field(description="successive halving: rungs [steps]")

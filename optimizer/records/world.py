@@ -155,6 +155,8 @@ class WorldOutcome(Record):
                                                          "(`summary.reused` names the slot each took)")
     planned_steps: int | None = Field(default=None, description="steps the world was given (a reused slot: fewer)")
     merged_into: int | None = Field(default=None, description="status merged: the world it came too close to")
+    size_m: list[list[float]] | None = Field(default=None, description="with sizes_m: the world's plate sizes, "
+                                                                      "[width, height] [m] per plate")
     initial_pose: JointPose | None = None
     final_pose: JointPose | None = None
     best_pose: JointPose | None = None

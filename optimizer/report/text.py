@@ -120,7 +120,8 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
                    problems: list[str]) -> Document:
     doc = Document(title=f"reflectopt report: {s.name} ({s.run_id})")
     doc.add(Heading(doc.title, 1), Para(f"Winner pose: {_winner_line(s)}", "win"),
-            Para(f"Reproduce: reflectopt evaluate EXPERIMENT --pose={s.winner.pose_arg}", "small"))
+            Para(f"Reproduce: reflectopt evaluate EXPERIMENT --pose={s.winner.pose_arg}"
+                 + (f" --size={s.winner.size_arg}" if s.winner.size_arg else ""), "small"))
     if s.winner.on_bounds:
         doc.add(Para(f"The winner lies on the mounting box's bound(s) {', '.join(s.winner.on_bounds)}: widening "
                      "the box there may find a better pose.", "warn"))
@@ -157,6 +158,17 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
         doc.add(Heading("Plates"), Table(["plate", "pose", "size [m]", "over its mounting tolerance"],
                                          [[p.name, fmt_plate(p.pose), f"{p.size_m[0]:g} × {p.size_m[1]:g}",
                                            _tol(p.tolerance)] for p in s.winner.plates], numeric_from=99))
+    if s.sizes:
+        def _held(r):
+            return ("not run" if r.world is None else "not checked" if r.holds is None else
+                    "holds" if r.holds else "does NOT hold")
+
+        doc.add(Heading("Plate sizes (catalogue)"),
+                Table(["size [m]", "area [m²]", "worlds", "over the tolerance", "worst min RSS", "lowest coverage",
+                       "nominal min RSS"],
+                      [[" + ".join(f"{w:g} × {h:g}" for w, h in r.size_m) + (" ★" if r.chosen else ""),
+                        f"{r.area_m2:g}", str(len(r.worlds)), _held(r), fmt_power(r.worst_min_rss_dbm),
+                        fmt_pct(r.worst_coverage), fmt_power(r.min_rss_dbm)] for r in s.sizes], numeric_from=1))
     doc.add(Heading("Run"), Table(None, _facts(s, exp), numeric_from=99),
             Heading("Worlds"), Table(WORLD_HEAD, _world_rows(s), numeric_from=3))
     if s.failures:

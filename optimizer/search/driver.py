@@ -29,6 +29,7 @@ from optimizer.records import (
     Pruning,
     ReusedSlot,
     RunMeta,
+    SizeResult,
     Summary,
     TargetRow,
     Winner,
@@ -106,8 +107,15 @@ def start_ray(exp: Experiment, address: str | None) -> dict:
 
 def run_search(exp: Experiment, prep: Prepared, tune_path: str, tune_fs, meta: RunMeta, resume: bool,
                progress: bool) -> list[Collected]:
+    from optimizer.experiment import catalogue
     from optimizer.search.tune import run_worlds
 
+    if catalogue.has_catalogue(exp):
+        opts = catalogue.options(exp)
+        unstarted = opts[len(prep.starts):]
+        say(f"sizes_m: {len(opts)} size options, {len(prep.starts)} worlds in turn"
+            + (f"; no starting world for {', '.join(catalogue.label(o) for o in unstarted)} (raise search.worlds "
+               "to try them)" if unstarted else ""))
     say(f"{len(prep.starts)} worlds ({exp.search.gradient} gradient, {exp.resources.cpu_per_world:g} CPU / "
         f"{exp.resources.gpu_per_world:g} GPU each), {exp.search.steps} steps, pruning "
         f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
@@ -122,9 +130,11 @@ class Concluded:
     targets: list[TargetRow]
     steps: list[WorldStep]
     winner_pose: JointPose
+    exp: Experiment  # at the winner's plate sizes (sizes_m: the chosen option; else the run's experiment)
+    rs: object  # RadioScene with those plates
 
 
-def _outcome(c: Collected, space: PoseSpace, steps: int) -> WorldOutcome:
+def _outcome(c: Collected, space: PoseSpace, steps: int, options=None) -> WorldOutcome:
     st = c.state
     init = st.initial_pose if st is not None else (JointPose.model_validate(c.config["initial_pose"])
                                                     if c.config.get("initial_pose") else None)
@@ -132,6 +142,8 @@ def _outcome(c: Collected, space: PoseSpace, steps: int) -> WorldOutcome:
         world=c.world, status=c.status, start_kind=(st.start_kind if st is not None else c.config.get("start_kind")),
         parent=c.config.get("parent"), planned_steps=c.config.get("steps") or steps,
         merged_into=c.merged_into,
+        size_m=([list(s) for s in options[int(c.config["size"])]]
+                if options and c.config.get("size") is not None else None),
         initial_pose=init, final_pose=space.unit_pose(st.unit) if st is not None else None,
         best_pose=st.best.pose if st is not None and st.best is not None else None,
         best=st.best.truth if st is not None and st.best is not None else None,
@@ -167,12 +179,70 @@ def target_rows(targets, base, win, thr: float, worst: list | None = None,
     return rows
 
 
-def world_rank(o: WorldOutcome) -> tuple:
+def world_rank(o: WorldOutcome, area_rank: int | None = None) -> tuple:
     """Worlds whose result was checked over the tolerance box first, by their worst case (see
-    `robust_rank`); the others (pruned, or tolerance off) by their nominal truth."""
+    `robust_rank`); the others (pruned, or tolerance off) by their nominal truth. Under sizes_m
+    (`area_rank`: the rank of the world's total plate area, 0 the smallest) a result that holds (tolerance
+    off: covers every target at its pose) ranks smaller plates first (optimizer.experiment.catalogue)."""
     if o.tolerance is not None:
-        return (True, *robust_rank(o.tolerance))
-    return (False, False, o.score, o.score)
+        holds, worst, nominal = robust_rank(o.tolerance)
+        return (True, holds, -(area_rank or 0) if holds else 0, worst, nominal)
+    covers = area_rank is not None and o.best is not None and o.best.coverage >= 1.0
+    return (False, covers, -area_rank if covers else 0, o.score, o.score)
+
+
+def _area_rank(o: WorldOutcome, options) -> int | None:
+    if not options or o.size_m is None:
+        return None
+    from optimizer.experiment import catalogue
+
+    return catalogue.area_rank(options, options.index(tuple(tuple(s) for s in o.size_m)))
+
+
+def size_results(outcomes: list[WorldOutcome], options, chosen, tol_on: bool = True) -> list[SizeResult]:
+    """The best result of each size option (`world_rank` within the option's worlds), smallest area first;
+    `tol_on` False (every plate's tolerance off): `holds` is whether it covers every target at its pose."""
+    from optimizer.experiment import catalogue
+
+    out = []
+    for opt in options:
+        mine = [o for o in outcomes if o.size_m is not None and tuple(tuple(s) for s in o.size_m) == opt]
+        ran = [o for o in mine if o.best is not None]
+        best = max(ran, key=lambda o: world_rank(o, 0)) if ran else None
+        chk = best.tolerance if best is not None else None
+        holds = chk.holds if chk is not None else (best.best.coverage >= 1.0 if best is not None and not tol_on
+                                                   else None)
+        out.append(SizeResult(
+            size_m=[list(s) for s in opt], area_m2=catalogue.total_area(opt), worlds=[o.world for o in mine],
+            world=best.world if best is not None else None, holds=holds,
+            worst_min_rss_dbm=chk.worst_min_rss_dbm if chk is not None else None,
+            worst_coverage=chk.worst_coverage if chk is not None else None,
+            min_rss_dbm=best.best.min_rss_dbm if best is not None else None,
+            coverage=best.best.coverage if best is not None else None, chosen=opt == chosen))
+    return out
+
+
+def size_note(sizes: list[SizeResult]) -> str:
+    """What the catalogue's rule chose and why, for the winner's notes."""
+    from optimizer.experiment import catalogue
+
+    def lab(r):
+        return catalogue.label(tuple(tuple(s) for s in r.size_m))
+
+    def what(r):
+        if r.world is None:
+            return "not run"
+        if r.holds is None:
+            return f"not checked over the tolerance (nominal min RSS {fmt_power(r.min_rss_dbm)})"
+        if r.holds:
+            return f"holds, worst min RSS {fmt_power(r.worst_min_rss_dbm)}"
+        return f"does not hold (lowest coverage {fmt_pct(r.worst_coverage)})"
+
+    chosen = next(r for r in sizes if r.chosen)
+    others = "; ".join(f"{lab(r)}: {what(r)}" for r in sizes if not r.chosen)
+    rule = ("the smallest catalogue size that holds over the mounting tolerance" if chosen.holds else
+            "no catalogue size holds over the mounting tolerance: the best worst case")
+    return f"plate size {lab(chosen)}: {rule}" + (f" (others: {others})" if others else "")
 
 
 def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: float) -> tuple[Convergence, int]:
@@ -204,14 +274,23 @@ def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: flo
 def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
     """Rank the worlds by truth, re-evaluate the winner and the baseline at the final sample count, and
     build the run's records."""
+    from optimizer.experiment import catalogue
+
     rs = prep.rs
     thr = exp.objective.coverage_threshold_dbm
     space = PoseSpace.of(exp)
-    outcomes = [_outcome(c, space, exp.search.steps) for c in collected]
+    options = catalogue.options(exp) if catalogue.has_catalogue(exp) else None
+    outcomes = [_outcome(c, space, exp.search.steps, options) for c in collected]
     candidates = [o for o in outcomes if o.best is not None]
     if not candidates:
         raise ReflectoptError("every world failed; see the errors above (summary.json not written)")
-    best = max(candidates, key=world_rank)
+    best = max(candidates, key=lambda o: world_rank(o, _area_rank(o, options)))
+    sizes: list[SizeResult] = []
+    if options:  # the winner's sizes: its own experiment and scene from here on
+        chosen = tuple(tuple(v) for v in best.size_m)
+        sizes = size_results(outcomes, options, chosen, tol_on=any(r.tolerance.active for r in exp.plates()))
+        exp = catalogue.sized(exp, chosen)
+        rs = driver_scene(exp)
     chk = best.tolerance
     win_pose = chk.pose if chk is not None and chk.pose is not None else best.best_pose
     run_truth = rs.rss_dbm(win_pose)  # at the run's settings (the worlds' own truth of this pose)
@@ -242,6 +321,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
             notes.append(f"coverage holds over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
                          f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch ({chk.poses_checked} poses checked; "
                          f"worst min RSS {fmt_power(chk.worst_min_rss_dbm)})")
+    if sizes:
+        notes.append(size_note(sizes))
     if conv.warning:
         notes.append(conv.warning)
     if exp.solver.plate_model == "go":
@@ -270,7 +351,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
                             tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None)
                 for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
         world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
-        pose_arg=win_pose.cli_value(), on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
+        pose_arg=win_pose.cli_value(),
+        size_arg=catalogue.cli_value(tuple(tuple(r.size_m) for r in exp.plates())) if sizes else None,
+        on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
         truth_convergence=conv, notes=notes)
     steps = sorted((s for c in collected for s in c.history), key=lambda s: (s.world, s.step))
     summary = Summary(
@@ -281,7 +364,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         winner=winner, gain_db=_gain(base_final, win_final),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
                                    gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
-        worlds=outcomes, failures=failures, reused=reused, counts=counts, evaluations=evaluations,
+        worlds=outcomes, failures=failures, reused=reused, sizes=sizes, counts=counts, evaluations=evaluations,
         pruning=Pruning(enabled=bool(rung_list), reduction_factor=None if prune == "off" else prune.reduction_factor,
                         grace_steps=None if prune == "off" else prune.grace_steps, rungs=rung_list),
         world_steps=int(sum(o.steps for o in outcomes)),
@@ -291,4 +374,4 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
                                                           chk.target_worst_dbm if chk is not None else None,
                                                           serving),
-                     steps=steps, winner_pose=win_pose)
+                     steps=steps, winner_pose=win_pose, exp=exp, rs=rs)

@@ -40,6 +40,12 @@ def world_of(trial) -> int:
     return int(config.get("__world__", config)["world"])
 
 
+def size_of(trial):
+    """The world's size option under sizes_m (None without a catalogue)."""
+    config = trial.config or {}
+    return config.get("__world__", config).get("size")
+
+
 def _step_of(result: dict) -> WorldStep | None:
     """The typed step of a world's result (None for a result that is not one, e.g. a stated error)."""
     try:
@@ -50,15 +56,16 @@ def _step_of(result: dict) -> WorldStep | None:
 
 class Merging:
     """The merge rule of both schedulers: when a world's pose comes within the mounting tolerance of another
-    running world's (`reuse.same_mount`), the one with the lower best score stops (a tie: the higher world
-    number); the other goes on. `merged[world] = into` (class level: what `run_worlds` reads)."""
+    running world's (`reuse.same_mount`) with the same plate sizes, the one with the lower best score stops
+    (a tie: the higher world number); the other goes on. `merged[world] = into` (class level: what
+    `run_worlds` reads)."""
 
     merged: dict = {}
 
     def _merge_init(self, tolerance, enabled: bool):
         self._tol = tolerance
         self._merge_on = bool(enabled)
-        self._poses: dict[int, tuple[JointPose, float]] = {}
+        self._poses: dict[int, tuple[JointPose, float, object]] = {}
         self._doomed: dict[int, int] = {}
 
     def _merges(self, trial, result) -> bool:
@@ -76,16 +83,17 @@ class Merging:
         step = _step_of(result)
         if not self._merge_on or step is None or last:
             return False
-        mine = (step.best_score, -world)
-        for other, (pose, other_score) in list(self._poses.items()):
-            if other == world or other in self._doomed or not same_mount(step.pose, pose, self._tol):
+        mine, size = (step.best_score, -world), size_of(trial)
+        for other, (pose, other_score, other_size) in list(self._poses.items()):
+            if other == world or other in self._doomed or other_size != size or \
+                    not same_mount(step.pose, pose, self._tol):
                 continue
             if (other_score, -other) > mine:
                 Merging.merged[world] = other
                 self._poses.pop(world, None)
                 return True
             self._doomed[other] = world
-        self._poses[world] = (step.pose, step.best_score)
+        self._poses[world] = (step.pose, step.best_score, size)
         return False
 
     def _forget(self, trial):
@@ -154,7 +162,7 @@ class WorldSearcher(Searcher):
         self.reuse_len = reuse_steps(int(steps), grace_steps)
         self.seed = int(seed)
         self.st = {"next": 0, "trials": {}, "planned": {}, "done": {}, "live": [], "best": {}, "visited": [],
-                   "current": {}, "reused": []}
+                   "current": {}, "reused": [], "size": {}}
 
     @property
     def max_worlds(self) -> int:
@@ -173,6 +181,7 @@ class WorldSearcher(Searcher):
         w = int(cfg["world"])
         st["trials"][trial_id] = w
         st["planned"][str(w)] = int(cfg.get("steps") or self.budget // len(self.configs))
+        st.setdefault("size", {})[str(w)] = cfg.get("size")
         st["live"].append(w)
         return {"__world__": cfg}
 
@@ -182,7 +191,9 @@ class WorldSearcher(Searcher):
         if w is None or step is None:
             return
         self.st["done"][str(w)] = int(step.step)
-        self.st["best"][str(w)] = [float(step.best_score), step.best_pose.model_dump(mode="json")]
+        # the pruner's score (under sizes_m it ranks covering small plates first), else the world's own
+        best = float(result.get("score", step.best_score))
+        self.st["best"][str(w)] = [best, step.best_pose.model_dump(mode="json")]
         self.st["current"][str(w)] = step.pose.model_dump(mode="json")
         self.st["visited"].append(step.pose.model_dump(mode="json"))
 
@@ -204,7 +215,7 @@ class WorldSearcher(Searcher):
                    for w in st["trials"].values())
 
     def _reused(self) -> dict | None:
-        from optimizer.experiment import parse_experiment
+        from optimizer.experiment import catalogue, parse_experiment
         from optimizer.search import reuse
         from optimizer.search.space import PoseSpace
 
@@ -238,8 +249,17 @@ class WorldSearcher(Searcher):
             pose = reuse.explore_start(space, np.array(visited), rng)
         st["reused"].append({"world": world, "kind": kind, "parent": parent, "freed_by": freed_by,
                              "start_pose": pose.model_dump(mode="json"), "steps": self.reuse_len, "scale": scale})
-        return dict(base, world=world, initial_pose=pose.model_dump(mode="json"), start_kind=kind,
-                    steps=self.reuse_len, parent=parent, freed_by=freed_by, scale=scale)
+        cfg = dict(base, world=world, initial_pose=pose.model_dump(mode="json"), start_kind=kind,
+                   steps=self.reuse_len, parent=parent, freed_by=freed_by, scale=scale)
+        if base.get("size") is not None:  # sizes_m: exploit keeps its parent's sizes, explore the least tried
+            sizes = st.get("size", {})
+            if parent is not None:
+                cfg["size"] = sizes.get(str(parent))
+            else:
+                tried = [v for v in sizes.values() if v is not None]
+                n_opts = len(catalogue.options(exp))
+                cfg["size"] = min(range(n_opts), key=lambda k: (tried.count(k), k))
+        return cfg
 
     # --- state (resume) ----------------------------------------------------------------------------------------
     def get_state(self) -> dict:

@@ -54,6 +54,13 @@ def _trainable_class():
 
             config = _unwrap(config)
             self.exp = parse_experiment(config["experiment"], "experiment")
+            self.size_rank = None  # (area rank, distinct areas) of the world's plate sizes under sizes_m
+            if config.get("size") is not None:
+                from optimizer.experiment import catalogue
+
+                opts, k = catalogue.options(self.exp), int(config["size"])
+                self.exp = catalogue.sized(self.exp, opts[k])
+                self.size_rank = (catalogue.area_rank(opts, k), catalogue.area_rank(opts, len(opts) - 1) + 1)
             if config.get("steps"):  # a reused slot runs fewer steps (its schedules fit them)
                 self.exp.search.steps = int(config["steps"])
             res = self.exp.resources
@@ -78,8 +85,8 @@ def _trainable_class():
                 row = w.step().to_flat()
             except NumericsError as err:  # stated and deterministic: stop the world (a restart repeats it)
                 return {ERROR_KEY: str(err), "world": w.world_id, "done": True,
-                        SCORE_KEY: w.best.score if w.best is not None else NO_PATH_FLOOR_DBM}
-            row[SCORE_KEY] = w.best.score
+                        SCORE_KEY: self._score() if w.best is not None else NO_PATH_FLOOR_DBM}
+            row[SCORE_KEY] = self._score()
             row["pid"] = os.getpid()
             row["node_id"] = self._node_id
             row["device"] = w.rs.device
@@ -87,6 +94,13 @@ def _trainable_class():
             row["t_end_unix"] = time.time()
             row["peak_host_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
             return row
+
+        def _score(self) -> float:
+            """What the pruner ranks: the best truth's score (under sizes_m: `metrics.sized_score`)."""
+            from optimizer.physics.metrics import sized_score
+
+            best = self.world.best
+            return best.score if self.size_rank is None else sized_score(best.truth, *self.size_rank)
 
         def save_checkpoint(self, checkpoint_dir):
             Path(checkpoint_dir, WORLD_STATE_FILE).write_text(self.world.get_state().to_json(indent=None))
@@ -174,6 +188,7 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     StoreUnreachable (one line) when the store stayed down longer than the retry budget."""
     from ray import tune
 
+    from optimizer.experiment import catalogue
     from optimizer.physics.metrics import no_path_as_floor
     from optimizer.search.hooks import (Merging, MergingFIFO, RecordingASHA, Watch, WorldSearcher, WorldStopper,
                                         caused_by_outage, quiet_outage_logs)
@@ -211,6 +226,9 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
         base = [float(v) for v in no_path_as_floor(baseline_rss)]
         configs = [{"experiment": exp_data, "world": i, "initial_pose": JointPose.of(p).model_dump(mode="json"),
                     "start_kind": kind, "baseline_rss": base} for i, (p, kind) in enumerate(starts)]
+        if catalogue.has_catalogue(exp):  # each world one size option, in turn (optimizer.experiment.catalogue)
+            for cfg, k in zip(configs, catalogue.assign(len(configs), len(catalogue.options(exp)))):
+                cfg["size"] = k
         searcher = WorldSearcher(configs, reuse=s.reuse if pruning or s.merge else "off", steps=s.steps,
                                  grace_steps=s.prune.grace_steps if pruning else None, seed=s.seed)
         tuner = tune.Tuner(
