@@ -126,8 +126,10 @@ class SizeResult(Record):
     holds: bool | None = Field(description="whether that result covers every target over the tolerance "
                                            "(tolerance off: at its pose; null: not checked, its worlds were "
                                            "pruned)")
-    worst_min_rss_dbm: float | None = Field(description="its worst case over the tolerance box [dBm]")
-    worst_coverage: float | None = Field(description="the lowest coverage over the tolerance box")
+    worst_min_rss_dbm: float | None = Field(description="its worst case over the tolerance box [dBm] (a world's "
+                                                        "check stops at its first failing pose: the worst seen "
+                                                        "until then; the chosen size: the winner's whole box)")
+    worst_coverage: float | None = Field(description="the lowest coverage over the tolerance box (likewise)")
     min_rss_dbm: float | None = Field(description="its nominal min RSS, the world's own truth [dBm]")
     coverage: float | None = Field(description="its nominal coverage")
     chosen: bool = Field(description="the winner's size")

@@ -321,6 +321,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
             notes.append(f"coverage holds over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
                          f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch ({chk.poses_checked} poses checked; "
                          f"worst min RSS {fmt_power(chk.worst_min_rss_dbm)})")
+    if sizes and chk is not None:  # the chosen size's row: the winner's complete check
+        sizes = [r.model_copy(update={"holds": chk.holds, "worst_min_rss_dbm": chk.worst_min_rss_dbm,
+                                      "worst_coverage": chk.worst_coverage}) if r.chosen else r for r in sizes]
     if sizes:
         notes.append(size_note(sizes))
     if conv.warning:
