@@ -315,3 +315,25 @@ def test_tolerance_check_per_plate_boxes_and_fail_fast():
     chk, _ = tolerance.check(Failing(), nominal, exp, interior=0, fail_fast=True)
     assert not chk.complete and [p.poses_checked for p in chk.plates] == [1, 0]
     assert [p.complete for p in chk.plates] == [False, False] and chk.plates[1].holds
+
+
+def test_evaluate_tolerance_prints_each_plate_and_grid_refuses_several(tmp_path):
+    """`evaluate --tolerance` with two plates prints each plate's own box; `grid` (one plate's exhaustive
+    grid) refuses several plates in one line, exit 2."""
+    import yaml
+
+    data = two_plates()
+    data["reflectors"][0]["tolerance"] = {"position_m": 0.05, "yaw_deg": 0.0, "pitch_deg": 0.0}
+    data["reflectors"][1]["tolerance"] = {"position_m": 0.0, "yaw_deg": 1.0, "pitch_deg": 0.0}
+    data["solver"] = {**STREET["solver"], "samples_per_src": 5000, "max_depth": 1}
+    f = tmp_path / "e.yaml"
+    f.write_text(yaml.safe_dump(data))
+    pose = JointPose(plates=[PlatePose(23.7, 8.26, 5.0, 139.2), PlatePose(24.0, -19.5, 5.0, 35.0)])
+    cli = [sys.executable, "-m", "optimizer.cli"]
+    r = subprocess.run(cli + ["evaluate", str(f), f"--pose={pose.cli_value()}", "--tolerance"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "each plate's own box in turn" in r.stdout
+    assert "  north: ±5 cm / ±0° yaw / ±0° pitch" in r.stdout and "  south: ±0 cm / ±1° yaw / ±0° pitch" in r.stdout
+    g = subprocess.run(cli + ["grid", str(f)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert g.returncode == 2 and g.stderr.count("\n") == 1 and "grid: the exhaustive grid places one plate" in g.stderr
