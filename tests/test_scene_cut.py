@@ -132,6 +132,8 @@ def test_search_rejects_a_step_that_would_cut_and_starts_never_cut(wall):
     w.adam_ascent(grad, 6.0 / span)
     assert w.pose.first.yaw_deg == pytest.approx(start.yaw_deg + 1.5, abs=1e-6)
     assert rs.cuts_scene(w.pose) is None
+    for _ in range(2):  # whole steps (exploration, Adam, truth): every pose traced is mountable
+        assert rs.cuts_scene(w.step().pose) is None
     # starts: uniform draws in yaw 0..60 would put half past 30 deg; none is a start
     starts = initial_poses(exp, rs, 8)
     assert len(starts) == 8 and all(p.first.yaw_deg < THRESHOLD_DEG for p, _ in starts)
@@ -145,6 +147,10 @@ def test_search_rejects_a_step_that_would_cut_and_starts_never_cut(wall):
     for seed in range(4):
         pose = reuse.explore_start(space, np.zeros((1, space.dim)), np.random.default_rng(seed))
         assert pose.first.yaw_deg < THRESHOLD_DEG
+    parent = JointPose.of(PlatePose(0.0, D_M, 3.5, THRESHOLD_DEG - 1.0))  # exploit: up to 8 x 2 % of 60 deg
+    for seed in range(8):
+        pose, _ = reuse.exploit_start(space, reuse.tolerances(exp), parent, [], np.random.default_rng(seed))
+        assert rs.cuts_scene(pose) is None
     with pytest.raises(ConfigError, match=r"search.initial_poses\[0\].*cuts 'wall'"):
         initial_poses(parse_experiment(dict(wall_data(rs.scene_xml.parent), search={
             "worlds": 2, "steps": 2, "initial_poses": [[0.0, D_M, 3.5, 45.0]]}), "t"), rs, 2)
