@@ -165,16 +165,25 @@ def test_diffraction_truth_keeps_every_specular_chain():
 
 
 @pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade", "two-plates"])
-def test_example_boxes_are_mountable(name):
+def test_example_boxes_are_mountable(name, capsys):
     """Every shipped mounting box (of every plate) is on a wall or just off one: at every corner of the box and
-    both yaw bounds the plate cuts no scene geometry, and a wall lies within 2 m behind or in front of it."""
+    both yaw bounds the plate cuts no scene geometry, and a wall lies within 2 m behind or in front of it; the
+    run's pre-flight finds no cutting pose among its samples of the box (no warning)."""
     from optimizer.experiment import load_experiment
     from optimizer.physics.scene import RadioScene
+    from optimizer.search.driver import BOX_CUT_SAMPLES, box_samples, check_boxes_clear
+    from optimizer.search.space import PoseSpace
 
     exp = load_experiment(EXAMPLES / f"{name}.yaml")
     rs = RadioScene(exp, device="cpu", threads=2)
-    for r in exp.plates():
+    for k, r in enumerate(exp.plates()):
         _mountable(rs, r, name)
+        poses = box_samples(PoseSpace([r]), BOX_CUT_SAMPLES, exp.search.seed)
+        assert len(poses) == BOX_CUT_SAMPLES
+        assert rs.plate_cuts([p.first for p in poses], [k] * len(poses)) == [None] * len(poses), (name, r.name)
+    capsys.readouterr()
+    check_boxes_clear(exp, rs)
+    assert capsys.readouterr().err == ""
 
 
 def _mountable(rs, r, name):

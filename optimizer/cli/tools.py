@@ -1,4 +1,7 @@
-"""`reflectopt evaluate | grid | calibrate`: truth at one pose, the exhaustive reference, one world measured."""
+"""`reflectopt evaluate | grid | calibrate`: truth at one pose, the exhaustive reference, one world measured.
+
+A pose whose plate cuts through scene geometry is never evaluated: `evaluate` refuses it (exit 2), `grid`
+skips it and counts it."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
-from optimizer.search.driver import driver_scene, say
+from optimizer.search.driver import check_boxes_clear, driver_scene, say
 from optimizer.search.space import PoseSpace
 from optimizer.search.throughput import growth_per_doubling
 
@@ -86,6 +89,13 @@ def cmd_evaluate(args) -> int:
     exp = with_size(exp, getattr(args, "size", None), "--size")
     pose = parse_pose(args.pose, exp)
     rs = driver_scene(exp)
+    cut = rs.scene_cuts([pose])[0]
+    if cut is not None:
+        k, shape = cut
+        r = exp.plates()[k]
+        raise ConfigError(f"--pose: {args.pose!r}: plate {r.name!r} cuts through {shape!r} (it could not be mounted "
+                          f"there; not evaluated); move it off {shape!r} by at least half its width "
+                          f"({0.5 * r.size_m[0]:g} m) or turn it")
     thr = exp.objective.coverage_threshold_dbm
     samples = exp.solver.samples_per_src
     base = rs.rss_dbm(None, samples_per_src=samples)
@@ -179,6 +189,7 @@ def cmd_grid(args) -> int:
         raise ConfigError(f"--spacing/--yaw-step: {poses} grid poses exceed --max-evals {args.max_evals}; raise "
                           "--spacing or --yaw-step, or use --refine with a coarse grid")
     rs = driver_scene(exp)
+    check_boxes_clear(exp, rs)  # every pose cuts the scene: exit 2; some: a warning (they are skipped)
     t0 = time.perf_counter()
     rs.rss_dbm(None)  # one truth evaluation, timed: the estimate
     each = time.perf_counter() - t0
@@ -192,13 +203,16 @@ def cmd_grid(args) -> int:
     res = grid_search(exp, rs, args.spacing, args.yaw_step, refine=args.refine, max_evals=args.max_evals)
     m, p = res["stats"], res["pose"]
     out = {"pose": p.first.model_dump(), "pose_arg": p.cli_value(), **m.model_dump(),
-           "evaluations": res["evaluations"], "wall_s": round(res["wall_s"], 2), "spacing_m": args.spacing,
+           "evaluations": res["evaluations"], "skipped_cut": res["skipped_cut"], "wall_s": round(res["wall_s"], 2),
+           "spacing_m": args.spacing,
            "yaw_step_deg": args.yaw_step, "refine": args.refine}
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"grid optimum over {res['evaluations']} truth evaluations ({res['wall_s']:.0f} s): {p}")
+        skipped = f"; {res['skipped_cut']} grid poses skipped: the plate cuts the scene there" \
+            if res["skipped_cut"] else ""
+        print(f"grid optimum over {res['evaluations']} truth evaluations ({res['wall_s']:.0f} s{skipped}): {p}")
         print(f"min {fmt_power(m.min_rss_dbm)}, P5 {fmt_power(m.p5_rss_dbm)}, mean {fmt_power(m.mean_rss_dbm)}, "
               f"coverage {fmt_pct(m.coverage)}")
         print(f"reproduce: --pose={p.cli_value()}")

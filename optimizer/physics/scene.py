@@ -4,6 +4,16 @@
 It is truth only: every number the product reports comes from `RadioScene.rss_dbm` (Sionna's PathSolver,
 the plates' reflection by the experiment's plate model, `optimizer.physics.plate_model`).
 Gradients come from elsewhere (`optimizer.search.modes`).
+
+A plate that cuts through scene geometry (a wall, a building, the ground) could not be mounted there:
+`RadioScene.scene_cuts` finds it with one Mitsuba ray launch against the scene without the plates, along
+`plate_cut_segments` of every plate: its 4 edges, its 2 diagonals, PLATE_CUT_LINES interior lines along
+each of its axes, and short segments across its thickness (`reflector.thickness_m`) at its corners and
+centre. A surface met inside a segment is cut. Resolution: a surface that crosses the plate's outline
+(every wall, slab or floor larger than the plate) or reaches a line of that grid is found, so what can be
+missed is a cut that stays inside one cell of width/(PLATE_CUT_LINES + 1) x height/(PLATE_CUT_LINES + 1)
+(for a 4 m x 2 m plate 1 m x 0.5 m), e.g. a thin pole through the middle of the plate; a plate parallel to
+a surface is cut within half its thickness of it.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from optimizer.constants import (
 )
 from optimizer.errors import SceneError
 from optimizer.physics import backend
-from optimizer.physics.geometry import plate_corners
+from optimizer.physics.geometry import plate_corners, plate_frame
 from optimizer.physics.metrics import checked_rss
 from optimizer.physics.plate_model import make_plate_model
 from optimizer.records import JointPose, PlatePose
@@ -74,6 +84,30 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path:
     if not xml.is_file():
         raise SceneError(f"scene: {scene}: no scene.xml found; give a folder holding scene.xml + meshes/")
     return xml
+
+
+PLATE_CUT_LINES = 3  # interior lines of the scene-cut test along each plate axis (a 4 x 4 grid of cells)
+
+
+def plate_cut_segments(pose: PlatePose, size_m, thickness_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(origins [S, 3], ends [S, 3]) of the segments along which a plate at `pose` is tested against the
+    scene (see the module): the 4 edges, the 2 diagonals, PLATE_CUT_LINES interior lines along the width
+    and as many along the height, then segments of `thickness_m` along the normal through the 4 corners
+    and the centre."""
+    u, v, n = plate_frame(pose.yaw_deg, pose.pitch_deg)
+    c = plate_corners(pose, size_m)
+    hw, hh = 0.5 * float(size_m[0]), 0.5 * float(size_m[1])
+    centre = np.array(pose.position, float)
+    starts = [c[0], c[1], c[2], c[3], c[0], c[1]]
+    ends = [c[1], c[2], c[3], c[0], c[2], c[3]]
+    for f in np.linspace(-1.0, 1.0, PLATE_CUT_LINES + 2)[1:-1]:
+        starts += [centre - hw * u + f * hh * v, centre + f * hw * u - hh * v]
+        ends += [centre + hw * u + f * hh * v, centre + f * hw * u + hh * v]
+    half_t = 0.5 * float(thickness_m) * n
+    for p in [*c, centre]:
+        starts.append(p - half_t)
+        ends.append(p + half_t)
+    return np.array(starts, float), np.array(ends, float)
 
 
 _PARKED = "parked"  # RadioScene._mounted: the plates are parked below the scene
@@ -276,6 +310,59 @@ class RadioScene:
         ray.o = ray.o + ray.d * RAY_EPSILON_M
         hit = np.array((mi_scene if mi_scene is not None else self.scene.mi_scene).ray_test(ray), dtype=bool)
         return ~hit.reshape(-1)
+
+    # --- plates that cut the scene (detached ray tests) -----------------------------------------------------
+    def plate_cuts(self, poses, plate_index) -> list[str | None]:
+        """Per plate pose (`poses[i]` of plate `plate_index[i]`: its size and thickness), the name of the
+        first scene object it cuts through, or None (resolution: see the module). One ray launch for every
+        segment of every pose, against the scene without the plates (`occluder`)."""
+        mi = self._mi
+        import drjit as dr
+
+        poses = list(poses)
+        if not poses:
+            return []
+        refl = self.exp.plates()
+        segs = [plate_cut_segments(p, refl[k].size_m, refl[k].thickness_m) for p, k in zip(poses, plate_index)]
+        o = np.concatenate([a for a, _ in segs])
+        d = np.concatenate([b for _, b in segs]) - o
+        length = np.linalg.norm(d, axis=1)
+        d = d / np.maximum(length, 1e-12)[:, None]
+        ray = mi.Ray3f(mi.Point3f(*[mi.Float(np.ascontiguousarray(o[:, k])) for k in range(3)]),
+                       mi.Vector3f(*[mi.Float(np.ascontiguousarray(d[:, k])) for k in range(3)]))
+        ray.maxt = mi.Float(length)
+        pi = self.occluder().ray_intersect_preliminary(ray)
+        hit = np.array(pi.is_valid(), dtype=bool).reshape(-1)
+        shape = np.array(dr.reinterpret_array(mi.UInt32, pi.shape), dtype=np.int64).reshape(-1)
+        names = self._object_names()
+        out, start = [], 0
+        for a, _ in segs:
+            mine = np.flatnonzero(hit[start:start + len(a)])
+            out.append(names.get(int(shape[start + mine[0]]), "scene geometry") if mine.size else None)
+            start += len(a)
+        return out
+
+    def scene_cuts(self, poses) -> list[tuple[int, str] | None]:
+        """Per joint pose (or plate pose), (index of the first plate that cuts the scene, the object it cuts),
+        or None where no plate does; every plate of every pose in one ray launch."""
+        poses = [JointPose.of(p) for p in poses]
+        flat = [(i, k, p) for i, pose in enumerate(poses) for k, p in enumerate(pose.plates)]
+        cuts = self.plate_cuts([p for _, _, p in flat], [k for _, k, _ in flat])
+        out: list[tuple[int, str] | None] = [None] * len(poses)
+        for (i, k, _), name in zip(flat, cuts):
+            if name is not None and out[i] is None:
+                out[i] = (k, name)
+        return out
+
+    def cuts_scene(self, pose: JointPose | PlatePose) -> str | None:
+        """The name of the first scene object a plate of `pose` cuts through, or None (see `scene_cuts`)."""
+        cut = self.scene_cuts([pose])[0]
+        return None if cut is None else cut[1]
+
+    def _object_names(self) -> dict[int, str]:
+        """Sionna's object id (the Mitsuba shape pointer as an integer) -> the object's name, plates left out."""
+        plates = {p.object_id for p in self.plates}
+        return {int(o.object_id): name for name, o in self.scene.objects.items() if o.object_id not in plates}
 
     # --- export --------------------------------------------------------------------------------------------
     def export_with_plate(self, pose: JointPose | PlatePose, dest: Path) -> Path:

@@ -6,7 +6,8 @@ along the normal at pitch 0), vertical [m]; yaw and pitch [deg]. The tolerance a
 searched or not (a plate at a fixed height is still mounted to +-5 cm).
 
 `box_offsets` gives its corners (2^d, d = the axes with a non-zero tolerance) and seeded interior points;
-`check` ray-traces the truth at every one of them: coverage is claimed only where it holds at all.
+`check` ray-traces the truth at every one of them: coverage is claimed only where it holds at all. A box
+pose whose plate cuts through scene geometry fails the box untraced (the plate could not be mounted there).
 """
 
 from __future__ import annotations
@@ -86,53 +87,73 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
           fail_fast: bool = False) -> tuple[ToleranceCheck, dict]:
     """Truth at every pose of the tolerance box (scaled by `scale`) around `pose`.
 
+    A pose of the box whose plate cuts through scene geometry (`rs.scene_cuts`, one ray launch for the
+    whole box) is never ray-traced: the plate could not be mounted there, so the box fails (`cut_by` names
+    what it cuts; `failing_offsets` lists such offsets first).
     fail_fast: stop at the first pose that loses coverage (the check then says `holds: false` and its worst
-    case is over the poses checked so far; `complete` says which). Returns the check and the raw figures:
-    {"offsets" [M, 5], "rss" [M, N] dBm (-inf: no path), "covered" [M] bool, "nominal" [N]}.
+    case is over the poses checked so far; `complete` says which); a box with a cut then traces nothing.
+    Returns the check and the raw figures: {"offsets" [M, 5], "rss" [M, N] dBm (-inf: no path), "covered" [M]
+    bool (the M poses traced), "nominal" [N], "cut_offsets" [C, 5]}.
     `nominal_rss`: the truth at the pose itself if known (saves one evaluation)."""
     tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
+    names = [r.name for r in exp.plates()]
     per_plate = plate_offsets(exp, scale, interior, seed)
     poses = box_poses(pose, per_plate)
-    offsets = np.vstack(per_plate).reshape(-1, 5)  # aligned with `poses`
+    all_offsets = np.vstack(per_plate).reshape(-1, 5)  # aligned with `poses`
     owner = np.concatenate([np.full(len(o), k) for k, o in enumerate(per_plate)]).astype(int)
+    scene_cuts = getattr(rs, "scene_cuts", None)
+    cuts = scene_cuts(poses) if scene_cuts is not None and poses else [None] * len(poses)
+    cut = np.array([c is not None for c in cuts], bool)
     nominal = np.asarray(nominal_rss, float) if nominal_rss is not None else \
         rs.rss_dbm(pose, samples_per_src=samples_per_src)
-    rows = []
-    for p in poses:
+    rows, traced = [], []
+    for i, p in enumerate(poses):
+        if cut[i] or (fail_fast and cut.any()):
+            continue  # never traced: a cut fails the box (fail-fast: at once)
         rows.append(rs.rss_dbm(p, samples_per_src=samples_per_src))
+        traced.append(i)
         if fail_fast and not np.all(has_path(rows[-1]) & (rows[-1] >= thr)):
             break
-    offsets = offsets[: len(rows)]
+    traced = np.array(traced, int)
+    offsets = all_offsets[traced] if len(traced) else np.zeros((0, 5))
     rss = np.array(rows).reshape(len(rows), -1) if rows else np.zeros((0, len(nominal)))
-    all_rss = np.vstack([nominal[None, :], rss]) if len(poses) else nominal[None, :]
+    all_rss = np.vstack([nominal[None, :], rss])
     covered = np.all(has_path(all_rss) & (all_rss >= thr), axis=1)
     worst_per_target = all_rss.min(axis=0)
     per_pose = [rss_stats(r, thr) for r in all_rss]
     worst_i = int(np.argmin([score(s) for s in per_pose]))
+    examined = len(traced) + int(cut.sum())  # poses whose outcome is known (traced, or cut)
+    first_cut = int(np.flatnonzero(cut)[0]) if cut.any() else None
     plates = []
     for k, r in enumerate(exp.plates()):
-        mine = np.flatnonzero(owner[: len(rows)] == k)
+        mine = np.flatnonzero(owner[traced] == k) if len(traced) else np.zeros(0, int)
+        cut_k = np.flatnonzero(cut & (owner == k))
         sub = np.vstack([nominal[None, :], rss[mine]])
         plates.append(PlateTolerance(
             name=r.name, position_m=float(r.tolerance.position_m) * scale, yaw_deg=float(r.tolerance.yaw_deg) * scale,
             pitch_deg=float(r.tolerance.pitch_deg) * scale, poses_checked=int(mine.size),
-            complete=int(mine.size) == int(np.sum(owner == k)), holds=bool(covered[1:][mine].all()),
+            complete=int(mine.size) + int(cut_k.size) == int(np.sum(owner == k)),
+            holds=bool(covered[1:][mine].all()) and not cut_k.size,
             worst_min_rss_dbm=rss_stats(sub.min(axis=0), thr).min_rss_dbm,
-            worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine]))))
+            worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine])),
+            cut_by=cuts[cut_k[0]][1] if cut_k.size else None))
     nom, worst = per_pose[0], rss_stats(worst_per_target, thr)
     result = ToleranceCheck(
         position_m=float(tol.position_m) * scale, yaw_deg=float(tol.yaw_deg) * scale,
         pitch_deg=float(tol.pitch_deg) * scale, poses_checked=len(rows) + 1,
-        complete=len(rows) == len(poses),
+        complete=examined == len(poses),
         nominal=nom, worst=worst, nominal_min_rss_dbm=nom.min_rss_dbm, worst_min_rss_dbm=worst.min_rss_dbm,
-        worst_coverage=float(min(s.coverage for s in per_pose)), holds=bool(covered.all()),
+        worst_coverage=float(min(s.coverage for s in per_pose)), holds=bool(covered.all()) and not cut.any(),
         worst_offset=(np.zeros(5) if worst_i == 0 else offsets[worst_i - 1]).tolist(),
         samples_per_src=int(samples_per_src or exp.solver.samples_per_src), pose=pose,
         target_worst_dbm=[float(v) if has_path(v) else None for v in worst_per_target],
-        failing_offsets=_worst_first(offsets, rss, covered[1:], thr), plates=plates)
+        failing_offsets=all_offsets[cut].tolist() + _worst_first(offsets, rss, covered[1:], thr), plates=plates,
+        cut_by=None if first_cut is None else
+        f"plate {names[cuts[first_cut][0]]!r} cuts {cuts[first_cut][1]!r}",
+        cut_offset=None if first_cut is None else all_offsets[first_cut].tolist())
     return result, {"offsets": offsets, "rss": rss, "covered": covered[1:], "nominal": nominal,
-                    "evaluations": len(rows) + (0 if nominal_rss is not None else 1)}
+                    "cut_offsets": all_offsets[cut], "evaluations": len(rows) + (0 if nominal_rss is not None else 1)}
 
 
 def _worst_first(offsets, rss, covered, thr) -> list[list[float]]:
@@ -159,7 +180,12 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
         nonlocal spent
         scaled = [o * s for o in offsets] if isinstance(offsets, list) else offsets * s
         flat = np.vstack(offsets) if isinstance(offsets, list) else np.vstack([offsets] * len(pose.plates))
-        for i, p in enumerate(box_poses(pose, scaled)):
+        poses = box_poses(pose, scaled)
+        scene_cuts = getattr(rs, "scene_cuts", None)
+        cuts = scene_cuts(poses) if scene_cuts is not None and poses else [None] * len(poses)
+        for i, p in enumerate(poses):
+            if cuts[i] is not None:
+                return flat[i]  # the plate cuts the scene there: a failure, not traced
             spent += 1
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
             if not np.all(has_path(r) & (r >= thr)):
@@ -198,6 +224,10 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
         return []
     tol = exp.plates()[0].tolerance
     out = []
+    if check.cut_by is not None:
+        off = ", ".join(f"{v:+g}" for v in (check.cut_offset or []))
+        out.append(f"{check.cut_by} at the box offset ({off}) (along, off the wall, up [m], yaw, pitch [deg]): "
+                   "the plate could not be mounted there; move the pose away from it")
     if scale > 0:
         out.append(f"coverage holds for a mounting tolerance of ±{100 * tol.position_m * scale:.1f} cm / "
                    f"±{tol.yaw_deg * scale:.2f}° ({scale:.0%} of the requested ±{100 * tol.position_m:.1f} cm / "

@@ -22,6 +22,8 @@ class PlateTolerance(Record):
     worst_min_rss_dbm: float | None = Field(description="worst min RSS over this plate's box and the pose "
                                                         "itself [dBm]; null: a target lost every path")
     worst_coverage: float = Field(ge=0, le=1, description="lowest coverage over this plate's box")
+    cut_by: str | None = Field(default=None, description="the scene object this plate cuts through at a pose of "
+                                                         "its box (not traced; the box fails); null: none")
 
 
 class ToleranceCheck(Record):
@@ -55,6 +57,11 @@ class ToleranceCheck(Record):
     failing_offsets: list[list[float]] = Field(default_factory=list, description="offsets at which a target lost "
                                                                                  "coverage, worst first")
     suggestions: list[str] = Field(default_factory=list, description="what would make coverage hold")
+    cut_by: str | None = Field(default=None, description="\"plate 'NAME' cuts 'OBJECT'\" at a pose of the box: "
+                                                         "the plate could not be mounted there, so the check "
+                                                         "fails (that pose is not traced); null: none")
+    cut_offset: list[float] | None = Field(default=None, description="offset (along, normal, vertical [m], yaw, "
+                                                                     "pitch [deg]) of the first pose that cuts")
     plates: list[PlateTolerance] = Field(default_factory=list, description="per plate, its own box (each "
                                                                            "plate's box in turn, the others "
                                                                            "nominal)")

@@ -7,6 +7,7 @@ records (`Summary`, `TargetRow`s, `WorldStep`s). Writing them is the store's job
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from optimizer.errors import ReflectoptError
+from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.physics import backend, tolerance
 from optimizer.physics.metrics import focus_mask, has_path, rss_stats
 from optimizer.records import (
@@ -43,6 +44,7 @@ from optimizer.search.tune import Collected, rungs
 from optimizer.search.world import robust_rank
 
 CONVERGENCE_LIMIT_DB = 1.0  # [dB] a winner's min RSS may move this much with a deeper or denser truth
+BOX_CUT_SAMPLES = 256  # poses of each mounting box (its corners, then seeded draws) tested against the scene
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -71,12 +73,51 @@ class Prepared:
     starts: list  # [(JointPose, kind)]
 
 
+def box_samples(space: PoseSpace, samples: int, seed: int = 0) -> list[JointPose]:
+    """Poses of a one-plate search box: every corner (position bounds x yaw and pitch extremes, the free axes),
+    then seeded uniform draws, `samples` in all (the corners first where there are more)."""
+    free = np.flatnonzero(space.free)
+    corners = []
+    for bits in itertools.product((0.0, 1.0), repeat=free.size):
+        u = np.full(space.dim, 0.5)
+        u[free] = bits
+        corners.append(u)
+    rng = np.random.default_rng([seed, 43])
+    units = corners[:samples] + list(rng.uniform(0.0, 1.0, (max(0, samples - len(corners)), space.dim)))
+    return [space.unit_pose(u) for u in units]
+
+
+def check_boxes_clear(exp: Experiment, rs) -> None:
+    """Pre-flight: sample each plate's mounting box (`box_samples`, BOX_CUT_SAMPLES poses) against the scene.
+    Every sampled pose cuts it: ConfigError naming the box and what it cuts. Some do: one warning with the
+    share (the search rejects those poses)."""
+    for k, r in enumerate(exp.plates()):
+        key = "reflector.bounds" if exp.reflectors is None else f"reflectors[{k}].bounds ({r.name})"
+        poses = box_samples(PoseSpace([r]), BOX_CUT_SAMPLES, exp.search.seed)
+        cuts = rs.plate_cuts([p.first for p in poses], [k] * len(poses))
+        hit = [(p, c) for p, c in zip(poses, cuts) if c is not None]
+        if not hit:
+            continue
+        names = [c for _, c in hit]
+        shape = max(sorted(set(names)), key=names.count)  # what most of them cut
+        example = next(p for p, c in hit if c == shape).first
+        fix = (f"move the box off {shape!r} by at least half the plate's width ({0.5 * r.size_m[0]:g} m), "
+               "or narrow its yaw/pitch range")
+        if len(hit) == len(poses):
+            raise ConfigError(f"{key}: the plate cuts through {shape!r} at every one of {len(poses)} poses sampled "
+                              f"in the mounting box (e.g. {example}); {fix}")
+        say(f"warning: {key}: the plate cuts through {shape!r} at {len(hit)} of {len(poses)} poses sampled in the "
+            f"mounting box ({len(hit) / len(poses):.0%}); the search rejects such poses ({fix} to use all of it)")
+
+
 def prepare(exp: Experiment) -> Prepared:
-    """Driver-side set-up shared by run and resume: scene check, baseline, starting poses."""
+    """Driver-side set-up shared by run and resume: scene check, mounting boxes against the scene
+    (`check_boxes_clear`), baseline, starting poses."""
     from optimizer.search.starts import initial_poses
 
     t0 = time.perf_counter()
     rs = driver_scene(exp)
+    check_boxes_clear(exp, rs)
     baseline = rs.rss_dbm(None)
     obj = exp.objective
     focus = focus_mask(baseline, obj.coverage_threshold_dbm, obj.focus_margin_db)
@@ -121,7 +162,7 @@ def run_search(exp: Experiment, prep: Prepared, tune_path: str, tune_fs, meta: R
         f"{'off' if exp.search.prune == 'off' else 'successive halving'}")
     return run_worlds(exp, exp.model_dump(mode="json"), prep.starts, prep.baseline, tune_path, tune_fs,
                       resume=resume, progress=progress, pruned_before=meta.pruned,
-                      restarts_before=meta.restarts, merged_before=meta.merged)
+                      restarts_before=meta.restarts, merged_before=meta.merged, radio_scene=prep.rs)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The reference search that uses only truth evaluations: an exhaustive grid (optional local refinement)."""
+"""The reference search that uses only truth evaluations: an exhaustive grid (optional local refinement).
+Grid poses whose plate cuts through the scene are skipped (counted in `skipped_cut`), never traced."""
 
 from __future__ import annotations
 
@@ -58,18 +59,22 @@ def planned_evaluations(exp: Experiment, spacing_m: float, yaw_step_deg: float, 
 def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_deg: float = 5.0, refine: int = 0,
                 top_k: int = 4, max_evals: int = 200_000, progress=True):
     """Truth at every grid pose; with `refine` > 0, that many rounds of a 4x finer grid around the top_k."""
-    space = PoseSpace.of(exp)
+    space = PoseSpace.of(exp, radio_scene)  # a pose whose plate cuts the scene is skipped, never traced
     poses = grid_poses(space, spacing_m, yaw_step_deg)
     if len(poses) > max_evals:
         raise ConfigError(f"grid: {len(poses)} poses exceed the limit of {max_evals}; raise --spacing or "
                           "--yaw-step, or use --refine with a coarse grid")
     thr = exp.objective.coverage_threshold_dbm
     results = []
+    skipped = [0]
     t0 = time.perf_counter()
 
     def run(batch, label):
+        batch = [space.project(vec) for vec in batch]
+        why = space.rejections([space.to_unit(vec) for vec in batch])
+        skipped[0] += sum(r is not None for r in why)
+        batch = [vec for vec, r in zip(batch, why) if r is None]
         for i, vec in enumerate(batch):
-            vec = space.project(vec)
             rss = radio_scene.rss_dbm(space.to_pose(vec))
             results.append((score(rss_stats(rss, thr)), vec, rss))
             if progress and (i + 1) % max(1, len(batch) // 20) == 0:
@@ -89,7 +94,11 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
         for c in centers:
             batch += grid_poses(space, step, ystep, center=c, radius=radius)
         run(batch, f"refinement {r + 1}: spacing {step:g} m, yaw step {ystep:g} deg")
+    if not results:
+        raise ConfigError(f"grid: the plate cuts the scene at every one of {len(poses)} grid poses; move "
+                          "reflector.bounds off the scene's walls or use a finer --spacing")
     results.sort(key=lambda t: t[0], reverse=True)
     best_key, best_vec, best_rss = results[0]
     return {"pose": space.to_pose(best_vec), "stats": rss_stats(best_rss, thr), "rss": best_rss,
-            "evaluations": len(results), "grid_evaluations": len(poses), "wall_s": time.perf_counter() - t0}
+            "evaluations": len(results), "grid_evaluations": len(poses), "skipped_cut": skipped[0],
+            "wall_s": time.perf_counter() - t0}

@@ -152,6 +152,8 @@ class WorldSearcher(Searcher):
     None (wait) while running worlds may still free some; FINISHED when none can. Its state (a JSON file
     beside Tune's experiment state) makes a resumed run continue the same plan."""
 
+    scene = None  # the driver's RadioScene (class level: never pickled with Tune's state), set by run_worlds
+
     def __init__(self, configs: list[dict], reuse: str, steps: int, grace_steps: int | None, seed: int):
         super().__init__()
         from optimizer.search.reuse import reuse_steps
@@ -230,7 +232,7 @@ class WorldSearcher(Searcher):
             return None
         base = self.configs[0]
         exp = parse_experiment(base["experiment"], "experiment")
-        space, tol = PoseSpace.of(exp), reuse.tolerances(exp)
+        space, tol = PoseSpace.of(exp, WorldSearcher.scene), reuse.tolerances(exp)  # (rejects scene cuts)
         n = len(st["reused"])
         world = len(self.configs) + n
         rng = np.random.default_rng([self.seed, 9, n])
@@ -247,6 +249,8 @@ class WorldSearcher(Searcher):
             kind = "explore"
             visited = [space.to_unit(space.to_vec(JointPose.model_validate(p))) for p in st["visited"]]
             pose = reuse.explore_start(space, np.array(visited), rng)
+            if pose is None:  # every candidate rejected (overlap, scene cut): no reused world
+                return None
         st["reused"].append({"world": world, "kind": kind, "parent": parent, "freed_by": freed_by,
                              "start_pose": pose.model_dump(mode="json"), "steps": self.reuse_len, "scale": scale})
         cfg = dict(base, world=world, initial_pose=pose.model_dump(mode="json"), start_kind=kind,

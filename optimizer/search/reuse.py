@@ -11,6 +11,8 @@ steps unspent; as soon as REUSE_STEPS_FRACTION of a world's steps are free, a ne
   seeded uniform candidates, distance on the unit cube over the free axes);
 * `mixed` (default): exploit, explore, exploit, ...
 
+Neither starts at a pose the space rejects (plates that overlap or cut the scene, `PoseSpace.rejections`).
+
 Everything here is plain numpy on records, so the Tune searcher (`hooks.WorldSearcher`) stays a thin shell
 and the rules are tested without Ray.
 """
@@ -70,22 +72,30 @@ def kind_for(mode: str, n_reused: int) -> str:
 def exploit_start(space, tol, parent_pose: JointPose, avoid: list[JointPose], rng: np.random.Generator,
                   tries: int = 16) -> tuple[JointPose, float]:
     """A start near `parent_pose`: each free axis moved by scale x tolerance x U(-1, 1), the scale drawn
-    from EXPLOIT_SCALES, never the same mount as a pose in `avoid` (tries, then the last draw)."""
+    from EXPLOIT_SCALES, never the same mount as a pose in `avoid` (tries, then the last draw) and never a
+    pose `space` rejects (overlap, scene cut; all draws rejected: the parent's pose itself)."""
     base = space.to_unit(space.to_vec(parent_pose))
     step = space.tolerance_unit(tol, FALLBACK_SCALE)
-    pose, scale = parent_pose, EXPLOIT_SCALES[0]
+    draws = []
     for _ in range(tries):
         scale = float(rng.choice(EXPLOIT_SCALES))
-        unit = space.project_unit(base + scale * step * rng.uniform(-1.0, 1.0, space.dim))
-        pose = space.unit_pose(unit)
+        draws.append((space.project_unit(base + scale * step * rng.uniform(-1.0, 1.0, space.dim)), scale))
+    mountable = [(space.unit_pose(u), sc) for (u, sc), why in zip(draws, space.rejections([u for u, _ in draws]))
+                 if why is None]  # a rejected draw (overlap, scene cut) is never a start
+    for pose, scale in mountable:
         if not any(same_mount(pose, other, tol) for other in [parent_pose, *avoid]):
-            break
-    return pose, scale
+            return pose, scale
+    return mountable[-1] if mountable else (parent_pose, EXPLOIT_SCALES[0])
 
 
-def explore_start(space, visited_unit: np.ndarray, rng: np.random.Generator) -> JointPose:
-    """The farthest of EXPLORE_CANDIDATES uniform points from every visited unit-cube pose (free axes)."""
+def explore_start(space, visited_unit: np.ndarray, rng: np.random.Generator) -> JointPose | None:
+    """The farthest of EXPLORE_CANDIDATES uniform points from every visited unit-cube pose (free axes), of
+    those `space` does not reject; None when it rejects them all."""
     cands = np.array([space.project_unit(u) for u in rng.uniform(0.0, 1.0, (EXPLORE_CANDIDATES, space.dim))])
+    ok = [i for i, why in enumerate(space.rejections(cands)) if why is None]  # overlap, scene cut: skipped
+    if not ok:
+        return None
+    cands = cands[ok]
     free = space.free.astype(float)
     visited = np.asarray(visited_unit, float).reshape(-1, space.dim)
     if len(visited) == 0:

@@ -2,6 +2,10 @@
 
 A joint pose's vector is the plates' vectors one after another: (x, y, z, yaw[, pitch]) per plate, pitch
 only for plates with a `pitch_deg` range.
+
+A pose the search may not take is *rejected* (`PoseSpace.rejection`): plates that overlap each other
+(`optimizer.physics.overlap`) or, given the scene, a plate that cuts through scene geometry
+(`RadioScene.scene_cuts`). Such a pose is never ray-traced.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class PlateAxes:
         self.dim = len(lo)
         self.offset = offset
         self.size_m = tuple(float(s) for s in reflector.size_m)
+        self.name = reflector.name
         yaw_range = reflector.yaw_deg.max - reflector.yaw_deg.min
         self.yaw_periodic = yaw_range >= 360.0 - 1e-9
         # The plate is two-sided: yaw and yaw + 180 deg are the same plate (pitch 0). A yaw range of at least
@@ -53,7 +58,10 @@ class PlateAxes:
 class PoseSpace:
     """The joint search box of every plate."""
 
-    def __init__(self, reflectors):
+    def __init__(self, reflectors, scene=None):
+        """`scene`: a `RadioScene` (anything with `scene_cuts`) whose geometry a pose must not cut; None:
+        only plate-plate overlap is checked."""
+        self.scene_cuts = getattr(scene, "scene_cuts", None)
         reflectors = list(reflectors) if isinstance(reflectors, (list, tuple)) else [reflectors]
         self.plates: list[PlateAxes] = []
         offset = 0
@@ -74,9 +82,28 @@ class PoseSpace:
 
         return bool(overlapping_pairs(self.unit_pose(unit), [ax.size_m for ax in self.plates]))
 
+    def rejections(self, units) -> list[str | None]:
+        """Per unit-cube pose, why it is rejected ("plates overlap", or "plate 'NAME' cuts 'OBJECT'"), None
+        where it is not; the scene test of every pose in one ray launch."""
+        units = [np.asarray(u, float) for u in units]
+        out: list[str | None] = ["plates overlap" if self.overlaps(u) else None for u in units]
+        if self.scene_cuts is not None:
+            todo = [i for i, r in enumerate(out) if r is None]
+            for i, cut in zip(todo, self.scene_cuts([self.unit_pose(units[i]) for i in todo])):
+                if cut is not None:
+                    out[i] = f"plate {self.plates[cut[0]].name!r} cuts {cut[1]!r}"
+        return out
+
+    def rejection(self, unit) -> str | None:
+        """Why the unit-cube pose is rejected, or None (see `rejections`)."""
+        return self.rejections([unit])[0]
+
+    def rejected(self, unit) -> bool:
+        return self.rejection(unit) is not None
+
     @classmethod
-    def of(cls, exp) -> PoseSpace:
-        return cls(exp.plates())
+    def of(cls, exp, scene=None) -> PoseSpace:
+        return cls(exp.plates(), scene)
 
     # --- plate 0 shorthands (one-plate code paths) ---------------------------------------------------------
     @property

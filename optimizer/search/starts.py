@@ -3,6 +3,8 @@
 On wide searches most of the pose space has no useful gradient, so where worlds start matters.
 Informed starts put the plate centre where the transmitter and the targets that need it are visible
 (detached ray tests against the scene), facing the specular orientation toward those targets.
+No start is a pose whose plates overlap or, with the scene given, cut through it (`PoseSpace.rejections`):
+such draws and candidates are skipped; an explicit `search.initial_poses` entry that is rejected is an error.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optimizer.constants import INFORMED_CANDIDATES_PER_WORLD
+from optimizer.errors import ConfigError
 from optimizer.physics.geometry import image_method, specular_yaw_pitch, wavelength_m
 from optimizer.records import JointPose
 from optimizer.search.space import PoseSpace
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
+
+UNIFORM_DRAWS_PER_START = 4  # Sobol draws per uniform start: the rejected ones (overlap, scene cut) are skipped
 
 
 def fit_yaw(space, yaw: float) -> float:
@@ -63,6 +68,10 @@ def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: i
             vecs[i, 4] = min(max(pitch, space.lo[4]), space.hi[4])
         hits = image_method(space.to_pose(vecs[i]).first, plate.size_m, tx[t_idx], targets, lam)["exists"]
         scores[i] = seen.sum() + 2.0 * (hits & seen).sum() + 0.5
+    k = exp.plates().index(plate)
+    cuts = radio_scene.plate_cuts([space.to_pose(v).first for v in vecs], [k] * m) \
+        if hasattr(radio_scene, "plate_cuts") else [None] * m
+    scores[[c is not None for c in cuts]] = -np.inf  # cuts the scene: never a start
     return space.to_unit(vecs), scores
 
 
@@ -73,7 +82,7 @@ def _pick_diverse(units, scores, n, min_dist):
         for i in order:
             if len(picked) >= n:
                 return picked
-            if i in picked or scores[i] <= 0 and dist > 0:
+            if i in picked or scores[i] <= 0 and dist > 0 or not np.isfinite(scores[i]):
                 continue
             if all(np.linalg.norm(units[i, :3] - units[j, :3]) >= dist for j in picked):
                 picked.append(int(i))
@@ -84,10 +93,14 @@ def initial_poses(exp: Experiment, radio_scene=None, n: int | None = None, focus
     """`n` starting poses (default: search.worlds) as (pose, kind), reproducible from search.seed."""
     s = exp.search
     n = s.worlds if n is None else n
-    space = PoseSpace.of(exp)
+    space = PoseSpace.of(exp, radio_scene)  # rejects poses whose plates overlap or (with a scene) cut it
     out: list[tuple[JointPose, str]] = []
-    for p in s.initial_poses[:n]:
+    for i, p in enumerate(s.initial_poses[:n]):
         vec = space.project(np.array(p[: space.dim], float))
+        why = space.rejection(space.to_unit(vec))
+        if why is not None:
+            raise ConfigError(f"search.initial_poses[{i}]: {space.to_pose(vec)} is rejected: {why}; move it clear "
+                              "(another plate, a wall, the ground)")
         out.append((space.to_pose(vec), "explicit"))
     rest = n - len(out)
     if rest <= 0:
@@ -102,15 +115,21 @@ def initial_poses(exp: Experiment, radio_scene=None, n: int | None = None, focus
                                             s.seed + 1, focus)
         for i in _pick_diverse(units, scores, n_inf, 0.15):
             out.append((space.to_pose(space.from_unit(units[i])), "informed"))
-    draws = space.sobol(4 * (n - len(out)) if len(space.plates) > 1 else n - len(out), s.seed)
-    for u in draws:
-        if len(out) >= n:
-            break
-        u = space.project_unit(u)
-        if len(draws) > n and space.overlaps(u):
-            continue  # plates overlap: rejected (optimizer.physics.overlap)
-        out.append((space.to_pose(space.from_unit(u)), "uniform"))
+    rest = n - len(out)
+    if rest <= 0:
+        return out
+    draws = [space.project_unit(u) for u in space.sobol(UNIFORM_DRAWS_PER_START * rest, s.seed)]
+    uniform = [u for u, why in zip(draws, space.rejections(draws)) if why is None]  # overlap, scene cut
+    if not uniform:
+        raise ConfigError(f"{_bounds_key(exp)}: every one of {len(draws)} uniform poses drawn in the mounting "
+                          f"box is rejected ({space.rejection(draws[0])}); move the box clear")
+    for k in range(rest):  # (too few mountable draws: the first ones again; such worlds merge)
+        out.append((space.to_pose(space.from_unit(uniform[k % len(uniform)])), "uniform"))
     return out
+
+
+def _bounds_key(exp) -> str:
+    return "reflector.bounds" if exp.reflectors is None else "reflectors[*].bounds"
 
 
 def target_groups(targets: np.ndarray, k: int) -> np.ndarray:
@@ -134,7 +153,7 @@ def joint_informed(exp: Experiment, radio_scene, n: int, focus=None) -> list[tup
     rejected (the next candidates are tried)."""
     s = exp.search
     plates = exp.plates()
-    space = PoseSpace.of(exp)
+    space = PoseSpace.of(exp, radio_scene)
     tg = radio_scene.targets
     sel = np.flatnonzero(np.asarray(focus, bool)) if focus is not None and np.any(focus) else np.arange(len(tg))
     groups = target_groups(tg[sel], min(len(plates), len(sel)))
@@ -159,7 +178,7 @@ def joint_informed(exp: Experiment, radio_scene, n: int, focus=None) -> list[tup
             cands = per[k][(k + w) % n_groups]
             parts.append(cands[rank % len(cands)])
         unit = space.project_unit(np.concatenate(parts))
-        if space.overlaps(unit):
+        if space.rejected(unit):  # overlap, scene cut
             continue
         out.append((space.unit_pose(unit), "informed"))
     return out

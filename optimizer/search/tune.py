@@ -181,11 +181,12 @@ def _keep_credentials_out_of_runtime_envs() -> None:
 
 def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_path: str, storage_filesystem=None,
                resume: bool = False, progress: bool = True, pruned_before=(), restarts_before=None,
-               merged_before=None) -> list[Collected]:
+               merged_before=None, radio_scene=None) -> list[Collected]:
     """Run (or resume) every world as a Tune trial; returns one `Collected` per world (the starts, then the
     worlds started in freed budget: `hooks.WorldSearcher`). `pruned_before`, `merged_before` ({world: into})
     and `restarts_before` ({world: restarts}) carry what an interrupted run had seen. Raises
-    StoreUnreachable (one line) when the store stayed down longer than the retry budget."""
+    StoreUnreachable (one line) when the store stayed down longer than the retry budget. `radio_scene`: the
+    driver's scene, against which reused worlds' starts are checked (a plate that cuts it is no start)."""
     from ray import tune
 
     from optimizer.experiment import catalogue
@@ -201,6 +202,7 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     RecordingASHA.pruned = set(int(w) for w in pruned_before)
     Merging.merged = {int(k): int(v) for k, v in (merged_before or {}).items()}
     Watch.reset(restarts_before)
+    WorldSearcher.scene = radio_scene
     tol = [r.tolerance for r in exp.plates()]
     pruning = not (s.prune == "off" or s.steps <= s.prune.grace_steps)  # else no rung before the last step
     if not pruning:

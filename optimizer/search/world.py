@@ -25,6 +25,7 @@ from optimizer.constants import (
     POLISH_START_TOL,
     WARMUP_LR_FRACTION,
 )
+from optimizer.errors import ReflectoptError
 from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
 from optimizer.records import (Adam, BestSoFar, JointPose, PlatePose, RssStats, ToleranceCheck, WorldState,
                                WorldStep)
@@ -33,7 +34,7 @@ from optimizer.search.reuse import same_mount, tolerances
 from optimizer.search.space import PoseSpace
 
 TOLERANCE_CANDIDATES = 2  # distinct best poses a world checks over the tolerance box at its end
-OVERLAP_BACKTRACKS = 4  # halvings of an Adam step whose plates would overlap before it is rejected
+OVERLAP_BACKTRACKS = 4  # halvings of an Adam step that is rejected (overlap, scene cut) before it is dropped
 
 
 def robust_rank(chk: ToleranceCheck) -> tuple:
@@ -54,9 +55,9 @@ class World:
         self.exp = exp
         self.world_id = int(world_id)
         self.start_kind = start_kind
-        self.space = PoseSpace.of(exp)
         self.rs = radio_scene if radio_scene is not None else RadioScene(exp, device=device or exp.device,
                                                                           threads=threads)
+        self.space = PoseSpace.of(exp, self.rs)  # rejects poses whose plates overlap or cut the scene
         if baseline_rss is None:
             baseline_rss = self.rs.rss_dbm(None)
         self.baseline_rss = np.asarray(baseline_rss, float)
@@ -64,6 +65,9 @@ class World:
         self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db)
         self.initial_pose = JointPose.of(initial_pose)
         self.unit = self.space.project_unit(self.space.to_unit(self.space.to_vec(self.initial_pose)))
+        self.rng = np.random.default_rng([exp.search.seed, self.world_id, 7])
+        if self.space.rejected(self.unit):
+            self.unit = self._mountable_near(self.unit)
         self.m = np.zeros(self.space.dim)
         self.v = np.zeros(self.space.dim)
         self.t = 0
@@ -71,7 +75,6 @@ class World:
         self.evaluations = 0
         self.best: BestSoFar | None = None
         self.last: RssStats | None = None
-        self.rng = np.random.default_rng([exp.search.seed, self.world_id, 7])
         self.history: list[WorldStep] = []  # this process's steps (not checkpointed)
         self.wall_s = 0.0
         self.restarts = 0
@@ -99,6 +102,21 @@ class World:
         lr = end + 0.5 * (lr0 - end) * (1.0 + math.cos(math.pi * frac))
         return lr * (WARMUP_LR_FRACTION if self.t == 0 else 1.0)
 
+    def _mountable_near(self, unit: np.ndarray) -> np.ndarray:
+        """The nearest pose to `unit` that is not rejected, of seeded draws around it (1/64 of the box up to
+        all of it, free axes) and uniform ones: a start handed over that overlaps or cuts the scene (the
+        driver's starts never do) is never ray-traced."""
+        free = self.space.free.astype(float)
+        draws = [unit + s * self.rng.normal(0.0, 1.0, (32, self.space.dim)) * free for s in (1 / 64, 1 / 16, 1 / 4, 1.0)]
+        cands = np.vstack(draws + [self.rng.uniform(0.0, 1.0, (128, self.space.dim))])
+        cands = np.array([self.space.project_unit(c) for c in cands])
+        ok = [i for i, r in enumerate(self.space.rejections(cands)) if r is None]
+        if not ok:
+            raise ReflectoptError(f"world {self.world_id}: every pose drawn around its start "
+                                  f"{self.space.unit_pose(unit)} is rejected ({self.space.rejection(unit)})")
+        d = np.linalg.norm((cands[ok] - unit) * free, axis=1)
+        return cands[ok[int(np.argmin(d))]]
+
     def adam_ascent(self, grad_unit: np.ndarray, lr: float):
         b1, b2 = ADAM_BETAS
         g = np.where(self.space.free, grad_unit, 0.0)
@@ -109,8 +127,8 @@ class World:
         vhat = self.v / (1 - b2 ** self.t)
         step = lr * mhat / (np.sqrt(vhat) + ADAM_EPS)
         unit = self.space.project_unit(self.unit + step)
-        for _ in range(OVERLAP_BACKTRACKS):  # plates would overlap: shorter steps, else the step is rejected
-            if not self.space.overlaps(unit):
+        for _ in range(OVERLAP_BACKTRACKS):  # overlap or a scene cut: shorter steps, else the step is rejected
+            if not self.space.rejected(unit):
                 self.unit = unit
                 return
             step = 0.5 * step
@@ -197,12 +215,12 @@ class World:
             if p["fails"] >= 2 * free.size:
                 p["delta"], p["fails"] = max(POLISH_MIN_TOL, 0.5 * p["delta"]), 0
 
-        for _ in range(2 * free.size):  # a direction whose plates would overlap is a failure not traced
+        for _ in range(2 * free.size):  # a direction that is rejected (overlap, scene cut): a failure not traced
             axis, sign = free[(p["k"] // 2) % free.size], (1.0 if p["k"] % 2 == 0 else -1.0)
             cand = center.copy()
             cand[axis] += sign * p["delta"] * tol_unit[axis]
             cand = self.space.project_unit(cand)
-            if not self.space.overlaps(cand):
+            if not self.space.rejected(cand):
                 break
             fail()
         else:

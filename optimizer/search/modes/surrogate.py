@@ -18,7 +18,8 @@ The world climbs the truth, not only the model:
 With several plates the model is `optimizer.physics.multi_surrogate.MultiPlateSurrogate` (every plate's single
 bounce and the plate -> plate double bounces) and every pose vector is the joint one; exploration perturbs
 every plate and turns one plate, drawn at random, to the specular yaw toward the focus targets that the other
-plates serve worst (in the model). Candidates whose plates overlap are skipped.
+plates serve worst (in the model). Candidates that are rejected (plates that overlap each other or cut
+through the scene, `PoseSpace.rejections`) are skipped, with one plate as with several.
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ class SurrogateMode(GradientMode):
         last_cov = w.last.coverage if w.last is not None else 0.0
         return w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
                                      and w.progress() < EXPLORE_UNTIL)
+
+    def _mountable(self, cands: list) -> list:
+        """The candidates that are not rejected (plates that overlap or cut the scene: one ray launch for
+        all); cands[0], the current pose, is kept."""
+        why = self.world.space.rejections(cands[1:])
+        return [cands[0]] + [u for u, r in zip(cands[1:], why) if r is None]
 
     def _jump(self, cands, scores) -> bool:
         """Move to the best-scoring candidate (cands[0] is the current pose); True when the world moved."""
@@ -177,8 +184,7 @@ class SurrogateMode(GradientMode):
             if ax.with_pitch and space.free[j + 1]:
                 vec[j + 1] = min(max(pitch, space.lo[j + 1]), space.hi[j + 1])
             cands.append(space.project_unit(space.to_unit(vec)))
-        keep = [0] + [i for i in range(1, len(cands)) if not space.overlaps(cands[i])]
-        cands = [cands[i] for i in keep]
+        cands = self._mountable(cands)
         vecs = [space.from_unit(u) for u in cands]
         occl = self._multi_occlusion(vecs)
         scores = [self._multi_eval(v, frac, o, grad=False)["objective"] for v, o in zip(vecs, occl)]
@@ -238,6 +244,7 @@ class SurrogateMode(GradientMode):
             if space.with_pitch and space.free[4]:
                 vec[4] = min(max(pitch, space.lo[4]), space.hi[4])
             cands.append(space.project_unit(space.to_unit(vec)))
+        cands = self._mountable(cands)
         vecs = [space.from_unit(u) for u in cands]
         occl = self.occlusion_db_batch(vecs)
         k = w.edge_factor(frac)
