@@ -167,3 +167,11 @@ def test_run_picks_the_smallest_size_that_covers(tmp_path):
     bad = subprocess.run(CLI + ["evaluate", str(f), f"--pose={w['pose_arg']}", "--size=1x"],
                          capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120)
     assert bad.returncode == 2 and "--size: '1x' is not WIDTHxHEIGHT" in bad.stderr
+
+
+def test_an_experiment_without_a_catalogue_hashes_as_before_catalogues():
+    """The hash of the experiment's meaning (run records, the benchmark's reference cache) does not change for
+    experiments that do not use sizes_m: no `sizes_m: null` in what is hashed."""
+    exp = street()
+    assert "sizes_m" not in exp.canonical_json()
+    assert "sizes_m" in parse_experiment(_with_sizes([[1, 1], [2, 2]]), "t").canonical_json()

@@ -457,6 +457,9 @@ class Experiment(_Strict):
 
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json", exclude={"resources"})
+        for plate in data["reflectors"] or [data["reflector"]]:
+            if plate.get("sizes_m") is None:  # no catalogue: the plate hashes as it did before catalogues
+                plate.pop("sizes_m", None)
         if self.reflectors is None:  # the one-plate shorthand hashes as it always did
             data.pop("reflectors", None)
             data["reflector"].pop("name", None)
