@@ -27,7 +27,7 @@ import numpy as np
 from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
 from optimizer.errors import NumericsError
 from optimizer.physics.geometry import plate_frame
-from optimizer.physics.surrogate import PlateSurrogate, _dot, _log_sigmoid, softmin, worst_over_lanes
+from optimizer.physics.surrogate import PlateSurrogate, _dot, _log_sigmoid, softmin, to_float, worst_over_lanes
 
 
 def _pad5(vec) -> np.ndarray:
@@ -165,7 +165,7 @@ class MultiPlateSurrogate:
         dr, mi = self.dr, self.mi
         n_tg = self.targets.shape[0]
         x, y, z, yaw, pitch = params
-        col = [mi.Float(np.ascontiguousarray(np.tile(lanes[:, c], n_tg), dtype=np.float32)) for c in range(5)]
+        col = [to_float(np.tile(lanes[:, c], n_tg)) for c in range(5)]
         a0 = yaw * (math.pi / 180.0)
         ca0, sa0 = dr.cos(a0), dr.sin(a0)
         c = (x + col[0] * ca0 - col[1] * sa0, y + col[0] * sa0 + col[1] * ca0, z + col[2])
@@ -181,7 +181,7 @@ class MultiPlateSurrogate:
         k = lanes_i.shape[0]
         ci, ui, vi, ni = self._frame(params_i, lanes_i)
         cj, uj, vj, nj = self._frame(params_j, lanes_j)
-        rx = [mi.Float(np.ascontiguousarray(np.repeat(self.targets[:, c], k), dtype=np.float32)) for c in range(3)]
+        rx = [to_float(np.repeat(self.targets[:, c], k)) for c in range(3)]
         (hwi, hhi), (hwj, hhj) = [(0.5 * s[0], 0.5 * s[1]) for s in (self.sizes[i], self.sizes[j])]
         s_r = _dot([rx[c] - cj[c] for c in range(3)], nj)
         side_r = dr.select(dr.detach(s_r) >= 0, 1.0, -1.0)  # plate j's side facing the target
@@ -225,7 +225,7 @@ class MultiPlateSurrogate:
             gain_db = 20.0 * dr.log(self.wavelength / (4.0 * math.pi * length)) / math.log(10.0)
             p_db = float(self.tx_power_dbm[t]) + gain_db + DB_PER_NEPER_POWER * soft
             if occlusion_db is not None:
-                p_db = p_db - mi.Float(np.repeat(np.asarray(occlusion_db[t], dtype=np.float32), k))
+                p_db = p_db - to_float(np.repeat(np.asarray(occlusion_db[t], dtype=np.float32), k))
             per_tx.append(p_db)
         return _power_sum_db(dr, per_tx)
 
