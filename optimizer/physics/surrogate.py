@@ -74,17 +74,33 @@ def softmin(values, values_np: np.ndarray, focus, temperature_db: float):
     return pmin - float(temperature_db) * dr.log(dr.sum(e) / dr.opaque(mi.Float, float(mask.sum())))
 
 
-def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float):
+def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float, evaluate: bool = True):
     """Per target, the soft-min (temperature [dB]) over its `k_off` lanes of `p_all` (a Dr.Jit Float [dB],
     lanes target-major; `p_np` its detached copy): the worst case over the tolerance box. Returns the Dr.Jit
-    Float [n_tg] and its detached copy."""
+    Float [n_tg] and its detached copy (None without `evaluate`: the caller evaluates several at once)."""
     import drjit as dr
 
     lo = p_np.reshape(n_tg, k_off).min(axis=1)
     tc = float(temperature_db)
     e = dr.exp(-(p_all - to_float(np.repeat(lo, k_off))) / tc)
     out = to_float(lo) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
-    return out, np.array(dr.detach(out), dtype=float)
+    return out, (np.array(dr.detach(out), dtype=float) if evaluate else None)
+
+
+def softmin_many(values, values_np: np.ndarray, focus, temperature_db: float) -> np.ndarray:
+    """`softmin` for P poses at once: `values` a Dr.Jit Float of P x N lanes (pose-major) [dB], `values_np`
+    its detached copy [P, N]; the soft-min over each pose's focus targets [P] (numpy)."""
+    import drjit as dr
+
+    n_p, n_tg = values_np.shape
+    mask = np.ones(n_tg, bool) if focus is None else np.asarray(focus, bool)
+    if not mask.any():
+        mask = np.ones(n_tg, bool)
+    t = float(temperature_db)
+    pmin = values_np[:, mask].min(axis=1)  # as `softmin`, per pose
+    e = dr.exp(-(values - to_float(np.repeat(pmin, n_tg))) / t) * to_float(np.tile(mask, n_p))
+    obj = to_float(pmin) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
+    return np.array(obj, dtype=float).reshape(n_p)
 
 
 def _log_sigmoid(dr, x):
@@ -181,15 +197,7 @@ class PlateSurrogate:
         if k_off > 1:  # worst case over the offset poses, per (pose, target)
             p_all, p_np = worst_over_lanes(p_all, p_np, n_p * n_tg, k_off, corner_temperature_db)
         p_np = p_np.reshape(n_p, n_tg)
-        mask = np.ones(n_tg, bool) if focus is None else np.asarray(focus, bool)
-        if not mask.any():
-            mask = np.ones(n_tg, bool)
-        t = float(temperature_db)
-        pmin = p_np[:, mask].min(axis=1)  # as `softmin`, per pose
-        e = dr.exp(-(p_all - to_float(np.repeat(pmin, n_tg))) / t) \
-            * to_float(np.tile(mask, n_p))
-        obj = to_float(pmin) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
-        value = np.array(obj, dtype=float).reshape(n_p)
+        value = softmin_many(p_all, p_np, focus, temperature_db)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
             raise NumericsError(f"surrogate at pose {vecs[bad[0]].tolist()}: the objective is not finite "
