@@ -19,10 +19,17 @@ non-truth part bought, side by side in one run (issue 13).
    as it is.
 4. Truth reuse: the PathSolver solve at an unchanged scene (same pose twice) against one after the plate moved,
    and the plate move alone.
+5. Several plates (`--scenes two-plates`, issue 10): examples/two-plates.yaml at `--plate-samples` samples, a
+   world of both plates against a world of each plate alone (its tolerance box as in the file), the same split
+   side by side, variants `before` (host arrays handed to Dr.Jit as numpy lays them out: kernels recompiled per
+   alignment pattern; multi-plate exploration one launch per candidate) and `now`, interleaved; each world's
+   trajectory must be the same in both (PASS/MISS).
 
-Target: the non-truth share of a street step <= 25 % (CPU). Today's share is printed first.
+Targets: the non-truth share of a street step <= 25 % (CPU); a two-plate step <= 2x a one-plate step (the mean
+of the two plates alone). Today's figures are printed first.
 
-    .venv/bin/python benchmarks/step_profile.py [--steps 8] [--scenes street,munich] [--no-tune] [--no-winners]
+    .venv/bin/python benchmarks/step_profile.py [--steps 8] [--scenes street,munich,two-plates] [--no-tune]
+        [--no-winners] [--plate-samples 20000]
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 DEVICE = os.environ.get("REFLECTOPT_BENCH_DEVICE", "cpu")
 TARGET_SHARE = 0.25
+TARGET_PLATE_RATIO = 2.0  # a two-plate step costs at most this many one-plate steps
 
 from optimizer.constants import EXPLORE_SAMPLES  # noqa: E402
 from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
@@ -61,9 +69,12 @@ MUNICH = {
     "search": {"worlds": 1, "steps": 20, "seed": 0},
 }
 STARTS = {"street": PlatePose(30.32, -13.0, 4.5, 100.0), "munich": PlatePose(-35.0, 45.0, 6.0, 90.0)}
+# two-plates.yaml: each plate mid-box, turned toward its own group of targets
+PLATE_STARTS = [PlatePose(30.32, -12.5, 4.5, 100.0), PlatePose(31.16, 13.0, 4.5, 80.0)]
+PLATE_CONFIGS = [("south alone", [0]), ("north alone", [1]), ("two plates", [0, 1])]
 
 LEAVES = ["surrogate forward", "surrogate backward", "occlusion ray tests", "plate moves (BVH)",
-          "exploration numpy", "PathSolver, no diffraction", "PathSolver, diffraction", "plate model (PO)",
+          "overlap checks", "exploration numpy", "PathSolver, no diffraction", "PathSolver, diffraction", "plate model (PO)",
           "other"]
 PHASES = ["exploration", "inner steps", "truth"]
 
@@ -71,7 +82,7 @@ PHASES = ["exploration", "inner steps", "truth"]
 def corners(exp) -> int:
     from optimizer.physics.tolerance import corner_offsets, half_widths
 
-    tol = exp.reflector.tolerance
+    tol = exp.plates()[0].tolerance
     return len(corner_offsets(half_widths(tol))) if tol.active else 1
 
 
@@ -155,16 +166,22 @@ def instrument(prof: Profiler):
     import drjit as dr
 
     from optimizer.physics import plate_model
+    from optimizer.physics.multi_surrogate import MultiPlateSurrogate
     from optimizer.physics.scene import RadioScene
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import SurrogateMode
+    from optimizer.search.space import PoseSpace
     from optimizer.search.world import World
 
     prof.wrap(World, "step", "other", phase="inner steps")
     prof.wrap(SurrogateMode, "explore", "exploration numpy", phase="exploration")
+    prof.wrap(SurrogateMode, "_multi_explore", "exploration numpy", phase="exploration")
     prof.wrap(World, "truth", "other", phase="truth")
     prof.wrap(PlateSurrogate, "evaluate", "surrogate forward")
     prof.wrap(PlateSurrogate, "evaluate_many", "surrogate forward")
+    prof.wrap(MultiPlateSurrogate, "evaluate", "surrogate forward")
+    prof.wrap(MultiPlateSurrogate, "evaluate_many", "surrogate forward")
+    prof.wrap(PoseSpace, "overlaps", "overlap checks")
     prof.wrap(dr, "backward", "surrogate backward")
     prof.wrap(RadioScene, "visible", "occlusion ray tests")
     prof.wrap(RadioScene, "write_plate_vertices", "plate moves (BVH)")
@@ -176,9 +193,10 @@ def instrument(prof: Profiler):
 
 # --- the code as it was (the "before" variants) ------------------------------------------------------------
 @contextlib.contextmanager
-def legacy(rays=False, writes=False, explore=False):
+def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=False):
     """Patch back what each cut replaced (benchmark only: the reference side of each comparison)."""
     from optimizer.constants import OCCLUSION_PENALTY_DB
+    from optimizer.physics import multi_surrogate, surrogate
     from optimizer.physics.scene import RadioScene
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import SurrogateMode
@@ -234,6 +252,20 @@ def legacy(rays=False, writes=False, explore=False):
             return {"objective": np.array(objs)}
 
         patch(PlateSurrogate, "evaluate_many", evaluate_many)
+    if align:
+        def to_float(values):  # numpy's buffer as it lies (any alignment)
+            import mitsuba as mi
+
+            return mi.Float(np.asarray(values, dtype=np.float32).reshape(-1))
+
+        patch(surrogate, "to_float", to_float)
+        patch(multi_surrogate, "to_float", to_float)
+    if multi_explore:
+        def multi_many(self, poses, edge_factor, occlusion_db=None, **kw):  # one evaluation per candidate
+            return {"objective": np.array([self.evaluate(p, edge_factor, occlusion_db=o, grad=False, **kw)["objective"]
+                                           for p, o in zip(poses, occlusion_db)])}
+
+        patch(multi_surrogate.MultiPlateSurrogate, "evaluate_many", multi_many)
     try:
         yield
     finally:
@@ -245,6 +277,7 @@ VARIANTS = [("before", dict(rays=True, writes=True, explore=True)),
             ("+ray tests", dict(rays=False, writes=True, explore=True)),
             ("+plate writes", dict(rays=False, writes=False, explore=True)),
             ("+exploration (now)", dict(rays=False, writes=False, explore=False))]
+PLATE_VARIANTS = [("before", dict(align=True, multi_explore=True)), ("now", {})]
 
 
 def run_world(rs, exp, start, steps, world_id=0):
@@ -261,11 +294,12 @@ def run_world(rs, exp, start, steps, world_id=0):
     finally:
         prof.undo()
     wall = time.perf_counter() - t0
-    traj = [(r.pose.first.as_list(), r.truth.min_rss_dbm) for r in w.history]
+    traj = [([x for p in r.pose.plates for x in p.as_list()], r.truth.min_rss_dbm) for r in w.history]
     explore = []
+    call = w.mode._multi_explore if w.mode.multi else w.mode.explore
     for _ in range(3):  # one exploration call on its own (the trajectory is recorded already)
         t = time.perf_counter()
-        w.mode.explore(w.progress())
+        call(w.progress())
         explore.append(time.perf_counter() - t)
     return (prof.times, prof.kernels), wall, traj, statistics.median(explore)
 
@@ -387,7 +421,85 @@ def ray_batch_cost(rs, start: PlatePose, repeats=5):
     return 1e3 * min(old), 1e3 * min(new)
 
 
-def winners(steps=5, worlds=3):
+def plate_experiment(indices, samples: int):
+    """examples/two-plates.yaml with the plates `indices` only (tolerance boxes as in the file), `samples`."""
+    exp = load_experiment(REPO / "examples" / "two-plates.yaml")
+    data = exp.model_dump(mode="json")
+    plates = [r.model_dump(mode="json") for r in exp.plates()]
+    data.pop("reflector", None)
+    data["reflectors"] = [plates[i] for i in indices]
+    data["solver"]["samples_per_src"] = int(samples)
+    data["search"]["steps"] = 1000  # no world reaches its end (the tolerance check) within the profile
+    out = parse_experiment(data, "two-plates")
+    out.device = DEVICE
+    return out
+
+
+def plates_profile(args, checks) -> list:
+    """Section 5: one- vs two-plate steps, variant by variant, interleaved; returns the comparison rows."""
+    from optimizer.physics.scene import RadioScene
+    from optimizer.records import JointPose
+
+    setups = []
+    for label, idx in PLATE_CONFIGS:
+        exp = plate_experiment(idx, args.plate_samples)
+        setups.append((label, exp, RadioScene(exp, device=DEVICE, threads=1),
+                       JointPose(plates=[PLATE_STARTS[i] for i in idx])))
+    exp2 = setups[-1][1]
+    print(f"\n=== two-plates: {exp2.scene}, {len(setups[-1][2].targets)} targets, {args.plate_samples} samples, depth "
+          f"{exp2.solver.max_depth}, {exp2.search.inner_steps} inner steps, {corners(exp2)} tolerance corners per "
+          f"plate; one plate: each plate of the file alone")
+    runs = defaultdict(list)
+    for _ in range(args.repeats):  # interleaved: a load spike does not favour one variant or one configuration
+        for vlabel, kw in PLATE_VARIANTS:
+            for label, exp, rs, start in setups:
+                with legacy(**kw):
+                    runs[(vlabel, label)].append(run_world(rs, exp, start, args.steps))
+    rows = []
+    for vlabel, _ in PLATE_VARIANTS:
+        for label, *_ in setups:
+            (times, kernels), wall, traj, explore_s = min(runs[(vlabel, label)], key=lambda r: r[1])
+            print_split(f"two-plates {label} [{vlabel}]", (times, kernels), wall, args.steps, None)
+            print(f"one exploration call: {explore_s * 1e3:.1f} ms")
+            per_leaf = defaultdict(float)
+            for (_phase, leaf), v in times.items():
+                per_leaf[leaf] += v / args.steps
+            per_phase = {ph: sum(v for (p, _), v in times.items() if p == ph) / args.steps for ph in PHASES}
+            compiled = sum(k[1] for k in kernels.values()) / args.steps
+            rows.append((vlabel, label, wall / args.steps, per_leaf, per_phase, compiled, explore_s))
+    for label, *_ in setups:  # every run's trajectory against the first run of `before`
+        first, *others = [(v, r) for v, _ in PLATE_VARIANTS for r in runs[(v, label)]]
+        for vlabel, r in others:
+            dp, dt = same_trajectory(first[1][2], r[2])
+            checks.append((f"two-plates {label} [{vlabel}]: same trajectory as before (poses, truth)",
+                           f"max |dpose| {dp:.2e}, |dtruth| {dt:.2e} dB", dp <= 1e-6 and dt <= 1e-6))
+    print("\nside by side, ms per step (least disturbed run; exclusive time): one plate = the mean of the two "
+          "plates alone")
+    cols = [(v, lab) for v, _ in PLATE_VARIANTS for lab in ("one plate", "two plates")]
+    print(f"{'part':<30}" + "".join(f"{f'{lab} [{v}]':>24}" for v, lab in cols))
+
+    def value(v, lab, fn):
+        sel = [r for r in rows if r[0] == v and (r[1] == "two plates") == (lab == "two plates")]
+        return statistics.mean(fn(r) for r in sel)
+
+    lines = [(leaf, lambda r, leaf=leaf: 1e3 * r[3].get(leaf, 0.0)) for leaf in LEAVES]
+    lines += [(f"phase: {ph}", lambda r, ph=ph: 1e3 * r[4][ph]) for ph in PHASES]
+    lines += [("step (wall)", lambda r: 1e3 * r[2]), ("kernels compiled per step", lambda r: r[5]),
+              ("one exploration call", lambda r: 1e3 * r[6])]
+    for name, fn in lines:
+        vals = [value(v, lab, fn) for v, lab in cols]
+        if max(vals) < 0.05:
+            continue
+        print(f"{name:<30}" + "".join(f"{x:>24.1f}" for x in vals))
+    out = []
+    for v, _ in PLATE_VARIANTS:
+        one, two = value(v, "one plate", lambda r: r[2]), value(v, "two plates", lambda r: r[2])
+        t1, t2 = (value(v, lab, lambda r: r[4]["truth"]) for lab in ("one plate", "two plates"))
+        out.append((v, one, two, t1, t2))
+    return out
+
+
+def winners(steps=5, worlds=3, befores=None):
     """Each example: the winner (best truth score over worlds) before the cuts and now, from the same starts."""
     from optimizer.physics.scene import RadioScene
     from optimizer.search.starts import initial_poses
@@ -402,7 +514,7 @@ def winners(steps=5, worlds=3):
         base = rs.rss_dbm(None)
         starts = initial_poses(exp, rs, worlds)
         res = {}
-        for label, kw in (("before", VARIANTS[0][1]), ("now", VARIANTS[-1][1])):
+        for label, kw in (befores or [("before", VARIANTS[0][1])]) + [("now", VARIANTS[-1][1])]:
             with legacy(**kw):
                 ws = []
                 for i, (pose, kind) in enumerate(starts):
@@ -420,7 +532,8 @@ def winners(steps=5, worlds=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--scenes", default="street,munich")
+    ap.add_argument("--scenes", default="street,munich,two-plates")
+    ap.add_argument("--plate-samples", type=int, default=20000, help="samples_per_src of the two-plates section")
     ap.add_argument("--repeats", type=int, default=2, help="runs per variant, interleaved; the fastest is shown")
     ap.add_argument("--no-tune", action="store_true", help="skip the one-world Tune run (its bookkeeping)")
     ap.add_argument("--no-winners", action="store_true", help="skip the same-winners check on the examples")
@@ -432,7 +545,13 @@ def main():
     print(f"step profile on {DEVICE} (Dr.Jit threads 1, {os.cpu_count()} cores; load average "
           f"{os.getloadavg()[0]:.1f})")
     summary, checks = [], []
-    for scene in filter(None, args.scenes.split(",")):
+    scenes = [x for x in args.scenes.split(",") if x]
+    unknown = [x for x in scenes if x not in (*STARTS, "two-plates")]
+    if unknown:
+        print(f"--scenes: {unknown[0]!r} is not one of {', '.join([*STARTS, 'two-plates'])}")
+        return 2
+    plate_rows = plates_profile(args, checks) if "two-plates" in scenes else []
+    for scene in [x for x in scenes if x in STARTS]:
         exp = experiment(scene)
         start = STARTS[scene]
         tune_s = None if (args.no_tune or scene != "street") else tune_bookkeeping_s(exp, start, args.steps)
@@ -467,10 +586,11 @@ def main():
         print(f"{scene}: one batch of 1000 ray tests ignoring the plate: park, test, restore {park:.1f} ms; "
               f"plate-free scene {free:.1f} ms (fastest of 5, same answers)")
 
-    print("\nside by side: ms per step (wall, Tune not included), truth ms, non-truth share (Tune included on "
-          "the street)")
-    print(f"{'scene':<10}{'variant':<22}{'step':>10}{'truth':>10}{'non-truth':>12}{'vs before':>11}"
-          f"{'explore call':>14}{'vs before':>11}")
+    if summary:
+        print("\nside by side: ms per step (wall, Tune not included), truth ms, non-truth share (Tune included on "
+              "the street)")
+        print(f"{'scene':<10}{'variant':<22}{'step':>10}{'truth':>10}{'non-truth':>12}{'vs before':>11}"
+              f"{'explore call':>14}{'vs before':>11}")
     first = {}
     for row in summary:
         if row[1] == "truth reuse":
@@ -480,20 +600,29 @@ def main():
         print(f"{scene:<10}{label:<22}{step_s * 1e3:>10.1f}{truth_s * 1e3:>10.1f}{share:>12.1%}"
               f"{first[scene][0] / step_s:>10.2f}x{explore_s * 1e3:>14.1f}{first[scene][1] / explore_s:>10.2f}x")
     if not args.no_winners:
-        for name, res in winners():
-            b, n = res["before"], res["now"]
-            dp = max(abs(x - y) for pa, pb in zip(b[3], n[3]) for x, y in zip(pa, pb))
-            checks.append((f"{name}: same winner before and now (3 worlds x 5 steps)",
-                           f"world {b[0]} vs {n[0]}, {b[2]:.2f} vs {n[2]:.2f} dBm, max |dpose| {dp:.1e}",
-                           b[0] == n[0] and dp <= 1e-6))
+        befores = [("before", VARIANTS[0][1])] + ([("before (plates)", PLATE_VARIANTS[0][1])] if plate_rows else [])
+        for name, res in winners(befores=befores):
+            n = res["now"]
+            for label, _ in befores:
+                b = res[label]
+                dp = max(abs(x - y) for pa, pb in zip(b[3], n[3]) for x, y in zip(pa, pb))
+                checks.append((f"{name}: same winner {label} and now (3 worlds x 5 steps)",
+                               f"world {b[0]} vs {n[0]}, {b[2]:.2f} vs {n[2]:.2f} dBm, max |dpose| {dp:.1e}",
+                               b[0] == n[0] and dp <= 1e-6))
     print()
+    for v, one, two, t1, t2 in plate_rows:
+        ratio = two / one
+        print(f"[{'PASS' if ratio <= TARGET_PLATE_RATIO else 'MISS'}] two-plates [{v}]: two-plate step / one-plate step "
+              f"{two * 1e3:.0f} / {one * 1e3:.0f} ms = {ratio:.2f}x (target <= {TARGET_PLATE_RATIO:g}x); truth alone "
+              f"{t2 * 1e3:.0f} / {t1 * 1e3:.0f} ms = {t2 / t1:.2f}x")
     for scene, label, _step, _truth, share, _ in [r for r in summary if r[1] != "truth reuse"]:
         if scene == "street" and label in (VARIANTS[0][0], VARIANTS[-1][0]):
             ok = share <= TARGET_SHARE
             print(f"[{'PASS' if ok else 'MISS'}] street [{label}]: non-truth share {share:.1%} (target <= 25 %)")
     for name, detail, ok in checks:
         print(f"[{'PASS' if ok else 'MISS'}] {name}: {detail}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,6 +13,8 @@ DB_PER_NEPER_POWER = 10.0 / math.log(10.0)  # 10*log10(e): converts ln(power) to
 VARIANT_CPU = "llvm_ad_mono_polarized"
 VARIANT_GPU = "cuda_ad_mono_polarized"
 DEFAULT_LIBLLVM_PATH = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"  # Debian/Ubuntu package libllvm19
+LLVM_ALIGN_BYTES = 64  # [bytes] host arrays handed to Dr.Jit start on this boundary (its own allocations do): a
+# mapped numpy buffer off it gets `align 1` loads, a different kernel per alignment pattern, compiled anew
 
 # --- reflector plate ------------------------------------------------------------------------------
 PLATE_OBJECT_NAME = "reflectopt-plate"

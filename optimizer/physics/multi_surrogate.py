@@ -27,7 +27,8 @@ import numpy as np
 from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
 from optimizer.errors import NumericsError
 from optimizer.physics.geometry import plate_frame
-from optimizer.physics.surrogate import PlateSurrogate, _dot, _log_sigmoid, softmin, worst_over_lanes
+from optimizer.physics.surrogate import (PlateSurrogate, _dot, _log_sigmoid, softmin, softmin_many, to_float,
+                                         worst_over_lanes)
 
 
 def _pad5(vec) -> np.ndarray:
@@ -105,6 +106,42 @@ class MultiPlateSurrogate:
         'i>j' double bounce (0-based plate indices)."""
         return [str(k) for k in range(len(self.singles))] + [f"{i}>{j}" for i, j in self.pairs]
 
+    def _offsets(self, offsets) -> list[np.ndarray]:
+        return [np.zeros((1, 5)) if (offsets is None or offsets[k] is None) else np.asarray(offsets[k], float)
+                .reshape(-1, 5) for k in range(len(self.singles))]
+
+    def _paths_db(self, param_of, offs, n_pose: int, edge_factor: float, edge_width_m, occlusion_db, grad: bool,
+                  corner_temperature_db: float):
+        """Each path of `path_names` as a Dr.Jit Float per (pose, target) lane [dBm] (its worst case over its
+        tolerance lanes) and its detached copy [n_pose * N]. param_of(k, lanes): plate k's five parameters for
+        a path of `lanes` lanes per pose (scalars, or per-lane Floats, pose-major). occlusion_db: None or, per
+        path, [num_tx, N] (one pose) or [n_pose, num_tx, N]. All paths' lanes are evaluated together (one
+        kernel per lane count), then all their worst cases."""
+        dr = self.dr
+        n_plates, n_tg = len(self.singles), self.targets.shape[0]
+        raw, ks = [], []
+        for k, sg in enumerate(self.singles):
+            occ = None if occlusion_db is None else occlusion_db[k]
+            raw.append(sg._plate_power_db(param_of(k, n_tg * offs[k].shape[0]), offs[k], edge_factor, edge_width_m,
+                                          occ, grad, n_pose))
+            ks.append(offs[k].shape[0])
+        for m, (i, j) in enumerate(self.pairs):
+            occ = None if occlusion_db is None else occlusion_db[n_plates + m]
+            lanes_i = np.vstack([offs[i], np.zeros((offs[j].shape[0], 5))])
+            lanes_j = np.vstack([np.zeros((offs[i].shape[0], 5)), offs[j]])
+            if offs[i].shape[0] == 1 and offs[j].shape[0] == 1:
+                lanes_i, lanes_j = offs[i], offs[j]
+            n = n_tg * lanes_i.shape[0]
+            raw.append(self._double_db(param_of(i, n), param_of(j, n), i, j, lanes_i, lanes_j, edge_factor,
+                                       edge_width_m, occ, n_pose))
+            ks.append(lanes_i.shape[0])
+        dr.eval(*raw)
+        paths = [p if k <= 1 else worst_over_lanes(p, np.array(dr.detach(p), dtype=float), n_pose * n_tg, k,
+                                                   corner_temperature_db, evaluate=False)[0]
+                 for p, k in zip(raw, ks)]
+        dr.eval(*paths)
+        return paths, [np.array(dr.detach(p), dtype=float) for p in paths]
+
     def evaluate(self, plate_vecs, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
                  grad: bool = True, edge_width_m: float | None = None, offsets=None,
                  corner_temperature_db: float = 0.5):
@@ -118,30 +155,17 @@ class MultiPlateSurrogate:
         dr, mi = self.dr, self.mi
         n_plates = len(self.singles)
         vecs = [_pad5(v) for v in plate_vecs]
-        offs = [np.zeros((1, 5)) if (offsets is None or offsets[k] is None) else np.asarray(offsets[k], float)
-                .reshape(-1, 5) for k in range(n_plates)]
-        n_tg = self.targets.shape[0]
+        offs = self._offsets(offsets)
         params = [[dr.opaque(mi.Float, float(x)) for x in v] for v in vecs]
         if grad:
             for ps in params:
                 for p in ps:
                     dr.enable_grad(p)
-        paths = []
-        for k, sg in enumerate(self.singles):
-            occ = None if occlusion_db is None else occlusion_db[k]
-            p = sg._plate_power_db(params[k], offs[k], edge_factor, edge_width_m, occ, grad)
-            paths.append(self._worst(p, n_tg, offs[k].shape[0], corner_temperature_db))
-        for m, (i, j) in enumerate(self.pairs):
-            occ = None if occlusion_db is None else occlusion_db[n_plates + m]
-            lanes_i = np.vstack([offs[i], np.zeros((offs[j].shape[0], 5))])
-            lanes_j = np.vstack([np.zeros((offs[i].shape[0], 5)), offs[j]])
-            if offs[i].shape[0] == 1 and offs[j].shape[0] == 1:
-                lanes_i, lanes_j = offs[i], offs[j]
-            p = self._double_db(params[i], params[j], i, j, lanes_i, lanes_j, edge_factor, edge_width_m, occ)
-            paths.append(self._worst(p, n_tg, lanes_i.shape[0], corner_temperature_db))
+        paths, paths_np = self._paths_db(lambda k, _lanes: params[k], offs, 1, edge_factor, edge_width_m,
+                                         occlusion_db, grad, corner_temperature_db)
         total = _power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float)
-        paths_np = np.stack([np.array(dr.detach(p), dtype=float) for p in paths])
+        paths_np = np.stack(paths_np)
         obj = softmin(total, total_np, focus, temperature_db)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])
         gvec = np.zeros((n_plates, 5))
@@ -154,18 +178,41 @@ class MultiPlateSurrogate:
                                 "finite; stopped")
         return {"power_dbm": total_np, "paths_dbm": paths_np, "objective": value, "grad": gvec}
 
-    def _worst(self, p, n_tg: int, k: int, temperature_db: float):
-        if k <= 1:
-            return p
-        return worst_over_lanes(p, np.array(self.dr.detach(p), dtype=float), n_tg, k, temperature_db)[0]
+    def evaluate_many(self, poses, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
+                      edge_width_m: float | None = None, offsets=None, corner_temperature_db: float = 0.5):
+        """`evaluate` without the gradient for several joint poses at once, as one batch of lanes (pose-major,
+        then target, then tolerance lane): the objective [dBm] per pose (`objective`, [P]), the total power
+        (`power_dbm`, [P, N]) and each path's (`paths_dbm`, [P, num_paths, N]), each equal to what `evaluate`
+        gives that pose.
 
-    def _frame(self, params, lanes: np.ndarray):
+        poses: P lists of per-plate vectors (as `evaluate`'s plate_vecs). occlusion_db: None or P lists, one
+        [num_tx, N] penalty per path (as `evaluate`'s, per pose)."""
+        dr = self.dr
+        vecs = np.array([[_pad5(v) for v in pv] for pv in poses], dtype=float)  # [P, plates, 5]
+        n_p, n_tg = vecs.shape[0], self.targets.shape[0]
+        offs = self._offsets(offsets)
+        occ = None if occlusion_db is None else [np.stack([np.asarray(o[q], float) for o in occlusion_db])
+                                                 for q in range(len(self.path_names))]
+        paths, paths_np = self._paths_db(lambda k, lanes: [to_float(np.repeat(vecs[:, k, c], lanes)) for c in range(5)],
+                                         offs, n_p, edge_factor, edge_width_m, occ, False, corner_temperature_db)
+        total = _power_sum_db(dr, paths)
+        total_np = np.array(dr.detach(total), dtype=float).reshape(n_p, n_tg)
+        value = softmin_many(total, total_np, focus, temperature_db)
+        bad = np.flatnonzero(~np.isfinite(value))
+        if bad.size:
+            raise NumericsError(f"multi-plate surrogate at poses {vecs[bad[0]].tolist()}: the objective is not "
+                                "finite; stopped")
+        return {"power_dbm": total_np, "paths_dbm": np.stack([p.reshape(n_p, n_tg) for p in paths_np], axis=1),
+                "objective": value}
+
+    def _frame(self, params, lanes: np.ndarray, n_pose: int = 1):
         """Centre and (u, v, n) of a plate per (target, offset) lane, target-major (offsets as in
-        `optimizer.physics.tolerance`: along the wall, off it, vertical [m], yaw, pitch [deg])."""
+        `optimizer.physics.tolerance`: along the wall, off it, vertical [m], yaw, pitch [deg]); with n_pose > 1
+        the lanes are pose-major (pose, target, offset) and `params` per-lane Floats."""
         dr, mi = self.dr, self.mi
         n_tg = self.targets.shape[0]
         x, y, z, yaw, pitch = params
-        col = [mi.Float(np.ascontiguousarray(np.tile(lanes[:, c], n_tg), dtype=np.float32)) for c in range(5)]
+        col = [to_float(np.tile(lanes[:, c], n_tg * n_pose)) for c in range(5)]
         a0 = yaw * (math.pi / 180.0)
         ca0, sa0 = dr.cos(a0), dr.sin(a0)
         c = (x + col[0] * ca0 - col[1] * sa0, y + col[0] * sa0 + col[1] * ca0, z + col[2])
@@ -175,13 +222,14 @@ class MultiPlateSurrogate:
         return c, (ca, sa, mi.Float(0.0)), (sa * sb, -ca * sb, cb), (-sa * cb, ca * cb, sb)
 
     def _double_db(self, params_i, params_j, i: int, j: int, lanes_i, lanes_j, edge_factor: float, edge_width_m,
-                   occlusion_db):
-        """Soft-edged power [dBm] of Tx -> plate i -> plate j -> target per (target, lane), summed over Tx."""
+                   occlusion_db, n_pose: int = 1):
+        """Soft-edged power [dBm] of Tx -> plate i -> plate j -> target per (target, lane), summed over Tx (with
+        n_pose > 1: per (pose, target, lane), `occlusion_db` [n_pose, num_tx, N])."""
         dr, mi = self.dr, self.mi
         k = lanes_i.shape[0]
-        ci, ui, vi, ni = self._frame(params_i, lanes_i)
-        cj, uj, vj, nj = self._frame(params_j, lanes_j)
-        rx = [mi.Float(np.ascontiguousarray(np.repeat(self.targets[:, c], k), dtype=np.float32)) for c in range(3)]
+        ci, ui, vi, ni = self._frame(params_i, lanes_i, n_pose)
+        cj, uj, vj, nj = self._frame(params_j, lanes_j, n_pose)
+        rx = [to_float(np.tile(np.repeat(self.targets[:, c], k), n_pose)) for c in range(3)]
         (hwi, hhi), (hwj, hhj) = [(0.5 * s[0], 0.5 * s[1]) for s in (self.sizes[i], self.sizes[j])]
         s_r = _dot([rx[c] - cj[c] for c in range(3)], nj)
         side_r = dr.select(dr.detach(s_r) >= 0, 1.0, -1.0)  # plate j's side facing the target
@@ -225,7 +273,9 @@ class MultiPlateSurrogate:
             gain_db = 20.0 * dr.log(self.wavelength / (4.0 * math.pi * length)) / math.log(10.0)
             p_db = float(self.tx_power_dbm[t]) + gain_db + DB_PER_NEPER_POWER * soft
             if occlusion_db is not None:
-                p_db = p_db - mi.Float(np.repeat(np.asarray(occlusion_db[t], dtype=np.float32), k))
+                occl = np.asarray(occlusion_db, dtype=np.float32)
+                occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
+                p_db = p_db - to_float(np.repeat(occl, k))
             per_tx.append(p_db)
         return _power_sum_db(dr, per_tx)
 

@@ -33,6 +33,7 @@ import numpy as np
 from optimizer.constants import (
     DB_PER_NEPER_POWER,
     EDGE_WIDTH_MIN_M,
+    LLVM_ALIGN_BYTES,
     PO_OFF_PLATE_RANGE_DB,
     SURROGATE_PULL_MARGIN_FRESNEL,
 )
@@ -40,6 +41,22 @@ from optimizer.errors import NumericsError
 from optimizer.physics import po
 from optimizer.physics.geometry import specular_point
 from optimizer.records import PlatePose
+
+
+def to_float(values):
+    """A Dr.Jit Float of `values` (cast to float32) whose host buffer starts on LLVM_ALIGN_BYTES: Dr.Jit maps a
+    numpy array's memory as it lies, and a kernel reading a buffer off that boundary is another kernel (`align
+    1` loads), so every alignment pattern of a model's inputs was compiled anew (measured: 32 compilations
+    per multi-plate evaluation). The values are those of `mi.Float(np.asarray(values, np.float32))`."""
+    import mitsuba as mi
+
+    a = np.asarray(values, dtype=np.float32).reshape(-1)
+    pad = LLVM_ALIGN_BYTES // a.itemsize
+    buf = np.empty(a.size + pad, dtype=np.float32)
+    start = (-buf.ctypes.data % LLVM_ALIGN_BYTES) // a.itemsize
+    out = buf[start:start + a.size]
+    out[...] = a
+    return mi.Float(out)
 
 
 def softmin(values, values_np: np.ndarray, focus, temperature_db: float):
@@ -53,22 +70,37 @@ def softmin(values, values_np: np.ndarray, focus, temperature_db: float):
     if not mask.any():
         mask = np.ones(values_np.size, bool)
     pmin = dr.opaque(mi.Float, float(values_np[mask].min()))
-    e = dr.exp(-(values - pmin) / float(temperature_db)) * mi.Float(mask.astype(np.float32))
+    e = dr.exp(-(values - pmin) / float(temperature_db)) * to_float(mask)
     return pmin - float(temperature_db) * dr.log(dr.sum(e) / dr.opaque(mi.Float, float(mask.sum())))
 
 
-def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float):
+def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float, evaluate: bool = True):
     """Per target, the soft-min (temperature [dB]) over its `k_off` lanes of `p_all` (a Dr.Jit Float [dB],
     lanes target-major; `p_np` its detached copy): the worst case over the tolerance box. Returns the Dr.Jit
-    Float [n_tg] and its detached copy."""
+    Float [n_tg] and its detached copy (None without `evaluate`: the caller evaluates several at once)."""
     import drjit as dr
-    import mitsuba as mi
 
     lo = p_np.reshape(n_tg, k_off).min(axis=1)
     tc = float(temperature_db)
-    e = dr.exp(-(p_all - mi.Float(np.repeat(lo, k_off).astype(np.float32))) / tc)
-    out = mi.Float(lo.astype(np.float32)) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
-    return out, np.array(dr.detach(out), dtype=float)
+    e = dr.exp(-(p_all - to_float(np.repeat(lo, k_off))) / tc)
+    out = to_float(lo) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
+    return out, (np.array(dr.detach(out), dtype=float) if evaluate else None)
+
+
+def softmin_many(values, values_np: np.ndarray, focus, temperature_db: float) -> np.ndarray:
+    """`softmin` for P poses at once: `values` a Dr.Jit Float of P x N lanes (pose-major) [dB], `values_np`
+    its detached copy [P, N]; the soft-min over each pose's focus targets [P] (numpy)."""
+    import drjit as dr
+
+    n_p, n_tg = values_np.shape
+    mask = np.ones(n_tg, bool) if focus is None else np.asarray(focus, bool)
+    if not mask.any():
+        mask = np.ones(n_tg, bool)
+    t = float(temperature_db)
+    pmin = values_np[:, mask].min(axis=1)  # as `softmin`, per pose
+    e = dr.exp(-(values - to_float(np.repeat(pmin, n_tg))) / t) * to_float(np.tile(mask, n_p))
+    obj = to_float(pmin) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
+    return np.array(obj, dtype=float).reshape(n_p)
 
 
 def _log_sigmoid(dr, x):
@@ -131,7 +163,7 @@ class PlateSurrogate:
             p_all, p_np = worst_over_lanes(p_all, p_np, n_tg, k_off, corner_temperature_db)
         if bias_db is not None:
             bias = np.asarray(bias_db, float).reshape(-1)
-            obj = softmin(p_all + self.mi.Float(bias.astype(np.float32)), p_np + bias, focus, temperature_db)
+            obj = softmin(p_all + to_float(bias), p_np + bias, focus, temperature_db)
         else:
             obj = softmin(p_all, p_np, focus, temperature_db)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])
@@ -153,27 +185,19 @@ class PlateSurrogate:
         [dBm] per pose and target (`power_dbm`, [P, N]), each equal to what `evaluate` gives that pose.
 
         occlusion_db: [P, num_tx, num_targets] detached penalties [dB], or None; the rest as in `evaluate`."""
-        dr, mi = self.dr, self.mi
+        dr = self.dr
         vecs = np.asarray(pose_vecs, float).reshape(len(pose_vecs), -1)
         if vecs.shape[1] == 4:
             vecs = np.concatenate([vecs, np.zeros((vecs.shape[0], 1))], axis=1)
         offsets = np.zeros((1, 5)) if offsets is None else np.asarray(offsets, float).reshape(-1, 5)
         n_p, k_off, n_tg = vecs.shape[0], offsets.shape[0], self.targets.shape[0]
-        params = [mi.Float(np.repeat(vecs[:, c], n_tg * k_off).astype(np.float32)) for c in range(5)]
+        params = [to_float(np.repeat(vecs[:, c], n_tg * k_off)) for c in range(5)]
         p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db, False, n_p)
         p_np = np.array(dr.detach(p_all), dtype=float)
         if k_off > 1:  # worst case over the offset poses, per (pose, target)
             p_all, p_np = worst_over_lanes(p_all, p_np, n_p * n_tg, k_off, corner_temperature_db)
         p_np = p_np.reshape(n_p, n_tg)
-        mask = np.ones(n_tg, bool) if focus is None else np.asarray(focus, bool)
-        if not mask.any():
-            mask = np.ones(n_tg, bool)
-        t = float(temperature_db)
-        pmin = p_np[:, mask].min(axis=1)  # as `softmin`, per pose
-        e = dr.exp(-(p_all - mi.Float(np.repeat(pmin, n_tg).astype(np.float32))) / t) \
-            * mi.Float(np.tile(mask, n_p).astype(np.float32))
-        obj = mi.Float(pmin.astype(np.float32)) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
-        value = np.array(obj, dtype=float).reshape(n_p)
+        value = softmin_many(p_all, p_np, focus, temperature_db)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
             raise NumericsError(f"surrogate at pose {vecs[bad[0]].tolist()}: the objective is not finite "
@@ -190,7 +214,7 @@ class PlateSurrogate:
         n_tg = self.targets.shape[0]
 
         def lanes(col):
-            return mi.Float(np.ascontiguousarray(np.tile(offsets[:, col], n_tg * n_pose), dtype=np.float32))
+            return to_float(np.tile(offsets[:, col], n_tg * n_pose))
 
         x, y, z, yaw_deg, pitch_deg = params
         a0 = yaw_deg * (math.pi / 180.0)
@@ -205,7 +229,7 @@ class PlateSurrogate:
         u = (ca, sa, mi.Float(0.0))
         v = (sa * sb, -ca * sb, cb)
         n = (-sa * cb, ca * cb, sb)
-        tgt = [mi.Float(np.ascontiguousarray(np.tile(np.repeat(self.targets[:, c], k_off), n_pose), dtype=np.float32))
+        tgt = [to_float(np.tile(np.repeat(self.targets[:, c], k_off), n_pose))
                for c in range(3)]
         rel_r = (tgt[0] - cx, tgt[1] - cy, tgt[2] - cz)
         ar, br, sr = _dot(rel_r, u), _dot(rel_r, v), _dot(rel_r, n)
@@ -244,7 +268,7 @@ class PlateSurrogate:
             if occlusion_db is not None:
                 occl = np.asarray(occlusion_db, dtype=np.float32)
                 occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
-                p_db = p_db - mi.Float(np.repeat(occl, k_off))
+                p_db = p_db - to_float(np.repeat(occl, k_off))
             per_tx.append(p_db)
         if len(per_tx) == 1:
             return per_tx[0]
@@ -263,7 +287,7 @@ class PlateSurrogate:
         with its analytic gradient (value + sum_q dlevel/dq (q - detach(q)): deterministic, no scatter).
         The floor lies PO_OFF_PLATE_RANGE_DB below the far-field factor (A cos th / lambda rho)^2 capped at 1
         (detached; lambda rho = r_f^2). Without `grad` the value alone (no derivatives computed)."""
-        dr, mi = self.dr, self.mi
+        dr = self.dr
         num = lanes or self.targets.shape[0]
         q = list(s) + list(o)  # s_a, s_b, s_h, o_a, o_b, o_h
         dr.eval(*[dr.detach(c) for c in q], r_f)  # one kernel for all the host copies below
@@ -278,11 +302,11 @@ class PlateSurrogate:
         floor = np.minimum((self.size[0] * self.size[1] * cos_i / r_f2) ** 2, 1.0) * 10.0 ** (-PO_OFF_PLATE_RANGE_DB / 10)
         level = DB_PER_NEPER_POWER * np.log(f2 + floor)
         if not grad:
-            return mi.Float(level.astype(np.float32))
+            return to_float(level)
         slope = DB_PER_NEPER_POWER * 2.0 * np.real(np.conj(f)[:, None] * df) / (f2 + floor)[:, None]  # [N, 6]
-        out = mi.Float(level.astype(np.float32))
+        out = to_float(level)
         for j, c in enumerate(q):
-            out = out + mi.Float(slope[:, j].astype(np.float32)) * (c - dr.detach(c))
+            out = out + to_float(slope[:, j]) * (c - dr.detach(c))
         return out
 
     def specular_points(self, pose_vec) -> np.ndarray:

@@ -187,7 +187,9 @@ class SurrogateMode(GradientMode):
         cands = self._mountable(cands)
         vecs = [space.from_unit(u) for u in cands]
         occl = self._multi_occlusion(vecs)
-        scores = [self._multi_eval(v, frac, o, grad=False)["objective"] for v, o in zip(vecs, occl)]
+        scores = self.surrogate.evaluate_many([self._plate_vecs(v) for v in vecs], w.edge_factor(frac), occlusion_db=occl,
+                                              focus=w.focus, temperature_db=w.exp.objective.softmin_temperature_db,
+                                              offsets=self.offsets)["objective"]  # one batch for every candidate
         return self._jump(cands, scores)
 
     def _multi_step(self) -> ModeStep:
