@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a benchmark suite of varied scenes: `scene.xml` + PLY meshes + one experiment per case.
 
-    python scripts/make_scenes.py SEED N [--out DIR] [--builtin] [--samples 50000]
+    python scripts/make_scenes.py SEED N [--out DIR] [--builtin] [--samples 50000] [--two-zone]
 
 Case i of seed S is the same bytes on every run (its own random stream, [S, i]). The kinds rotate:
 
@@ -19,6 +19,18 @@ half its width plus 0.15 m, so it never cuts the wall at any yaw) with yaw over 
 direction +-90 deg; the plate is two-sided, so that is every orientation). Every target is seen from
 some point of the box, so a plate can reach it; whether a pose covers all of them over the mounting
 tolerance is for the benchmark to find out.
+
+`--two-zone`: the N cases are two-zone streets (`two-zone`, for benchmarks/two_plates.py; own random
+streams [S, 20000 + i]): the street grid with a second side street going north, east of the first box's
+building, two clusters of 4-6 targets (one down each side street, each below the threshold in truth and out
+of the transmitter's sight), and two boxes (`reflectors:` zone-1, zone-2, the same bracket rule), each on
+its own long wall: zone-1 on the north side's building, which runs from the box up to the north street's
+corner, zone-2 on the south side's building across from the north street, which runs from the south
+street's corner past the box. Each box's own building stands between it and the other cluster: every target
+is seen from some point of its own box and from no point of the other box (line of sight, three heights),
+so one plate reaches the other cluster by a further bounce at best; whether the best single plate covers
+both is for the benchmark to find out.
+Default output: benchmarks/.cache/scenes/seed-SEED-two-zone.
 
 `--builtin` adds two hand-built cases on Sionna's built-in city scenes (`etoile`, `florence`): a facade
 chosen by hand, the transmitter and the target area drawn by the same rules.
@@ -46,6 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_indoor_scene import write_ply  # noqa: E402  (one PLY writer for every generated scene)
 
 KINDS = ("hall", "corridor", "street")
+TWO_ZONE = "two-zone"  # --two-zone: the street grid with a second side street, two clusters, two plates
+TWO_ZONE_STREAM = 20_000  # its cases' random streams: [S, 20000 + i, redraw] (none shared with a one-zone case)
+TWO_ZONE_TARGETS = (4, 6)  # targets per cluster (8-12 in all, as many as a one-zone case)
 TARGET_Z_M = 1.5  # [m] receivers at head height
 TARGET_SPACING_M = 1.5  # [m] candidate lattice of the target area
 BRACKET_MARGIN_M = 0.15  # [m] plate centre off the wall: half the plate width plus this
@@ -77,6 +92,8 @@ class Layout:
     wall: Wall | None = None
     tx_region: tuple = ()  # (lo xyz, hi xyz) where the transmitter may go
     target_region: tuple = ()  # (lo xy, hi xy)
+    wall2: Wall | None = None  # two-zone layouts: the second cluster's mounting wall
+    target_region2: tuple = ()  # and its target area (lo xy, hi xy)
 
     def add(self, material, lo, hi):
         lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
@@ -169,7 +186,10 @@ def corridor(rng) -> Layout:
     return lay
 
 
-def street(rng) -> Layout:
+def street(rng, two_zone: bool = False) -> Layout:
+    """The street grid; `two_zone`: a second side street going north, east of the first box's building, its
+    own target area and its own box on the south side's long building across from its mouth (the draws of
+    the one-zone layout unchanged)."""
     lay = Layout("street")
     ws = _r(rng, 12, 20)  # main street width (y in [0, ws])
     xs, wss = _r(rng, -5, 5), _r(rng, 10, 16)  # side street (x in [xs, xs + wss]) going south
@@ -189,10 +209,26 @@ def street(rng) -> Layout:
 
     span0, span1 = xs - _r(rng, 12, 22), xs + wss + _r(rng, 8, 18)
     row(-120, span0 - 2.0 - rng.uniform(0, 3), ws, ws + 25)  # north side; its long building the mounting wall
-    building(span0 - 2.0, span1 + 2.0, ws, ws + 25)
-    row(span1 + 2.0 + rng.uniform(0, 3), 120, ws, ws + 25)
-    row(-120, xs, -25, 0)  # south side west of the side street (the corner building)
-    row(xs + wss, 120, -25, 0)
+    if not two_zone:
+        building(span0 - 2.0, span1 + 2.0, ws, ws + 25)
+        row(span1 + 2.0 + rng.uniform(0, 3), 120, ws, ws + 25)
+        row(-120, xs, -25, 0)  # south side west of the side street (the corner building)
+        row(xs + wss, 120, -25, 0)
+    else:
+        # the north side street (x in [xn, xn + wn]) east of the first box's building, which runs up to its
+        # corner, and the south side's long building from the first side street's corner to past the second
+        # box: each box's building stands between it and the other side street
+        wn, left2, right2 = _r(rng, 10, 16), _r(rng, 12, 22), _r(rng, 8, 18)
+        xn = round(max(span1 + 2.0 + _r(rng, 4, 10), xs + wss + left2 + _r(rng, 8, 14)), 1)
+        building(span0 - 2.0, xn, ws, ws + 25)
+        row(xn + wn, 120, ws, ws + 25)
+        row(-120, xs, -25, 0)
+        building(xs + wss, xn + wn + right2 + 2.0, -25, 0)
+        row(xn + wn + right2 + 2.0 + rng.uniform(0, 3), 120, -25, 0)
+        for x0, x1 in ((-120, xn), (xn + wn, 120)):  # second row beyond the north side's back street
+            row(x0, x1, ws + 32, ws + 80, 15, 40)
+        lay.wall2 = Wall(axis=0, at=0.0, side=1, span=(xn - left2, xn + wn + right2), z=(3.0, 6.0))
+        lay.target_region2 = ((xn + 1.0, ws + 8.0), (xn + wn - 1.0, ws + 30.0))
     for x0, x1 in ((-120, xs), (xs + wss, 120)):  # second row beyond the south side's back street
         row(x0, x1, -80, -32, 15, 40)
     lay.wall = Wall(axis=0, at=ws, side=-1, span=(span0, span1), z=(3.0, 6.0))
@@ -221,16 +257,23 @@ def rotate(lay: Layout, quarter: int, shift) -> Layout:
             out.add(m, *box(lo, hi))
     lo, hi = box(lay.tx_region[0], lay.tx_region[1])
     out.tx_region = (lo, hi)
-    tlo, thi = box((*lay.target_region[0], 0), (*lay.target_region[1], 0))
-    out.target_region = (tlo[:2], thi[:2])
-    w = lay.wall
-    # a wall along x at y = at, plate side `side`, becomes (after the turn) along x or y
-    a0, a1 = p(w.span[0], w.at), p(w.span[1], w.at)
-    normal = np.array([-s * w.side, c * w.side], float)  # (0, side) turned
-    if quarter % 2 == 0:
-        out.wall = Wall(axis=0, at=a0[1], side=int(np.sign(normal[1])), span=tuple(sorted((a0[0], a1[0]))), z=w.z)
-    else:
-        out.wall = Wall(axis=1, at=a0[0], side=int(np.sign(normal[0])), span=tuple(sorted((a0[1], a1[1]))), z=w.z)
+
+    def area(region):
+        tlo, thi = box((*region[0], 0), (*region[1], 0))
+        return tlo[:2], thi[:2]
+
+    def turned(w: Wall) -> Wall:
+        # a wall along x at y = at, plate side `side`, becomes (after the turn) along x or y
+        a0, a1 = p(w.span[0], w.at), p(w.span[1], w.at)
+        normal = np.array([-s * w.side, c * w.side], float)  # (0, side) turned
+        if quarter % 2 == 0:
+            return Wall(axis=0, at=a0[1], side=int(np.sign(normal[1])), span=tuple(sorted((a0[0], a1[0]))), z=w.z)
+        return Wall(axis=1, at=a0[0], side=int(np.sign(normal[0])), span=tuple(sorted((a0[1], a1[1]))), z=w.z)
+
+    out.target_region = area(lay.target_region)
+    out.wall = turned(lay.wall)
+    if lay.wall2 is not None:
+        out.wall2, out.target_region2 = turned(lay.wall2), area(lay.target_region2)
     return out
 
 
@@ -272,19 +315,29 @@ def mount_box(wall: Wall, plate_w: float):
     return [round(v, 3) for v in lo], [round(v, 3) for v in hi], (yaw0 - 90.0, yaw0 + 90.0)
 
 
-def experiment_yaml(name, scene, tx, power, size, lo, hi, yaw, targets, thr, samples, note) -> str:
+def plate_yaml(size, lo, hi, yaw, indent: str) -> str:
+    return (f"{indent}size_m: [{size[0]:g}, {size[1]:g}]\n"
+            f"{indent}material: metal\n"
+            f"{indent}bounds: {{min: [{lo[0]:g}, {lo[1]:g}, {lo[2]:g}], max: [{hi[0]:g}, {hi[1]:g}, {hi[2]:g}]}}\n"
+            f"{indent}yaw_deg: {{min: {yaw[0]:g}, max: {yaw[1]:g}}}\n")
+
+
+def experiment_yaml(name, scene, tx, power, size, boxes, targets, thr, samples, note) -> str:
+    """`boxes`: one (lo, hi, yaw) per plate; one box writes `reflector:`, several a `reflectors:` list whose
+    plates are named zone-1, zone-2, ... (the box of target cluster k)."""
     pts = ", ".join(f"[{x:.2f}, {y:.2f}, {z:.2f}]" for x, y, z in targets)
+    if len(boxes) == 1:
+        plates = "reflector:\n" + plate_yaml(size, *boxes[0], "  ")
+    else:
+        plates = "reflectors:\n" + "".join(f"  - name: zone-{k + 1}\n" + plate_yaml(size, *b, "    ")
+                                           for k, b in enumerate(boxes))
     return (f"# {note}\n"
             f"name: {name}\n"
             f"scene: {scene}\n"
             "frequency_hz: 3.5e9\n"
             "transmitters:\n"
             f"  - {{name: ap1, position: [{tx[0]:.2f}, {tx[1]:.2f}, {tx[2]:.2f}], power_dbm: {power:g}}}\n"
-            "reflector:\n"
-            f"  size_m: [{size[0]:g}, {size[1]:g}]\n"
-            "  material: metal\n"
-            f"  bounds: {{min: [{lo[0]:g}, {lo[1]:g}, {lo[2]:g}], max: [{hi[0]:g}, {hi[1]:g}, {hi[2]:g}]}}\n"
-            f"  yaw_deg: {{min: {yaw[0]:g}, max: {yaw[1]:g}}}\n"
+            + plates +
             "targets:\n"
             f"  points: [{pts}]\n"
             f"objective: {{softmin_temperature_db: 1.0, coverage_threshold_dbm: {thr:g}}}\n"
@@ -301,28 +354,33 @@ def box_points(lo, hi, n=7):
     return lo + t * (hi - lo)
 
 
-def draw_case(folder: Path, name: str, scene: str, kind: str, lo, hi, yaw, tx_region, target_region, rng,
-              samples: int, note: str, outdoor_only: bool = False, targets_range=(6, 12),
-              tx_candidates: int = TX_CANDIDATES) -> dict | None:
-    """Draw a transmitter that sees the box and a cluster of 6-12 targets that it does not see, each seen
-    from the box and below the threshold without a plate (truth). Writes experiment.yaml; None if no draw
-    of MAX_DRAWS works. `outdoor_only` (cities): transmitter and targets under open sky."""
+def draw_case(folder: Path, name: str, scene: str, kind: str, zones, tx_region, rng, samples: int, note: str,
+              outdoor_only: bool = False, targets_range=(6, 12), tx_candidates: int = TX_CANDIDATES) -> dict | None:
+    """Draw a transmitter that sees every mounting box and, per zone (lo, hi, yaw, target region), a cluster
+    of `targets_range` targets that it does not see, each seen from the zone's box and from no other zone's
+    box, and below the threshold without a plate (truth). Writes experiment.yaml (one plate per zone); None if
+    no draw of MAX_DRAWS works. `outdoor_only` (cities): transmitter and targets under open sky."""
     from optimizer.experiment import load_experiment
     from optimizer.physics.metrics import has_path
     from optimizer.physics.scene import RadioScene
 
     thr, size, power = THRESHOLD_DBM[kind], PLATE_M[kind], TX_POWER_DBM[kind]
-    tlo, thi = target_region
-    gx = np.arange(tlo[0], thi[0] + 1e-9, TARGET_SPACING_M)
-    gy = np.arange(tlo[1], thi[1] + 1e-9, TARGET_SPACING_M)
-    cands = np.array([[x, y, TARGET_Z_M] for x in gx for y in gy], float)
+    boxes = [(lo, hi, yaw) for lo, hi, yaw, _ in zones]
+    cands = []
+    for *_, (tlo, thi) in zones:
+        gx = np.arange(tlo[0], thi[0] + 1e-9, TARGET_SPACING_M)
+        gy = np.arange(tlo[1], thi[1] + 1e-9, TARGET_SPACING_M)
+        cands.append(np.array([[x, y, TARGET_Z_M] for x in gx for y in gy], float))
     txlo, txhi = np.array(tx_region[0], float), np.array(tx_region[1], float)
     txs = rng.uniform(txlo, txhi, (tx_candidates, 3))
-    mount = box_points(lo, hi)
-    mount[:, 2] = 0.5 * (lo[2] + hi[2])
+    mounts = []
+    for lo, hi, _ in boxes:
+        m = box_points(lo, hi)
+        m[:, 2] = 0.5 * (lo[2] + hi[2])
+        mounts.append(m)
     draft = folder / "experiment.yaml"
     # ray tests need the scene only: a draft with one target
-    draft.write_text(experiment_yaml(name, scene, txs[0], power, size, lo, hi, yaw, cands[:1], thr, samples, note))
+    draft.write_text(experiment_yaml(name, scene, txs[0], power, size, boxes, cands[0][:1], thr, samples, note))
     geo = RadioScene(load_experiment(draft), device="cpu", threads=1, with_plate=False)
 
     def clear(a, b):
@@ -330,52 +388,82 @@ def draw_case(folder: Path, name: str, scene: str, kind: str, lo, hi, yaw, tx_re
         return geo.visible(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
     sky = np.array([0.0, 0.0, 300.0])
-    outdoors = clear(cands, cands + sky) if outdoor_only else np.ones(len(cands), bool)
-    seen_by_box = np.zeros(len(cands), bool)
-    for m in mount:
-        seen_by_box |= clear(m, cands)
-    tx_ok = np.array([clear(t, mount).sum() >= 2 for t in txs])
+    usable = []  # per zone: outdoors (cities), seen from its own box, from no point of another box
+    for z, c in enumerate(cands):
+        ok = clear(c, c + sky) if outdoor_only else np.ones(len(c), bool)
+        seen = np.zeros(len(c), bool)
+        for m in mounts[z]:
+            seen |= clear(m, c)
+        other = np.zeros(len(c), bool)
+        for o, (lo, hi, _) in enumerate(boxes):
+            if o != z:  # any height of the other box: a plate there must not see this cluster directly
+                for h in (lo[2], 0.5 * (lo[2] + hi[2]), hi[2]):
+                    for m in box_points((*lo[:2], h), (*hi[:2], h)):
+                        other |= clear(m, c)
+        usable.append(ok & seen & ~other)
+    tx_ok = np.array([all(clear(t, m).sum() >= 2 for m in mounts) for t in txs])
     if outdoor_only:
         tx_ok &= clear(txs, txs + sky)
     order = [int(i) for i in np.flatnonzero(tx_ok)]
     rng.shuffle(order)
     for attempt, ti in enumerate(order[:MAX_DRAWS]):
         tx = txs[ti]
-        idx = np.flatnonzero(~clear(tx, cands) & seen_by_box & outdoors)
-        if len(idx) < targets_range[0]:
+        nears, ks = [], []
+        for c, ok in zip(cands, usable):
+            idx = np.flatnonzero(~clear(tx, c) & ok)
+            if len(idx) < targets_range[0]:
+                break
+            k = int(rng.integers(targets_range[0], targets_range[1] + 1))
+            seed_i = idx[int(rng.integers(len(idx)))]
+            nears.append(idx[np.argsort(np.linalg.norm(c[idx, :2] - c[seed_i, :2], axis=1), kind="stable")][:2 * k])
+            ks.append(k)
+        if len(nears) < len(zones):
             continue
-        k = int(rng.integers(targets_range[0], targets_range[1] + 1))
-        seed_i = idx[int(rng.integers(len(idx)))]
-        near = idx[np.argsort(np.linalg.norm(cands[idx, :2] - cands[seed_i, :2], axis=1), kind="stable")][:2 * k]
-        draft.write_text(experiment_yaml(name, scene, tx, power, size, lo, hi, yaw, cands[near], thr, samples, note))
+        draft.write_text(experiment_yaml(name, scene, tx, power, size, boxes,
+                                         np.concatenate([c[n] for c, n in zip(cands, nears)]), thr, samples, note))
         base = RadioScene(load_experiment(draft), device="cpu", threads=1, with_plate=False).rss_dbm(None)
-        near = near[~(has_path(base) & (base >= thr))][:k]  # shadowed in truth, diffraction included
-        if len(near) < targets_range[0]:
+        cut = np.cumsum([0] + [len(n) for n in nears])
+        kept = []  # shadowed in truth, diffraction included
+        for z, (n, k) in enumerate(zip(nears, ks)):
+            b = base[cut[z]:cut[z + 1]]
+            kept.append(n[~(has_path(b) & (b >= thr))][:k])
+        if min(len(n) for n in kept) < targets_range[0]:
             continue
-        targets = cands[np.sort(near)]
-        draft.write_text(experiment_yaml(name, scene, tx, power, size, lo, hi, yaw, targets, thr, samples, note))
-        return {"name": name, "kind": kind, "folder": folder.name, "targets": len(targets), "attempts": attempt + 1,
+        clusters = [c[np.sort(n)] for c, n in zip(cands, kept)]
+        targets = np.concatenate(clusters)
+        draft.write_text(experiment_yaml(name, scene, tx, power, size, boxes, targets, thr, samples, note))
+        info = {"name": name, "kind": kind, "folder": folder.name, "targets": len(targets), "attempts": attempt + 1,
                 "tx": [round(float(v), 2) for v in tx], "threshold_dbm": thr,
-                "wall_length_m": round(float(max(np.array(hi) - np.array(lo))), 2)}
+                "wall_length_m": round(float(max(np.array(boxes[0][1]) - np.array(boxes[0][0]))), 2)}
+        if len(zones) > 1:
+            info["cluster_targets"] = [len(c) for c in clusters]
+        return info
     draft.unlink(missing_ok=True)
     return None
 
 
-def generate_case(out: Path, seed: int, i: int, samples: int) -> dict:
-    kind = KINDS[i % len(KINDS)]
+def generate_case(out: Path, seed: int, i: int, samples: int, two_zone: bool = False) -> dict:
+    """Case i of seed S: one-zone kinds rotate (KINDS); `two_zone`: the two-zone street (its own stream)."""
+    kind = TWO_ZONE if two_zone else KINDS[i % len(KINDS)]
     name = f"s{seed}-{i:02d}-{kind}"
     for redraw in range(4):  # a layout with no valid draw is drawn anew
-        rng = np.random.default_rng([seed, i, redraw])
-        lay = rotate(LAYOUTS[kind](rng), int(rng.integers(4)), (_r(rng, -20, 20), _r(rng, -20, 20)))
+        rng = np.random.default_rng([seed, TWO_ZONE_STREAM + i, redraw] if two_zone else [seed, i, redraw])
+        lay = street(rng, two_zone=True) if two_zone else LAYOUTS[kind](rng)
+        lay = rotate(lay, int(rng.integers(4)), (_r(rng, -20, 20), _r(rng, -20, 20)))
         folder = out / name
         note = f"reflectopt benchmark suite: {kind}, seed {seed}, case {i}, scripts/make_scenes.py"
         write_scene(folder, lay, note)
-        lo, hi, yaw = mount_box(lay.wall, PLATE_M[kind][0])
-        info = draw_case(folder, name, ".", kind, lo, hi, yaw, lay.tx_region, lay.target_region, rng, samples, note)
+        rules = "street" if two_zone else kind  # threshold, power and plate size
+        zones = [(*mount_box(lay.wall, PLATE_M[rules][0]), lay.target_region)]
+        if two_zone:
+            zones.append((*mount_box(lay.wall2, PLATE_M[rules][0]), lay.target_region2))
+        info = draw_case(folder, name, ".", rules, zones, lay.tx_region, rng, samples, note,
+                         targets_range=TWO_ZONE_TARGETS if two_zone else (6, 12))
         if info is not None:
+            info["kind"] = kind
             info["layout_redraws"] = redraw
             return info
-    raise SystemExit(f"make_scenes: case {i} of seed {seed} ({kind}): no layout gave 6 shadowed targets")
+    raise SystemExit(f"make_scenes: case {i} of seed {seed} ({kind}): no layout gave shadowed targets in every zone")
 
 
 # Hand-built cases on Sionna's built-in cities: a long facade picked by hand from the meshes (vertical,
@@ -397,12 +485,16 @@ def builtin_case(out: Path, city: str, seed: int, samples: int) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 10_000 + list(BUILTIN_CASES).index(city)])
     note = f"reflectopt benchmark suite: Sionna's built-in {city}, facade by hand (scripts/make_scenes.py)"
-    info = draw_case(folder, city, f"builtin:{city}", "street", lo, hi, yaw,
-                     ((cx - 150, cy - 150, 4.0), (cx + 150, cy + 150, 8.0)), ((cx - 50, cy - 50), (cx + 50, cy + 50)),
-                     rng, samples, note, outdoor_only=True, tx_candidates=1024)
+    info = draw_case(folder, city, f"builtin:{city}", "street", [(lo, hi, yaw, ((cx - 50, cy - 50), (cx + 50, cy + 50)))],
+                     ((cx - 150, cy - 150, 4.0), (cx + 150, cy + 150, 8.0)), rng, samples, note, outdoor_only=True,
+                     tx_candidates=1024)
     if info is None:
         raise SystemExit(f"make_scenes: {city}: no transmitter and targets drawn for the hand-built facade")
     return info
+
+
+def default_out(seed: int, two_zone: bool = False) -> Path:
+    return REPO / "benchmarks" / ".cache" / "scenes" / (f"seed-{seed}-{TWO_ZONE}" if two_zone else f"seed-{seed}")
 
 
 def main(argv=None) -> int:
@@ -412,18 +504,22 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/.cache/scenes/seed-SEED")
     ap.add_argument("--builtin", action="store_true", help="add the hand-built etoile and florence cases")
     ap.add_argument("--samples", type=int, default=50_000, help="solver.samples_per_src of every case")
+    ap.add_argument("--two-zone", action="store_true",
+                    help="the N cases are two-zone streets (two clusters, two plates); default output "
+                         "benchmarks/.cache/scenes/seed-SEED-two-zone")
     args = ap.parse_args(argv)
     if args.seed < 0 or args.n < 0:
         sys.stderr.write("make_scenes: SEED and N must be >= 0\n")
         return 2
-    out = args.out or REPO / "benchmarks" / ".cache" / "scenes" / f"seed-{args.seed}"
+    out = args.out or default_out(args.seed, args.two_zone)
     out.mkdir(parents=True, exist_ok=True)
-    cases = [generate_case(out, args.seed, i, args.samples) for i in range(args.n)]
+    cases = [generate_case(out, args.seed, i, args.samples, args.two_zone) for i in range(args.n)]
     if args.builtin:
         cases += [builtin_case(out, city, args.seed, args.samples) for city in BUILTIN_CASES]
     (out / "index.json").write_text(json.dumps({"seed": args.seed, "cases": cases}, indent=1) + "\n")
     for c in cases:
-        print(f"{c['name']:<24} {c['kind']:<9} {c['targets']:>3} targets, wall {c['wall_length_m']:>5.1f} m, "
+        split = " (" + " + ".join(map(str, c["cluster_targets"])) + ")" if "cluster_targets" in c else ""
+        print(f"{c['name']:<24} {c['kind']:<9} {c['targets']:>3} targets{split}, wall {c['wall_length_m']:>5.1f} m, "
               f"threshold {c['threshold_dbm']:g} dBm, draws {c['attempts']}")
     print(f"wrote {len(cases)} cases to {out}")
     return 0
