@@ -82,6 +82,12 @@ def plate_offsets(exp, scale: float = 1.0, interior: int = INTERIOR_POSES, seed:
     return [box_offsets(half_widths(r.tolerance) * scale, interior, seed) for r in exp.plates()]
 
 
+def _scene_cuts(rs, poses) -> list:
+    """`rs.scene_cuts(poses)` (one ray launch), or no cut for a truth without scene geometry (a test double)."""
+    scene_cuts = getattr(rs, "scene_cuts", None)
+    return scene_cuts(poses) if scene_cuts is not None and poses else [None] * len(poses)
+
+
 def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int | None = None,
           nominal_rss=None, interior: int = INTERIOR_POSES, seed: int | None = None,
           fail_fast: bool = False) -> tuple[ToleranceCheck, dict]:
@@ -102,8 +108,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     poses = box_poses(pose, per_plate)
     all_offsets = np.vstack(per_plate).reshape(-1, 5)  # aligned with `poses`
     owner = np.concatenate([np.full(len(o), k) for k, o in enumerate(per_plate)]).astype(int)
-    scene_cuts = getattr(rs, "scene_cuts", None)
-    cuts = scene_cuts(poses) if scene_cuts is not None and poses else [None] * len(poses)
+    cuts = _scene_cuts(rs, poses)
     cut = np.array([c is not None for c in cuts], bool)
     nominal = np.asarray(nominal_rss, float) if nominal_rss is not None else \
         rs.rss_dbm(pose, samples_per_src=samples_per_src)
@@ -181,8 +186,7 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
         scaled = [o * s for o in offsets] if isinstance(offsets, list) else offsets * s
         flat = np.vstack(offsets) if isinstance(offsets, list) else np.vstack([offsets] * len(pose.plates))
         poses = box_poses(pose, scaled)
-        scene_cuts = getattr(rs, "scene_cuts", None)
-        cuts = scene_cuts(poses) if scene_cuts is not None and poses else [None] * len(poses)
+        cuts = _scene_cuts(rs, poses)
         for i, p in enumerate(poses):
             if cuts[i] is not None:
                 return flat[i]  # the plate cuts the scene there: a failure, not traced
