@@ -57,7 +57,7 @@ def test_two_plates_options_are_the_product_by_total_area():
     opts = catalogue.options(exp)
     assert [catalogue.total_area(o) for o in opts] == [2.0, 5.0, 9.0, 12.0]
     assert opts[1] == ((1.0, 1.0), (2.0, 2.0))
-    assert [catalogue.area_rank(opts, k) for k in range(4)] == [0, 1, 2, 3]
+    assert catalogue.area_ranks(opts) == [0, 1, 2, 3]
     assert catalogue.parse_cli(catalogue.cli_value(opts[2]), 2) == opts[2]
 
 
@@ -107,7 +107,7 @@ def test_rule_smallest_covering_size_then_best_worst_case():
             _outcome(1, (1.0, 0.25), -74.0, 1.0),  # same area, covers
             _outcome(2, (1.0, 1.0), -60.0, 1.0),  # covers better, but larger
             _outcome(3, (2.0, 2.0), -50.0, 1.0)]
-    ranks = {o.world: catalogue.area_rank(opts, opts.index(tuple(map(tuple, o.size_m)))) for o in outs}
+    ranks = {o.world: catalogue.area_ranks(opts)[opts.index(catalogue.as_option(o.size_m))] for o in outs}
     best = max(outs, key=lambda o: world_rank(o, ranks[o.world]))
     assert best.world == 1  # the smallest area that covers, although larger plates do better
     outs[0] = _outcome(0, (0.5, 0.5), -72.0, 1.0)  # now the other size of that area covers too, and better
@@ -115,7 +115,7 @@ def test_rule_smallest_covering_size_then_best_worst_case():
     best = max(outs, key=lambda o: world_rank(o, ranks[o.world]))
     assert best.world == 0  # equal area: the better min RSS
     none = [_outcome(k, opts[k][0], -90.0 + k, 0.5) for k in range(4)]
-    best = max(none, key=lambda o: world_rank(o, catalogue.area_rank(opts, o.world)))
+    best = max(none, key=lambda o: world_rank(o, catalogue.area_ranks(opts)[o.world]))
     assert best.world == 3  # nothing covers: the best min RSS, whatever its size
     table = size_results(outs, opts, opts[0], tol_on=False)
     assert [r.holds for r in table] == [True, True, True, True] and [r.chosen for r in table] == [True, False,

@@ -7,7 +7,7 @@ in turn (`assign`), so each size is searched by informed and uniform starts alik
 
 The rule (issue "Several reflectors"): the answer is the option with the smallest total area whose result
 covers every target over the mounting tolerance; among options of equal area, the best worst-case min RSS.
-Where no option holds, the best worst case of any. `area_rank` is what the pruner and the winner's ranking
+Where no option holds, the best worst case of any. `area_ranks` is what the pruner and the winner's ranking
 use: during the search a world whose best truth covers every target ranks above every world that does not,
 and among those that do, smaller areas first (`optimizer.physics.metrics.sized_score`).
 """
@@ -36,15 +36,25 @@ def options(exp: Experiment) -> list[Option]:
     return sorted(combos, key=lambda c: (total_area(c), c))
 
 
+def as_option(sizes) -> Option:
+    """An option from one [width, height] per plate (a record's `size_m` lists, a plate list's sizes)."""
+    return tuple((float(w), float(h)) for w, h in sizes)
+
+
+def of_plates(exp: Experiment) -> Option:
+    """The option an experiment's plates are at (`size_m` of each; a catalogue's smallest)."""
+    return as_option(r.size_m for r in exp.plates())
+
+
 def total_area(option: Option) -> float:
     """[m^2] the plates' area together."""
     return float(sum(w * h for w, h in option))
 
 
-def area_rank(opts: list[Option], k: int) -> int:
-    """The rank of option k's total area among the distinct areas (0: the smallest)."""
+def area_ranks(opts: list[Option]) -> list[int]:
+    """Per option, the rank of its total area among the distinct areas (0: the smallest)."""
     areas = sorted({round(total_area(o), 9) for o in opts})
-    return areas.index(round(total_area(opts[k]), 9))
+    return [areas.index(round(total_area(o), 9)) for o in opts]
 
 
 def assign(n_worlds: int, n_options: int) -> list[int]:

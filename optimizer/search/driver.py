@@ -237,7 +237,7 @@ def _area_rank(o: WorldOutcome, options) -> int | None:
         return None
     from optimizer.experiment import catalogue
 
-    return catalogue.area_rank(options, options.index(tuple(tuple(s) for s in o.size_m)))
+    return catalogue.area_ranks(options)[options.index(catalogue.as_option(o.size_m))]
 
 
 def size_results(outcomes: list[WorldOutcome], options, chosen, tol_on: bool = True) -> list[SizeResult]:
@@ -247,7 +247,7 @@ def size_results(outcomes: list[WorldOutcome], options, chosen, tol_on: bool = T
 
     out = []
     for opt in options:
-        mine = [o for o in outcomes if o.size_m is not None and tuple(tuple(s) for s in o.size_m) == opt]
+        mine = [o for o in outcomes if o.size_m is not None and catalogue.as_option(o.size_m) == opt]
         ran = [o for o in mine if o.best is not None]
         best = max(ran, key=lambda o: world_rank(o, 0)) if ran else None
         chk = best.tolerance if best is not None else None
@@ -268,7 +268,7 @@ def size_note(sizes: list[SizeResult]) -> str:
     from optimizer.experiment import catalogue
 
     def lab(r):
-        return catalogue.label(tuple(tuple(s) for s in r.size_m))
+        return catalogue.label(catalogue.as_option(r.size_m))
 
     def what(r):
         if r.world is None:
@@ -328,10 +328,12 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     best = max(candidates, key=lambda o: world_rank(o, _area_rank(o, options)))
     sizes: list[SizeResult] = []
     if options:  # the winner's sizes: its own experiment and scene from here on
-        chosen = tuple(tuple(v) for v in best.size_m)
+        chosen = catalogue.as_option(best.size_m)
         sizes = size_results(outcomes, options, chosen, tol_on=any(r.tolerance.active for r in exp.plates()))
+        at_smallest = chosen == catalogue.of_plates(exp)  # the driver's scene has the catalogue's smallest plates
         exp = catalogue.sized(exp, chosen)
-        rs = driver_scene(exp)
+        if not at_smallest:
+            rs = driver_scene(exp)
     chk = best.tolerance
     win_pose = chk.pose if chk is not None and chk.pose is not None else best.best_pose
     run_truth = rs.rss_dbm(win_pose)  # at the run's settings (the worlds' own truth of this pose)
@@ -396,7 +398,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
                 for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
         world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
         pose_arg=win_pose.cli_value(),
-        size_arg=catalogue.cli_value(tuple(tuple(r.size_m) for r in exp.plates())) if sizes else None,
+        size_arg=catalogue.cli_value(catalogue.of_plates(exp)) if sizes else None,
         on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
         truth_convergence=conv, notes=notes)
     steps = sorted((s for c in collected for s in c.history), key=lambda s: (s.world, s.step))

@@ -60,7 +60,8 @@ def _trainable_class():
 
                 opts, k = catalogue.options(self.exp), int(config["size"])
                 self.exp = catalogue.sized(self.exp, opts[k])
-                self.size_rank = (catalogue.area_rank(opts, k), catalogue.area_rank(opts, len(opts) - 1) + 1)
+                ranks = catalogue.area_ranks(opts)
+                self.size_rank = (ranks[k], max(ranks) + 1)
             if config.get("steps"):  # a reused slot runs fewer steps (its schedules fit them)
                 self.exp.search.steps = int(config["steps"])
             res = self.exp.resources
