@@ -152,6 +152,12 @@ TRUST_MIN, TRUST_MAX = 1.0 / 16.0, 1.0  # trust-region factor on the learning ra
 TRUST_BAD_RATIO, TRUST_GOOD_RATIO = 0.25, 0.75  # actual / predicted gain: shrink below, grow above
 TRUST_MIN_PREDICTED_DB = 0.1  # [dB] predicted gains smaller than this say nothing about the model
 POLISH_START_TOL, POLISH_MIN_TOL = 4.0, 1.0  # pattern-search step, in mounting tolerances (start, smallest)
+# the worst-case polish (optimizer.search.robust): its step in mounting tolerances (start, smallest), doublings
+# of a step that screens better, worst box poses each check adds to the active set, and that set's size
+ROBUST_START_TOL, ROBUST_MIN_TOL = 4.0, 1.0
+ROBUST_EXPANSIONS = 2
+ROBUST_ACTIVE, ROBUST_MAX_ACTIVE = 3, 8
+ROBUST_MIN_GAIN_DB = 0.01  # [dB] a move must raise the box's worst case by more than this (not the tie-breaks)
 
 # --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
 CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling

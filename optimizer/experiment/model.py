@@ -315,6 +315,10 @@ class Search(_Strict):
     polish_share: float = Field(default=0.15, ge=0, le=0.5, description="share of a world's steps spent at its "
                                                                         "end on a truth-only pattern search around "
                                                                         "its best pose (tolerance-scaled)")
+    robust_polish_boxes: float = Field(
+        default=3.0, ge=0, le=20, description="truth evaluations a world spends after its tolerance check on a "
+                                              "pattern search of its worst case over the box, in boxes (one box: "
+                                              "2^d + 8 poses per plate; 0: off)")
     merge: bool = Field(default=True, description="stop the worse of two worlds whose poses come within the "
                                                   "mounting tolerance of each other (its slot is reused)")
 

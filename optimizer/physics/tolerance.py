@@ -90,7 +90,7 @@ def _scene_cuts(rs, poses) -> list:
 
 def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int | None = None,
           nominal_rss=None, interior: int = INTERIOR_POSES, seed: int | None = None,
-          fail_fast: bool = False) -> tuple[ToleranceCheck, dict]:
+          fail_fast: bool = False, stop_at_score: float | None = None) -> tuple[ToleranceCheck, dict]:
     """Truth at every pose of the tolerance box (scaled by `scale`) around `pose`.
 
     A pose of the box whose plate cuts through scene geometry (`rs.scene_cuts`, one ray launch for the
@@ -98,8 +98,11 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     what it cuts; `failing_offsets` lists such offsets first).
     fail_fast: stop at the first pose that loses coverage (the check then says `holds: false` and its worst
     case is over the poses checked so far; `complete` says which); a box with a cut then traces nothing.
+    stop_at_score: stop likewise at the first pose (the nominal one included) whose `score` is not above it:
+    the box's worst case is then known to be no better (the worst-case polish's refutation).
     Returns the check and the raw figures: {"offsets" [M, 5], "rss" [M, N] dBm (-inf: no path), "covered" [M]
-    bool (the M poses traced), "nominal" [N], "cut_offsets" [C, 5]}.
+    bool (the M poses traced), "plates" [M] (the plate each offset moves), "nominal" [N], "cut_offsets" [C, 5],
+    "evaluations"}.
     `nominal_rss`: the truth at the pose itself if known (saves one evaluation)."""
     tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
@@ -113,12 +116,19 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     nominal = np.asarray(nominal_rss, float) if nominal_rss is not None else \
         rs.rss_dbm(pose, samples_per_src=samples_per_src)
     rows, traced = [], []
-    for i, p in enumerate(poses):
-        if cut[i] or (fail_fast and cut.any()):
+    early = fail_fast or stop_at_score is not None
+
+    def stops(r) -> bool:
+        return ((fail_fast and not np.all(has_path(r) & (r >= thr)))
+                or (stop_at_score is not None and score(rss_stats(r, thr)) <= stop_at_score))
+
+    nominal_stops = stop_at_score is not None and score(rss_stats(nominal, thr)) <= stop_at_score
+    for i, p in enumerate([] if nominal_stops else poses):
+        if cut[i] or (early and cut.any()):
             continue  # never traced: a cut fails the box (fail-fast: at once)
         rows.append(rs.rss_dbm(p, samples_per_src=samples_per_src))
         traced.append(i)
-        if fail_fast and not np.all(has_path(rows[-1]) & (rows[-1] >= thr)):
+        if stops(rows[-1]):
             break
     traced = np.array(traced, int)
     offsets = all_offsets[traced] if len(traced) else np.zeros((0, 5))
@@ -157,7 +167,8 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
         cut_by=None if first_cut is None else
         f"plate {names[cuts[first_cut][0]]!r} cuts {cuts[first_cut][1]!r}",
         cut_offset=None if first_cut is None else all_offsets[first_cut].tolist())
-    return result, {"offsets": offsets, "rss": rss, "covered": covered[1:], "nominal": nominal,
+    return result, {"offsets": offsets, "plates": owner[traced] if len(traced) else np.zeros(0, int),
+                    "rss": rss, "covered": covered[1:], "nominal": nominal,
                     "cut_offsets": all_offsets[cut], "evaluations": len(rows) + (0 if nominal_rss is not None else 1)}
 
 

@@ -172,20 +172,26 @@ class World:
     def finish(self):
         """At the last step: the truth over the mounting tolerance of the best distinct poses, best first,
         until one holds (a check is 2^d + 8 truth evaluations of this world's budget when it holds; one that
-        fails stops at its first failing pose). The world's result is then the holding one, else the best
-        worst case seen."""
+        fails stops at its first failing pose); then the worst-case polish from the best of those checks
+        (`optimizer.search.robust`, `search.robust_polish_boxes`). The world's result is the pose that polish
+        ends at, with its complete check, else the best worst case seen."""
         if not any(r.tolerance.active for r in self.exp.plates()) or not self.candidates or self.tolerance is not None:
             return
         from optimizer.physics import tolerance
+        from optimizer.search import robust
 
         checks = []
         for cand in self.candidates:
-            chk, _ = tolerance.check(self.rs, cand.pose, self.exp, fail_fast=True)
+            chk, raw = tolerance.check(self.rs, cand.pose, self.exp, fail_fast=True)
             self.evaluations += chk.poses_checked
-            checks.append(chk)
+            checks.append((chk, raw))
             if chk.holds:
                 break
-        self.tolerance = max(checks, key=robust_rank)
+        chk, raw = max(checks, key=lambda c: robust_rank(c[0]))
+        if chk.nominal.all_covered:  # a pose that does not cover every target itself: no box of it can hold
+            chk, spent = robust.worst_case_polish(self.rs, self.exp, self.space, chk, raw, robust.budget(self.exp))
+            self.evaluations += spent
+        self.tolerance = chk
 
     # --- the polish: truth-only pattern search at the end ---------------------------------------------------------
     @property
