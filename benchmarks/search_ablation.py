@@ -2,7 +2,7 @@
 """Each part of the truth-driven search on its own (issue 9), side by side in one run, same starts.
 
 World-level parts (in this process, one world after another, the same seeded starts for every variant):
-`none` (residual correction, trust region and polish all off), each part alone, and `all` (the defaults).
+`none` (residual correction, trust region, polish and worst-case polish all off), each part alone, and `all` (the defaults).
 Run-level parts (real local Ray, the product's `run_worlds`, 1 world at a time so the pruner sees the same
 order): successive halving with the freed budget reused (`search.reuse: mixed`, the default) or thrown away
 (`off`), and no pruning at all. Figures per variant: the best and the median world's worst case over the
@@ -30,12 +30,13 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 from optimizer.experiment import load_experiment  # noqa: E402
 from optimizer.physics.metrics import focus_mask  # noqa: E402
 
-OFF = dict(residual_correction=False, trust_region=False, polish_share=0.0)
+OFF = dict(residual_correction=False, trust_region=False, polish_share=0.0, robust_polish_boxes=0.0)
 WORLD_VARIANTS = {
     "none": OFF,
     "residual only": dict(OFF, residual_correction=True),
     "trust only": dict(OFF, trust_region=True),
     "polish only": dict(OFF, polish_share=0.15),
+    "worst-case polish only": dict(OFF, robust_polish_boxes=3.0),
     "all (default)": {},
 }
 NO_PATH = -200.0  # printed for a worst case with no path (never used as a gain)
