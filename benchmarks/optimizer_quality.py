@@ -59,7 +59,7 @@ sys.path.insert(0, str(REPO))
 
 from optimizer.experiment import load_experiment  # noqa: E402
 from optimizer.physics.metrics import rss_stats, score  # noqa: E402
-from optimizer.physics.tolerance import check  # noqa: E402
+from optimizer.physics.tolerance import box_cost, check  # noqa: E402
 from optimizer.records import Summary  # noqa: E402
 from optimizer.search.grid import grid_poses  # noqa: E402
 from optimizer.search.space import PoseSpace  # noqa: E402
@@ -144,12 +144,6 @@ class Truth:
             if np.allclose(v, vec):
                 return rss
         return None
-
-
-def box_cost(exp) -> int:
-    from optimizer.physics.tolerance import box_offsets, half_widths
-
-    return len(box_offsets(half_widths(exp.reflector.tolerance)))
 
 
 def rank(chk) -> tuple:

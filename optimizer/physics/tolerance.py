@@ -63,23 +63,29 @@ def offset_pose(pose: PlatePose, off) -> PlatePose:
                      pose.pitch_deg + float(off[4]))
 
 
+def moved(pose: JointPose, plate: int, off) -> JointPose:
+    """The joint pose with plate `plate` moved by one offset (`offset_pose`), the other plates nominal."""
+    plates = list(pose.plates)
+    plates[plate] = offset_pose(plates[plate], np.asarray(off, float))
+    return JointPose(plates=plates)
+
+
 def box_poses(pose: JointPose, offsets) -> list[JointPose]:
     """Each plate's box in turn (the other plates nominal): the joint poses, plate by plate. `offsets`: one
     [M, 5] array for every plate, or a list of one array per plate (each plate's own tolerance)."""
     per_plate = offsets if isinstance(offsets, list) else [offsets] * len(pose.plates)
-    out = []
-    for k in range(len(pose.plates)):
-        for off in per_plate[k]:
-            plates = list(pose.plates)
-            plates[k] = offset_pose(plates[k], off)
-            out.append(JointPose(plates=plates))
-    return out
+    return [moved(pose, k, off) for k in range(len(pose.plates)) for off in per_plate[k]]
 
 
 def plate_offsets(exp, scale: float = 1.0, interior: int = INTERIOR_POSES, seed: int | None = None) -> list:
     """Per plate, its tolerance box's offsets (`box_offsets` of its own `tolerance`, scaled)."""
     seed = exp.search.seed if seed is None else seed
     return [box_offsets(half_widths(r.tolerance) * scale, interior, seed) for r in exp.plates()]
+
+
+def box_cost(exp) -> int:
+    """Truth evaluations of one whole tolerance box: every plate's corners and interior poses."""
+    return int(sum(len(o) for o in plate_offsets(exp)))
 
 
 def _scene_cuts(rs, poses) -> list:

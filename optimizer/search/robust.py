@@ -40,20 +40,9 @@ if TYPE_CHECKING:
     from optimizer.search.space import PoseSpace
 
 
-def box_cost(exp: Experiment) -> int:
-    """Truth evaluations of one whole tolerance box (every plate's corners and interior poses)."""
-    return int(sum(len(o) for o in tolerance.plate_offsets(exp)))
-
-
 def budget(exp: Experiment) -> int:
     """The worst-case polish's truth evaluations per world (`search.robust_polish_boxes` boxes)."""
-    return int(exp.search.robust_polish_boxes * box_cost(exp))
-
-
-def _at(pose: JointPose, plate: int, off) -> JointPose:
-    plates = list(pose.plates)
-    plates[plate] = tolerance.offset_pose(plates[plate], np.asarray(off, float))
-    return JointPose(plates=plates)
+    return int(exp.search.robust_polish_boxes * tolerance.box_cost(exp))
 
 
 class _Polish:
@@ -88,7 +77,7 @@ class _Polish:
         if low <= floor or not stats.all_covered:
             return None
         for plate, off in self.active:
-            low = min(low, score(self._truth(_at(pose, plate, off))[0]))
+            low = min(low, score(self._truth(tolerance.moved(pose, plate, off))[0]))
             if low <= floor:
                 return None
         return low, nominal
@@ -98,12 +87,14 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
                       limit: int) -> tuple[ToleranceCheck, int]:
     """Climb the worst case over the tolerance box from `chk` (the check of the world's result, with its raw
     figures `raw` from `tolerance.check`) within `limit` truth evaluations. Returns the check of the pose it
-    ends at (`chk` itself when no move was confirmed) and the evaluations spent."""
+    ends at (`chk` itself when no move was confirmed) and the evaluations spent. Nothing is spent from a pose
+    that does not cover every target itself (no box of it can hold) or whose box cuts the scene."""
     from optimizer.search.reuse import tolerances
 
     free = np.flatnonzero(space.free)
-    cost = box_cost(exp)
-    if not free.size or limit < cost or chk.pose is None or chk.cut_by is not None:
+    cost = tolerance.box_cost(exp)
+    if (not free.size or limit < cost or chk.pose is None or chk.cut_by is not None
+            or not chk.nominal.all_covered):
         return chk, 0
     run = _Polish(rs, exp, space, limit)
     run.learn(raw)

@@ -188,10 +188,9 @@ class World:
             if chk.holds:
                 break
         chk, raw = max(checks, key=lambda c: robust_rank(c[0]))
-        if chk.nominal.all_covered:  # a pose that does not cover every target itself: no box of it can hold
-            chk, spent = robust.worst_case_polish(self.rs, self.exp, self.space, chk, raw, robust.budget(self.exp))
-            self.evaluations += spent
-        self.tolerance = chk
+        self.tolerance, spent = robust.worst_case_polish(self.rs, self.exp, self.space, chk, raw,
+                                                         robust.budget(self.exp))
+        self.evaluations += spent
 
     # --- the polish: truth-only pattern search at the end ---------------------------------------------------------
     @property
