@@ -34,6 +34,7 @@ from optimizer.constants import (ROBUST_ACTIVE, ROBUST_EXPANSIONS, ROBUST_MAX_AC
 from optimizer.physics import tolerance
 from optimizer.physics.metrics import rss_stats, score
 from optimizer.records import JointPose, RssStats, ToleranceCheck
+from optimizer.search import compass
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -49,12 +50,15 @@ class _Polish:
     def __init__(self, rs, exp: Experiment, space: PoseSpace, limit: int):
         self.rs, self.exp, self.space = rs, exp, space
         self.thr = exp.objective.coverage_threshold_dbm
-        self.left = int(limit)
+        self.limit = int(limit)
         self.spent = 0
         self.active: list[tuple[int, tuple[float, ...]]] = []  # (plate, offset): the box poses that were worst
 
+    @property
+    def left(self) -> int:
+        return self.limit - self.spent
+
     def _truth(self, pose: JointPose) -> tuple[RssStats, np.ndarray]:
-        self.left -= 1
         self.spent += 1
         rss = np.asarray(self.rs.rss_dbm(pose), float)
         return rss_stats(rss, self.thr), rss
@@ -103,7 +107,7 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
     current = score(chk.worst)
     delta, k, fails = ROBUST_START_TOL, 0, 0
     while delta >= ROBUST_MIN_TOL and run.left >= cost:
-        axis, sign = free[(k // 2) % free.size], (1.0 if k % 2 == 0 else -1.0)
+        axis, sign = compass.direction(free, k)
         best_unit, best_value, best_rss, step = None, current + ROBUST_MIN_GAIN_DB, None, delta
         for _ in range(1 + ROBUST_EXPANSIONS):  # screen the step, doubled while it screens better
             cand = center.copy()
@@ -119,7 +123,6 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
         if best_unit is not None and run.left >= cost:
             new, new_raw = tolerance.check(rs, space.unit_pose(best_unit), exp, nominal_rss=best_rss,
                                            stop_at_score=current)
-            run.left -= new_raw["evaluations"]
             run.spent += new_raw["evaluations"]
             better = (new.complete and new.cut_by is None and new.nominal.all_covered
                       and ((new.holds and not chk.holds)
@@ -131,7 +134,5 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
         if moved:
             fails = 0  # the same direction again
             continue
-        k, fails = (k + 1) % (2 * free.size), fails + 1
-        if fails >= 2 * free.size:
-            delta, fails = 0.5 * delta, 0
+        k, fails, delta = compass.failed(free, k, fails, delta)
     return chk, run.spent

@@ -29,6 +29,7 @@ from optimizer.errors import ReflectoptError
 from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
 from optimizer.records import (Adam, BestSoFar, JointPose, PlatePose, RssStats, ToleranceCheck, WorldState,
                                WorldStep)
+from optimizer.search import compass
 from optimizer.search.modes import ModeStep, make_mode
 from optimizer.search.reuse import same_mount, tolerances
 from optimizer.search.space import PoseSpace
@@ -215,13 +216,11 @@ class World:
         tol_unit = self.space.tolerance_unit(tolerances(self.exp))
         center = self.space.to_unit(self.space.to_vec(self.best.pose))
         def fail():
-            p["k"] = (p["k"] + 1) % (2 * free.size)
-            p["fails"] += 1
-            if p["fails"] >= 2 * free.size:
-                p["delta"], p["fails"] = max(POLISH_MIN_TOL, 0.5 * p["delta"]), 0
+            p["k"], p["fails"], delta = compass.failed(free, p["k"], p["fails"], p["delta"])
+            p["delta"] = max(POLISH_MIN_TOL, delta)
 
         for _ in range(2 * free.size):  # a direction that is rejected (overlap, scene cut): a failure not traced
-            axis, sign = free[(p["k"] // 2) % free.size], (1.0 if p["k"] % 2 == 0 else -1.0)
+            axis, sign = compass.direction(free, p["k"])
             cand = center.copy()
             cand[axis] += sign * p["delta"] * tol_unit[axis]
             cand = self.space.project_unit(cand)
