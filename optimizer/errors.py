@@ -25,13 +25,23 @@ class StorageError(ReflectoptError):
     """Object storage or file system failure (after retries), with the URI and the reason."""
 
 
+class StoreCredentialsError(StorageError):
+    """The store refused us for want of credentials (none found, or not accepted): an input to fix, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
 class StoreUnreachable(StorageError):
     """The object store did not answer for the whole retry budget (an outage, not a refusal): the run stops
     as failed and `reflectopt resume` continues once the store is back."""
 
 
 class SceneError(ReflectoptError):
-    """A scene that cannot be found, fetched, verified or loaded."""
+    """A scene that cannot be found, verified or loaded: a path that is not a scene, an unsafe or corrupt
+    bundle, a hash that does not match. Bad input, so exit 2; a scene the store could not deliver (it did not
+    answer) carries the store error's exit code 1 (see `assets.resolve_scene`)."""
+
+    exit_code = EXIT_USAGE
 
 
 class NumericsError(ReflectoptError):

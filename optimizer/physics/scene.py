@@ -78,11 +78,16 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path:
     from optimizer.store import assets
 
     folder = Path(scene)
-    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")) or folder.is_dir():
+    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")) or folder.is_dir() \
+            or folder.name == SCENE_FILE:  # a scene.xml path is checked as its folder is
         folder = assets.resolve_scene(scene, sha256)
     xml = folder / SCENE_FILE if folder.is_dir() else folder
     if not xml.is_file():
         raise SceneError(f"scene: {scene}: no scene.xml found; give a folder holding scene.xml + meshes/")
+    if xml.name != SCENE_FILE:  # an XML file under another name: its folder is the bundle, links refused
+        from optimizer.store.bundle_files import bundle_files
+
+        bundle_files(xml.parent, f"scene: {scene}")
     return xml
 
 
@@ -372,8 +377,10 @@ class RadioScene:
         src_dir = self.scene_xml.parent
         dest.mkdir(parents=True, exist_ok=True)
         text = self.scene_xml.read_text()
-        if (src_dir / "meshes").is_dir():
-            shutil.copytree(src_dir / "meshes", dest / "meshes", dirs_exist_ok=True)
+        if (src_dir / "meshes").is_dir():  # files only: a link is refused, never followed or copied
+            from optimizer.store.bundle_files import copy_bundle_files
+
+            copy_bundle_files(src_dir / "meshes", dest / "meshes", f"scene: {src_dir}")
         if re.search(r"</scene>\s*$", text) is None:
             raise SceneError(f"scene: {self.scene_xml}: no closing </scene> tag; cannot export winner scene")
         added = ""
