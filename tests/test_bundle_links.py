@@ -214,14 +214,15 @@ def test_hard_link_in_a_folder_is_refused(tmp_path):
 
 
 def test_scene_xml_path_is_checked_like_its_folder(tmp_path):
-    """`scene: FOLDER/scene.xml` goes through the same checks as `scene: FOLDER`."""
+    """`scene: FOLDER/scene.xml` goes through the same checks as `scene: FOLDER`; an XML under another name
+    has its meshes/ checked before the run starts, not when the winner is exported."""
     from optimizer.physics.scene import scene_source_path
 
     d = hostile_folder(tmp_path, "loop")
     with pytest.raises(SceneError, match="'meshes/loop' is a symbolic link"):
         scene_source_path(str(d / "scene.xml"))
-    (d / "scene.xml").rename(d / "other.xml")
-    with pytest.raises(SceneError, match="'meshes/loop' is a symbolic link"):
+    (d / "scene.xml").rename(d / "other.xml")  # what the winner export will copy is checked up front
+    with pytest.raises(SceneError, match="meshes: unsafe scene folder: 'loop' is a symbolic link"):
         scene_source_path(str(d / "other.xml"))
 
 

@@ -84,10 +84,10 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path:
     xml = folder / SCENE_FILE if folder.is_dir() else folder
     if not xml.is_file():
         raise SceneError(f"scene: {scene}: no scene.xml found; give a folder holding scene.xml + meshes/")
-    if xml.name != SCENE_FILE:  # an XML file under another name: its folder is the bundle, links refused
-        from optimizer.store.bundle_files import bundle_files
+    if xml.name != SCENE_FILE and (xml.parent / "meshes").is_dir():  # an XML under another name: at least
+        from optimizer.store.bundle_files import bundle_files  # what the winner export copies is checked now
 
-        bundle_files(xml.parent, f"scene: {scene}")
+        bundle_files(xml.parent / "meshes", f"scene: {xml.parent / 'meshes'}")
     return xml
 
 

@@ -136,7 +136,8 @@ def safe_extract(archive, dest, max_bytes: int = SCENE_MAX_UNPACKED_BYTES, label
     try:
         tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below
     except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
-        raise SceneError(f"{name}: corrupt or unknown archive (not .zip/.tar.gz): {err}") from None
+        reason = " ".join(str(err).split())  # tarfile lists every method it tried, one per line
+        raise SceneError(f"{name}: corrupt or unknown archive (not .zip/.tar.gz): {reason}") from None
     with tf:
         return _extract_tar(name, tf, dest, max_bytes)
 
