@@ -56,7 +56,7 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
 def test_unknown_builtin_scene_fails_cleanly(tmp_path):
     f = write_yaml(tmp_path / "e.yaml", {**street().model_dump(mode="json"), "scene": "builtin:atlantis"})
     r = run_cli("evaluate", str(f), "--pose", "24,8,5,140")
-    assert r.returncode == 1 and "unknown builtin scene 'atlantis'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "unknown builtin scene 'atlantis'" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bad_pose_argument(tmp_path):

@@ -18,9 +18,10 @@ Cache (`$REFLECTOPT_CACHE_DIR`, else ~/.cache/reflectopt/scenes):
     .tmp/                 downloads and extractions in progress (removed on success or failure)
 
 A content hash names a cache folder, so only 64 lowercase hex characters are one (a manifest's `sha256`,
-`--sha256`, a ref file). A scene may load only files of its own bundle: every file `scene.xml` references
-is checked before the scene is used or pushed (relative, no `..`, inside the bundle once links are
-resolved, a file the content hash covers).
+`--sha256`, a ref file). A bundle holds only files and folders: a link of any kind is refused wherever a
+bundle is read, hashed, unpacked, cached or pushed (`bundle_files.py`). A scene may load only files of its
+own bundle: every file `scene.xml` references is checked before the scene is used or pushed (relative, no
+`..`, a file the content hash covers).
 """
 
 from __future__ import annotations
