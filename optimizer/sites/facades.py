@@ -36,7 +36,7 @@ def parse_near(text: str, frame: LocalFrame) -> tuple[float, float]:
 
 def _distance(px, py, w) -> float:
     dx, dy = w.x1 - w.x0, w.y1 - w.y0
-    t = max(0.0, min(1.0, ((px - w.x0) * dx + (py - w.y0) * dy) / (dx * dx + dy * dy)))
+    t = max(0.0, min(1.0, ((px - w.x0) * dx + (py - w.y0) * dy) / max(dx * dx + dy * dy, 1e-12)))
     return math.hypot(w.x0 + t * dx - px, w.y0 + t * dy - py)
 
 

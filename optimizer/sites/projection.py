@@ -68,6 +68,12 @@ class LocalFrame:
         return Transformer.from_crs(self.epsg, WGS84_EPSG, always_xy=True)
 
     @cached_property
+    def _geod(self):
+        from pyproj import Geod
+
+        return Geod(ellps="WGS84")
+
+    @cached_property
     def origin_en_m(self) -> tuple[float, float]:
         e, n = self._forward.transform(self.origin_lon_deg, self.origin_lat_deg)
         return float(e), float(n)
@@ -93,11 +99,9 @@ class LocalFrame:
     def bearing_deg(self, x_m: float, y_m: float, dx: float, dy: float) -> float:
         """True bearing [deg, 0 = north, clockwise] of the scene direction (dx, dy) at scene point (x, y),
         measured on the WGS 84 ellipsoid between the point and a point 1 m along the direction."""
-        from pyproj import Geod
-
         norm = math.hypot(dx, dy)
         (lat0, lat1), (lon0, lon1) = self.to_geo([x_m, x_m + dx / norm], [y_m, y_m + dy / norm])
-        az, _, _ = Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)
+        az, _, _ = self._geod.inv(lon0, lat0, lon1, lat1)
         return float(az % 360.0)
 
     def record(self) -> dict:

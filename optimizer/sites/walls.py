@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 SHARED_TOL_M = 0.05  # [m] an edge this close to a neighbour's footprint is against it
 MIN_PIECE_M = 0.1  # [m] shorter pieces (a neighbour's corner touching the edge) are not shared walls
+MIN_WALL_M = 0.01  # [m] a wall piece shorter or lower than this (a sliver between two cuts) is left out
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def exposed_walls(buildings) -> int:
                             pieces.append((t0, t1, z0, z1))
                 ux, uy = (q[0] - p[0]) / length, (q[1] - p[1]) / length
                 for t0, t1, z0, z1 in pieces:
+                    if t1 - t0 < MIN_WALL_M or z1 - z0 < MIN_WALL_M:
+                        continue
                     b.walls.append(Wall(f"{b.id}#{len(b.walls) + 1}", b.id, p[0] + ux * t0, p[1] + uy * t0,
                                         p[0] + ux * t1, p[1] + uy * t1, z0, z1))
     return shared
