@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MIN_AREA_M2 = 1.0  # [m^2] a footprint smaller than this is not a building (a mapping slip): skipped
+DUPLICATE_IOU = 0.9  # two footprints overlapping this much (intersection over union) are one building
 
 
 @dataclass
@@ -59,3 +60,24 @@ def scene_polygons(geometry_lonlat, frame) -> tuple[list | None, bool]:
     polygons = [p for g in parts for p in getattr(g, "geoms", [g]) if not p.is_empty]
     polygons = [orient(p, 1.0) for p in polygons if p.area >= MIN_AREA_M2]
     return (polygons or None), repaired
+
+
+def drop_duplicates(buildings: list[Building]) -> tuple[list[Building], int]:
+    """One building per footprint: OSM sometimes maps a building twice (a tagged way that is also the outer
+    ring of a tagged multipolygon relation). Of two footprints overlapping by DUPLICATE_IOU or more, the
+    relation (the object that describes the whole building, as pyrosm keeps it) or else the first stays."""
+    from shapely import STRtree
+    from shapely.geometry import MultiPolygon
+
+    shapes = [MultiPolygon(b.polygons) for b in buildings]
+    tree = STRtree(shapes)
+    dropped: set[int] = set()
+    for i, a in enumerate(shapes):
+        for j in map(int, tree.query(a)):
+            if j <= i or i in dropped or j in dropped:
+                continue
+            inter = a.intersection(shapes[j]).area
+            if inter / max(a.union(shapes[j]).area, 1e-9) >= DUPLICATE_IOU:
+                keep_j = buildings[j].osm_type == "relation" and buildings[i].osm_type != "relation"
+                dropped.add(i if keep_j else j)
+    return [b for k, b in enumerate(buildings) if k not in dropped], len(dropped)

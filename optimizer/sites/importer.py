@@ -17,7 +17,7 @@ from pathlib import Path
 from optimizer.errors import ConfigError
 from optimizer.sites import geojson, osm, tags
 from optimizer.sites.area import MAX_BUILDINGS, Area
-from optimizer.sites.footprints import Building, scene_polygons
+from optimizer.sites.footprints import Building, drop_duplicates, scene_polygons
 from optimizer.sites.meshes import write_scene
 from optimizer.sites.projection import LocalFrame
 from optimizer.sites.record import OSM_ATTRIBUTION, OSM_LICENSE, building_record, wall_record, write_site
@@ -99,7 +99,7 @@ def import_site(file, out, bbox: str | None = None, center: str | None = None, r
     if len(chosen) > MAX_BUILDINGS:
         raise ConfigError(f"{flag}: {len(chosen)} buildings in the area, over the limit of {MAX_BUILDINGS}; "
                           "import a smaller neighbourhood")
-    skipped = Counter(invalid=0, unassembled=0, bad_heights=0)
+    skipped = Counter(invalid=0, unassembled=0, bad_heights=0, duplicate=0)
     skipped["unassembled"] = sum(1 for _, lat, lon in unassembled if area is None or area.contains(frame, lat, lon))
     buildings = []
     for fp in chosen:
@@ -114,6 +114,7 @@ def import_site(file, out, bbox: str | None = None, center: str | None = None, r
         name = fp.tags.get("name")
         buildings.append(Building(fp.id, fp.osm_type, fp.osm_id, polygons, h.bottom_m, h.top_m, h.source,
                                   tags.material(fp.tags), repaired, str(name) if name else None))
+    buildings, skipped["duplicate"] = drop_duplicates(buildings)
     if not buildings:
         raise ConfigError(f"{flag}: no valid buildings in the area ({dict(skipped)} skipped)")
     shared = exposed_walls(buildings)

@@ -52,7 +52,7 @@ def read_osm(path: Path) -> tuple[list[Footprint], list[tuple[str, float, float]
             footprints.append(Footprint(f"{osm_type}/{obj.orig_id()}", osm_type, int(obj.orig_id()),
                                         dict(obj.tags), geom))
     except RuntimeError as err:
-        raise ConfigError(f"FILE: {path} is not a readable OSM file ({str(err).strip() or type(err).__name__})")
+        raise ConfigError(f"FILE: {path} is not a readable OSM file ({str(err).strip() or type(err).__name__})") from None
     unassembled = [(f"way/{wid}", loc[0], loc[1]) for wid, loc in tagged_ways.items()
                   if wid not in assembled_ways and loc is not None]
     return footprints, unassembled

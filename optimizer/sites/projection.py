@@ -30,8 +30,9 @@ def check_lat_lon(lat_deg: float, lon_deg: float, what: str) -> tuple[float, flo
 
 
 def utm_epsg(lat_deg: float, lon_deg: float) -> int:
-    """The EPSG code of the WGS 84 UTM zone that holds the point (pyproj's database: the Norway and
-    Svalbard exceptions included)."""
+    """The EPSG code of the WGS 84 UTM zone that holds the point (pyproj's database: the standard 6-degree
+    zones; the Norway and Svalbard exceptions of the military grid are not applied, which costs nothing
+    inside a site)."""
     from pyproj.aoi import AreaOfInterest
     from pyproj.database import query_utm_crs_info
 

@@ -9,7 +9,7 @@
     area                      the --bbox or --center/--radius asked for (null: the whole file)
     options                   level_height_m, default_height_m, ground_material
     counts                    buildings; by height_source (height, levels, default); by material;
-                              repaired; skipped (invalid, unassembled, bad_heights); shared_wall_edges; walls
+                              repaired; skipped (invalid, unassembled, bad_heights, duplicate); shared_wall_edges; walls
     extent_m                  [xmin, ymin, xmax, ymax] of the buildings
     buildings                 id, osm_type, osm_id, name, height_m, min_height_m, height_source, material,
                               area_m2, holes, repaired

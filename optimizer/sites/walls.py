@@ -5,8 +5,8 @@ Extruding both would put two coincident faces, back to back, inside the block, w
 spurious transmissions and self-intersections. So a building's wall is split along its edge wherever a
 neighbour's footprint covers it (within SHARED_TOL_M), and over each such piece only the heights the
 neighbour does not occupy are kept: a shared wall disappears up to the lower roof, and the taller
-building's wall above it stays (it is a facade). The same rule removes walls buried inside an overlapping
-neighbour. What is kept are the facades that `reflectopt scene walls` lists.
+building's wall above it stays (it is a facade). "Covers" is tested just outside the wall (OUTSIDE_M): the
+same rule removes walls buried inside an overlapping neighbour. What is kept are the facades that `reflectopt scene walls` lists.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import math
 from dataclasses import dataclass
 
 SHARED_TOL_M = 0.05  # [m] an edge this close to a neighbour's footprint is against it
+# [m] a wall is against a neighbour where the line this far outside it lies in the neighbour's footprint
+# (within SHARED_TOL_M): a neighbour on the same side (an overlapping duplicate) does not remove it
+OUTSIDE_M = 0.1
 MIN_PIECE_M = 0.1  # [m] shorter pieces (a neighbour's corner touching the edge) are not shared walls
 MIN_WALL_M = 0.01  # [m] a wall piece shorter or lower than this (a sliver between two cuts) is left out
 
@@ -67,11 +70,12 @@ def _subtract(lo: float, hi: float, cuts) -> list[tuple[float, float]]:
     return [(a, b) for a, b in out if b - a > 1e-6]
 
 
-def _covered(edge, p, length, others) -> list[tuple[float, float, float, float]]:
-    """(t0, t1, z0, z1): stretches of the edge [0..length] covered by a neighbour, and its heights."""
+def _covered(outside, p, length, others) -> list[tuple[float, float, float, float]]:
+    """(t0, t1, z0, z1): stretches [0..length] of the line just outside an edge (from p' = p + offset)
+    that lie in a neighbour, and its heights."""
     out = []
     for other, region in others:
-        piece = edge.intersection(region)
+        piece = outside.intersection(region)
         for g in getattr(piece, "geoms", [piece]):
             if g.is_empty or g.geom_type != "LineString" or g.length < MIN_PIECE_M:
                 continue
@@ -92,10 +96,12 @@ def exposed_walls(buildings) -> int:
         b.walls = []
         for polygon in b.polygons:
             for p, q in _edges(polygon):
-                edge = LineString([p, q])
-                length = edge.length
-                near = [regions[i] for i in tree.query(edge) if regions[i][0] is not b]
-                cover = _covered(edge, p, length, near)
+                length = math.hypot(q[0] - p[0], q[1] - p[1])
+                ux, uy = (q[0] - p[0]) / length, (q[1] - p[1]) / length
+                po = (p[0] + uy * OUTSIDE_M, p[1] - ux * OUTSIDE_M)  # the outward normal is (uy, -ux)
+                outside = LineString([po, (q[0] + uy * OUTSIDE_M, q[1] - ux * OUTSIDE_M)])
+                near = [regions[i] for i in tree.query(outside) if regions[i][0] is not b]
+                cover = _covered(outside, po, length, near)
                 shared += len(cover) > 0
                 cuts = sorted({0.0, length, *(t for c in cover for t in c[:2])})
                 pieces = []  # (t0, t1, z0, z1), merged along the edge where the heights agree
@@ -108,7 +114,6 @@ def exposed_walls(buildings) -> int:
                             pieces[-1] = (last[0], t1, z0, z1)
                         else:
                             pieces.append((t0, t1, z0, z1))
-                ux, uy = (q[0] - p[0]) / length, (q[1] - p[1]) / length
                 for t0, t1, z0, z1 in pieces:
                     if t1 - t0 < MIN_WALL_M or z1 - z0 < MIN_WALL_M:
                         continue
