@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from optimizer.cli.main import main
 from optimizer.constants import SPEED_OF_LIGHT_M_S
@@ -269,3 +273,40 @@ def test_out_not_empty_is_refused(tmp_path, capsys):
     assert main(["scene", "import", str(FIXTURE), "--out", str(tmp_path)]) == 2
     assert "--out" in capsys.readouterr().err and (tmp_path / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+# --- a tiny optimisation on the imported block -----------------------------------------------------------
+@pytest.mark.slow
+def test_tiny_run_covers_shadowed_targets(helsinki, tmp_path):
+    """An access point on Rautatientori; four targets in the street east of the Citycenter mall that no
+    path reaches; the plate on the mall's east facade, found with `scene walls --near`: two worlds of three
+    steps cover every target."""
+    from optimizer.sites.facades import facades
+
+    frame = LocalFrame.from_record(site_of(helsinki)["frame"])
+    (wall,) = facades(helsinki, near="60.169746,24.942662", limit=1)
+    assert wall["building_id"] == "relation/9630" and wall["length_m"] > 40  # Kauppakeskus Citycenter
+    assert abs(wall["normal_bearing_deg"] - 90) < 5  # its east facade, facing east
+    # the plate's centre 2.15 m off the facade (half its 4 m width + 0.15 m), along 8 m of it, 4-7 m high
+    x_wall = 0.5 * (wall["start"]["x_m"] + wall["end"]["x_m"])
+    tx = [float(v) for v in frame.to_scene(60.1711, 24.9440)] + [10.0]
+    t0 = [float(v) for v in frame.to_scene(60.169934, 24.943247)]
+    exp = {"name": "helsinki-tiny", "scene": str(helsinki), "frequency_hz": 3.5e9,
+           "transmitters": [{"name": "ap1", "position": tx, "power_dbm": 30}],
+           "reflector": {"size_m": [4.0, 2.0],
+                         "bounds": {"min": [x_wall + 2.15, t0[1] - 24.0, 4.0], "max": [x_wall + 2.15, t0[1] - 16.0, 7.0]},
+                         "yaw_deg": {"min": -50, "max": -36},
+                         "tolerance": {"position_m": 0.0, "yaw_deg": 0.0, "pitch_deg": 0.0}},
+           "targets": {"points": [[t0[0] + dx, t0[1] + dy, 1.5] for dx in (0, 4) for dy in (0, 4)]},
+           "objective": {"coverage_threshold_dbm": -85},
+           "solver": {"max_depth": 2, "samples_per_src": 20000, "refraction": False},
+           "search": {"worlds": 2, "steps": 3, "seed": 0}}
+    f = tmp_path / "e.yaml"
+    f.write_text(yaml.safe_dump(exp, sort_keys=False))
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
+    r = subprocess.run([sys.executable, "-m", "optimizer.cli", "run", str(f), "--output", str(tmp_path / "out"),
+                        "--no-progress"], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (summary,) = (tmp_path / "out" / "helsinki-tiny").glob("*/summary.json")
+    s = json.loads(summary.read_text())
+    assert s["baseline"]["coverage"] < 0.5 and s["winner"]["coverage"] == 1.0
