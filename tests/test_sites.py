@@ -289,15 +289,18 @@ def test_tiny_run_covers_shadowed_targets(helsinki, tmp_path):
     assert abs(wall["normal_bearing_deg"] - 90) < 5  # its east facade, facing east
     # the plate's centre 2.15 m off the facade (half its 4 m width + 0.15 m), along 8 m of it, 4-7 m high
     x_wall = 0.5 * (wall["start"]["x_m"] + wall["end"]["x_m"])
-    tx = [float(v) for v in frame.to_scene(60.1711, 24.9440)] + [10.0]
     t0 = [float(v) for v in frame.to_scene(60.169934, 24.943247)]
+    targets = [[t0[0] + dx, t0[1] + dy, 1.5] for dx in (0, 4) for dy in (0, 4)]
+    # the access point and two of the targets given geo-referenced ({lat, lon, height_m}), two in metres
+    geo = [dict(zip(("lat", "lon"), map(float, frame.to_geo(x, y))), height_m=z) for x, y, z in targets[:2]]
     exp = {"name": "helsinki-tiny", "scene": str(helsinki), "frequency_hz": 3.5e9,
-           "transmitters": [{"name": "ap1", "position": tx, "power_dbm": 30}],
+           "transmitters": [{"name": "ap1", "position": {"lat": 60.1711, "lon": 24.9440, "height_m": 10.0},
+                             "power_dbm": 30}],
            "reflector": {"size_m": [4.0, 2.0],
                          "bounds": {"min": [x_wall + 2.15, t0[1] - 24.0, 4.0], "max": [x_wall + 2.15, t0[1] - 16.0, 7.0]},
                          "yaw_deg": {"min": -50, "max": -36},
                          "tolerance": {"position_m": 0.0, "yaw_deg": 0.0, "pitch_deg": 0.0}},
-           "targets": {"points": [[t0[0] + dx, t0[1] + dy, 1.5] for dx in (0, 4) for dy in (0, 4)]},
+           "targets": {"points": geo + targets[2:]},
            "objective": {"coverage_threshold_dbm": -85},
            "solver": {"max_depth": 2, "samples_per_src": 20000, "refraction": False},
            "search": {"worlds": 2, "steps": 3, "seed": 0}}
@@ -310,3 +313,55 @@ def test_tiny_run_covers_shadowed_targets(helsinki, tmp_path):
     (summary,) = (tmp_path / "out" / "helsinki-tiny").glob("*/summary.json")
     s = json.loads(summary.read_text())
     assert s["baseline"]["coverage"] < 0.5 and s["winner"]["coverage"] == 1.0
+    rows = [r.split(",") for r in (summary.parent / "targets.csv").read_text().splitlines()[1:]]
+    got = [[float(v) for v in r[1:4]] for r in rows]
+    assert np.allclose(got, targets, atol=1e-6)  # the geo-referenced targets landed where the metric ones are
+
+
+# --- geo-referenced positions in an experiment --------------------------------------------------------------
+def _geo_experiment(scene, tx_position, points) -> dict:
+    return {"name": "geo", "scene": str(scene), "frequency_hz": 3.5e9,
+            "transmitters": [{"name": "ap1", "position": tx_position}],
+            "reflector": {"size_m": [1.0, 1.0], "bounds": {"min": [0, 0, 1], "max": [1, 1, 2]}},
+            "targets": {"points": points}}
+
+
+def test_geo_positions_become_scene_metres(blocks, tmp_path):
+    from optimizer.experiment import load_experiment
+
+    frame = LocalFrame.from_record(site_of(blocks)["frame"])
+    tx = {"lat": 48.8566, "lon": 2.3525, "height_m": 12.5}
+    f = tmp_path / "e.yaml"
+    f.write_text(yaml.safe_dump(_geo_experiment(blocks, tx, [[1.0, 2.0, 1.5],
+                                                             {"lat": 48.8567, "lon": 2.3521, "height_m": 1.5}])))
+    exp = load_experiment(f)
+    x, y = frame.to_scene(48.8566, 2.3525)
+    assert exp.transmitters[0].position == pytest.approx([float(x), float(y), 12.5], abs=1e-6)
+    x, y = frame.to_scene(48.8567, 2.3521)
+    assert exp.targets.points[0] == [1.0, 2.0, 1.5]
+    assert exp.targets.points[1] == pytest.approx([float(x), float(y), 1.5], abs=1e-6)
+    # a scene path relative to the experiment file, as for every scene
+    (tmp_path / "sub").mkdir()
+    g = tmp_path / "sub" / "e.yaml"
+    g.write_text(yaml.safe_dump({**_geo_experiment(Path("..") / "x", tx, [[0, 0, 1.5]]),
+                                 "scene": os.path.relpath(blocks, g.parent)}))
+    assert load_experiment(g).transmitters[0].position == pytest.approx(exp.transmitters[0].position)
+
+
+@pytest.mark.parametrize("case", ["builtin", "no-site-json", "outside", "lat", "height", "keys"])
+def test_geo_positions_bad_input(case, blocks, tmp_path, capsys):
+    here = {"lat": 48.8566, "lon": 2.3525, "height_m": 10}
+    scene, tx, key = {
+        "builtin": ("builtin:simple_street_canyon", here, "transmitters[0].position"),
+        "no-site-json": (Path(__file__).parent.parent / "examples" / "scenes" / "l-corridor", here,
+                         "transmitters[0].position"),
+        "outside": (blocks, {"lat": 48.87, "lon": 2.3525, "height_m": 10}, "transmitters[0].position"),
+        "lat": (blocks, {"lat": 91, "lon": 2.3525, "height_m": 10}, "transmitters[0].position"),
+        "height": (blocks, {"lat": 48.8566, "lon": 2.3525, "height_m": -1}, "transmitters[0].position"),
+        "keys": (blocks, {"lat": 48.8566, "lon": 2.3525, "z": 1}, "transmitters[0].position"),
+    }[case]
+    f = tmp_path / "e.yaml"
+    f.write_text(yaml.safe_dump(_geo_experiment(scene, tx, [[0, 0, 1.5]])))
+    assert main(["evaluate", str(f), "--pose=0.5,0.5,1.5,0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"reflectopt: error: {f}: {key}:"), err

@@ -18,7 +18,7 @@ from optimizer.errors import ConfigError
 from optimizer.sites import geojson, osm, tags
 from optimizer.sites.area import MAX_BUILDINGS, Area
 from optimizer.sites.footprints import Building, drop_duplicates, scene_polygons
-from optimizer.sites.meshes import write_scene
+from optimizer.sites.meshes import ground_rectangle, write_scene
 from optimizer.sites.projection import LocalFrame
 from optimizer.sites.record import OSM_ATTRIBUTION, OSM_LICENSE, building_record, wall_record, write_site
 from optimizer.sites.walls import exposed_walls
@@ -135,6 +135,7 @@ def import_site(file, out, bbox: str | None = None, center: str | None = None, r
                    "repaired": sum(b.repaired for b in buildings), "skipped": dict(skipped),
                    "shared_wall_edges": shared, "walls": sum(len(b.walls) for b in buildings)},
         "extent_m": [round(v, 3) for v in extent],
+        "ground_m": [round(v, 3) for v in ground_rectangle(extent)],
         "buildings": [building_record(b) for b in buildings],
         "walls": [wall_record(w) for b in buildings for w in b.walls],
     }

@@ -83,11 +83,17 @@ def building_soups(buildings) -> dict[str, _Soup]:
     return soups
 
 
-def ground_soup(x0, y0, x1, y1) -> _Soup:
+def ground_rectangle(extent_m) -> tuple[float, float, float, float]:
+    """The ground's (xmin, ymin, xmax, ymax) [m]: the buildings' extent and GROUND_MARGIN_M around it."""
+    x0, y0, x1, y1 = extent_m
     g = GROUND_MARGIN_M
+    return x0 - g, y0 - g, x1 + g, y1 + g
+
+
+def ground_soup(extent_m) -> _Soup:
+    x0, y0, x1, y1 = ground_rectangle(extent_m)
     soup = _Soup()
-    soup.add([(x0 - g, y0 - g, 0.0), (x1 + g, y0 - g, 0.0), (x1 + g, y1 + g, 0.0), (x0 - g, y1 + g, 0.0)],
-             [(0, 1, 2), (0, 2, 3)])
+    soup.add([(x0, y0, 0.0), (x1, y0, 0.0), (x1, y1, 0.0), (x0, y1, 0.0)], [(0, 1, 2), (0, 2, 3)])
     return soup
 
 
@@ -96,7 +102,7 @@ def write_scene(out: Path, buildings, extent_m, ground_material: str, note: str)
     from trimesh.exchange.ply import export_ply
 
     (out / MESH_DIR).mkdir(parents=True, exist_ok=True)
-    shapes = [(GROUND_MESH, ground_material, ground_soup(*extent_m))]
+    shapes = [(GROUND_MESH, ground_material, ground_soup(extent_m))]
     shapes += [(BUILDING_MESH_PREFIX + mat, mat, soup) for mat, soup in sorted(building_soups(buildings).items())]
     written, bsdfs, xml_shapes = [], {}, []
     for name, mat, soup in shapes:

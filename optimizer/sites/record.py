@@ -11,6 +11,8 @@
     counts                    buildings; by height_source (height, levels, default); by material;
                               repaired; skipped (invalid, unassembled, bad_heights, duplicate); shared_wall_edges; walls
     extent_m                  [xmin, ymin, xmax, ymax] of the buildings
+    ground_m                  [xmin, ymin, xmax, ymax] of the ground (the site: geo-referenced positions
+                              must lie on it)
     buildings                 id, osm_type, osm_id, name, height_m, min_height_m, height_source, material,
                               area_m2, holes, repaired
     walls                     id, building_id, x0_m, y0_m, x1_m, y1_m, z0_m, z1_m (outward normal on the
