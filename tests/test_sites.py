@@ -236,7 +236,7 @@ def test_fixture_meshes_courtyard_and_outward_normals(blocks, rt):
 
 # --- bad input: one line naming the flag, exit 2, nothing written ----------------------------------------
 @pytest.mark.parametrize("case", ["corrupt", "empty", "no-buildings", "too-big", "lat", "lon", "center-alone",
-                                  "order", "not-geojson"])
+                                  "order", "not-geojson", "radius-too-big", "level-height"])
 def test_bad_input(case, tmp_path, capsys, helsinki_pbf):
     corrupt = tmp_path / "bad.osm.pbf"
     corrupt.write_bytes(b"\x00\x00\x00\x0dnot a pbf at all" * 10)
@@ -255,6 +255,8 @@ def test_bad_input(case, tmp_path, capsys, helsinki_pbf):
         "center-alone": ([helsinki_pbf, "--center", "60.17,24.94"], "--center"),
         "order": ([helsinki_pbf, "--bbox", "60.2,24.9,60.1,25.0"], "--bbox"),
         "not-geojson": ([str(notgeo)], "FILE"),
+        "radius-too-big": ([helsinki_pbf, "--center", "60.17,24.94", "--radius", "5000"], "--radius"),
+        "level-height": ([str(FIXTURE), "--level-height", "nan"], "--level-height"),
     }[case]
     assert main(["scene", "import", *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -365,3 +367,19 @@ def test_geo_positions_bad_input(case, blocks, tmp_path, capsys):
     assert main(["evaluate", str(f), "--pose=0.5,0.5,1.5,0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"reflectopt: error: {f}: {key}:"), err
+
+
+def test_osm_xml_reads_like_the_pbf(helsinki, helsinki_pbf, tmp_path):
+    """The same extract written as .osm XML (by osmium) imports to the same buildings and heights."""
+    import osmium
+
+    xml = tmp_path / "helsinki.osm"
+    with osmium.SimpleWriter(str(xml)) as writer:
+        for obj in osmium.FileProcessor(helsinki_pbf):
+            writer.add(obj)
+    out = tmp_path / "from-xml"
+    assert main(["scene", "import", str(xml), "--bbox", BLOCK, "--out", str(out)]) == 0
+    a, b = site_of(helsinki), site_of(out)
+    assert b["source"]["kind"] == "osm" and b["attribution"] == a["attribution"]
+    assert [(r["id"], r["height_m"]) for r in b["buildings"]] == [(r["id"], r["height_m"]) for r in a["buildings"]]
+    assert b["counts"] == a["counts"]

@@ -17,7 +17,6 @@ from optimizer.sites.projection import LocalFrame, check_lat_lon
 
 MAX_AREA_KM2 = 25.0  # [km^2] e.g. 5 km x 5 km
 MAX_BUILDINGS = 20_000
-MAX_RADIUS_M = math.sqrt(MAX_AREA_KM2 * 1e6 / math.pi)
 
 
 def _numbers(text: str, n: int, flag: str, form: str) -> list[float]:
