@@ -99,6 +99,7 @@ ENV_S3_BACKOFF = "REFLECTOPT_S3_BACKOFF_S"  # overrides S3_BACKOFF_BASE_S
 SCENE_BUNDLE_ARCHIVE = "bundle.tar.gz"  # `scene push` writes <uri>/bundle.tar.gz, then <uri>/bundle.json
 SCENE_BUNDLE_MANIFEST = "bundle.json"
 SCENE_FILE = "scene.xml"
+SITE_FILE = "site.json"  # next to scene.xml in a bundle imported from a map (optimizer.sites.record)
 BUILTIN_SCENE_PREFIX = "builtin:"  # `scene: builtin:NAME` names a scene shipped with Sionna RT
 SCENE_MAX_UNPACKED_BYTES = 2 * 1024**3  # [bytes] safe-extraction limit on a bundle's unpacked size
 SCENE_CACHE_DEFAULT = "~/.cache/reflectopt/scenes"  # when REFLECTOPT_CACHE_DIR is unset

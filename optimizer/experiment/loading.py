@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from optimizer.constants import BUILTIN_SCENE_PREFIX, EXPERIMENT_MAX_BYTES, S3_SCHEME
 from optimizer.errors import ConfigError
 from optimizer.experiment.model import Experiment
+from optimizer.sites.positions import resolve_geo_positions
 
 # A number in exponent form (1e9, 1.0e9, -2.5e-3). YAML 1.1 (PyYAML) reads it as text unless it has a dot and
 # a signed exponent (so `samples_per_src: 1e9` was refused as "not an integer"); experiment files read it as
@@ -100,13 +101,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_NUMBER, list("-+0123456789"))
 
 
-def load_experiment_text(text: str, source: str) -> Experiment:
+def load_experiment_text(text: str, source: str, base_dir: Path | None = None, scene: str | None = None) -> Experiment:
+    """Parse and validate; {lat, lon, height_m} positions become scene metres through the scene's site.json
+    (`optimizer.sites.positions`): the scene is `scene` if given (as resolved at a run's start), else the
+    file's own, relative to `base_dir`."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
         raise ConfigError(f"{source}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if scene is None and isinstance(data, dict) and isinstance(data.get("scene"), str):
+        scene = resolve_scene_path(data["scene"], base_dir)
+    resolve_geo_positions(data, source, scene)
     return parse_experiment(data, source)
 
 
@@ -163,12 +170,12 @@ def load_submitted(src: str | os.PathLike) -> Submitted:
 
     src = str(src)
     text = read_experiment_text(src)
-    exp = load_experiment_text(text, src)
+    base = None if storage.is_remote(src) else Path(src).resolve().parent
+    exp = load_experiment_text(text, src, base_dir=base)
     for refl in exp.plates():
         for line in refl.tolerance.warnings():
             sys.stderr.write(f"reflectopt: warning: {line}\n")
     sha = exp.sha256()
-    base = None if storage.is_remote(src) else Path(src).resolve().parent
     exp.scene = resolve_scene_path(exp.scene, base)
     return Submitted(exp=exp, text=text, sha256=sha, source=src, base_dir=base)
 
@@ -204,12 +211,13 @@ def load_run_experiment(store, meta=None) -> Experiment:
     from optimizer.constants import EXPERIMENT_FILE, RUN_FILE
     from optimizer.errors import StorageError
 
-    exp = load_experiment_text(store.read_experiment_text(), store.join(EXPERIMENT_FILE))
     if meta is None:
         try:
             meta = store.read_meta()
         except (StorageError, ValueError):
             meta = None
+    scene = meta.overrides.scene if meta is not None else None  # geo positions: the scene it ran on
+    exp = load_experiment_text(store.read_experiment_text(), store.join(EXPERIMENT_FILE), scene=scene)
     if meta is not None:
         ov = meta.overrides
         exp = with_overrides(exp, store.join(RUN_FILE), {"output": ov.output, "device": ov.device,
