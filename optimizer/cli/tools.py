@@ -20,7 +20,7 @@ from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
-from optimizer.search.driver import check_boxes_clear, driver_scene, say
+from optimizer.search.driver import check_boxes_clear, check_targets, driver_scene, say
 from optimizer.search.space import PoseSpace
 from optimizer.search.throughput import growth_per_doubling
 
@@ -89,6 +89,7 @@ def cmd_evaluate(args) -> int:
     exp = with_size(exp, getattr(args, "size", None), "--size")
     pose = parse_pose(args.pose, exp)
     rs = driver_scene(exp)
+    check_targets(exp, rs)
     cut = rs.scene_cuts([pose])[0]
     if cut is not None:
         k, shape = cut
@@ -211,6 +212,7 @@ def cmd_grid(args) -> int:
         raise ConfigError(f"--spacing/--yaw-step: {poses} grid poses exceed --max-evals {args.max_evals}; raise "
                           "--spacing or --yaw-step, or use --refine with a coarse grid")
     rs = driver_scene(exp)
+    check_targets(exp, rs)
     check_boxes_clear(exp, rs)  # every pose cuts the scene: exit 2; some: a warning (they are skipped)
     t0 = time.perf_counter()
     rs.rss_dbm(None)  # one truth evaluation, timed: the estimate

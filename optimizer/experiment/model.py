@@ -491,6 +491,12 @@ class Experiment(_Strict):
                     pts.append([r.min[0] + i * r.spacing_m, r.min[1] + j * r.spacing_m, float(r.z)])
         return pts
 
+    def target_key(self, i: int) -> str:
+        """Where target `i` of `target_points()` comes from: `targets.points[i]`, or `targets.region` (a
+        point of its grid)."""
+        n = len(self.targets.points)
+        return f"targets.points[{i}]" if i < n else f"targets.region (its point {i - n})"
+
     def final_samples(self) -> int:
         s = self.solver
         return s.final_samples_per_src or min(4 * s.samples_per_src, 100_000_000)
