@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -192,6 +193,13 @@ def test_s3_run_survives_a_store_restart_and_logs_no_secret(outage_store, tmp_pa
     assert proc.returncode == 0, err[-3000:]
     assert outage_store.restarts == 1 and _checkpoints(outage_store) > at["checkpoints"]  # it hit the run
     assert "Traceback" not in err
+    # the outage on the console (it hit the worlds, whose own output stays off it): one line each way
+    down = [ln for ln in err.splitlines() if "object store at http://127.0.0.1:" in ln]
+    up = [ln for ln in err.splitlines() if "object store answers again" in ln]
+    assert len(down) == 1 and down[0].startswith("[reflectopt] warning: ") and "unreachable" in down[0], err
+    assert len(up) == 1 and re.fullmatch(r"\[reflectopt\] object store answers again \(after \d+ s\)", up[0]), err
+    assert 4 <= int(re.search(r"after (\d+) s", up[0]).group(1)) <= 60, up
+    assert err.index(down[0]) < err.index(up[0])
     runs = results.list_runs(output)
     assert len(runs) == 1 and runs[0]["complete"], runs
     run = runs[0]["uri"]
