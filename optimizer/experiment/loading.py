@@ -117,14 +117,15 @@ def _yaml_problem(err: yaml.YAMLError, text: str) -> str:
     if isinstance(err, yaml.reader.ReaderError):
         line = text.count("\n", 0, max(0, int(err.position))) + 1
         char = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or "?")
-        what = f"the control character #x{char:04x} ({'NUL' if char == 0 else repr(chr(char))}) is not allowed; remove it"
+        name = "NUL" if char == 0 else repr(chr(char))
+        what = f"the character #x{char:04x} ({name}) is not allowed; remove it"
     else:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = " ".join(str(getattr(err, "problem", None) or err).split())
     if line is None:
         return f"(top level): not valid YAML ({what})"
-    lines = text.splitlines()
+    lines = text.split("\n")  # YAML's lines (str.splitlines also breaks at \x0b, \x1c, \x85, ...)
     key = _KEY_OF_LINE.match(lines[line - 1]) if line <= len(lines) else None
     return f"line {line}{f' ({key.group(1)})' if key else ''}: not valid YAML ({what})"
 
