@@ -47,6 +47,9 @@ TX_POWER_DBM_RANGE = (-50.0, 90.0)  # [dBm]
 FREQUENCY_HZ_RANGE = (1.0e8, 3.0e11)  # [Hz] 100 MHz .. 300 GHz
 ANGLE_LIMIT_DEG = 360.0  # [deg] yaw and pitch values within +-this
 MAX_TARGETS = 10_000  # explicit points and region grid together
+# A target this far outside the bounding box of the scene's geometry gets a warning; one farther away than
+# the scene is wide, or below its lowest surface (the ground), is refused (optimizer.search.driver.check_targets)
+TARGET_OUTSIDE_MARGIN_M = 10.0  # [m]
 EXPERIMENT_MAX_BYTES = 1024 * 1024  # an experiment file is a few hundred bytes; anything over this is not one
 
 # --- results layout -------------------------------------------------------------------------------

@@ -44,6 +44,17 @@ class SceneError(ReflectoptError):
     exit_code = EXIT_USAGE
 
 
+class SceneHashMismatch(SceneError):
+    """The scene's content hash is not the one `scene_sha256` (or `scene pull --sha256`) pins: bad input, exit 2,
+    one line naming the key and both hashes."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, source: str, expected: str, got: str, where: str = ""):
+        super().__init__(f"scene_sha256: {source}: hash mismatch: expected {expected} got {got}{where}; pin the "
+                         f"scene's hash (scene_sha256: {got}) if it changed on purpose, else give the scene it pins")
+
+
 class NumericsError(ReflectoptError):
     """A number that must be finite is not (NaN or infinity in a truth evaluation or the surrogate): the
     world, or the run, stops with this line; it is never rounded into a number."""

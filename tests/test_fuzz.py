@@ -178,6 +178,20 @@ CASES = [
          _set("scene", "{tmp}/bundle.tar.gz"), example=2, setup=_chain_archive("etc/passwd")),
     Case("bundle-chain-environ", "unsafe archive: 'meshes/x' is a symbolic link",
          _set("scene", "{tmp}/bundle.tar.gz"), setup=_chain_archive("proc/self/environ")),
+    # accepted silently before (issue 22): a start far outside the bounds, targets no path can reach, a wrong
+    # scene_sha256 not naming its key, a NUL reported at "?"
+    Case("initial-far", "search.initial_poses[0].x: 300 is 269.7 m outside reflector.bounds",
+         _set("search.initial_poses", [[300.0, -12.0, 4.0, 100.0]]), example=1),
+    Case("initial-yaw-far", "search.initial_poses[0].yaw_deg",
+         _set("search.initial_poses", [[29.3, 1.5, 1.8, 170.0]])),
+    Case("target-10km", "targets.points[0]: [10000.0, 0.0, 1.5] is 9908 m outside the scene",
+         _set("targets", {"points": [[19.0, -25.0, 1.5], [10000.0, 0.0, 1.5]][1:]}), example=1),
+    Case("target-below-ground", "targets.points[1]: [19.0, -25.0, -500.0] is 500 m below",
+         _set("targets", {"points": [[19.0, -25.0, 1.5], [19.0, -25.0, -500.0]]}), example=1),
+    Case("region-below-ground", "targets.region (its point 0)", _region(z=-100.0)),
+    Case("sha-mismatch", "scene_sha256: ", _set("scene_sha256", "1" * 64)),
+    Case("nul-in-name", "line 1 (name): not valid YAML (the character #x0000 (NUL)",
+         text=lambda t: t.replace("name: ", "name: a\x00", 1), example=2),
     # what cannot be reached: exit 1
     Case("store-down-output", "--output", args=["--output", "s3://fuzz-bucket/results"], code=1),
     Case("store-down-scene", "scene", _set("scene", "s3://fuzz-bucket/scenes/x"), code=1, example=1),

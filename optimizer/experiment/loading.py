@@ -57,7 +57,7 @@ def format_validation_error(err: ValidationError, source: str, flags: dict[str, 
             msg = "must be lower-case letters, digits and '-' (a DNS label), e.g. street-corner"
         elif e["type"] == "finite_number":
             msg = "must be a finite number (not .nan or .inf)"
-        top = re.match(r"^([a-z_]+(?:\.[a-z_]+)*(?:\[\d+\])?): (.*)$", msg)
+        top = re.match(r"^([a-z_]+(?:\.[a-z_]+|\[\d+\])*): (.*)$", msg)
         if top:  # a rule across keys (a model validator) names its key first: lift it to the key path
             loc, msg = (top.group(1) if loc == "(top level)" else f"{loc}.{top.group(1)}"), top.group(2)
         if flags and loc in flags:
@@ -108,13 +108,33 @@ def load_experiment_text(text: str, source: str, base_dir: Path | None = None, s
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise ConfigError(f"{source}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise ConfigError(f"{source}: {_yaml_problem(err, text)}") from None
     if scene is None and isinstance(data, dict) and isinstance(data.get("scene"), str):
         scene = resolve_scene_path(data["scene"], base_dir)
     resolve_geo_positions(data, source, scene)
     return parse_experiment(data, source)
+
+
+_KEY_OF_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*:")
+
+
+def _yaml_problem(err: yaml.YAMLError, text: str) -> str:
+    """`line N (key): not valid YAML (what)` in one line, for a parser error (its mark) and for a character the
+    YAML reader refuses, such as a NUL (its position in the text): where it is, the key on that line if any."""
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text.count("\n", 0, max(0, int(err.position))) + 1
+        char = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or "?")
+        name = "NUL" if char == 0 else repr(chr(char))
+        what = f"the character #x{char:04x} ({name}) is not allowed; remove it"
+    else:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = " ".join(str(getattr(err, "problem", None) or err).split())
+    if line is None:
+        return f"(top level): not valid YAML ({what})"
+    lines = text.split("\n")  # YAML's lines (str.splitlines also breaks at \x0b, \x1c, \x85, ...)
+    key = _KEY_OF_LINE.match(lines[line - 1]) if line <= len(lines) else None
+    return f"line {line}{f' ({key.group(1)})' if key else ''}: not valid YAML ({what})"
 
 
 def resolve_scene_path(scene: str, base_dir: Path | None) -> str:

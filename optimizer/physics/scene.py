@@ -364,6 +364,34 @@ class RadioScene:
         cut = self.scene_cuts([pose])[0]
         return None if cut is None else cut[1]
 
+    def geometry_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(min [3], max [3]) [m]: the bounding box of the scene's geometry, the plates left out."""
+        bb = self.occluder().bbox()
+        return np.array(bb.min, float).reshape(3), np.array(bb.max, float).reshape(3)
+
+    def enclosing_objects(self, points) -> list[str | None]:
+        """Per point, the scene object it lies inside, or None: the first surface met straight up and along
+        +-x and +-y (one ray launch, the plates left out) belongs to one object in all five directions, as from
+        inside a building, a wall or a slab. A room whose walls and ceiling are one object counts as inside it;
+        a point below an open sky does not."""
+        mi = self._mi
+        import drjit as dr
+
+        pts = np.atleast_2d(np.asarray(points, float))
+        if pts.size == 0:
+            return []
+        dirs = np.array([[0, 0, 1], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]], float)
+        o = np.repeat(pts, len(dirs), axis=0)
+        d = np.tile(dirs, (len(pts), 1))
+        ray = mi.Ray3f(mi.Point3f(*[mi.Float(np.ascontiguousarray(o[:, k])) for k in range(3)]),
+                       mi.Vector3f(*[mi.Float(np.ascontiguousarray(d[:, k])) for k in range(3)]))
+        pi = self.occluder().ray_intersect_preliminary(ray)
+        hit = np.array(pi.is_valid(), dtype=bool).reshape(len(pts), len(dirs))
+        shape = np.array(dr.reinterpret_array(mi.UInt32, pi.shape), dtype=np.int64).reshape(len(pts), len(dirs))
+        names = self._object_names()
+        return [names.get(int(row[0]), "scene geometry") if ok.all() and (row == row[0]).all() else None
+                for ok, row in zip(hit, shape)]
+
     def _object_names(self) -> dict[int, str]:
         """Sionna's object id (the Mitsuba shape pointer as an integer) -> the object's name, plates left out."""
         plates = {p.object_id for p in self.plates}

@@ -49,7 +49,7 @@ from optimizer.constants import (
     SCENE_LOCK_TIMEOUT_S,
     SCENE_MAX_UNPACKED_BYTES,
 )
-from optimizer.errors import ConfigError, SceneError, StorageError
+from optimizer.errors import ConfigError, SceneError, SceneHashMismatch, StorageError
 
 MANIFEST_FORMAT = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -283,7 +283,7 @@ def _install(cache: Path, source: str, expected: str | None, fetch, max_bytes: i
         root = _verify_scene(_bundle_root(work / "x", source), source)
         got = bundle_hash(root, source)
         if expected is not None and got != expected:
-            raise SceneError(f"{source}: hash mismatch: expected {expected} got {got}")
+            raise SceneHashMismatch(source, expected, got)
         final = cache / got
         if _cached(cache, got) is None:
             if final.is_symlink():  # a broken or tainted leftover; replace it
@@ -320,7 +320,7 @@ def _via_ref(cache: Path, source: str, ref_key: str, sha256: str | None, fetch, 
                 sha = ""
             if SHA256_RE.match(sha) and _cached(cache, sha) is not None:
                 if sha256 is not None and sha != sha256:
-                    raise SceneError(f"{source}: hash mismatch: expected {sha256} got {sha}")
+                    raise SceneHashMismatch(source, sha256, sha)
                 return cache / sha
         final = _install(cache, source, sha256, fetch, max_bytes)
         storage.write_text(str(ref), json.dumps({"source": source, "sha256": final.name}) + "\n")
@@ -356,7 +356,7 @@ def _resolve_local(scene: str, sha256: str | None, cache: Path, max_bytes: int) 
         if sha256 is not None:
             got = bundle_hash(p)
             if got != sha256:
-                raise SceneError(f"{scene}: hash mismatch: expected {sha256} got {got}")
+                raise SceneHashMismatch(scene, sha256, got)
         return p
     if p.is_file() and _is_archive(scene):
         if sha256 is not None and _cached(cache, sha256) is not None:
@@ -409,7 +409,7 @@ def _resolve_remote(scene: str, sha256: str | None, cache: Path, max_bytes: int)
     if "/" in archive_name or archive_name.startswith("."):
         raise SceneError(f"{manifest_uri}: corrupt bundle manifest (archive {archive_name!r})")
     if sha256 is not None and published != sha256:
-        raise SceneError(f"{scene}: hash mismatch: expected {sha256} got {published} (bundle.json)")
+        raise SceneHashMismatch(scene, sha256, published, " (bundle.json)")
     if _cached(cache, published) is not None:
         return cache / published
     archive_uri = storage.join(scene, archive_name)

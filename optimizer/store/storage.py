@@ -220,22 +220,39 @@ def _reason(err: BaseException) -> str:
 # This process's view of the store: since when it has not answered (None: it answers), last warning.
 _outage = {"since": None, "warned": 0.0}
 _outage_lock = threading.Lock()
+_outage_reporter = None  # reporter(kind, line, since_unix) of this process (None: the module's logger)
+
+
+def report_outages_to(reporter) -> None:
+    """Where this process's outage lines go: `reporter(kind, line, since_unix)` with kind "down" (the store stopped
+    answering, or still does) or "up" (it answers again), `since_unix` the wall-clock time the outage began;
+    None: the module's logger (a warning each). `optimizer.search.outage` puts them on the driver's console."""
+    global _outage_reporter
+    _outage_reporter = reporter
 
 
 def _note_outage(failing: bool, what: str, uri: str, reason: str, budget: float) -> None:
     """One warning when the store stops answering (again every two budgets while it stays down) and one
-    when it answers again, per process, however many calls retry meanwhile."""
+    when it answers again, per process, however many calls retry meanwhile (`report_outages_to`)."""
     now = time.monotonic()
+    note = None
     with _outage_lock:
         since = _outage["since"]
         if failing and (since is None or now - _outage["warned"] > 2 * budget):
             _outage["since"], _outage["warned"] = since or now, now
             state = "unreachable" if since is None else f"still unreachable after {now - since:.0f} s"
-            log.warning("object store at %s %s (%s %s: %s); retrying for up to %.0f s", _endpoint_env() or "S3",
-                        state, what, uri, reason, budget)
+            note = ("down", f"object store at {_endpoint_env() or 'S3'} {state} ({what} {uri}: {reason}); retrying "
+                            f"for up to {budget:.0f} s", since or now)
         elif not failing and since is not None:
             _outage["since"] = None
-            log.warning("object store answers again (after %.0f s)", now - since)
+            note = ("up", f"object store answers again (after {now - since:.0f} s)", since)
+    if note is None:
+        return
+    kind, line, began = note
+    if _outage_reporter is None:
+        log.warning("%s", line)
+    else:
+        _outage_reporter(kind, line, time.time() - (now - began))
 
 
 _MISSING = object()
