@@ -58,7 +58,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from optimizer.experiment import load_experiment  # noqa: E402
-from optimizer.physics.metrics import rss_stats, score  # noqa: E402
+from optimizer.objectives import default  # noqa: E402
+from optimizer.physics.metrics import rss_stats  # noqa: E402
 from optimizer.physics.tolerance import box_cost, check  # noqa: E402
 from optimizer.records import Summary  # noqa: E402
 from optimizer.search.grid import grid_poses  # noqa: E402
@@ -129,9 +130,9 @@ class Truth:
         rss = self.rs.rss_dbm(self.space.to_pose(vec))
         self.evaluations += 1
         st = rss_stats(rss, self.thr)
-        self.seen.append((score(st), vec, rss))
+        self.seen.append((default().score(st), vec, rss))
         self.mins.append(st.min_rss_dbm)
-        return score(st)
+        return default().score(st)
 
     def check(self, vec, fail_fast=False):
         chk, raw = check(self.rs, self.space.to_pose(vec), self.exp, fail_fast=fail_fast,
@@ -147,7 +148,7 @@ class Truth:
 
 
 def rank(chk) -> tuple:
-    return (chk.holds, score(chk.worst))
+    return (chk.holds, default().score(chk.worst))
 
 
 def distinct(seen, exp, space, k):
@@ -314,7 +315,7 @@ def reference(rs, exp, key):
             memo[k] = truth.check(vec, fail_fast=best_holds[0])
             if rank(memo[k]) > rank(best_holds[1]):
                 best_holds[:] = [memo[k].holds, memo[k]]
-        return score(memo[k].worst) + (1000.0 if memo[k].holds else 0.0)
+        return default().score(memo[k].worst) + (1000.0 if memo[k].holds else 0.0)
 
     best_holds = [best.holds, best]
     x = space.to_vec(best.pose)

@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
 from optimizer.physics.geometry import free_space_gain_db, wavelength_m  # noqa: E402
-from optimizer.physics.metrics import rss_stats, score  # noqa: E402
+from optimizer.objectives import default  # noqa: E402
+from optimizer.physics.metrics import rss_stats  # noqa: E402
 from optimizer.records import JointPose, PlatePose  # noqa: E402
 
 FREQ_HZ = 3.5e9
@@ -223,7 +224,7 @@ def main():
                       f"{_fmt(c['go'].min_rss_dbm):>11} {_fmt(c['po'].min_rss_dbm):>11} "
                       f"{'-' if gap is None else f'{gap:+.2f}':>8}")
             go_w, po_w = r["cross"]["go"]["po"], r["cross"]["po"]["po"]
-            moved = score(po_w) - score(go_w)
+            moved = default().score(po_w) - default().score(go_w)
             d = np.linalg.norm(np.array(r["winners"]["go"].first.position) - np.array(r["winners"]["po"].first.position))
             print(f"{'':<16} under po, the po winner beats the go winner by {moved:+.2f} dB "
                   f"(winners {d:.2f} m and {abs(r['winners']['go'].first.yaw_deg - r['winners']['po'].first.yaw_deg):.1f}"

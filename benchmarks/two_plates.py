@@ -42,7 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
-from optimizer.physics.metrics import focus_mask, score  # noqa: E402
+from optimizer.objectives import default  # noqa: E402
+from optimizer.physics.metrics import focus_mask  # noqa: E402
 from optimizer.records import JointPose  # noqa: E402
 
 TOL_OFF = {"position_m": 0.0, "yaw_deg": 0.0, "pitch_deg": 0.0}
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
         for method, (pose, pl, times) in res.items():
             chk = robust(exp, pl, pose)
             case[method] = {"coverage": chk.nominal.coverage, "holds": chk.holds, "worst_cov": chk.worst_coverage,
-                            "worst_min": chk.worst_min_rss_dbm, "score": score(chk.worst),
+                            "worst_min": chk.worst_min_rss_dbm, "score": default().score(chk.worst),
                             "step_s": statistics.mean(times) if times else float("nan"), "pose": str(pose)}
             rows.append((name, method, case[method]))
         case["one_plate_step_s"] = statistics.mean(singles[0][3] + singles[1][3] + t_g1)

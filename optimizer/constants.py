@@ -115,7 +115,13 @@ NO_PATH_FLOOR_DBM = -200.0
 # With a size catalogue (sizes_m), a world whose best truth covers every target scores this much per size
 # rank above the ones that do not (smaller plates more): far above any spread of min RSS [dBm] values.
 SIZE_RANK_BONUS_DB = 1000.0
-P5_PERCENTILE = 5.0  # [%] the "P5" statistic
+P5_PERCENTILE = 5.0  # [%] the "P5" statistic; also the default `p` of `objective.kind: percentile`
+SOFT_QUANTILE_BISECTIONS = 60  # bisections of the percentile objective's soft quantile (to ~1e-16 of its bracket)
+# `objective.kind: coverage`: the score spans this many dB-like units from no target covered to all (below
+# SIZE_RANK_BONUS_DB), and the worst covered target's margin m [dB] adds m / (m + COVERAGE_MARGIN_SCALE_DB) of a target
+COVERAGE_SCORE_SPAN_DB = 500.0
+COVERAGE_MARGIN_SCALE_DB = 10.0
+COVERAGE_MODEL_SCALE = 100.0  # the coverage objective's model value: percent of the focus targets (sigmoid count)
 ADAM_BETAS = (0.9, 0.99)
 ADAM_EPS = 1e-8
 WARMUP_LR_FRACTION = 0.3  # the first Adam update uses this fraction of the learning rate

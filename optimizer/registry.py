@@ -5,6 +5,7 @@ its allowed values from here, so it needs no import of the code that implements 
     GRADIENT_MODES: how a world moves its pose (`search.gradient`), see `optimizer.search.modes`.
     PLATE_MODELS: the plate's reflection in the truth (`solver.plate_model`), see
         `optimizer.physics.plate_model`.
+    OBJECTIVES: what a pose is worth and when it holds (`objective.kind`), see `optimizer.objectives`.
 """
 
 from __future__ import annotations
@@ -57,3 +58,6 @@ GRADIENT_MODES = Registry("search.gradient", "gradient mode", (
     "optimizer.search.modes.random_search"))
 
 PLATE_MODELS = Registry("solver.plate_model", "plate model", ("optimizer.physics.plate_model",))
+
+OBJECTIVES = Registry("objective.kind", "objective", (
+    "optimizer.objectives.min", "optimizer.objectives.percentile", "optimizer.objectives.coverage"))

@@ -9,7 +9,8 @@ import numpy as np
 import yaml
 
 from optimizer.constants import NO_PATH_FLOOR_DBM
-from optimizer.physics.metrics import rss_stats, score
+from optimizer.objectives import default
+from optimizer.physics.metrics import rss_stats
 from optimizer.records import (Counts, CoverageGain, Failure, JointPose, Overrides, PlatePose, Pruning, RunMeta,
                                Summary, Winner, WinnerPlate, WorldOutcome, WorldStep)
 from optimizer.search.driver import _gain, target_rows
@@ -56,8 +57,8 @@ def synthetic_run(run_dir: Path, exp, *, baseline=None, winner=None, winner_pose
             rss = np.full(n, m) + np.linspace(0, 8, n)
             st = rss_stats(rss, thr)
             pose = JointPose.single(PlatePose(*p[:3], p[3]))
-            if score(st) > best_score:
-                best, best_pose, best_score = st, pose, score(st)
+            if default().score(st) > best_score:
+                best, best_pose, best_score = st, pose, default().score(st)
             obj = float(max(m, NO_PATH_FLOOR_DBM) + 0.5)
             history.append(WorldStep(world=k, step=s, pose=pose, truth=st, objective_dbm=obj, surrogate_dbm=obj + 1.5,
                                      best=best, best_score=best_score, best_pose=best_pose, evaluations=s,

@@ -12,7 +12,7 @@ import yaml
 
 from optimizer.errors import ConfigError
 from optimizer.experiment import catalogue, parse_experiment
-from optimizer.physics.metrics import score, sized_score
+from optimizer.objectives import default
 from optimizer.records import JointPose, PlatePose, RssStats, WorldOutcome
 from optimizer.search.driver import size_results, world_rank
 from worlds_helpers import REPO, STREET, street, write_yaml
@@ -97,7 +97,7 @@ def _outcome(world, size, min_rss, coverage):
     st = RssStats(min_rss_dbm=min_rss, p5_rss_dbm=min_rss, mean_rss_dbm=min_rss, coverage=coverage, no_path=0)
     pose = JointPose.of(PlatePose(x=0, y=0, z=0, yaw_deg=0, pitch_deg=0))
     return WorldOutcome(world=world, status="completed", steps=2, evaluations=2, restarts=0, best=st,
-                        score=score(st), best_pose=pose, size_m=[list(size)])
+                        score=default().score(st), best_pose=pose, size_m=[list(size)])
 
 
 def test_rule_smallest_covering_size_then_best_worst_case():
@@ -121,7 +121,7 @@ def test_rule_smallest_covering_size_then_best_worst_case():
     assert [r.holds for r in table] == [True, True, True, True] and [r.chosen for r in table] == [True, False,
                                                                                                  False, False]
     # the pruner's score puts covering worlds above the others, smaller first
-    s_small, s_big, s_miss = (sized_score(o.best, r, 3) for o, r in ((outs[1], 0), (outs[3], 2), (none[3], 2)))
+    s_small, s_big, s_miss = (default().sized_score(o.best, r, 3) for o, r in ((outs[1], 0), (outs[3], 2), (none[3], 2)))
     assert s_small > s_big > s_miss
 
 

@@ -86,7 +86,9 @@ def test_grid_finds_a_covering_pose(tmp_path):
     assert out["evaluations"] == 3 * 5
     assert out["coverage"] > 0.8
     # the optimum is at least as good as any grid pose, e.g. (23, 8, 5, 140), and is its own truth
-    from optimizer.physics.metrics import score
+    from optimizer.objectives import default
+
+    score = default().score
     from optimizer.records import RssStats
 
     def score_of(d):

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from optimizer.physics.metrics import rss_stats, score
+from optimizer.objectives import default
+from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose, PlatePose, RssStats, Summary, WorldStep
 from optimizer.store.runstore import RunStore
 from worlds_helpers import REPO, street
@@ -18,7 +19,7 @@ def _step(world, step, plates=1, no_path=False):
     st = rss_stats(rss, -90.0)
     pose = JointPose(plates=[PlatePose(1.0 + k, 2.0, 3.0, 45.5 + world, 0.25) for k in range(plates)])
     return WorldStep(world=world, step=step, pose=pose, truth=st, objective_dbm=-91.0, surrogate_dbm=None,
-                     best=st, best_score=score(st), best_pose=pose, evaluations=step + 1, step_s=0.125)
+                     best=st, best_score=default().score(st), best_pose=pose, evaluations=step + 1, step_s=0.125)
 
 
 def test_readme_results_table_is_the_schema():
@@ -65,7 +66,7 @@ def test_no_path_is_null_never_a_floor_number():
 
 def test_score_orders_by_min_then_coverage():
     def s(min_rss, cov, mean=-60.0, no_path=0):
-        return score(RssStats(min_rss_dbm=min_rss, p5_rss_dbm=None, mean_rss_dbm=mean, coverage=cov,
+        return default().score(RssStats(min_rss_dbm=min_rss, p5_rss_dbm=None, mean_rss_dbm=mean, coverage=cov,
                               no_path=no_path))
     assert s(-80.0, 1.0) > s(-80.02, 1.0)  # 0.02 dB of min RSS beats every tie-break
     assert s(-80.0, 1.0) > s(-80.0, 0.5)

@@ -108,7 +108,7 @@ def test_trust_region_shrinks_when_the_truth_disagrees_and_grows_back():
     """The trust factor halves when the truth's gain is under a quarter of the corrected model's predicted
     gain, and doubles (up to 1) when it is near it."""
     from optimizer.constants import TRUST_MIN
-    from optimizer.physics.metrics import softmin_db
+    from optimizer.objectives import default
     from optimizer.search.modes import ModeStep
     from optimizer.search.world import World
 
@@ -124,7 +124,7 @@ def test_trust_region_shrinks_when_the_truth_disagrees_and_grows_back():
                                     temperature_db=exp.objective.softmin_temperature_db,
                                     offsets=mode.offsets)["power_dbm"]
     temp = exp.objective.softmin_temperature_db
-    before = softmin_db(model, temp, w.focus) - 10.0  # the truth's objective before the step
+    before = default(temp).model(model, w.focus) - 10.0  # the truth's objective before the step
     mode.last_model = model - 10.0  # the model said 10 dB less there: it predicts a 10 dB gain
 
     def seen(gain) -> ModeStep:
@@ -132,14 +132,14 @@ def test_trust_region_shrinks_when_the_truth_disagrees_and_grows_back():
         return w.record(w.pose, np.full(len(targets), before + gain))  # its objective: before + gain
 
     assert mode.trust == 1.0
-    mode._correct(seen(1.0), before, None, False, temp)  # 10 % of predicted
+    mode._correct(seen(1.0), before, None, False)  # 10 % of predicted
     assert mode.trust == 0.5
     for _ in range(10):
-        mode._correct(seen(-3.0), before, None, False, temp)
+        mode._correct(seen(-3.0), before, None, False)
     assert mode.trust == TRUST_MIN
-    mode._correct(seen(9.0), before, None, False, temp)  # 90 %: agrees
+    mode._correct(seen(9.0), before, None, False)  # 90 %: agrees
     assert mode.trust == 2 * TRUST_MIN
-    mode._correct(seen(-3.0), before, None, True, temp)  # an exploration jump
+    mode._correct(seen(-3.0), before, None, True)  # an exploration jump
     assert mode.trust == 2 * TRUST_MIN  # says nothing about the model's step
     # and the residual is the truth minus the model, clipped
     np.testing.assert_allclose(mode.residual, np.clip(before - 3.0 - model, -10.0, 10.0), atol=1e-6)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from optimizer.physics import tolerance
-from optimizer.physics.metrics import rss_stats, score
+from optimizer.objectives import default
+from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
 from optimizer.records import PlatePose as Pose
 from worlds_helpers import street
@@ -114,12 +115,12 @@ def test_check_stops_at_the_first_pose_no_better_than_stop_at_score():
     exp = _exp()
     truth = _CliffTruth()
     pose = JointPose.of(Pose(23.5, 8.0, 5.0, 175.0))
-    nominal = score(rss_stats(truth.rss_dbm(pose), exp.objective.coverage_threshold_dbm))
+    nominal = default().score(rss_stats(truth.rss_dbm(pose), exp.objective.coverage_threshold_dbm))
     truth.calls = 0
     chk, raw = tolerance.check(truth, pose, exp, stop_at_score=nominal + 1.0)
     assert truth.calls == 1 and not chk.complete and raw["rss"].shape[0] == 0
     full, full_raw = tolerance.check(truth, pose, exp)
-    scores = [score(rss_stats(r, exp.objective.coverage_threshold_dbm)) for r in full_raw["rss"]]
+    scores = [default().score(rss_stats(r, exp.objective.coverage_threshold_dbm)) for r in full_raw["rss"]]
     floor = float(np.min(scores))  # the box's worst pose: the nominal one is above it
     first = next(i for i, s in enumerate(scores) if s <= floor)
     truth.calls = 0

@@ -14,7 +14,7 @@ from optimizer.constants import (ANGLE_LIMIT_DEG, ENV_CPU_PER_WORLD, ENV_GPU_PER
                                  NO_PATH_FLOOR_DBM, PLATE_MODEL_DEFAULT, POSITION_LIMIT_M,
                                  TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
-from optimizer.registry import GRADIENT_MODES, PLATE_MODELS
+from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
 
 Metres = Annotated[float, Field(ge=-POSITION_LIMIT_M, le=POSITION_LIMIT_M)]  # a coordinate [m]
 Degrees = Annotated[float, Field(ge=-ANGLE_LIMIT_DEG, le=ANGLE_LIMIT_DEG)]  # [deg]
@@ -218,11 +218,35 @@ class Targets(_Strict):
 
 
 class Objective(_Strict):
-    softmin_temperature_db: float = Field(default=1.0, gt=0, le=50)
+    """What a pose is worth (`kind`, optimizer.objectives). The threshold and the temperature serve every kind:
+    the threshold decides coverage (and whether a pose holds), the temperature smooths the model."""
+
+    kind: str = Field(default="min", description="min (the worst target), percentile (with p) or coverage (with "
+                                                 "required); optimizer.registry.OBJECTIVES")
+    p: float | None = Field(default=None, ge=0, le=100, description="percentile: which one [%] (default 5)")
+    required: float | None = Field(default=None, ge=0, le=1,
+                                   description="coverage: the share of targets a pose must cover to hold "
+                                               "(default 1)")
+    softmin_temperature_db: float = Field(default=1.0, gt=0, le=50,
+                                          description="the model's smoothing [dB]: soft-min temperature, soft "
+                                                      "quantile and sigmoid width")
     coverage_threshold_dbm: float = Field(default=-90.0, gt=NO_PATH_FLOOR_DBM, le=TX_POWER_DBM_RANGE[1])
     # Targets whose baseline RSS exceeds the threshold by more than this margin need no plate and are
     # left out of the surrogate's soft-min (they still count in every reported number).
     focus_margin_db: float = Field(default=10.0, ge=0, le=200)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str):
+        return OBJECTIVES.validate(v)
+
+    @model_validator(mode="after")
+    def _params(self):
+        for key, kind in (("p", "percentile"), ("required", "coverage")):
+            if getattr(self, key) is not None and self.kind != kind:
+                raise ValueError(f"{key} belongs to kind: {kind} (kind is {self.kind}); remove {key} or set "
+                                 f"kind: {kind}")
+        return self
 
 
 class Solver(_Strict):
@@ -506,6 +530,9 @@ class Experiment(_Strict):
         for plate in data["reflectors"] or [data["reflector"]]:
             if plate.get("sizes_m") is None:  # no catalogue: the plate hashes as it did before catalogues
                 plate.pop("sizes_m", None)
+        if self.objective.kind == "min":  # today's objective hashes as it did before objective kinds
+            for key in ("kind", "p", "required"):
+                data["objective"].pop(key, None)
         if self.reflectors is None:  # the one-plate shorthand hashes as it always did
             data.pop("reflectors", None)
             data["reflector"].pop("name", None)

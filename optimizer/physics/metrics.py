@@ -1,7 +1,8 @@
-"""Statistics of received power over targets (ray-traced truth), the one ranking score, the truth soft-min.
+"""Statistics of received power over targets (ray-traced truth). What is better, and the soft model of it,
+is the objective's (`optimizer.objectives`).
 
 Inside this module a target no path reaches is -inf [dBm]; it becomes null in `RssStats` and stands in
-as `NO_PATH_FLOOR_DBM` only where arithmetic needs a number (the score, the soft-min). NaN and +inf are no
+as `NO_PATH_FLOOR_DBM` only where arithmetic needs a number (the objectives' scores and models). NaN and +inf are no
 power at all: `checked_rss` rejects them (NumericsError), and nothing here turns them into a number.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE, SIZE_RANK_BONUS_DB
+from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE
 from optimizer.errors import NumericsError
 from optimizer.records import RssStats
 
@@ -50,36 +51,6 @@ def rss_stats(rss_dbm, threshold_dbm: float) -> RssStats:
     return RssStats(min_rss_dbm=float(s[0]) if ok.all() else None, p5_rss_dbm=p5,
                     mean_rss_dbm=float(r[ok].mean()) if ok.any() else None,
                     coverage=float(np.mean(ok & (r >= threshold_dbm))), no_path=int((~ok).sum()))
-
-
-def _floor(v: float | None) -> float:
-    return NO_PATH_FLOOR_DBM if v is None else max(float(v), NO_PATH_FLOOR_DBM)
-
-
-def score(stats: RssStats) -> float:
-    """The one ranking of truth results (higher is better), used by the pruner and for the winner alike:
-    min RSS first (no path counts as NO_PATH_FLOOR_DBM), then coverage, then mean RSS, as tie-breaks whose
-    weights are too small to reorder distinct min RSS values by more than 0.01 dB."""
-    mean = _floor(stats.mean_rss_dbm) - NO_PATH_FLOOR_DBM  # >= 0
-    return float(_floor(stats.min_rss_dbm) + 1e-2 * stats.coverage - 1e-2 * min(stats.no_path, 100) / 100.0
-                 + 1e-6 * min(mean, 1000.0))
-
-
-def sized_score(stats: RssStats, area_rank: int, ranks: int) -> float:
-    """`score` under a size catalogue (optimizer.experiment.catalogue): a result that covers every target
-    ranks above every one that does not, and among those that do, the smaller plates (area rank 0: the
-    smallest of `ranks`) first; the others rank by `score` alone (the larger plate is closer to covering)."""
-    bonus = SIZE_RANK_BONUS_DB * (ranks - area_rank) if stats.coverage >= 1.0 else 0.0
-    return score(stats) + bonus
-
-
-def softmin_db(values_db, temperature_db: float, mask=None) -> float:
-    """Soft-min (log-sum-exp) over targets [dBm]: -T log(mean exp(-v / T)) over the masked values."""
-    v = no_path_as_floor(values_db)
-    if mask is not None and np.any(mask):
-        v = v[np.asarray(mask, bool)]
-    m = v.min()
-    return float(m - temperature_db * np.log(np.mean(np.exp(-(v - m) / temperature_db))))
 
 
 def focus_mask(baseline_rss, threshold_dbm: float, margin_db: float) -> np.ndarray:

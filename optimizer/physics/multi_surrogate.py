@@ -27,7 +27,7 @@ import numpy as np
 from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
 from optimizer.errors import NumericsError
 from optimizer.physics.geometry import plate_frame
-from optimizer.physics.surrogate import (PlateSurrogate, _dot, _log_sigmoid, softmin, softmin_many, to_float,
+from optimizer.physics.surrogate import (PlateSurrogate, _dot, _log_sigmoid, model_of, to_float,
                                          worst_over_lanes)
 
 
@@ -144,7 +144,7 @@ class MultiPlateSurrogate:
 
     def evaluate(self, plate_vecs, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
                  grad: bool = True, edge_width_m: float | None = None, offsets=None,
-                 corner_temperature_db: float = 0.5):
+                 corner_temperature_db: float = 0.5, objective=None):
         """Total plate power per target [dBm] (power sum over the paths), each path's power [P, N] [dBm], the
         soft-min objective [dBm] and its gradient [num_plates, 5] w.r.t. each plate's (x, y, z, yaw_deg,
         pitch_deg).
@@ -166,7 +166,7 @@ class MultiPlateSurrogate:
         total = _power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float)
         paths_np = np.stack(paths_np)
-        obj = softmin(total, total_np, focus, temperature_db)
+        obj = model_of(objective, temperature_db).model_dr(total, total_np, focus)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])
         gvec = np.zeros((n_plates, 5))
         if grad:
@@ -179,7 +179,8 @@ class MultiPlateSurrogate:
         return {"power_dbm": total_np, "paths_dbm": paths_np, "objective": value, "grad": gvec}
 
     def evaluate_many(self, poses, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
-                      edge_width_m: float | None = None, offsets=None, corner_temperature_db: float = 0.5):
+                      edge_width_m: float | None = None, offsets=None, corner_temperature_db: float = 0.5,
+                      objective=None):
         """`evaluate` without the gradient for several joint poses at once, as one batch of lanes (pose-major,
         then target, then tolerance lane): the objective [dBm] per pose (`objective`, [P]), the total power
         (`power_dbm`, [P, N]) and each path's (`paths_dbm`, [P, num_paths, N]), each equal to what `evaluate`
@@ -197,7 +198,7 @@ class MultiPlateSurrogate:
                                          offs, n_p, edge_factor, edge_width_m, occ, False, corner_temperature_db)
         total = _power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float).reshape(n_p, n_tg)
-        value = softmin_many(total, total_np, focus, temperature_db)
+        value = model_of(objective, temperature_db).model_dr_many(total, total_np, focus)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
             raise NumericsError(f"multi-plate surrogate at poses {vecs[bad[0]].tolist()}: the objective is not "

@@ -59,21 +59,6 @@ def to_float(values):
     return mi.Float(out)
 
 
-def softmin(values, values_np: np.ndarray, focus, temperature_db: float):
-    """The one Dr.Jit soft-min over targets: -T log(mean exp(-P/T)) over the focus targets, shifted by the
-    (detached) minimum for stability. `values`: a Dr.Jit Float per target [dB], `values_np` its detached
-    copy; `focus`: boolean mask (None: all targets)."""
-    import drjit as dr
-    import mitsuba as mi
-
-    mask = np.ones(values_np.size, bool) if focus is None else np.asarray(focus, bool)
-    if not mask.any():
-        mask = np.ones(values_np.size, bool)
-    pmin = dr.opaque(mi.Float, float(values_np[mask].min()))
-    e = dr.exp(-(values - pmin) / float(temperature_db)) * to_float(mask)
-    return pmin - float(temperature_db) * dr.log(dr.sum(e) / dr.opaque(mi.Float, float(mask.sum())))
-
-
 def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float, evaluate: bool = True):
     """Per target, the soft-min (temperature [dB]) over its `k_off` lanes of `p_all` (a Dr.Jit Float [dB],
     lanes target-major; `p_np` its detached copy): the worst case over the tolerance box. Returns the Dr.Jit
@@ -87,20 +72,14 @@ def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature
     return out, (np.array(dr.detach(out), dtype=float) if evaluate else None)
 
 
-def softmin_many(values, values_np: np.ndarray, focus, temperature_db: float) -> np.ndarray:
-    """`softmin` for P poses at once: `values` a Dr.Jit Float of P x N lanes (pose-major) [dB], `values_np`
-    its detached copy [P, N]; the soft-min over each pose's focus targets [P] (numpy)."""
-    import drjit as dr
+def model_of(objective, temperature_db: float):
+    """The objective that reduces per-target powers to the model value (`optimizer.objectives`): `objective`,
+    or the soft-min of `temperature_db` when None."""
+    if objective is not None:
+        return objective
+    from optimizer import objectives
 
-    n_p, n_tg = values_np.shape
-    mask = np.ones(n_tg, bool) if focus is None else np.asarray(focus, bool)
-    if not mask.any():
-        mask = np.ones(n_tg, bool)
-    t = float(temperature_db)
-    pmin = values_np[:, mask].min(axis=1)  # as `softmin`, per pose
-    e = dr.exp(-(values - to_float(np.repeat(pmin, n_tg))) / t) * to_float(np.tile(mask, n_p))
-    obj = to_float(pmin) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
-    return np.array(obj, dtype=float).reshape(n_p)
+    return objectives.default(temperature_db)
 
 
 def _log_sigmoid(dr, x):
@@ -132,7 +111,7 @@ class PlateSurrogate:
 
     def evaluate(self, pose_vec, edge_factor: float, occlusion_db=None, focus=None,
                  temperature_db: float = 1.0, grad: bool = True, edge_width_m: float | None = None,
-                 offsets=None, corner_temperature_db: float = 0.5, bias_db=None):
+                 offsets=None, corner_temperature_db: float = 0.5, bias_db=None, objective=None):
         """Plate-path power per target [dBm], the soft-min objective [dBm] and its gradient w.r.t.
         (x, y, z, yaw_deg, pitch_deg) [dB per m / per deg].
 
@@ -145,6 +124,8 @@ class PlateSurrogate:
         bias_db: [num_targets] constant shifts [dB] added to each target's power before the soft-min (the
         truth correction of `search.residual_correction`: it moves the soft-min's weights, not the
         per-target gradients); `power_dbm` is returned without it.
+        objective: what the per-target powers reduce to (`optimizer.objectives`; None: the soft-min of
+        `temperature_db`).
         """
         dr = self.dr
         pose_vec = np.asarray(pose_vec, float)
@@ -163,9 +144,9 @@ class PlateSurrogate:
             p_all, p_np = worst_over_lanes(p_all, p_np, n_tg, k_off, corner_temperature_db)
         if bias_db is not None:
             bias = np.asarray(bias_db, float).reshape(-1)
-            obj = softmin(p_all + to_float(bias), p_np + bias, focus, temperature_db)
+            obj = model_of(objective, temperature_db).model_dr(p_all + to_float(bias), p_np + bias, focus)
         else:
-            obj = softmin(p_all, p_np, focus, temperature_db)
+            obj = model_of(objective, temperature_db).model_dr(p_all, p_np, focus)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])
         gvec = np.zeros(5)
         if grad:
@@ -179,7 +160,7 @@ class PlateSurrogate:
 
     def evaluate_many(self, pose_vecs, edge_factor: float, occlusion_db=None, focus=None,
                       temperature_db: float = 1.0, edge_width_m: float | None = None, offsets=None,
-                      corner_temperature_db: float = 0.5):
+                      corner_temperature_db: float = 0.5, objective=None):
         """`evaluate` without the gradient for P poses at once, as one batch of lanes (pose-major, then
         target, then offset): the objective [dBm] per pose (`objective`, [P]) and the plate-path power
         [dBm] per pose and target (`power_dbm`, [P, N]), each equal to what `evaluate` gives that pose.
@@ -197,7 +178,7 @@ class PlateSurrogate:
         if k_off > 1:  # worst case over the offset poses, per (pose, target)
             p_all, p_np = worst_over_lanes(p_all, p_np, n_p * n_tg, k_off, corner_temperature_db)
         p_np = p_np.reshape(n_p, n_tg)
-        value = softmin_many(p_all, p_np, focus, temperature_db)
+        value = model_of(objective, temperature_db).model_dr_many(p_all, p_np, focus)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
             raise NumericsError(f"surrogate at pose {vecs[bad[0]].tolist()}: the objective is not finite "

@@ -17,7 +17,8 @@ import math
 
 import numpy as np
 
-from optimizer.physics.metrics import has_path, rss_stats, score
+from optimizer import objectives
+from optimizer.physics.metrics import has_path, rss_stats
 from optimizer.records import JointPose, PlatePose, PlateTolerance, ToleranceCheck
 
 OFFSET_AXES = ("along_m", "out_m", "up_m", "yaw_deg", "pitch_deg")
@@ -112,6 +113,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     `nominal_rss`: the truth at the pose itself if known (saves one evaluation)."""
     tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
+    objective = objectives.of(exp)
     names = [r.name for r in exp.plates()]
     per_plate = plate_offsets(exp, scale, interior, seed)
     poses = box_poses(pose, per_plate)
@@ -125,10 +127,10 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     early = fail_fast or stop_at_score is not None
 
     def stops(r) -> bool:
-        return ((fail_fast and not np.all(has_path(r) & (r >= thr)))
-                or (stop_at_score is not None and score(rss_stats(r, thr)) <= stop_at_score))
+        return ((fail_fast and not objective.holds(r))
+                or (stop_at_score is not None and objective.score_rss(r) <= stop_at_score))
 
-    nominal_stops = stop_at_score is not None and score(rss_stats(nominal, thr)) <= stop_at_score
+    nominal_stops = stop_at_score is not None and objective.score_rss(nominal) <= stop_at_score
     for i, p in enumerate([] if nominal_stops else poses):
         if cut[i] or (early and cut.any()):
             continue  # never traced: a cut fails the box (fail-fast: at once)
@@ -140,10 +142,10 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     offsets = all_offsets[traced] if len(traced) else np.zeros((0, 5))
     rss = np.array(rows).reshape(len(rows), -1) if rows else np.zeros((0, len(nominal)))
     all_rss = np.vstack([nominal[None, :], rss])
-    covered = np.all(has_path(all_rss) & (all_rss >= thr), axis=1)
+    covered = objective.holds_each(all_rss)
     worst_per_target = all_rss.min(axis=0)
-    per_pose = [rss_stats(r, thr) for r in all_rss]
-    worst_i = int(np.argmin([score(s) for s in per_pose]))
+    per_pose = [objective.stats(r) for r in all_rss]
+    worst_i = int(np.argmin([objective.score(s) for s in per_pose]))
     examined = len(traced) + int(cut.sum())  # poses whose outcome is known (traced, or cut)
     first_cut = int(np.flatnonzero(cut)[0]) if cut.any() else None
     plates = []
@@ -159,7 +161,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
             worst_min_rss_dbm=rss_stats(sub.min(axis=0), thr).min_rss_dbm,
             worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine])),
             cut_by=cuts[cut_k[0]][1] if cut_k.size else None))
-    nom, worst = per_pose[0], rss_stats(worst_per_target, thr)
+    nom, worst = per_pose[0], objective.stats(worst_per_target)
     result = ToleranceCheck(
         position_m=float(tol.position_m) * scale, yaw_deg=float(tol.yaw_deg) * scale,
         pitch_deg=float(tol.pitch_deg) * scale, poses_checked=len(rows) + 1,
@@ -169,7 +171,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
         worst_offset=(np.zeros(5) if worst_i == 0 else offsets[worst_i - 1]).tolist(),
         samples_per_src=int(samples_per_src or exp.solver.samples_per_src), pose=pose,
         target_worst_dbm=[float(v) if has_path(v) else None for v in worst_per_target],
-        failing_offsets=all_offsets[cut].tolist() + _worst_first(offsets, rss, covered[1:], thr), plates=plates,
+        failing_offsets=all_offsets[cut].tolist() + _worst_first(offsets, rss, covered[1:], objective), plates=plates,
         cut_by=None if first_cut is None else
         f"plate {names[cuts[first_cut][0]]!r} cuts {cuts[first_cut][1]!r}",
         cut_offset=None if first_cut is None else all_offsets[first_cut].tolist())
@@ -178,9 +180,9 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
                     "cut_offsets": all_offsets[cut], "evaluations": len(rows) + (0 if nominal_rss is not None else 1)}
 
 
-def _worst_first(offsets, rss, covered, thr) -> list[list[float]]:
+def _worst_first(offsets, rss, covered, objective) -> list[list[float]]:
     bad = np.flatnonzero(~covered)
-    order = sorted(bad, key=lambda i: score(rss_stats(rss[i], thr)))
+    order = sorted(bad, key=lambda i: objective.score_rss(rss[i]))
     return [offsets[i].tolist() for i in order]
 
 
@@ -189,11 +191,11 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     truth: bisect on the probe set (first the worst offset at s = 1), then confirm at the found scale on the
     offsets that failed at s = 1 and on the whole box; an offset that fails there joins the probe set and
     the bracket shrinks. Returns (scale, truth evaluations spent)."""
-    thr = exp.objective.coverage_threshold_dbm
+    objective = objectives.of(exp)
     if chk.holds:
         return 1.0, 0
-    if not chk.nominal.all_covered or chk.nominal.coverage < 1.0:
-        return 0.0, 0  # the pose itself does not cover: no box does
+    if not objective.met(chk.nominal):
+        return 0.0, 0  # the pose itself does not meet the objective's requirement: no box does
     pose = chk.pose
     spent = 0
 
@@ -209,7 +211,7 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
                 return flat[i]  # the plate cuts the scene there: a failure, not traced
             spent += 1
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
-            if not np.all(has_path(r) & (r >= thr)):
+            if not objective.holds(r):
                 return flat[i]
         return None
 
@@ -294,7 +296,7 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
     (`steps`, e.g. -2..2; the other axes nominal): {"along_m" [A], "yaw_deg" [Y], "min_rss_dbm" [Y, A]
     (-inf: a target without a path), "covered" [Y, A]}."""
     tol = exp.plates()[0].tolerance
-    thr = exp.objective.coverage_threshold_dbm
+    objective = objectives.of(exp)
     along = np.array([s * max(tol.position_m, 0.01) for s in steps])
     yaw = np.array([s * max(tol.yaw_deg, 0.1) for s in steps])
     mins = np.full((len(yaw), len(along)), -np.inf)
@@ -305,5 +307,5 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
             p = JointPose(plates=[offset_pose(pose.first, off), *pose.plates[1:]])
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
             mins[i, j] = float(np.min(r))
-            cov[i, j] = bool(np.all(has_path(r) & (r >= thr)))
+            cov[i, j] = objective.holds(r)
     return {"along_m": along, "yaw_deg": yaw, "min_rss_dbm": mins, "covered": cov}

@@ -159,6 +159,17 @@ class Pruning(Record):
     rungs: list[int]
 
 
+class ObjectiveResult(Record):
+    """What the run maximised (`objective.kind`, optimizer.objectives) and its truth value at the baseline and at
+    the winner (final sample count): min and percentile in dBm (null: a target without a path decides it),
+    coverage as the share of targets covered."""
+
+    kind: str = Field(description="min, percentile or coverage (optimizer.registry.OBJECTIVES)")
+    params: dict = Field(description="the kind's parameters (p [%], required [share], threshold [dBm], ...)")
+    baseline: float | None = Field(description="the objective's truth value without the plate")
+    winner: float | None = Field(description="the objective's truth value at the winning pose")
+
+
 class Summary(Record):
     """`summary.json`: everything a run found. Written last: its presence marks a complete run."""
 
@@ -177,6 +188,7 @@ class Summary(Record):
     solver: dict = Field(description="every effective PathSolver setting of the truth")
     baseline: RssStats = Field(description="truth without the plate, at the winner's sample count")
     winner: Winner = Field(description="the winning pose and its truth")
+    objective: ObjectiveResult | None = Field(default=None, description="the objective, at baseline and winner")
     gain_db: Gain = Field(description="winner minus baseline [dB], only where both sides have a path")
     coverage_gain: CoverageGain = Field(description="targets covered (and given a path) by the plate")
     worlds: list[WorldOutcome] = Field(description="every world: start, status, best pose and truth")

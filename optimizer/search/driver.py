@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from optimizer import objectives
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.physics import backend, tolerance
 from optimizer.physics.metrics import focus_mask, has_path, rss_stats
@@ -27,6 +28,7 @@ from optimizer.records import (
     Failure,
     Gain,
     JointPose,
+    ObjectiveResult,
     Pruning,
     ReusedSlot,
     RunMeta,
@@ -41,7 +43,6 @@ from optimizer.records import (
 from optimizer.records.text import fmt_db, fmt_pct, fmt_power
 from optimizer.search.space import PoseSpace
 from optimizer.search.tune import Collected, rungs
-from optimizer.search.world import robust_rank
 
 CONVERGENCE_LIMIT_DB = 1.0  # [dB] a winner's min RSS may move this much with a deeper or denser truth
 BOX_CUT_SAMPLES = 256  # poses of each mounting box (its corners, then seeded draws) tested against the scene
@@ -267,15 +268,17 @@ def target_rows(targets, base, win, thr: float, worst: list | None = None,
     return rows
 
 
-def world_rank(o: WorldOutcome, area_rank: int | None = None) -> tuple:
+def world_rank(o: WorldOutcome, area_rank: int | None = None, objective=None) -> tuple:
     """Worlds whose result was checked over the tolerance box first, by their worst case (see
-    `robust_rank`); the others (pruned, or tolerance off) by their nominal truth. Under sizes_m
+    `Objective.rank_check`); the others (pruned, or tolerance off) by their nominal truth. Under sizes_m
     (`area_rank`: the rank of the world's total plate area, 0 the smallest) a result that holds (tolerance
-    off: covers every target at its pose) ranks smaller plates first (optimizer.experiment.catalogue)."""
+    off: meets the objective at its pose) ranks smaller plates first (optimizer.experiment.catalogue).
+    `objective`: `optimizer.objectives` (None: min)."""
+    objective = objective or objectives.default()
     if o.tolerance is not None:
-        holds, worst, nominal = robust_rank(o.tolerance)
+        holds, worst, nominal = objective.rank_check(o.tolerance)
         return (True, holds, -(area_rank or 0) if holds else 0, worst, nominal)
-    covers = area_rank is not None and o.best is not None and o.best.coverage >= 1.0
+    covers = area_rank is not None and o.best is not None and objective.met(o.best)
     return (False, covers, -area_rank if covers else 0, o.score, o.score)
 
 
@@ -287,18 +290,20 @@ def _area_rank(o: WorldOutcome, options) -> int | None:
     return catalogue.area_ranks(options)[options.index(catalogue.as_option(o.size_m))]
 
 
-def size_results(outcomes: list[WorldOutcome], options, chosen, tol_on: bool = True) -> list[SizeResult]:
+def size_results(outcomes: list[WorldOutcome], options, chosen, tol_on: bool = True,
+                 objective=None) -> list[SizeResult]:
     """The best result of each size option (`world_rank` within the option's worlds), smallest area first;
-    `tol_on` False (every plate's tolerance off): `holds` is whether it covers every target at its pose."""
+    `tol_on` False (every plate's tolerance off): `holds` is whether it meets the objective at its pose."""
+    objective = objective or objectives.default()
     from optimizer.experiment import catalogue
 
     out = []
     for opt in options:
         mine = [o for o in outcomes if o.size_m is not None and catalogue.as_option(o.size_m) == opt]
         ran = [o for o in mine if o.best is not None]
-        best = max(ran, key=lambda o: world_rank(o, 0)) if ran else None
+        best = max(ran, key=lambda o: world_rank(o, 0, objective)) if ran else None
         chk = best.tolerance if best is not None else None
-        holds = chk.holds if chk is not None else (best.best.coverage >= 1.0 if best is not None and not tol_on
+        holds = chk.holds if chk is not None else (objective.met(best.best) if best is not None and not tol_on
                                                    else None)
         out.append(SizeResult(
             size_m=[list(s) for s in opt], area_m2=catalogue.total_area(opt), worlds=[o.world for o in mine],
@@ -366,17 +371,19 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
 
     rs = prep.rs
     thr = exp.objective.coverage_threshold_dbm
+    objective = objectives.of(exp)
     space = PoseSpace.of(exp)
     options = catalogue.options(exp) if catalogue.has_catalogue(exp) else None
     outcomes = [_outcome(c, space, exp.search.steps, options) for c in collected]
     candidates = [o for o in outcomes if o.best is not None]
     if not candidates:
         raise ReflectoptError("every world failed; see the errors above (summary.json not written)")
-    best = max(candidates, key=lambda o: world_rank(o, _area_rank(o, options)))
+    best = max(candidates, key=lambda o: world_rank(o, _area_rank(o, options), objective))
     sizes: list[SizeResult] = []
     if options:  # the winner's sizes: its own experiment and scene from here on
         chosen = catalogue.as_option(best.size_m)
-        sizes = size_results(outcomes, options, chosen, tol_on=any(r.tolerance.active for r in exp.plates()))
+        sizes = size_results(outcomes, options, chosen, tol_on=any(r.tolerance.active for r in exp.plates()),
+                             objective=objective)
         at_smallest = chosen == catalogue.of_plates(exp)  # the driver's scene has the catalogue's smallest plates
         exp = catalogue.sized(exp, chosen)
         if not at_smallest:
@@ -389,6 +396,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     base_final = rs.rss_dbm(None, samples_per_src=final_samples)
     win_final = rs.rss_dbm(win_pose, samples_per_src=final_samples)
     base_m, win_m = rss_stats(base_final, thr), rss_stats(win_final, thr)
+    objective_result = ObjectiveResult(kind=objective.kind, params=objective.params(),
+                                       baseline=objective.truth(base_final), winner=objective.truth(win_final))
     conv, conv_evals = convergence(rs, exp, win_pose, run_truth, win_final, thr)
     # truth evaluations in the driver: the baseline, the winner at the run's settings, baseline and winner
     # at the final sample count, which plate serves each target, the convergence check, the tolerance margin
@@ -454,7 +463,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         created_utc=meta.created_utc, finished_utc=now_utc(), wall_time_s=round(time.perf_counter() - t_start, 3),
         scene=exp.scene, frequency_hz=exp.frequency_hz, device="+".join(devices) or "cpu", output=meta.run_uri,
         threshold_dbm=thr, targets_count=n, solver=exp.solver.effective(), baseline=base_m,
-        winner=winner, gain_db=_gain(base_final, win_final),
+        winner=winner, objective=objective_result, gain_db=_gain(base_final, win_final),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
                                    gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
         worlds=outcomes, failures=failures, reused=reused, sizes=sizes, counts=counts, evaluations=evaluations,

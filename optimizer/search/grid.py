@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optimizer.errors import ConfigError
-from optimizer.physics.metrics import rss_stats, score
+from optimizer import objectives
+from optimizer.physics.metrics import rss_stats
 from optimizer.search.space import PoseSpace
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
         raise ConfigError(f"grid: {len(poses)} poses exceed the limit of {max_evals}; raise --spacing or "
                           "--yaw-step, or use --refine with a coarse grid")
     thr = exp.objective.coverage_threshold_dbm
+    objective = objectives.of(exp)
     results = []
     skipped = [0]
     t0 = time.perf_counter()
@@ -76,7 +78,7 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
         batch = [vec for vec, r in zip(batch, why) if r is None]
         for i, vec in enumerate(batch):
             rss = radio_scene.rss_dbm(space.to_pose(vec))
-            results.append((score(rss_stats(rss, thr)), vec, rss))
+            results.append((objective.score_rss(rss), vec, rss))
             if progress and (i + 1) % max(1, len(batch) // 20) == 0:
                 sys.stderr.write(f"\r[grid] {label}: {i + 1}/{len(batch)} poses, {time.perf_counter() - t0:.0f} s")
                 sys.stderr.flush()

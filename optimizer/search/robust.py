@@ -32,7 +32,7 @@ import numpy as np
 from optimizer.constants import (ROBUST_ACTIVE, ROBUST_EXPANSIONS, ROBUST_MAX_ACTIVE, ROBUST_MIN_GAIN_DB, ROBUST_MIN_TOL,
                                  ROBUST_START_TOL)
 from optimizer.physics import tolerance
-from optimizer.physics.metrics import rss_stats, score
+from optimizer import objectives
 from optimizer.records import JointPose, RssStats, ToleranceCheck
 from optimizer.search import compass
 
@@ -49,7 +49,7 @@ def budget(exp: Experiment) -> int:
 class _Polish:
     def __init__(self, rs, exp: Experiment, space: PoseSpace, limit: int):
         self.rs, self.exp, self.space = rs, exp, space
-        self.thr = exp.objective.coverage_threshold_dbm
+        self.objective = objectives.of(exp)
         self.limit = int(limit)
         self.spent = 0
         self.active: list[tuple[int, tuple[float, ...]]] = []  # (plate, offset): the box poses that were worst
@@ -61,11 +61,11 @@ class _Polish:
     def _truth(self, pose: JointPose) -> tuple[RssStats, np.ndarray]:
         self.spent += 1
         rss = np.asarray(self.rs.rss_dbm(pose), float)
-        return rss_stats(rss, self.thr), rss
+        return self.objective.stats(rss), rss
 
     def learn(self, raw: dict, k: int = ROBUST_ACTIVE):
         """Add the `k` worst traced poses of a check to the active set (most recent first, capped)."""
-        scores = [score(rss_stats(r, self.thr)) for r in raw["rss"]]
+        scores = [self.objective.score_rss(r) for r in raw["rss"]]
         new = [(int(raw["plates"][i]), tuple(np.round(raw["offsets"][i], 12))) for i in np.argsort(scores)[:k]]
         self.active = list(dict.fromkeys(new + self.active))[:ROBUST_MAX_ACTIVE]
 
@@ -77,11 +77,11 @@ class _Polish:
         if self.left < 1 + len(self.active):
             return None
         stats, nominal = self._truth(pose)
-        low = score(stats)
-        if low <= floor or not stats.all_covered:
+        low = self.objective.score(stats)
+        if low <= floor or not self.objective.met(stats):
             return None
         for plate, off in self.active:
-            low = min(low, score(self._truth(tolerance.moved(pose, plate, off))[0]))
+            low = min(low, self.objective.score(self._truth(tolerance.moved(pose, plate, off))[0]))
             if low <= floor:
                 return None
         return low, nominal
@@ -98,13 +98,13 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
     free = np.flatnonzero(space.free)
     cost = tolerance.box_cost(exp)
     if (not free.size or limit < cost or chk.pose is None or chk.cut_by is not None
-            or not chk.nominal.all_covered):
+            or not objectives.of(exp).met(chk.nominal)):
         return chk, 0
     run = _Polish(rs, exp, space, limit)
     run.learn(raw)
     tol_unit = space.tolerance_unit(tolerances(exp))
     center = space.to_unit(space.to_vec(chk.pose))
-    current = score(chk.worst)
+    current = run.objective.score(chk.worst)
     delta, k, fails = ROBUST_START_TOL, 0, 0
     while delta >= ROBUST_MIN_TOL and run.left >= cost:
         axis, sign = compass.direction(free, k)
@@ -126,9 +126,9 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
             run.spent += new_raw["evaluations"]
             better = (new.complete and new.cut_by is None and new.nominal.all_covered
                       and ((new.holds and not chk.holds)
-                           or (new.holds == chk.holds and score(new.worst) > current + ROBUST_MIN_GAIN_DB)))
+                           or (new.holds == chk.holds and run.objective.score(new.worst) > current + ROBUST_MIN_GAIN_DB)))
             if better:
-                chk, center, current, moved = new, best_unit, score(new.worst), True
+                chk, center, current, moved = new, best_unit, run.objective.score(new.worst), True
             if len(new_raw["rss"]):
                 run.learn(new_raw, ROBUST_ACTIVE if better else 1)  # a refutation: the pose that stopped it
         if moved:

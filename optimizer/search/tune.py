@@ -100,11 +100,9 @@ def _trainable_class():
             return row
 
         def _score(self) -> float:
-            """What the pruner ranks: the best truth's score (under sizes_m: `metrics.sized_score`)."""
-            from optimizer.physics.metrics import sized_score
-
+            """What the pruner ranks: the best truth's score (under sizes_m: `Objective.sized_score`)."""
             best = self.world.best
-            return best.score if self.size_rank is None else sized_score(best.truth, *self.size_rank)
+            return best.score if self.size_rank is None else self.world.objective.sized_score(best.truth, *self.size_rank)
 
         def save_checkpoint(self, checkpoint_dir):
             Path(checkpoint_dir, WORLD_STATE_FILE).write_text(self.world.get_state().to_json(indent=None))

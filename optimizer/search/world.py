@@ -26,7 +26,8 @@ from optimizer.constants import (
     WARMUP_LR_FRACTION,
 )
 from optimizer.errors import ReflectoptError
-from optimizer.physics.metrics import focus_mask, rss_stats, score, softmin_db
+from optimizer import objectives
+from optimizer.physics.metrics import focus_mask
 from optimizer.records import (Adam, BestSoFar, JointPose, PlatePose, RssStats, ToleranceCheck, WorldState,
                                WorldStep)
 from optimizer.search import compass
@@ -37,11 +38,6 @@ from optimizer.search.space import PoseSpace
 TOLERANCE_CANDIDATES = 2  # distinct best poses a world checks over the tolerance box at its end
 OVERLAP_BACKTRACKS = 4  # halvings of an Adam step that is rejected (overlap, scene cut) before it is dropped
 
-
-def robust_rank(chk: ToleranceCheck) -> tuple:
-    """Worlds and candidates rank by their worst case over the tolerance box: holding first, then the worst
-    case's score, then the nominal score."""
-    return (chk.holds, score(chk.worst), score(chk.nominal))
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
@@ -63,6 +59,7 @@ class World:
             baseline_rss = self.rs.rss_dbm(None)
         self.baseline_rss = np.asarray(baseline_rss, float)
         obj = exp.objective
+        self.objective = objectives.of(exp)
         self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db)
         self.initial_pose = JointPose.of(initial_pose)
         self.unit = self.space.project_unit(self.space.to_unit(self.space.to_vec(self.initial_pose)))
@@ -150,11 +147,10 @@ class World:
 
     def record(self, pose: JointPose, rss) -> ModeStep:
         """Statistics of one truth evaluation; remembered if it is the best so far."""
-        obj = self.exp.objective
-        stats = rss_stats(rss, obj.coverage_threshold_dbm)
+        stats = self.objective.stats(rss)
         result = ModeStep(pose=pose, rss=np.asarray(rss, float), stats=stats,
-                          objective_dbm=softmin_db(rss, obj.softmin_temperature_db, self.focus))
-        sc = score(stats)
+                          objective_dbm=self.objective.model(rss, self.focus))
+        sc = self.objective.score(stats)
         found = BestSoFar(pose=pose, truth=stats, score=sc, step=self.step_index)
         if self.best is None or sc > self.best.score:
             self.best = found
@@ -188,7 +184,7 @@ class World:
             checks.append((chk, raw))
             if chk.holds:
                 break
-        chk, raw = max(checks, key=lambda c: robust_rank(c[0]))
+        chk, raw = max(checks, key=lambda c: self.objective.rank_check(c[0]))
         self.tolerance, spent = robust.worst_case_polish(self.rs, self.exp, self.space, chk, raw,
                                                          robust.budget(self.exp))
         self.evaluations += spent

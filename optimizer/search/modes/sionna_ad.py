@@ -14,7 +14,6 @@ import numpy as np
 
 from optimizer.constants import NO_PATH_FLOOR_DBM
 from optimizer.errors import NumericsError
-from optimizer.physics.surrogate import softmin
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 
 
@@ -60,7 +59,7 @@ def _interleave(values):
     return out
 
 
-def rss_dbm_with_grad(rs, pose, focus, temperature_db: float):
+def rss_dbm_with_grad(rs, pose, focus, objective):
     """RSS per target [dBm] (-inf: no path) and the gradient of the soft-min over the focus targets w.r.t.
     (x, y, z, yaw_deg, pitch_deg) of the first plate."""
     import drjit as dr
@@ -93,7 +92,7 @@ def rss_dbm_with_grad(rs, pose, focus, temperature_db: float):
             db_np = np.array(dr.detach(db), dtype=float)
             if not np.isfinite(np.array(dr.detach(per_rx), dtype=float)).all():
                 bad = "received power"
-            obj = softmin(db, db_np, focus, temperature_db)
+            obj = objective.model_dr(db, db_np, focus)
             dr.backward(obj, flags=dr.ADFlag.Default | dr.ADFlag.AllowNoGrad)
             grad = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
             if bad is None and not np.isfinite(grad).all():
@@ -118,7 +117,7 @@ class SionnaMode(GradientMode):
     def step(self) -> ModeStep:
         w = self.world
         pose = w.pose
-        rss, grad = rss_dbm_with_grad(w.rs, pose, w.focus, w.exp.objective.softmin_temperature_db)
+        rss, grad = rss_dbm_with_grad(w.rs, pose, w.focus, w.objective)
         w.evaluations += 1
         result = w.record(pose, rss)
         w.adam_ascent(grad[: w.space.dim] * w.space.span, w.learning_rate(w.progress()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.constants import SPSA_C0
-from optimizer.physics.metrics import score
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 
 
@@ -22,4 +21,4 @@ class SpsaMode(GradientMode):
         down = w.truth(space.project_unit(w.unit - c * delta))
         g = (up.objective_dbm - down.objective_dbm) / (2 * c) * delta
         w.adam_ascent(g, w.learning_rate(w.progress()))
-        return up if score(up.stats) >= score(down.stats) else down
+        return up if w.objective.score(up.stats) >= w.objective.score(down.stats) else down

@@ -39,7 +39,6 @@ from optimizer.constants import (
     TRUST_MIN,
     TRUST_MIN_PREDICTED_DB,
 )
-from optimizer.physics.metrics import softmin_db
 from optimizer.physics.geometry import specular_yaw_pitch, wavelength_m
 from optimizer.physics.tolerance import corner_offsets, half_widths
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
@@ -149,7 +148,7 @@ class SurrogateMode(GradientMode):
     def _multi_eval(self, vec, frac: float, occl, grad: bool = True) -> dict:
         w = self.world
         return self.surrogate.evaluate(self._plate_vecs(vec), w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
-                                       temperature_db=w.exp.objective.softmin_temperature_db, grad=grad,
+                                       objective=w.objective, grad=grad,
                                        offsets=self.offsets)
 
     def _multi_explore(self, frac: float) -> bool:
@@ -188,7 +187,7 @@ class SurrogateMode(GradientMode):
         vecs = [space.from_unit(u) for u in cands]
         occl = self._multi_occlusion(vecs)
         scores = self.surrogate.evaluate_many([self._plate_vecs(v) for v in vecs], w.edge_factor(frac), occlusion_db=occl,
-                                              focus=w.focus, temperature_db=w.exp.objective.softmin_temperature_db,
+                                              focus=w.focus, objective=w.objective,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
         return self._jump(cands, scores)
 
@@ -250,8 +249,7 @@ class SurrogateMode(GradientMode):
         vecs = [space.from_unit(u) for u in cands]
         occl = self.occlusion_db_batch(vecs)
         k = w.edge_factor(frac)
-        temp = w.exp.objective.softmin_temperature_db
-        scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, temperature_db=temp,
+        scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, objective=w.objective,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
         return self._jump(cands, scores)  # every score is finite (evaluate_many raises otherwise)
 
@@ -260,7 +258,6 @@ class SurrogateMode(GradientMode):
             return self._multi_step()
         w = self.world
         s = w.exp.search
-        temp = w.exp.objective.softmin_temperature_db
         moved = self.explore(w.progress()) if self._explore_due() else False
         bias = self.residual if s.residual_correction else None
         surrogate_obj = None
@@ -269,30 +266,30 @@ class SurrogateMode(GradientMode):
             vec = w.space.from_unit(w.unit)
             occl = self.occlusion_db_batch([vec])[0]
             r = self.surrogate.evaluate(vec, w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
-                                        temperature_db=temp, offsets=self.offsets, bias_db=bias)
+                                        objective=w.objective, offsets=self.offsets, bias_db=bias)
             surrogate_obj = r["objective"]
             w.adam_ascent(r["grad"][: w.space.dim] * w.space.span, w.learning_rate(frac) * self.trust)
         before = self.last_objective
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
         if s.residual_correction or s.trust_region:
-            self._correct(result, before, bias, moved, temp)
+            self._correct(result, before, bias, moved)
         self.last_objective = float(result.objective_dbm)
         return result
 
-    def _correct(self, result: ModeStep, before: float | None, bias, moved: bool, temp: float):
+    def _correct(self, result: ModeStep, before: float | None, bias, moved: bool):
         """Refresh the residual from the truth just seen; update the trust factor from how the truth's gain
         compares with the gain the corrected model predicted for this step."""
         w = self.world
         vec = w.space.from_unit(w.unit)
         occl = self.occlusion_db_batch([vec])[0]
         model = self.surrogate.evaluate(vec, w.edge_factor(w.progress(w.exp.search.inner_steps - 1)),
-                                        occlusion_db=occl, focus=w.focus, temperature_db=temp, grad=False,
+                                        occlusion_db=occl, focus=w.focus, objective=w.objective, grad=False,
                                         offsets=self.offsets)["power_dbm"]
         prev, self.last_model = self.last_model, model
         if w.exp.search.trust_region and before is not None and prev is not None and not moved:
             shift = 0.0 if bias is None else bias  # the same correction on both sides of the step
-            predicted = softmin_db(model + shift, temp, w.focus) - softmin_db(prev + shift, temp, w.focus)
+            predicted = w.objective.model(model + shift, w.focus) - w.objective.model(prev + shift, w.focus)
             actual = result.objective_dbm - before
             if predicted > TRUST_MIN_PREDICTED_DB:
                 ratio = actual / predicted
