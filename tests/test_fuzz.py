@@ -89,6 +89,11 @@ def _chain_archive(target: str):
 CASES = [
     # wrong types
     Case("freq-text", "frequency_hz", _set("frequency_hz", "abc")),
+    # objective kinds (issue 24): p outside 0..100, required outside 0..1, a parameter of another kind
+    Case("objective-p-120", "objective.p", _set("objective", {"kind": "percentile", "p": 120})),
+    Case("objective-required-2", "objective.required", _set("objective", {"kind": "coverage", "required": 2})),
+    Case("objective-kind", "objective.kind", _set("objective", {"kind": "median"})),
+    Case("objective-p-of-min", "objective", _set("objective", {"kind": "min", "p": 5})),
     Case("tx-not-list", "transmitters", _set("transmitters", "ap1"), example=1),
     Case("steps-text", "search.steps", _set("search.steps", "many"), example=2),
     Case("depth-float", "solver.max_depth", _set("solver.max_depth", 2.5)),

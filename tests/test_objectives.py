@@ -1,0 +1,166 @@
+"""The objective kinds (optimizer.objectives, issues 21 and 24): each truth value against numpy on hand-made RSS
+arrays, each model against a central finite difference, the Dr.Jit model against the numpy one, the `min`
+ranking against its formula written out here, and the tolerance rule ("holds") per kind."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from optimizer.constants import NO_PATH_FLOOR_DBM
+from optimizer.objectives import default
+from optimizer.physics.metrics import rss_stats
+from optimizer.registry import OBJECTIVES
+from worlds_helpers import street
+
+RSS = np.array([-95.0, -80.5, -70.25, -88.0, -60.0, -91.5, -89.9, -75.0, -102.0, -84.0])
+NO_PATH = np.array([-np.inf, -80.5, -70.25, -88.0, -60.0])
+
+
+def _obj(kind, **params):
+    return OBJECTIVES.get(kind).with_settings(temperature_db=2.0, threshold_dbm=-90.0, **params)
+
+
+def test_registry_lists_min_first():
+    assert OBJECTIVES.names()[:3] == ["min", "percentile", "coverage"]
+    assert street().objective.kind == "min"
+
+
+def test_min_truth_is_the_minimum():
+    assert _obj("min").truth(RSS) == np.min(RSS)
+    assert _obj("min").truth(NO_PATH) is None  # a target without a path decides it
+
+
+@pytest.mark.parametrize("p", [0.0, 5.0, 12.5, 50.0, 95.0, 100.0])
+def test_percentile_truth_is_numpy_linear_interpolation(p):
+    """Linear interpolation: sorted ascending, rank (n - 1) p / 100 between its neighbours (written out here,
+    and numpy's default method agrees)."""
+    s = np.sort(RSS)
+    rank = (s.size - 1) * p / 100.0
+    lo, hi = math.floor(rank), math.ceil(rank)
+    by_hand = s[lo] + (s[hi] - s[lo]) * (rank - lo)
+    got = _obj("percentile", p=p).truth(RSS)
+    assert got == pytest.approx(by_hand, abs=1e-12)
+    assert got == pytest.approx(np.percentile(RSS, p, method="linear"), abs=1e-12)
+
+
+def test_percentile_without_a_path_counts_the_floor():
+    # p = 50 of five values: the third lowest, above the no-path target; p = 0: the no-path target itself
+    assert _obj("percentile", p=50).truth(NO_PATH) == -80.5
+    assert _obj("percentile", p=0).truth(NO_PATH) is None
+    assert _obj("percentile", p=10).truth(NO_PATH) == pytest.approx(0.6 * NO_PATH_FLOOR_DBM + 0.4 * -88.0)
+
+
+def test_coverage_truth_is_the_share_at_or_above_the_threshold():
+    assert _obj("coverage").truth(RSS) == np.mean(RSS >= -90.0) == 0.7
+    assert _obj("coverage").truth(np.array([-90.0, -np.inf])) == 0.5  # at the threshold counts
+
+
+def test_min_score_is_todays_formula():
+    """min RSS (no path: the floor), + 0.01 coverage - 0.01 no-path share (capped at 100) + 1e-6 mean above
+    the floor (capped at 1000), in this order (bit for bit: the winners of today's runs)."""
+    for r in (RSS, NO_PATH, np.full(3, -np.inf)):
+        st = rss_stats(r, -90.0)
+        mn = NO_PATH_FLOOR_DBM if st.min_rss_dbm is None else max(st.min_rss_dbm, NO_PATH_FLOOR_DBM)
+        mean = (NO_PATH_FLOOR_DBM if st.mean_rss_dbm is None else max(st.mean_rss_dbm, NO_PATH_FLOOR_DBM)) \
+            - NO_PATH_FLOOR_DBM
+        ref = mn + 1e-2 * st.coverage - 1e-2 * min(st.no_path, 100) / 100.0 + 1e-6 * min(mean, 1000.0)
+        assert _obj("min").score(st) == ref  # exact
+
+
+def test_rankings_follow_each_kind():
+    a = np.array([-85.0, -85.0, -85.0, -85.0])  # min -85, all covered, no margin beyond 5 dB
+    b = np.array([-95.0, -60.0, -60.0, -60.0])  # min -95, 3 of 4 covered, wide margins
+    c = np.array([-89.0, -89.0, -89.0, -89.0])  # all covered, 1 dB margin
+    m, pc, cv = _obj("min"), _obj("percentile", p=50), _obj("coverage")
+    assert m.score_rss(a) > m.score_rss(b)
+    assert pc.score_rss(b) > pc.score_rss(a)  # the median: -60 above -85
+    assert cv.score_rss(a) > cv.score_rss(b)  # 4 of 4 above 3 of 4, whatever the margin
+    assert cv.score_rss(a) > cv.score_rss(c)  # same share: the worst covered margin (5 dB above 1 dB)
+
+
+def test_holds_follows_the_objective():
+    r = np.array([-80.0] * 19 + [-95.0])  # 95 % covered, the 5th percentile at -80.75
+    assert not _obj("min").holds(r)
+    assert _obj("coverage", required=0.95).holds(r) and not _obj("coverage", required=0.96).holds(r)
+    assert not _obj("coverage").holds(r)  # default required: 1
+    assert _obj("percentile", p=10).holds(r) and not _obj("percentile", p=1).holds(r)
+    assert list(_obj("coverage", required=0.95).holds_each(np.vstack([r, r - 20]))) == [True, False]
+    assert _obj("coverage", required=0.95).met(rss_stats(r, -90.0))
+
+
+@pytest.mark.parametrize("kind,params", [("min", {}), ("percentile", {"p": 5}), ("percentile", {"p": 50}),
+                                         ("coverage", {})])
+def test_model_gradient_matches_finite_difference(kind, params):
+    """The model's gradient (what the surrogate's AD sees) = central finite difference of the model value, per
+    target, within 1e-5 (absolute) + 1e-4 of the largest component; focus targets only."""
+    obj = _obj(kind, **params)
+    v = RSS.copy()
+    focus = RSS < -70.0
+    _, g = obj.model_grad(v, focus)
+    h = 1e-4
+    fd = np.array([(obj.model(v + h * e, focus) - obj.model(v - h * e, focus)) / (2 * h) for e in np.eye(v.size)])
+    assert np.abs(g).max() > 1e-3
+    assert np.all(g[~focus] == 0)
+    np.testing.assert_allclose(g, fd, atol=1e-5 + 1e-4 * np.abs(fd).max())
+
+
+def test_soft_quantile_tends_to_the_quantile():
+    """As the temperature shrinks, the percentile's model tends to a value between the neighbours of its rank."""
+    obj = OBJECTIVES.get("percentile").with_settings(temperature_db=0.01, threshold_dbm=-90.0, p=50)
+    s = np.sort(RSS)
+    assert s[4] - 0.1 <= obj.model(RSS) <= s[5] + 0.1
+
+
+@pytest.mark.parametrize("kind,params", [("min", {}), ("percentile", {"p": 20}), ("coverage", {})])
+def test_drjit_model_matches_numpy_value_and_gradient(kind, params):
+    """The Dr.Jit model value (float32 lanes) = the numpy model to 1e-3 dB; its reverse-mode gradient = the numpy
+    gradient to 1e-4; the batched version = the single one."""
+    from optimizer.physics import backend
+
+    backend.init("cpu", threads=1)
+    import drjit as dr
+    import mitsuba as mi
+
+    from optimizer.physics.surrogate import to_float
+
+    obj = _obj(kind, **params)
+    v = RSS.astype(np.float32).astype(float)
+    focus = RSS < -70.0
+    x = to_float(v)
+    dr.enable_grad(x)
+    out = obj.model_dr(x, v, focus)
+    dr.backward(out)
+    value, grad = obj.model_grad(v, focus)
+    assert float(np.array(dr.detach(out)).reshape(-1)[0]) == pytest.approx(value, abs=1e-3)
+    np.testing.assert_allclose(np.array(dr.grad(x), dtype=float), grad, atol=1e-4)
+    many = obj.model_dr_many(mi.Float(np.tile(v, 2).astype(np.float32)), np.vstack([v, v]), focus)
+    np.testing.assert_allclose(many, [value, value], atol=1e-3)
+
+
+def test_default_objective_is_the_experiment_min():
+    from optimizer import objectives
+
+    exp = street()
+    a, b = objectives.of(exp), default(exp.objective.softmin_temperature_db, exp.objective.coverage_threshold_dbm)
+    assert a.kind == b.kind == "min" and a.model(RSS) == b.model(RSS) and a.score_rss(RSS) == b.score_rss(RSS)
+
+
+def test_objective_parameters_are_checked():
+    from optimizer.errors import ConfigError
+
+    assert street(objective={"kind": "percentile", "p": 5}).objective.p == 5
+    assert street(objective={"kind": "coverage", "required": 0.95}).objective.required == 0.95
+    for bad in ({"kind": "percentile", "p": -1}, {"kind": "coverage", "required": 1.5}, {"kind": "min", "p": 5},
+                {"kind": "percentile", "required": 0.5}, {"kind": "nope"}):
+        with pytest.raises((ConfigError, ValueError)):
+            street(objective=bad)
+
+
+def test_min_experiment_hashes_as_before():
+    """An experiment without objective kinds hashes as it did before they existed (resume, re-runs)."""
+    exp = street()
+    assert '"kind"' not in exp.canonical_json().split('"objective"')[1].split("}")[0]
+    assert street(objective={"kind": "coverage"}).sha256() != exp.sha256()
