@@ -164,3 +164,57 @@ def test_min_experiment_hashes_as_before():
     exp = street()
     assert '"kind"' not in exp.canonical_json().split('"objective"')[1].split("}")[0]
     assert street(objective={"kind": "coverage"}).sha256() != exp.sha256()
+
+
+# --- targets.area ---------------------------------------------------------------------------------------------
+AREA = {"polygon": [[26.0, -22.0], [36.0, -22.0], [36.0, -18.0], [26.0, -18.0]], "z": 1.5, "spacing_m": 1.0}
+
+
+def test_area_samples_the_polygon_grid():
+    """A 10 m x 4 m rectangle at 1 m: 11 x 5 points, boundary included, row by row; a triangle keeps the
+    points on or below its diagonal."""
+    exp = street(targets={"area": AREA})
+    pts = np.array(exp.target_points())
+    assert pts.shape == (55, 3) and np.all(pts[:, 2] == 1.5)
+    assert pts[:11, 0].tolist() == list(np.arange(26.0, 37.0)) and np.all(pts[:11, 1] == -22.0)
+    tri = street(targets={"area": {"polygon": [[0, 0], [4, 0], [4, 4]], "spacing_m": 1.0}}).target_points()
+    assert len(tri) == 15 and all(y <= x for x, y, _ in tri)
+    both = street(targets={"points": [[24.0, -32.0, 1.5]], "area": [AREA, AREA]})
+    assert len(both.target_points()) == 111 and both.target_key(0) == "targets.points[0]"
+    assert both.target_key(60) == "targets.area[1] (its point 4)"
+
+
+def test_area_points_inside_a_building_are_dropped_and_counted():
+    """building_5 of the street canyon is a box whose west wall stands at x = 31.52 m (y -34..-11): of the
+    area's columns x = 26..36, those at x >= 32 (5 columns of 5 points) lie inside it."""
+    from optimizer.physics.scene import RadioScene
+
+    exp = street(targets={"points": [[24.0, -32.0, 1.5]], "area": AREA})
+    rs = RadioScene(exp, device="cpu", threads=1)
+    assert rs.targets_dropped == 25 and len(rs.targets) == 1 + 30
+    assert rs.targets[0].tolist() == [24.0, -32.0, 1.5] and rs.targets[1:, 0].max() == 31.0
+
+    from optimizer.errors import ConfigError
+
+    inside = street(targets={"points": [[24.0, -32.0, 1.5]],
+                             "area": {"polygon": [[34, -30], [40, -30], [40, -20]], "spacing_m": 2.0}})  # 1+2+4+6 points
+    with pytest.raises(ConfigError, match=r"^targets.area\[0\]: all 13 of its points lie inside buildings"):
+        RadioScene(inside, device="cpu", threads=1)
+
+
+@pytest.mark.parametrize("area,words", [
+    ({"polygon": [[0, 0], [1, 0]]}, "at least 3 points"),
+    ({"polygon": [[0, 0], [4, 4], [4, 0], [0, 4]]}, "not simple"),  # a bow tie
+    ({"polygon": [[0, 0], [1, 0], [2, 0]]}, "not simple"),  # no area
+    ({"polygon": [[0, 1], [1, 0], [1, 1]], "spacing_m": 3.0}, "no grid point"),  # the grid: (0, 0) alone
+])
+def test_bad_area_is_one_line_naming_the_key(area, words, tmp_path, capsys):
+    from optimizer.cli.main import main
+    from worlds_helpers import STREET, write_yaml
+
+    data = {**STREET, "targets": {"area": {"z": 1.5, "spacing_m": 1.0, **area}}}
+    f = write_yaml(tmp_path / "bad.yaml", data)
+    assert main(["run", str(f), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "targets.area" in err[0] and words in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -171,7 +171,8 @@ def _tolerance(rs, exp, pose, samples: int, at_run):
 
     chk, _ = tolerance.check(rs, pose, exp, samples_per_src=samples, nominal_rss=at_run)
     scale, _ = tolerance.margin(rs, exp, chk, samples_per_src=samples)
-    return chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(exp, chk, scale)})
+    return chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(exp, chk, scale,
+                                                                                          rs.targets)})
 
 
 def _print_tolerance(exp, chk):

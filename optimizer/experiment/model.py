@@ -206,14 +206,45 @@ class Region(_Strict):
         return self
 
 
+class Area(_Strict):
+    """Targets over a polygon (optimizer.experiment.areas): grid points at `spacing_m` inside it at height `z`;
+    those inside buildings are dropped when the scene loads."""
+
+    polygon: list[Vec2] = Field(description="corners [[x, y], ...] [m], in order, at least 3, not crossing")
+    z: Metres = 1.5
+    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
+
+    @model_validator(mode="after")
+    def _simple(self):
+        from optimizer.experiment import areas
+
+        why = areas.polygon_problem(self.polygon)
+        if why:
+            raise ValueError(why)
+        n = areas.grid_count(self.polygon, self.spacing_m)
+        if not n <= MAX_TARGETS:
+            count = f"{math.floor(n):.3g}" if math.isfinite(n) else "too many"
+            raise ValueError(f"area gives up to {count} targets (limit {MAX_TARGETS}); raise spacing_m")
+        if not len(areas.sample(self.polygon, self.z, self.spacing_m)):
+            raise ValueError(f"no grid point at spacing_m {self.spacing_m:g} lies in the polygon; lower spacing_m")
+        return self
+
+
 class Targets(_Strict):
     points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
     region: Region | None = None
+    area: list[Area] | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
+
+    @field_validator("area", mode="before")
+    @classmethod
+    def _one_area(cls, v):
+        return [v] if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _some(self):
-        if not self.points and self.region is None:
-            raise ValueError("no targets: give points: [[x, y, z], ...] and/or region: {min, max, z, spacing_m}")
+        if not self.points and self.region is None and not self.area:
+            raise ValueError("no targets: give points: [[x, y, z], ...], region: {min, max, z, spacing_m} and/or "
+                             "area: {polygon: [[x, y], ...], z, spacing_m}")
         return self
 
 
@@ -504,7 +535,8 @@ class Experiment(_Strict):
         return list(self.reflectors) if self.reflectors is not None else [self.reflector]
 
     def target_points(self):
-        """All target points [m] as a list of [x, y, z]: explicit points, then the region grid."""
+        """All target points [m] as a list of [x, y, z]: explicit points, then the region grid, then each area's
+        points (before the scene drops those inside buildings: `areas.outside_buildings`)."""
         pts = [list(map(float, p)) for p in self.targets.points]
         r = self.targets.region
         if r is not None:
@@ -513,13 +545,22 @@ class Experiment(_Strict):
             for j in range(ny):
                 for i in range(nx):
                     pts.append([r.min[0] + i * r.spacing_m, r.min[1] + j * r.spacing_m, float(r.z)])
-        return pts
+        from optimizer.experiment import areas
+
+        return pts + [p for a in self.targets.area or [] for p in areas.sample(a.polygon, a.z, a.spacing_m).tolist()]
 
     def target_key(self, i: int) -> str:
         """Where target `i` of `target_points()` comes from: `targets.points[i]`, or `targets.region` (a
         point of its grid)."""
         n = len(self.targets.points)
-        return f"targets.points[{i}]" if i < n else f"targets.region (its point {i - n})"
+        if i < n:
+            return f"targets.points[{i}]"
+        from optimizer.experiment import areas
+
+        for k, (s, e) in enumerate(areas.spans(self)):
+            if s <= i < e:
+                return f"targets.area[{k}] (its point {i - s})"
+        return f"targets.region (its point {i - n})"
 
     def final_samples(self) -> int:
         s = self.solver
@@ -530,6 +571,8 @@ class Experiment(_Strict):
         for plate in data["reflectors"] or [data["reflector"]]:
             if plate.get("sizes_m") is None:  # no catalogue: the plate hashes as it did before catalogues
                 plate.pop("sizes_m", None)
+        if data["targets"].get("area") is None:  # no area: the targets hash as they did before areas
+            data["targets"].pop("area", None)
         if self.objective.kind == "min":  # today's objective hashes as it did before objective kinds
             for key in ("kind", "p", "required"):
                 data["objective"].pop(key, None)

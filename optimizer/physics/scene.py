@@ -35,6 +35,7 @@ from optimizer.constants import (
     SCENE_FILE,
 )
 from optimizer.errors import SceneError
+from optimizer.experiment import areas
 from optimizer.physics import backend
 from optimizer.physics.geometry import plate_corners, plate_frame
 from optimizer.physics.metrics import checked_rss
@@ -143,15 +144,15 @@ class RadioScene:
         self.tx_power_dbm = np.array([t.power_dbm for t in exp.transmitters], float)
         for t in exp.transmitters:
             sc.add(rt.Transmitter(t.name, position=mi.Point3f(*map(float, t.position)), power_dbm=t.power_dbm))
-        self.targets = np.array(exp.target_points(), float)
-        for i, p in enumerate(self.targets):
-            sc.add(rt.Receiver(f"target-{i}", position=mi.Point3f(*map(float, p))))
         self.solver = rt.PathSolver(deterministic=exp.solver.deterministic)
         self.plates: list = []
         self.pose: JointPose | None = None
         self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
         self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
         self.evaluations = 0
+        self.targets, self.targets_dropped = areas.outside_buildings(exp, self)  # targets.area: none in buildings
+        for i, p in enumerate(self.targets):
+            sc.add(rt.Receiver(f"target-{i}", position=mi.Point3f(*map(float, p))))
         if with_plate:
             self._add_plates()
         self.plate_model = make_plate_model(exp.solver.plate_model, self)

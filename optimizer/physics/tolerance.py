@@ -240,9 +240,10 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     return lo, spent
 
 
-def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
+def suggestions(exp, check: ToleranceCheck, scale: float, targets=None) -> list[str]:
     """What would make coverage hold: a tighter mounting tolerance, or a larger plate (estimated by the
-    image method: the plate that keeps the specular point of every target that lost coverage on it)."""
+    image method: the plate that keeps the specular point of every target that lost coverage on it).
+    `targets`: the scene's targets [N, 3] (`RadioScene.targets`; default: the experiment's, no area drops)."""
     if check.holds:
         return []
     tol = exp.plates()[0].tolerance
@@ -257,7 +258,7 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
                    f"±{tol.yaw_deg:g}°)")
     thr = exp.objective.coverage_threshold_dbm
     lost = np.array([v is None or v < thr for v in check.target_worst_dbm], bool) if check.target_worst_dbm else None
-    size = larger_plate(exp, check.pose, lost) if len(exp.plates()) == 1 else None  # which plate: unknown
+    size = larger_plate(exp, check.pose, lost, targets) if len(exp.plates()) == 1 else None  # which plate: unknown
     if size is not None:
         w, h = exp.plates()[0].size_m
         out.append(f"or a plate of about {size[0]:.2f} m × {size[1]:.2f} m (now {w:g} m × {h:g} m) at this pose "
@@ -265,7 +266,7 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
     return out
 
 
-def larger_plate(exp, pose: JointPose | None, targets_mask=None) -> tuple[float, float] | None:
+def larger_plate(exp, pose: JointPose | None, targets_mask=None, targets=None) -> tuple[float, float] | None:
     """Width and height [m] that would keep the specular point of every (Tx, target) in `targets_mask` on
     the first plate at every corner of the tolerance box (geometric optics; None if it needs no change)."""
     from optimizer.physics.geometry import specular_point
@@ -275,7 +276,7 @@ def larger_plate(exp, pose: JointPose | None, targets_mask=None) -> tuple[float,
     plate = pose.first
     size = exp.plates()[0].size_m
     need_a, need_b = 0.5 * size[0], 0.5 * size[1]
-    targets = np.array(exp.target_points(), float)
+    targets = np.array(exp.target_points() if targets is None else targets, float).reshape(-1, 3)
     if targets_mask is not None and np.any(targets_mask):
         targets = targets[np.asarray(targets_mask, bool)]
     for off in corner_offsets(half_widths(exp.plates()[0].tolerance)):

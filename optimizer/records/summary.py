@@ -185,6 +185,7 @@ class Summary(Record):
     output: str = Field(description="the run folder or s3:// URI")
     threshold_dbm: float = Field(description="coverage threshold [dBm]")
     targets_count: int
+    targets_dropped: int = Field(default=0, description="targets.area points dropped: inside buildings")
     solver: dict = Field(description="every effective PathSolver setting of the truth")
     baseline: RssStats = Field(description="truth without the plate, at the winner's sample count")
     winner: Winner = Field(description="the winning pose and its truth")

@@ -411,7 +411,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         if not chk.holds:
             scale, spent = tolerance.margin(rs, exp, chk)
             evaluations += spent
-            chk = chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(exp, chk, scale)})
+            advice = tolerance.suggestions(exp, chk, scale, rs.targets)
+            chk = chk.model_copy(update={"margin_scale": scale, "suggestions": advice})
             notes.append(f"coverage does NOT hold over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
                          f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch: at its worst corner "
                          f"{fmt_pct(chk.worst_coverage)} of the targets are covered; " + "; ".join(chk.suggestions))
@@ -462,7 +463,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         name=exp.name, run_id=meta.run_id, experiment_sha256=meta.experiment_sha256,
         created_utc=meta.created_utc, finished_utc=now_utc(), wall_time_s=round(time.perf_counter() - t_start, 3),
         scene=exp.scene, frequency_hz=exp.frequency_hz, device="+".join(devices) or "cpu", output=meta.run_uri,
-        threshold_dbm=thr, targets_count=n, solver=exp.solver.effective(), baseline=base_m,
+        threshold_dbm=thr, targets_count=n, targets_dropped=rs.targets_dropped, solver=exp.solver.effective(), baseline=base_m,
         winner=winner, objective=objective_result, gain_db=_gain(base_final, win_final),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
                                    gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
