@@ -89,6 +89,10 @@ def test_holds_follows_the_objective():
     assert _obj("percentile", p=10).holds(r) and not _obj("percentile", p=1).holds(r)
     assert list(_obj("coverage", required=0.95).holds_each(np.vstack([r, r - 20]))) == [True, False]
     assert _obj("coverage", required=0.95).met(rss_stats(r, -90.0))
+    assert _obj("percentile", p=10).met(_obj("percentile", p=10).stats(r))
+    assert not _obj("percentile", p=1).met(_obj("percentile", p=1).stats(r))
+    edge = np.array([-90.0, -90.0, -50.0])  # the 0th percentile at the threshold exactly: holds (>=)
+    assert _obj("percentile", p=0).holds(edge) and _obj("percentile", p=0).met(_obj("percentile", p=0).stats(edge))
 
 
 @pytest.mark.parametrize("kind,params", [("min", {}), ("percentile", {"p": 5}), ("percentile", {"p": 50}),

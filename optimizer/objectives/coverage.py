@@ -39,7 +39,8 @@ class CoverageObjective(Objective):
         ok = self.covered(r)
         margin = float(np.min(r[ok]) - self.threshold_dbm) if ok.any() else 0.0
         head = COVERAGE_SCORE_SPAN_DB * (ok.sum() + margin / (margin + COVERAGE_MARGIN_SCALE_DB)) / r.size
-        return s.model_copy(update={"objective_score": with_tie_breaks(float(head), s)})
+        return s.model_copy(update={"objective_value": float(ok.mean()),
+                                    "objective_score": with_tie_breaks(float(head), s)})
 
     def model_grad(self, values_db, focus=None):
         v = no_path_as_floor(values_db)

@@ -56,7 +56,8 @@ class PercentileObjective(Objective):
 
     def stats(self, rss_dbm) -> RssStats:
         s = rss_stats(rss_dbm, self.threshold_dbm)
-        return s.model_copy(update={"objective_score": with_tie_breaks(floor_dbm(self.truth(rss_dbm)), s)})
+        q = self.truth(rss_dbm)
+        return s.model_copy(update={"objective_value": q, "objective_score": with_tie_breaks(floor_dbm(q), s)})
 
     def model_grad(self, values_db, focus=None):
         v = no_path_as_floor(values_db)
@@ -71,7 +72,7 @@ class PercentileObjective(Objective):
         return q is not None and q >= self.threshold_dbm
 
     def met(self, stats: RssStats) -> bool:
-        return stats.objective_score is not None and stats.objective_score >= self.threshold_dbm
+        return stats.objective_value is not None and stats.objective_value >= self.threshold_dbm
 
     def score(self, stats: RssStats) -> float:
         return floor_dbm(None) if stats.objective_score is None else float(stats.objective_score)

@@ -19,8 +19,10 @@ class RssStats(Record):
     mean_rss_dbm: float | None = Field(description="mean of dBm over the targets that have a path; null if none")
     coverage: float = Field(ge=0, le=1, description="share of targets at or above the coverage threshold")
     no_path: int = Field(ge=0, description="targets that no path reaches")
-    objective_score: float | None = Field(default=None, description="the ranking score of an objective other "
-                                          "than min (objective.kind), which needs more than the fields above")
+    objective_value: float | None = Field(default=None, description="an objective other than min "
+                                          "(objective.kind): its truth value (percentile [dBm], coverage [share])")
+    objective_score: float | None = Field(default=None, description="an objective other than min: its ranking "
+                                          "score, which needs more than the fields above")
 
     @property
     def all_covered(self) -> bool:

@@ -124,7 +124,7 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
             new, new_raw = tolerance.check(rs, space.unit_pose(best_unit), exp, nominal_rss=best_rss,
                                            stop_at_score=current)
             run.spent += new_raw["evaluations"]
-            better = (new.complete and new.cut_by is None and new.nominal.all_covered
+            better = (new.complete and new.cut_by is None and run.objective.met(new.nominal)
                       and ((new.holds and not chk.holds)
                            or (new.holds == chk.holds and run.objective.score(new.worst) > current + ROBUST_MIN_GAIN_DB)))
             if better:

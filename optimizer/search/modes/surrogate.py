@@ -85,11 +85,11 @@ class SurrogateMode(GradientMode):
 
     # --- exploration, shared by one and several plates -----------------------------------------------------------
     def _explore_due(self) -> bool:
-        """At the first step, and every EXPLORE_EVERY steps while the last truth leaves a target uncovered
-        (until EXPLORE_UNTIL of the world's steps)."""
+        """At the first step, and every EXPLORE_EVERY steps while the last truth misses the objective's requirement
+        (`min`: a target uncovered; until EXPLORE_UNTIL of the world's steps)."""
         w = self.world
-        last_cov = w.last.coverage if w.last is not None else 0.0
-        return w.step_index == 0 or (last_cov < 1.0 and w.step_index % EXPLORE_EVERY == 0
+        missing = w.last is None or not w.objective.met(w.last)
+        return w.step_index == 0 or (missing and w.step_index % EXPLORE_EVERY == 0
                                      and w.progress() < EXPLORE_UNTIL)
 
     def _mountable(self, cands: list) -> list:
