@@ -202,6 +202,11 @@ def print_final(s: Summary, run_uri: str):
     for label, m in (("baseline", b), ("winner", w)):
         out.write(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
                   f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}\n")
+    o = s.objective
+    if o is not None and o.kind != "min":  # min: the table's first column says it
+        what = {"percentile": fmt_power, "coverage": fmt_pct}.get(o.kind, str)
+        given = ", ".join(f"{k} {v:g}" for k, v in o.params.items() if k in ("p", "required"))
+        out.write(f"objective:   {o.kind} ({given}): baseline {what(o.baseline)}, winner {what(o.winner)}\n")
     out.write(f"winner pose: {w.joint_pose} (world {w.world})\n")
     size = f" --size={w.size_arg}" if w.size_arg else ""
     out.write(f"reproduce:   reflectopt evaluate EXPERIMENT --pose={w.pose_arg}{size} --tolerance --convergence\n")

@@ -24,7 +24,8 @@ class WorldStep(Record):
     step: int = Field(ge=1, description="1-based step count of this world")
     pose: JointPose = Field(description="the pose evaluated by this step's truth")
     truth: RssStats = Field(description="ray-traced truth at `pose`")
-    objective_dbm: float | None = Field(description="soft-min of the truth over the focus targets [dBm]")
+    objective_dbm: float | None = Field(description="the objective's model value of the truth over the focus "
+                                                     "targets (min: the soft-min [dBm])")
     surrogate_dbm: float | None = Field(default=None, description="the smooth model's objective [dBm], where "
                                                                   "the gradient mode has one")
     best: RssStats = Field(description="the best truth this world has seen so far")

@@ -173,7 +173,8 @@ def prepare(exp: Experiment) -> Prepared:
     b = rss_stats(baseline, obj.coverage_threshold_dbm)
     covered = int(round(b.coverage * len(baseline)))
     say(f"scene ready: {len(rs.targets)} targets, baseline min RSS {fmt_power(b.min_rss_dbm)}, "
-        f"{covered}/{len(baseline)} covered{f', {b.no_path} with no path' if b.no_path else ''} "
+        f"{covered}/{len(baseline)} covered{f', {b.no_path} with no path' if b.no_path else ''}"
+        f"{f', {rs.targets_dropped} area points inside buildings dropped' if rs.targets_dropped else ''} "
         f"({time.perf_counter() - t0:.1f} s)")
     return Prepared(rs, baseline, starts)
 
@@ -395,7 +396,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     say(f"winner: world {best.world} at {win_pose}; re-evaluating with {final_samples} samples")
     base_final = rs.rss_dbm(None, samples_per_src=final_samples)
     win_final = rs.rss_dbm(win_pose, samples_per_src=final_samples)
-    base_m, win_m = rss_stats(base_final, thr), rss_stats(win_final, thr)
+    base_m, win_m = objective.stats(base_final), objective.stats(win_final)
     objective_result = ObjectiveResult(kind=objective.kind, params=objective.params(),
                                        baseline=objective.truth(base_final), winner=objective.truth(win_final))
     conv, conv_evals = convergence(rs, exp, win_pose, run_truth, win_final, thr)
