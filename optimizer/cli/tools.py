@@ -149,6 +149,7 @@ def _print_convergence(rs, exp, pose, samples: int, at_run, thr: float):
 def _print_tolerance(rs, exp, pose, samples: int, at_run):
     """The truth over the mounting tolerance box around the pose, and the margin where it fails."""
     from optimizer.physics import tolerance
+    from optimizer.physics.wall import frame_label
 
     tol = exp.plates()[0].tolerance
     chk, _ = tolerance.check(rs, pose, exp, samples_per_src=samples, nominal_rss=at_run)
@@ -157,6 +158,8 @@ def _print_tolerance(rs, exp, pose, samples: int, at_run):
            if len(exp.plates()) == 1 else "each plate's own box in turn, the others nominal")
     print(f"\nmounting tolerance {box}: {chk.poses_checked} poses checked; coverage "
           f"{'HOLDS' if chk.holds else 'does NOT hold'}")
+    for f in tolerance.frames(rs, exp):
+        print(f"  {f.plate}: the box in the frame of {frame_label(f)}")
     print(f"  worst min RSS {fmt_power(chk.worst_min_rss_dbm)} (nominal {fmt_power(chk.nominal_min_rss_dbm)}), "
           f"lowest coverage {fmt_pct(chk.worst_coverage)}, margin {scale:.0%} of the box")
     if len(chk.plates) > 1:
@@ -164,7 +167,7 @@ def _print_tolerance(rs, exp, pose, samples: int, at_run):
             print(f"  {t.name}: ±{100 * t.position_m:g} cm / ±{t.yaw_deg:g}° yaw / ±{t.pitch_deg:g}° pitch, "
                   f"{t.poses_checked} poses: {'holds' if t.holds else 'does NOT hold'}, worst min RSS "
                   f"{fmt_power(t.worst_min_rss_dbm)}, lowest coverage {fmt_pct(t.worst_coverage)}")
-    for line in tolerance.suggestions(exp, chk, scale):
+    for line in tolerance.suggestions(rs, exp, chk, scale):
         print(f"  {line}")
 
 
