@@ -148,6 +148,7 @@ REPORT_DPI = 110
 REPORT_COLOR_COVERED = "#ffffff"  # white disc, black edge: reads on every colour map
 REPORT_COLOR_UNCOVERED = "#d50000"
 REPORT_COLOR_PLATE = "#ff6d00"
+REPORT_COLOR_BUILDING = "#a1887f"  # building footprints: a colour no RSS or gain scale uses
 REPORT_COLOR_WINNER = "#ff6d00"
 REPORT_COLOR_NEW_PATH = "#1b5e20"  # gain map: cells with no path without the plate and a path with it
 GAIN_MAP_LIMIT_DB = 30.0  # [dB] the gain map's fixed colour scale is +-this, in every run

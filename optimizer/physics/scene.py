@@ -317,18 +317,29 @@ class RadioScene:
         return ~hit.reshape(-1)
 
     # --- the walls the plates are mounted on (`optimizer.physics.wall`) ------------------------------------
+    def object_meshes(self):
+        """(name, vertices [V, 3] [m], faces [F, 3]) of every scene object but the plates; an object whose mesh
+        cannot be read is left out."""
+        plates = {plate_object_name(k) for k in range(len(self.plates))}
+        out = []
+        for name, obj in self.scene.objects.items():
+            if name in plates:
+                continue
+            try:
+                m = obj.mi_mesh
+                out.append((name, np.array(m.vertex_positions_buffer(), float).reshape(-1, 3),
+                            np.array(m.faces_buffer(), np.int64).reshape(-1, 3)))
+            except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply left out
+                continue
+        return out
+
     def wall_faces(self):
         """Every triangle of the scene but the plates, with its object's name (`wall.Faces`)."""
         from optimizer.physics.wall import Faces
 
-        tris, names = [], []
-        plate_ids = {p.mi_mesh.id() for p in self.plates}
-        for shape in [s for s in self.scene.mi_scene.shapes() if s.id() not in plate_ids]:
-            verts = np.array(shape.vertex_positions_buffer(), float).reshape(-1, 3)
-            faces = np.array(shape.faces_buffer(), np.int64).reshape(-1, 3)
-            tris.append(verts[faces])
-            names += [shape.id().removeprefix("mesh-")] * len(faces)
-        return Faces(np.concatenate(tris) if tris else np.zeros((0, 3, 3)), names)
+        meshes = [(name, v[f]) for name, v, f in self.object_meshes() if len(f)]
+        return Faces(np.concatenate([t for _, t in meshes]) if meshes else np.zeros((0, 3, 3)),
+                     [name for name, t in meshes for _ in range(len(t))])
 
     def wall_frames(self):
         """Per plate, the wall frame of its mounting tolerance (`wall.find_frame`: `site_walls` where a site

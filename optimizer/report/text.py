@@ -35,6 +35,12 @@ class Table:
 
 
 @dataclass
+class Link:
+    text: str
+    href: str  # relative to the report
+
+
+@dataclass
 class Figure:
     path: Path
     caption: str
@@ -167,7 +173,8 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
     if s.winner.plates and any(p.mount is not None for p in s.winner.plates):
         doc.add(Heading("How to mount it"), Table(["", *[p.name for p in s.winner.plates]],
                                                   mount_rows([p.mount for p in s.winner.plates]), numeric_from=99),
-                Para(f"One page to take to the site, with a plan and a side view: {MOUNTING_HTML}", "small"))
+                Link(f"{MOUNTING_HTML}: one page to take to the site (plan and side view of the wall, the plate to "
+                     "scale, these figures; prints on one page)", MOUNTING_HTML))
     conv = s.winner.truth_convergence
     if conv is not None:
         doc.add(Heading("Truth convergence"), Table(["check", "min RSS change", "coverage"], [
@@ -251,6 +258,8 @@ def to_markdown(doc: Document) -> str:
             out.append("|" + "".join("---:|" if i >= b.numeric_from else "---|" for i in range(len(head))))
             out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in b.rows]
             out.append("")
+        elif isinstance(b, Link):
+            out += [f"[{b.text}]({b.href})", ""]
         elif isinstance(b, Figure):
             out += [f"### {b.caption}", "", f"![{b.caption}]({HEATMAPS_DIR}/{b.path.name})", ""]
     return "\n".join(out)
@@ -284,6 +293,8 @@ def to_html(doc: Document) -> str:
                                              f"<td>{e(c)}</td>" for i, c in enumerate(r)) + "</tr>")
             rows.append("</table>")
             body.append("\n".join(rows))
+        elif isinstance(b, Link):
+            body.append(f"<p><a href='{e(b.href)}'>{e(b.text)}</a></p>")
         elif isinstance(b, Figure):
             data = base64.b64encode(b.path.read_bytes()).decode("ascii")
             body.append(f"<figure><img alt='{e(b.caption)}' src='data:image/png;base64,{data}'>"
