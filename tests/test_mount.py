@@ -97,7 +97,9 @@ def test_mounting_page_is_written_and_linked(tmp_path):
     page = (run / MOUNTING_HTML).read_text()
     assert "data:image/png;base64," in page and "1.60 m" in page and "45.0°" in page and "1.00 m" in page
     assert "±5 cm" in page and "1.5 m × 1 m metal" in page and s.winner.mount.wall_id in page
-    assert f"href='{MOUNTING_HTML}'" in (run / REPORT_HTML).read_text()
+    report = (run / REPORT_HTML).read_text()
+    assert f"href='{MOUNTING_HTML}'" in report and "How to mount it" in report
+    assert "frame of the tolerance box" in report and "wall &#x27;walls&#x27; (scene mesh), yaw 90.0°" in report
 
 
 def test_worlds_table_shows_the_pose_the_result_stands_for():

@@ -5,8 +5,8 @@ Both views are drawn in the wall's frame (`optimizer.physics.wall`): the plan fr
 line, the plate a thick segment with its normal, the stand-off and the distance from the wall's nearer end
 dimensioned), the side view looking at the wall from the plate's side (the plate's outline projected onto
 the wall, its centre's height above the ground and its distance along the wall dimensioned). The tolerance
-box is drawn to scale around the plate centre (dashed) and, where it would be too small to see, also
-magnified in an inset label. Without a known wall the plan shows the frame's axis instead and no stand-off.
+box is drawn to scale around the plate centre (dashed; its size is in the table beside). Without a known
+wall the plan shows the frame's axis instead and no stand-off.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def _plan(ax, pose: PlatePose, m: Mount):
                                  mutation_scale=12, color="black", lw=1.2, zorder=6))
     tol = m.tolerance["position_m"]
     ax.add_patch(Rectangle((cs[0] - tol, cs[1] - tol), 2 * tol, 2 * tol, fill=False, ls="--", ec=BOX_COLOR,
-                           lw=1.2, zorder=7, label=f"tolerance box ±{100 * tol:g} cm (to scale)"))
+                           lw=1.2, zorder=7,
+                           label=f"tolerance box ±{100 * tol:g} cm along / off the wall, vertical (to scale)"))
     if origin is not None:
         if m.standoff_m is not None:
             _dim(ax, (cs[0], 0.0), (cs[0], cs[1]), f"stand-off {m.standoff_m:.2f} m", offset=(-48, 0))
@@ -103,13 +104,12 @@ def _plan(ax, pose: PlatePose, m: Mount):
                 xytext=(0, 14), textcoords="offset points", fontsize=8, color="black", ha="center")
     ax.set_aspect("equal")
     ax.set_xlim(span_s)
-    top = top_t + 1.0
-    ax.set_ylim(min(-0.9, ends[:, 1].min() - 0.3), top)
+    bottom = min(-0.9, ends[:, 1].min() - 0.3)
+    ax.set_ylim(bottom, max(top_t + 1.0, bottom + 0.5 * (span_s[1] - span_s[0])))  # never a sliver
     ax.set_xlabel("along the wall [m]" + (" from its nearer end" if m.from_end is not None else ""))
     ax.set_ylabel("off the wall [m]")
     ax.set_title("Plan (from above)", fontsize=10)
     ax.grid(alpha=0.25)
-    ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
 
 
 def _side(ax, pose: PlatePose, m: Mount, size):
@@ -132,7 +132,7 @@ def _side(ax, pose: PlatePose, m: Mount, size):
             label=f"plate {size[0]:g} m × {size[1]:g} m (outline seen from the front)")
     tol = m.tolerance["position_m"]
     ax.add_patch(Rectangle((cs - tol, m.height_m - tol), 2 * tol, 2 * tol, fill=False, ls="--", ec=BOX_COLOR,
-                           lw=1.2, zorder=7, label=f"tolerance box ±{100 * tol:g} cm"))
+                           lw=1.2, zorder=7))
     ax.plot([cs], [m.height_m], marker="+", ms=10, color="black", zorder=8)
     _dim(ax, (cs, 0.0), (cs, m.height_m), f"{m.height_m:.2f} m", offset=(26, 0))
     if m.along_m is not None:
@@ -144,14 +144,19 @@ def _side(ax, pose: PlatePose, m: Mount, size):
     ax.set_ylabel("height above the ground [m]")
     ax.set_title(f"Side view (facing the wall), pitch {m.pitch_deg:.1f}°", fontsize=10)
     ax.grid(alpha=0.25)
-    ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+
 
 
 def drawing_png(pose: PlatePose, m: Mount) -> bytes:
     """The plan and the side view of one plate, side by side, as PNG bytes."""
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10.0, 4.3), layout="constrained")
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10.5, 5.6), layout="constrained")
     _plan(a0, pose, m)
     _side(a1, pose, m, m.size_m)
+    handles = {}
+    for ax in (a0, a1):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -162,6 +162,8 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
         doc.add(Heading("Mounting tolerance"), Table(None, [
             ["box (per axis)", f"±{100 * chk.position_m:g} cm along / off the wall and vertical, ±{chk.yaw_deg:g}° yaw, "
                                f"±{chk.pitch_deg:g}° pitch"],
+            *[[f"frame of the box ({f.plate})" if len(s.tolerance_frames) > 1 else "frame of the box",
+               frame_label(f)] for f in s.tolerance_frames],
             ["coverage over the box", "HOLDS" if chk.holds else "does NOT hold"],
             ["poses checked (truth)", f"{chk.poses_checked} (every corner + seeded interior poses)"],
             ["min RSS: nominal / worst over the box", f"{fmt_power(chk.nominal_min_rss_dbm)} / "
