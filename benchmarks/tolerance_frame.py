@@ -10,7 +10,7 @@ Prints the worst min RSS and the lowest coverage of both, and PASS/MISS for:
 * a plate parallel to its wall: the two boxes are the same (the same worst case to 0.01 dB);
 * a plate turned from its wall: the boxes differ (the moves differ), so the figures may.
 
-    .venv/bin/python benchmarks/tolerance_frame.py [--samples 20000]
+    .venv/bin/python benchmarks/tolerance_frame.py [--samples 20000] [--turned-only]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class PlateFrame:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=None, help="samples per source (default: the example's)")
+    ap.add_argument("--turned-only", action="store_true", help="skip the poses parallel to their wall")
     args = ap.parse_args()
     from optimizer.experiment import load_experiment
     from optimizer.physics import tolerance
@@ -63,6 +64,8 @@ def main() -> int:
     print(f"{'example':<16}{'pose (x, y, z, yaw, pitch)':<36}{'to wall':>8}{'plate frame':>16}{'wall frame':>16}"
           f"{'change':>9}   coverage plate / wall")
     for name, vec in POSES:
+        if args.turned_only and vec[3] in (0.0, 90.0):
+            continue
         if name not in scenes:
             exp = load_experiment(ROOT / "examples" / f"{name}.yaml")
             scenes[name] = (exp, RadioScene(exp, device="cpu", threads=2))
