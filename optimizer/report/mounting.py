@@ -83,7 +83,8 @@ def _plan(ax, pose: PlatePose, m: Mount):
         ax.plot(span_s, [cs[1]] * 2, color=WALL_COLOR, lw=1.0, ls=":", zorder=2,
                 label="frame axis (no wall known)")
     ax.plot(ends[:, 0], ends[:, 1], color=REPORT_COLOR_PLATE, lw=5, solid_capstyle="butt", zorder=5,
-            label=f"plate {m.size_m[0]:g} m wide", path_effects=[patheffects.withStroke(linewidth=7, foreground="black")])
+            label=f"plate {m.size_m[0]:g} m wide",
+            path_effects=[patheffects.withStroke(linewidth=7, foreground="black")])
     nn = to_wall @ n[:2]
     if nn[1] < 0:
         nn = -nn  # the face away from the wall

@@ -12,7 +12,8 @@ from pathlib import Path
 from optimizer.constants import HEATMAPS_DIR, MOUNTING_HTML
 from optimizer.physics.wall import frame_label
 from optimizer.records import Summary
-from optimizer.records.text import NO_PATH, fmt_cm, fmt_half_deg, fmt_db, fmt_dbm, fmt_pct, fmt_plate, fmt_pose, fmt_power, fmt_s
+from optimizer.records.text import (NO_PATH, fmt_cm, fmt_db, fmt_dbm, fmt_half_deg, fmt_pct, fmt_plate, fmt_pose,
+                                    fmt_power, fmt_s)
 
 
 @dataclass

@@ -365,7 +365,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         if not chk.holds:
             scale, spent = tolerance.margin(rs, exp, chk)
             evaluations += spent
-            chk = chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(rs, exp, chk, scale)})
+            chk = chk.model_copy(update={"margin_scale": scale,
+                                         "suggestions": tolerance.suggestions(rs, exp, chk, scale)})
             notes.append(f"coverage does NOT hold over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
                          f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch: at its worst corner "
                          f"{fmt_pct(chk.worst_coverage)} of the targets are covered; " + "; ".join(chk.suggestions))
