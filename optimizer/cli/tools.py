@@ -175,6 +175,9 @@ def _tolerance(rs, exp, pose, samples: int, at_run):
 
 
 def _print_tolerance(rs, exp, chk):
+    from optimizer.physics import tolerance
+    from optimizer.physics.wall import frame_label
+
     tol = exp.plates()[0].tolerance
     box = (f"±{100 * tol.position_m:g} cm / ±{tol.yaw_deg:g}° yaw / ±{tol.pitch_deg:g}° pitch"
            if len(exp.plates()) == 1 else "each plate's own box in turn, the others nominal")
