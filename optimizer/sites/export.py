@@ -7,7 +7,8 @@ Both hold the same placemarks, converted from scene metres with the site's frame
                    targets.csv also the baseline and winner RSS)
     target-area    the targets' region: a Polygon at its height (z_m, spacing_m)
     mounting-box   per plate, its `bounds`: in plan a Polygon (a LineString or a Point where the box is flat
-                   along x or y) with z_min_m/z_max_m and the yaw range; in KML its 12 edges in 3D
+                   along x or y) with z_min_m/z_max_m and the yaw range; in KML its 12 edges in 3D (the bottom
+                   and top rings and 4 posts)
     plate          per plate, the winner's outline: the 4 corners (closed; in plan a LineString, as a vertical
                    plate has no area; in KML a Polygon in 3D), with size, yaw, pitch, the centre's lat/lon and
                    height, and the true bearing its normal faces (the plate is two-sided: also +180)
@@ -55,7 +56,8 @@ def _plan_box(x0: float, y0: float, x1: float, y1: float):
 
 
 def _box_edges(lo, hi):
-    """The 12 edges of the box lo..hi [m] as a 3-D MultiLineString (repeated edges of a flat box kept)."""
+    """The 12 edges of the box lo..hi [m] as a 3-D MultiLineString: the bottom and top rings and the 4
+    posts (a flat box keeps its repeated edges)."""
     from shapely.geometry import MultiLineString
 
     (x0, y0, z0), (x1, y1, z1) = lo, hi
