@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_sites import helsinki, helsinki_pbf, site_of  # noqa: F401 - the module's fixtures
 
+import test_sites
 from optimizer.cli.main import main
 from optimizer.experiment import load_experiment
 from optimizer.records import JointPose, PlatePose
 from optimizer.sites.projection import LocalFrame
 
+# test_sites' fixtures: the Helsinki block around Rautatientori (imported once per test module)
+helsinki_pbf, helsinki, site_of = test_sites.helsinki_pbf, test_sites.helsinki, test_sites.site_of
 WALL = "relation/9630#3"  # Kauppakeskus Citycenter's east facade, 69.45 m long, 0-9 m, facing east
 NEAR = "60.169746,24.942662"
 L_CORRIDOR = Path(__file__).parent.parent / "examples" / "scenes" / "l-corridor"
