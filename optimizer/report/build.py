@@ -3,6 +3,7 @@
 `write_report(run_dir)` reads a local run folder's records (through `RunStore`), ray-traces two radio maps
 (Sionna RadioMapSolver; without the plate and with the plate at the winner pose, same seed), draws each
 picture independently (a failure is one warning line, never an exception) and writes the report last.
+Where the scene has a site.json it also writes site.geojson and site.kml (`optimizer.sites.export`).
 It never modifies the numeric result files.
 """
 
@@ -131,6 +132,9 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
     status = {o.world: o.status for o in summary.worlds}
     winner_world = summary.winner.world
     height = float(np.median([t.z for t in targets])) if targets else 1.5
+    from optimizer.sites.export import write_site_files  # site.geojson, site.kml: only where there is a site.json
+
+    written += steps.run("site.geojson / site.kml", write_site_files, run_dir, exp, pose, targets) or []
 
     # --- radio maps (ray tracing) and scene geometry -------------------------------------------------------
     npz_path = heat / RADIO_MAPS_FILE
