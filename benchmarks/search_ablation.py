@@ -74,7 +74,7 @@ def run_variants(exp, base, starts):
 
     from optimizer.search.cluster import init_ray
     from optimizer.search.tune import run_worlds
-    from optimizer.search.world import robust_rank
+    from optimizer.objectives import default
 
     variants = {"pruned, reuse mixed (default)": dict(reuse="mixed"), "pruned, reuse off": dict(reuse="off"),
                 "no pruning": dict(prune="off", reuse="off")}
@@ -92,7 +92,7 @@ def run_variants(exp, base, starts):
                 out = run_worlds(e, e.model_dump(mode="json"), [(p, "uniform") for p in starts], base, tmp,
                                  progress=False)
             checked = [o.state.tolerance for o in out if o.state is not None and o.state.tolerance is not None]
-            best = max(checked, key=robust_rank) if checked else None
+            best = max(checked, key=default().rank_check) if checked else None
             rows[label] = {"best": _worst(best), "holds": sum(c.holds for c in checked), "worlds": len(out),
                            "world_steps": sum(o.steps for o in out), "wall_s": time.perf_counter() - t0,
                            "reused": sum(o.world >= len(starts) for o in out),

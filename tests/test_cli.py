@@ -92,7 +92,7 @@ def test_grid_finds_a_covering_pose(tmp_path):
     from optimizer.records import RssStats
 
     def score_of(d):
-        return score(RssStats(**{k: d[k] for k in RssStats.model_fields}))
+        return score(RssStats(**{k: d[k] for k in RssStats.model_fields if k in d}))
 
     r2 = run_cli("evaluate", str(f), "--pose", "23,8,5,140", "--json")
     assert score_of(out) >= score_of(json.loads(r2.stdout)["with_plate"]) - 1e-9

@@ -133,7 +133,7 @@ def cmd_evaluate(args) -> int:
     if conv is not None:
         _print_convergence(conv)
     if chk is not None:
-        _print_tolerance(exp, chk)
+        _print_tolerance(rs, exp, chk)
     return 0
 
 
@@ -171,16 +171,20 @@ def _tolerance(rs, exp, pose, samples: int, at_run):
 
     chk, _ = tolerance.check(rs, pose, exp, samples_per_src=samples, nominal_rss=at_run)
     scale, _ = tolerance.margin(rs, exp, chk, samples_per_src=samples)
-    return chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(exp, chk, scale,
-                                                                                          rs.targets)})
+    return chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(rs, exp, chk, scale)})
 
 
-def _print_tolerance(exp, chk):
+def _print_tolerance(rs, exp, chk):
+    from optimizer.physics import tolerance
+    from optimizer.physics.wall import frame_label
+
     tol = exp.plates()[0].tolerance
     box = (f"±{100 * tol.position_m:g} cm / ±{tol.yaw_deg:g}° yaw / ±{tol.pitch_deg:g}° pitch"
            if len(exp.plates()) == 1 else "each plate's own box in turn, the others nominal")
     print(f"\nmounting tolerance {box}: {chk.poses_checked} poses checked; coverage "
           f"{'HOLDS' if chk.holds else 'does NOT hold'}")
+    for f in tolerance.frames(rs, exp):
+        print(f"  {f.plate}: the box in the frame of {frame_label(f)}")
     print(f"  worst min RSS {fmt_power(chk.worst_min_rss_dbm)} (nominal {fmt_power(chk.nominal_min_rss_dbm)}), "
           f"lowest coverage {fmt_pct(chk.worst_coverage)}, margin {chk.margin_scale:.0%} of the box")
     if len(chk.plates) > 1:

@@ -9,7 +9,7 @@ The rule (issue "Several reflectors"): the answer is the option with the smalles
 covers every target over the mounting tolerance; among options of equal area, the best worst-case min RSS.
 Where no option holds, the best worst case of any. `area_ranks` is what the pruner and the winner's ranking
 use: during the search a world whose best truth covers every target ranks above every world that does not,
-and among those that do, smaller areas first (`optimizer.physics.metrics.sized_score`).
+and among those that do, smaller areas first (`optimizer.objectives.Objective.sized_score`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from optimizer.constants import BUILTIN_SCENE_PREFIX, EXPERIMENT_MAX_BYTES, S3_S
 from optimizer.errors import ConfigError
 from optimizer.experiment.model import Experiment
 from optimizer.sites.positions import resolve_geo_positions
+from optimizer.sites.wallbox import resolve_wall_bounds
 
 # A number in exponent form (1e9, 1.0e9, -2.5e-3). YAML 1.1 (PyYAML) reads it as text unless it has a dot and
 # a signed exponent (so `samples_per_src: 1e9` was refused as "not an integer"); experiment files read it as
@@ -102,9 +103,10 @@ _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_NUMB
 
 
 def load_experiment_text(text: str, source: str, base_dir: Path | None = None, scene: str | None = None) -> Experiment:
-    """Parse and validate; {lat, lon, height_m} positions become scene metres through the scene's site.json
-    (`optimizer.sites.positions`): the scene is `scene` if given (as resolved at a run's start), else the
-    file's own, relative to `base_dir`."""
+    """Parse and validate; {lat, lon, height_m} positions become scene metres and wall-given mounting boxes
+    become {min, max} through the scene's site.json (`optimizer.sites.positions`, `optimizer.sites.wallbox`):
+    the scene is `scene` if given (as resolved at a run's start), else the file's own, relative to
+    `base_dir`."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
@@ -112,6 +114,7 @@ def load_experiment_text(text: str, source: str, base_dir: Path | None = None, s
     if scene is None and isinstance(data, dict) and isinstance(data.get("scene"), str):
         scene = resolve_scene_path(data["scene"], base_dir)
     resolve_geo_positions(data, source, scene)
+    resolve_wall_bounds(data, source, scene)
     return parse_experiment(data, source)
 
 

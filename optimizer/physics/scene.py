@@ -149,6 +149,11 @@ class RadioScene:
         self.pose: JointPose | None = None
         self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
         self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
+        # the seam for a site's known walls (`optimizer.physics.wall.Wall`, e.g. from a site importer): set
+        # before the first `wall_frames` call; None: the walls are found in the scene mesh
+        self.site_walls = None
+        self.site_north_yaw_deg = None  # likewise: for a geo-referenced site, the yaw whose normal points north
+        self._wall_frames = None
         self.evaluations = 0
         self.targets, self.targets_dropped = areas.outside_buildings(exp, self)  # targets.area: none in buildings
         for i, p in enumerate(self.targets):
@@ -316,6 +321,51 @@ class RadioScene:
         ray.o = ray.o + ray.d * RAY_EPSILON_M
         hit = np.array((mi_scene if mi_scene is not None else self.scene.mi_scene).ray_test(ray), dtype=bool)
         return ~hit.reshape(-1)
+
+    # --- the walls the plates are mounted on (`optimizer.physics.wall`) ------------------------------------
+    def object_meshes(self):
+        """(name, vertices [V, 3] [m], faces [F, 3]) of every scene object but the plates; an object whose mesh
+        cannot be read is left out."""
+        plates = {plate_object_name(k) for k in range(len(self.plates))}
+        out = []
+        for name, obj in self.scene.objects.items():
+            if name in plates:
+                continue
+            try:
+                m = obj.mi_mesh
+                out.append((name, np.array(m.vertex_positions_buffer(), float).reshape(-1, 3),
+                            np.array(m.faces_buffer(), np.int64).reshape(-1, 3)))
+            except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply left out
+                continue
+        return out
+
+    def wall_faces(self):
+        """Every triangle of the scene but the plates, with its object's name (`wall.Faces`)."""
+        from optimizer.physics.wall import Faces
+
+        meshes = [(name, v[f]) for name, v, f in self.object_meshes() if len(f)]
+        return Faces(np.concatenate([t for _, t in meshes]) if meshes else np.zeros((0, 3, 3)),
+                     [name for name, t in meshes for _ in range(len(t))])
+
+    def wall_frames(self):
+        """Per plate, the wall frame of its mounting tolerance (`wall.find_frame`: `site_walls` where a site
+        gives them, else the scene mesh, else the mounting box), found at the first call and kept."""
+        from optimizer.physics.wall import find_frame
+
+        if self._wall_frames is None:
+            faces = self.wall_faces()
+            self._wall_frames = [find_frame(r, self.site_walls, faces) for r in self.exp.plates()]
+        return self._wall_frames
+
+    def ground_below(self, point) -> float | None:
+        """z [m] of the first scene surface straight below `point` (the plates ignored), or None."""
+        mi = self._mi
+        o = np.asarray(point, float)
+        ray = mi.Ray3f(mi.Point3f(*[mi.Float([float(o[k])]) for k in range(3)]), mi.Vector3f(0.0, 0.0, -1.0))
+        si = self.occluder().ray_intersect_preliminary(ray)
+        if not bool(np.array(si.is_valid(), bool).reshape(-1)[0]):
+            return None
+        return float(o[2]) - float(np.array(si.t, float).reshape(-1)[0])
 
     # --- plates that cut the scene (detached ray tests) -----------------------------------------------------
     def plate_cuts(self, poses, plate_index) -> list[str | None]:

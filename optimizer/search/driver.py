@@ -365,6 +365,16 @@ def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: flo
                        warning=warning), 1
 
 
+def mount_figures_of(rs, exp: Experiment, pose: JointPose, frames) -> list:
+    """Per plate, `winner.mount` (`wall.mount_figures`): the ground below each plate centre from the scene,
+    the bearing where the scene is geo-referenced (`rs.site_north_yaw_deg`, the site importer's seam)."""
+    from optimizer.physics.wall import mount_figures
+
+    north = getattr(rs, "site_north_yaw_deg", None)
+    return [mount_figures(p, f, r, rs.ground_below(p.position), north)
+            for p, f, r in zip(pose.plates, frames, exp.plates())]
+
+
 def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
     """Rank the worlds by truth, re-evaluate the winner and the baseline at the final sample count, and
     build the run's records."""
@@ -412,8 +422,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         if not chk.holds:
             scale, spent = tolerance.margin(rs, exp, chk)
             evaluations += spent
-            advice = tolerance.suggestions(exp, chk, scale, rs.targets)
-            chk = chk.model_copy(update={"margin_scale": scale, "suggestions": advice})
+            chk = chk.model_copy(update={"margin_scale": scale,
+                                         "suggestions": tolerance.suggestions(rs, exp, chk, scale)})
             notes.append(f"coverage does NOT hold over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
                          f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch: at its worst corner "
                          f"{fmt_pct(chk.worst_coverage)} of the targets are covered; " + "; ".join(chk.suggestions))
@@ -449,11 +459,14 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     devices = sorted({o.device for o in outcomes if o.device})
     n = len(rs.targets)
     cov_b, cov_w = int(round(base_m.coverage * n)), int(round(win_m.coverage * n))
+    frames = tolerance.frames(rs, exp)
+    mounts = mount_figures_of(rs, exp, win_pose, frames)
     winner = Winner(
         **win_m.model_dump(), pose=win_pose.first, joint_pose=win_pose,
         plates=[WinnerPlate(name=r.name, pose=p, size_m=list(r.size_m),
-                            tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None)
-                for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
+                            tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None,
+                            mount=mounts[k])
+                for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))], mount=mounts[0],
         world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
         pose_arg=win_pose.cli_value(),
         size_arg=catalogue.cli_value(catalogue.of_plates(exp)) if sizes else None,
@@ -474,7 +487,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         world_steps=int(sum(o.steps for o in outcomes)),
         peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
-        versions=backend.versions())
+        versions=backend.versions(), tolerance_frames=frames)
     return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
                                                           chk.target_worst_dbm if chk is not None else None,
                                                           serving),

@@ -51,6 +51,7 @@ class _Polish:
         self.rs, self.exp, self.space = rs, exp, space
         self.objective = objectives.of(exp)
         self.limit = int(limit)
+        self.yaws = [f.yaw_deg for f in tolerance.frames(rs, exp)]  # each plate's wall frame (once)
         self.spent = 0
         self.active: list[tuple[int, tuple[float, ...]]] = []  # (plate, offset): the box poses that were worst
 
@@ -81,7 +82,7 @@ class _Polish:
         if low <= floor or not self.objective.met(stats):
             return None
         for plate, off in self.active:
-            low = min(low, self.objective.score(self._truth(tolerance.moved(pose, plate, off))[0]))
+            low = min(low, self.objective.score(self._truth(tolerance.moved(pose, plate, off, self.yaws[plate]))[0]))
             if low <= floor:
                 return None
         return low, nominal

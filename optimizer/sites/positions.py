@@ -33,7 +33,7 @@ def _geo_slots(data: dict):
                 yield f"targets.points[{j}]", points, j
 
 
-def _number(value, where: str, what: str) -> float:
+def number(value, where: str, what: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -43,21 +43,28 @@ def _number(value, where: str, what: str) -> float:
     return v
 
 
-def _site_of(scene: str, sha256: str | None, where: str) -> dict:
+GEO_POSITION = "a {lat, lon, height_m} position", "[x, y, z] in metres"  # (what needs the site, the fix)
+
+
+def site_of(scene: str | None, sha256: str | None, where: str, form: tuple[str, str] = GEO_POSITION) -> dict:
+    """The site.json of the experiment's scene; a ConfigError naming `where` when it has none (`form`: what
+    was given that needs one, and what to give instead)."""
     from optimizer.sites.record import read_site
 
+    what, fix = form
+    problem = (f"{where}: {what} needs a scene imported from a map (`reflectopt scene import`, with site.json); "
+               f"{scene} has none: give {fix}")
+    if not isinstance(scene, str):
+        raise ConfigError(f"{where}: {what} needs the experiment's scene")
     if scene.startswith(BUILTIN_SCENE_PREFIX):
-        raise ConfigError(f"{where}: a {{lat, lon, height_m}} position needs a scene imported from a map "
-                          f"(`reflectopt scene import`, with site.json); {scene} has none: give [x, y, z] in metres")
+        raise ConfigError(problem)
     from optimizer.store import assets
 
     folder = assets.resolve_scene(scene, sha256)
     try:
         return read_site(folder, where)
     except ConfigError:
-        raise ConfigError(f"{where}: a {{lat, lon, height_m}} position needs a scene imported from a map "
-                          f"(`reflectopt scene import`, with site.json); {scene} has none: give [x, y, z] in "
-                          "metres") from None
+        raise ConfigError(problem) from None
 
 
 def resolve_geo_positions(data, source: str, scene: str | None) -> None:
@@ -78,16 +85,14 @@ def resolve_geo_positions(data, source: str, scene: str | None) -> None:
         if unknown or any(k not in value for k in KEYS):
             raise ConfigError(f"{where}: a geo-referenced position has exactly the keys lat, lon, height_m "
                               f"(degrees, degrees, metres above the ground); got {sorted(map(str, value))}")
-        lat = _number(value["lat"], where, "lat")
-        lon = _number(value["lon"], where, "lon")
-        height = _number(value["height_m"], where, "height_m")
+        lat = number(value["lat"], where, "lat")
+        lon = number(value["lon"], where, "lon")
+        height = number(value["height_m"], where, "height_m")
         check_lat_lon(lat, lon, where)
         if height < 0:
             raise ConfigError(f"{where}: height_m={height:g} is below the ground; give metres above it (>= 0)")
         if site is None:
-            if not isinstance(scene, str):
-                raise ConfigError(f"{where}: a {{lat, lon, height_m}} position needs the experiment's scene")
-            site = _site_of(scene, data.get("scene_sha256"), where)
+            site = site_of(scene, data.get("scene_sha256"), where)
             frame = LocalFrame.from_record(site["frame"])
         x, y = (float(v) for v in frame.to_scene(lat, lon))
         x0, y0, x1, y1 = site["ground_m"]

@@ -97,6 +97,14 @@ class LocalFrame:
         x, y = self.to_scene(c[:, 1], c[:, 0])
         return np.column_stack([x, y])
 
+    def scene_to_lonlat(self, coords) -> np.ndarray:
+        """An (n, 2) or (n, 3) array of scene (x, y[, z]) -> (lon, lat[, z]): the inverse callback (z, the
+        height above the flat ground, is kept)."""
+        c = np.array(coords, float)
+        lat, lon = self.to_geo(c[:, 0], c[:, 1])
+        c[:, 0], c[:, 1] = lon, lat
+        return c
+
     def bearing_deg(self, x_m: float, y_m: float, dx: float, dy: float) -> float:
         """True bearing [deg, 0 = north, clockwise] of the scene direction (dx, dy) at scene point (x, y),
         measured on the WGS 84 ellipsoid between the point and a point 1 m along the direction."""
