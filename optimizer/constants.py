@@ -51,6 +51,7 @@ EXPERIMENT_MAX_BYTES = 1024 * 1024  # an experiment file is a few hundred bytes;
 
 # --- results layout -------------------------------------------------------------------------------
 RUN_FILE = "run.json"  # run metadata, written first (what `resume` needs)
+LEASE_FILE = "lease.json"  # the driver that owns the run folder (optimizer.store.lease); gone when it ends
 SUMMARY_FILE = "summary.json"
 TARGETS_FILE = "targets.csv"
 EXPERIMENT_FILE = "experiment.yaml"
@@ -80,7 +81,8 @@ ENV_CRD_DIR = "REFLECTOPT_CRD_DIR"  # the vendored KubeRay CRDs, likewise
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): checkpoints kept, run.json interrupted
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM; Kubernetes deleting or evicting a pod): the same, otherwise
 
 # --- object storage -------------------------------------------------------------------------------
 S3_SCHEME = "s3://"

@@ -193,10 +193,11 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     from optimizer.experiment import catalogue
     from optimizer.physics.metrics import no_path_as_floor
     from optimizer.search.hooks import (Merging, MergingFIFO, RecordingASHA, Watch, WorldSearcher, WorldStopper,
-                                        caused_by_outage, quiet_outage_logs)
+                                        caused_by_outage, quiet_outage_logs, quiet_restore_advice)
 
     _keep_credentials_out_of_runtime_envs()
     quiet_outage_logs()
+    quiet_restore_advice()
     s = exp.search
     res = exp.resources
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
