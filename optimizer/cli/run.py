@@ -161,6 +161,8 @@ def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool
         _write_status(store, meta, "interrupted", None)
         return _interrupted(store, "")
     except StoreUnreachable as err:
+        if held is not None:
+            held.abandon()  # no more waits on a store that is down
         _write_status(store, meta, "failed", str(err))
         raise StoreUnreachable(f"{err}; nothing is lost: once the store answers, continue with "
                                f"`reflectopt resume {store.uri}`") from None

@@ -122,6 +122,7 @@ class Lease:
                                heartbeat_utc=_utc(now), heartbeat_unix=now, ttl_s=ttl_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._abandoned = False
 
     # --- taking and giving up ------------------------------------------------------------------------------
     def acquire(self) -> Lease:
@@ -158,10 +159,19 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+        if self._abandoned:
+            return
         with contextlib.suppress(ReflectoptError):
             current = read(self.run_uri)
             if current is not None and current.token == self.record.token:
                 storage.delete(self.uri)
+
+    def abandon(self) -> None:
+        """Stop renewing without touching the store (it is down: the lease is given up when this process ends,
+        or lapses for another host)."""
+        self._stop.set()
+        self._thread = None
+        self._abandoned = True
 
     # --- renewing ------------------------------------------------------------------------------------------
     def renew(self) -> bool:
