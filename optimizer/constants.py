@@ -62,6 +62,7 @@ HEATMAPS_DIR = "heatmaps"
 CHECKPOINTS_DIR = "checkpoints"
 WORLD_STATE_FILE = "world_state.json"  # inside each Tune checkpoint
 TUNE_EXPERIMENT = "worlds"  # Tune's experiment folder under CHECKPOINTS_DIR
+TRIAL_DIR_PREFIX = "world-"  # each world's Tune trial folder in it: world-NNN
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 

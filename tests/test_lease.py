@@ -123,25 +123,28 @@ def test_s3_run_lease(s3_env, s3_bucket, sleeper):
 # --- an edited experiment.yaml ------------------------------------------------------------------------------
 
 
-def _started_run(tmp_path, with_worlds: bool = True) -> RunStore:
-    """A run folder as `reflectopt run` leaves it when interrupted: experiment.yaml, run.json, and (once the
-    worlds started) each world's Tune config."""
+def _started_run(tmp_path, with_worlds: bool = True, output: str | None = None) -> RunStore:
+    """A run folder (under `output`: a folder or s3://) as `reflectopt run` leaves it when interrupted:
+    experiment.yaml, run.json, and (once the worlds started) each world's Tune config."""
     exp = street(**{"search.steps": 6})
     src = write_yaml(tmp_path / "e.yaml", exp)
-    store = RunStore(str(tmp_path / "out" / exp.name / "20260101T000000Z-aaaa"))
-    store.local.mkdir(parents=True)
+    output = output or str(tmp_path / "out")
+    store = RunStore(storage.run_uri(output, exp.name, "20260101T000000Z-aaaa"))
     store.write_experiment(src.read_text())
     store.write_meta(RunMeta(name=exp.name, run_id=store.run_id, run_uri=store.uri, status="interrupted",
                              created_utc="2026-01-01T00:00:00Z", experiment_sha256=exp.sha256(),
-                             overrides=Overrides(output=str(tmp_path / "out"), device=exp.device,
-                                                 worlds=exp.search.worlds, scene=exp.scene)))
+                             overrides=Overrides(output=output, device=exp.device, worlds=exp.search.worlds,
+                                                 scene=exp.scene)))
     if with_worlds:
         ran = load_run_experiment(store)
-        world = store.local / "checkpoints" / "worlds" / "world-000"
-        world.mkdir(parents=True)
-        (world / "params.json").write_text(json.dumps({"__world__": {"world": 0,
-                                                                     "experiment": ran.model_dump(mode="json")}}))
+        storage.write_text(storage.join(store.uri, "checkpoints/worlds/world-000/params.json"),
+                           json.dumps({"__world__": {"world": 0, "experiment": ran.model_dump(mode="json")}}))
+    store.discard_staging()
     return store
+
+
+def _files(store: RunStore) -> dict:
+    return {f: storage.read_bytes(storage.join(store.uri, f)) for f in storage.list(store.uri, recursive=True)}
 
 
 def _edit(store: RunStore, old: str, new: str) -> None:
@@ -154,12 +157,23 @@ def test_resume_refuses_an_edited_experiment_naming_the_keys(tmp_path, capsys):
     store = _started_run(tmp_path)
     _edit(store, "steps: 6", "steps: 8")
     _edit(store, "power_dbm: 30", "power_dbm: 33")
-    before = {p.name: p.read_bytes() for p in store.local.iterdir() if p.is_file()}
+    before = _files(store)
     assert cli_main(["resume", store.uri]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "search.steps" in err[0] and "transmitters[0].power_dbm" in err[0] and "experiment.yaml" in err[0]
-    assert {p.name: p.read_bytes() for p in store.local.iterdir() if p.is_file()} == before  # nothing written
+    assert _files(store) == before  # nothing written
+
+
+def test_resume_of_an_s3_run_refuses_an_edited_experiment(tmp_path, capsys, s3_env, s3_bucket):
+    store = _started_run(tmp_path, output=f"s3://{s3_bucket}/out")
+    _edit(store, "steps: 6", "steps: 8")
+    store.discard_staging()
+    before = _files(store)
+    assert cli_main(["resume", store.uri]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search.steps changed since the run started" in err[0], err
+    assert _files(store) == before
 
 
 def test_an_edit_before_any_world_started_is_refused_too(tmp_path):

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from optimizer.constants import (CHECKPOINTS_DIR, EXPERIMENT_FILE, RUN_FILE, SUMMARY_FILE, TARGETS_FILE,
-                                 TRAJECTORIES_FILE, TRAJECTORIES_PARQUET, TUNE_EXPERIMENT)
+                                 TRAJECTORIES_FILE, TRAJECTORIES_PARQUET, TRIAL_DIR_PREFIX, TUNE_EXPERIMENT)
 from optimizer.errors import ConfigError, ReflectoptError, StorageError
 from optimizer.records import RunMeta, Summary, TargetRow, WorldStep
 from optimizer.store import storage
@@ -152,6 +152,8 @@ class RunStore:
 
         worlds = storage.join(self.join(CHECKPOINTS_DIR), TUNE_EXPERIMENT)
         for name in storage.list(worlds):
+            if not name.startswith(TRIAL_DIR_PREFIX):
+                continue
             uri = storage.join(storage.join(worlds, name), TRIAL_PARAMS_FILE)
             try:
                 config = json.loads(storage.read_text(uri))
