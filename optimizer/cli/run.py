@@ -55,7 +55,11 @@ def cmd_run(args) -> int:
 
     earlier = _earlier_runs(exp.output, exp.name)
     store, meta = RunStore.create(exp.output, exp.name, first_meta, label)
-    held = lease.Lease(store.uri, "run").acquire()  # a new folder: nobody else holds it
+    try:
+        held = lease.Lease(store.uri, "run").acquire()  # a new folder: nobody else holds it
+    except ReflectoptError as err:  # the store went down since check_output
+        _write_status(store, meta, "failed", str(err).splitlines()[0])
+        raise
     say(f"run {exp.name}/{store.run_id} -> {store.uri}")
     return _execute(exp, meta, store, args, resume=False, prep=prep, t_start=t_start, earlier=earlier,
                     experiment_text=sub.text, held=held)
@@ -142,9 +146,9 @@ def _catch_sigterm() -> None:
 
 def _interrupted(store: RunStore, what: str) -> int:
     """The one line of a run stopped early, and its exit status (143 after SIGTERM, 130 after Ctrl-C)."""
-    by = _Stop.by or "Ctrl-C"
-    say(f"interrupted by {by}{what}; checkpoints kept; continue with `reflectopt resume {store.uri}`")
-    return EXIT_TERMINATED if by == "SIGTERM" else EXIT_INTERRUPTED
+    by = f" by {_Stop.by}" if _Stop.by else ""
+    say(f"interrupted{by}{what}; checkpoints kept; continue with `reflectopt resume {store.uri}`")
+    return EXIT_TERMINATED if _Stop.by == "SIGTERM" else EXIT_INTERRUPTED
 
 
 def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_start: float, earlier=(),
