@@ -66,6 +66,7 @@ EXPERIMENT_MAX_BYTES = 1024 * 1024  # an experiment file is a few hundred bytes;
 
 # --- results layout -------------------------------------------------------------------------------
 RUN_FILE = "run.json"  # run metadata, written first (what `resume` needs)
+LEASE_FILE = "lease.json"  # the driver that owns the run folder (optimizer.store.lease); gone when it ends
 SUMMARY_FILE = "summary.json"
 TARGETS_FILE = "targets.csv"
 EXPERIMENT_FILE = "experiment.yaml"
@@ -76,6 +77,7 @@ HEATMAPS_DIR = "heatmaps"
 CHECKPOINTS_DIR = "checkpoints"
 WORLD_STATE_FILE = "world_state.json"  # inside each Tune checkpoint
 TUNE_EXPERIMENT = "worlds"  # Tune's experiment folder under CHECKPOINTS_DIR
+TRIAL_DIR_PREFIX = "world-"  # each world's Tune trial folder in it: world-NNN
 REPORT_HTML = "report.html"
 MOUNTING_HTML = "mounting.html"  # one printable page: the plate on its wall (plan + side view), `winner.mount`
 REPORT_MD = "report.md"
@@ -96,7 +98,8 @@ ENV_CRD_DIR = "REFLECTOPT_CRD_DIR"  # the vendored KubeRay CRDs, likewise
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): checkpoints kept, run.json interrupted
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM; Kubernetes deleting or evicting a pod): the same, otherwise
 
 # --- object storage -------------------------------------------------------------------------------
 S3_SCHEME = "s3://"

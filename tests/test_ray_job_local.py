@@ -104,14 +104,16 @@ def _stop_head(temp: Path) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s3_bucket, tmp_path, capsys):
-    from ray.job_submission import JobStatus, JobSubmissionClient
+def _submit(ray_head: str, s3_bucket: str, tmp_path: Path, text: str, name: str):
+    """What `reflectopt submit` uploads, and its RayJob's entrypoint submitted to the local head as KubeRay's
+    submitter does: (client, job id, RayJob)."""
+    from ray.job_submission import JobSubmissionClient
 
     exp = tmp_path / "exp.yaml"
-    exp.write_text(EXPERIMENT)
+    exp.write_text(text)
     args = argparse.Namespace(
         experiment=str(exp), cluster="local", namespace="rf", values=[], scene=None,
-        s3_prefix=f"s3://{s3_bucket}/rf", name="tiny-local", ephemeral=False, ttl=None, active_deadline=600,
+        s3_prefix=f"s3://{s3_bucket}/rf", name=name, ephemeral=False, ttl=None, active_deadline=600,
         retries=None, env=None)
     plan = submit.plan_submission(args)
     submit.upload(plan)  # exactly what `reflectopt submit` uploads before creating the RayJob
@@ -130,15 +132,28 @@ def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s
             if time.monotonic() > deadline:
                 raise AssertionError(f"Ray head never accepted the job: {err}") from None
             time.sleep(2)
-    deadline = time.monotonic() + 420
+    return client, job_id, job
+
+
+def _wait_until_done(client, job_id, limit_s: float):
+    from ray.job_submission import JobStatus
+
+    deadline = time.monotonic() + limit_s
     status = client.get_job_status(job_id)
     while status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
         assert time.monotonic() < deadline, f"job still {status}:\n{client.get_job_logs(job_id)[-3000:]}"
         time.sleep(2)
         status = client.get_job_status(job_id)
+    return status
+
+
+def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s3_bucket, tmp_path, capsys):
+    from ray.job_submission import JobStatus
+
+    client, job_id, job = _submit(ray_head, s3_bucket, tmp_path, EXPERIMENT, "tiny-local")
+    status = _wait_until_done(client, job_id, 420)
     logs = client.get_job_logs(job_id)
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
-
     # results where the RayJob's annotation says they are
     results = job["metadata"]["annotations"][submit.ANN_RESULTS]
     base = storage.join(results, "tiny-canyon")
@@ -152,3 +167,58 @@ def test_rayjob_entrypoint_runs_to_completion_via_job_submission_api(ray_head, s
     assert "1 CPU / 0 GPU each" in logs
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
     assert secret not in logs
+
+
+def _driver_process(experiment_uri: str):
+    """The job's `reflectopt run` process (the entrypoint; Ray's job supervisor started it)."""
+    import psutil
+
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if experiment_uri in cmd and "run" in cmd and any(c.endswith("reflectopt") for c in cmd[:2]):
+            return proc
+    return None
+
+
+def test_sigterm_to_the_job_driver_is_an_interrupt_status_tells_it_from_a_failure(ray_head, s3_bucket, tmp_path):
+    """The driver of a RayJob gets SIGTERM (its pod deleted or evicted): run.json in S3 says interrupted, the
+    lease is given up, and `reflectopt status` of the RayJob (as KubeRay reports Ray's job) says interrupted,
+    exit 143, not failed."""
+    from ray.job_submission import JobStatus
+
+    from optimizer.errors import ConfigError
+    from optimizer.store import lease
+
+    long_run = EXPERIMENT.replace('search: {worlds: 2, steps: 2, prune: "off"}',
+                                  'search: {worlds: 2, steps: 40, prune: "off", concurrency: 1, checkpoint_every: 1}')
+    assert long_run != EXPERIMENT
+    client, job_id, job = _submit(ray_head, s3_bucket, tmp_path, long_run, "tiny-term")
+    base = storage.join(job["metadata"]["annotations"][submit.ANN_RESULTS], "tiny-canyon")
+    deadline = time.monotonic() + 300
+    while True:  # world 0 checkpointed: the run is under way
+        files = storage.list(base, recursive=True)
+        if any("/world-000/checkpoint_" in f for f in files):
+            break
+        assert time.monotonic() < deadline and client.get_job_status(job_id) in (JobStatus.PENDING,
+                                                                                  JobStatus.RUNNING), \
+            client.get_job_logs(job_id)[-3000:]
+        time.sleep(1)
+    run_uri = storage.join(base, files[0].split("/")[0])
+    with pytest.raises(ConfigError, match="still being run by pid"):
+        lease.check_free(run_uri)  # `resume` of it now is refused
+    driver = _driver_process(job["metadata"]["annotations"][submit.ANN_EXPERIMENT])
+    assert driver is not None
+    driver.terminate()  # SIGTERM to the driver alone, as the kubelet sends a pod's main process
+    status = _wait_until_done(client, job_id, 300)
+    logs = client.get_job_logs(job_id)
+    assert status == JobStatus.FAILED, logs[-3000:]
+    assert "interrupted by SIGTERM" in logs and f"reflectopt resume {run_uri}" in logs
+    assert "Tuner.restore" not in logs
+    assert json.loads(storage.read_text(storage.join(run_uri, "run.json")))["status"] == "interrupted"
+    lease.check_free(run_uri)  # given up: `resume` may take it
+    # what KubeRay makes of it: Ray's job message in the RayJob's status
+    message = client.get_job_info(job_id).message
+    state = submit.job_state({"metadata": {"name": "tiny-term"}, "status": {
+        "jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed", "message": message}})
+    assert state["interrupted"] and state["exit_code"] == 143 and submit.state_exit_code(state) == 143
+    assert "interrupted, not failed" in submit.format_state(state)

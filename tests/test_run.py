@@ -121,6 +121,7 @@ def test_ctrl_c_keeps_work_and_resume_completes(tmp_path):
     assert not (run / "summary.json").exists()
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     assert "reflectopt resume" in stderr
+    assert "Tuner.restore" not in stdout + stderr  # Ray's advice, wrong for our users: ours only
     r = subprocess.run(CLI + ["resume", str(run), "--no-progress"], capture_output=True, text=True, cwd=REPO,
                        env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -133,6 +134,62 @@ def test_ctrl_c_keeps_work_and_resume_completes(tmp_path):
     assert steps0 == list(range(1, 13))  # nothing lost or repeated across the interruption
     r2 = subprocess.run(CLI + ["resume", str(run)], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=60)
     assert r2.returncode == 1 and "already complete" in r2.stderr
+
+
+def _start_and_wait_for_checkpoints(tmp_path, steps: int = 12):
+    """A `reflectopt run` subprocess of a small experiment, once world 0 has checkpointed two steps."""
+    exp = street(**{"search.worlds": 2, "search.steps": steps, "search.prune": "off", "search.concurrency": 1,
+                    "search.checkpoint_every": 1, "solver.samples_per_src": 20000})
+    f = write_yaml(tmp_path / "e.yaml", exp)
+    out = tmp_path / "out"
+    p = subprocess.Popen(CLI + ["run", str(f), "--output", str(out), "--no-progress"], cwd=REPO, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while len(list(out.glob("*/*/checkpoints/worlds/world-000/checkpoint_*"))) < 2:
+        if p.poll() is not None or time.time() > deadline:
+            p.kill()
+            raise AssertionError(f"no checkpoints: {p.communicate()[1][-3000:]}")
+        time.sleep(0.5)
+    return p, _run_dir(out, exp.name)
+
+
+def test_resume_of_a_run_whose_driver_is_alive_is_refused(tmp_path):
+    """Two drivers on one run folder disagree about its worlds: `resume` names the live one and touches nothing."""
+    p, run = _start_and_wait_for_checkpoints(tmp_path)
+    try:
+        r = subprocess.run(CLI + ["resume", str(run), "--no-progress"], capture_output=True, text=True, cwd=REPO,
+                           env=ENV, timeout=120)
+        assert r.returncode == 2, r.stderr[-3000:]
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert f"pid {p.pid} on host " in lines[0] and "still being run" in lines[0]
+        assert json.loads((run / "run.json").read_text())["status"] == "running"
+        assert json.loads((run / "lease.json").read_text())["pid"] == p.pid
+        assert p.poll() is None  # the live run goes on
+    finally:
+        os.killpg(p.pid, signal.SIGINT)
+        p.communicate(timeout=300)
+    assert p.returncode == 130
+    assert not (run / "lease.json").exists()  # the driver gave it up: `resume` may take the run now
+
+
+def test_sigterm_is_an_interrupt_and_resume_completes(tmp_path):
+    """SIGTERM (Kubernetes deleting or evicting the pod), sent to the driver alone: checkpoints kept, run.json
+    interrupted, one line of ours, exit 143; `resume` completes the run."""
+    p, run = _start_and_wait_for_checkpoints(tmp_path, steps=8)
+    p.send_signal(signal.SIGTERM)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 143, stderr[-3000:]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    ours = [ln for ln in stderr.splitlines() if "reflectopt resume" in ln]
+    assert ours == [f"[reflectopt] interrupted by SIGTERM: 2 worlds unfinished; checkpoints kept; continue with "
+                    f"`reflectopt resume {run}`"], stderr[-3000:]
+    assert "Traceback" not in stderr and "Tuner.restore" not in stdout + stderr
+    r = subprocess.run(CLI + ["resume", str(run), "--no-progress"], capture_output=True, text=True, cwd=REPO,
+                       env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert [w["status"] for w in s["worlds"]] == ["completed", "completed"] and s["failures"] == []
 
 
 def test_leftovers_of_a_killed_run_are_stopped_and_only_those(tmp_path):

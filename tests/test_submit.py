@@ -47,6 +47,14 @@ RECORDED = {
                  "message": "Job finished successfully."},
     "failed": {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed",
                "message": "Job failed with exit code 2", "rayClusterName": "reflectopt", "failed": 1},
+    # the driver ended by SIGTERM (a deleted or evicted pod) or Ctrl-C: Ray's message names its exit status
+    "sigterm": {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed", "failed": 1,
+                "message": "Job entrypoint command failed with exit code 143, last available logs (truncated to "
+                           "20,000 chars):\n[reflectopt] interrupted by SIGTERM: 2 worlds unfinished; ...",
+                "rayClusterName": "reflectopt"},
+    "ctrl-c": {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed", "failed": 1,
+               "message": "Job entrypoint command failed with exit code 130. No logs available."},
+    "stopped": {"jobDeploymentStatus": "Complete", "jobStatus": "STOPPED", "rayClusterName": "reflectopt"},
     "deadline": {"jobDeploymentStatus": "Failed", "reason": "DeadlineExceeded",
                  "message": "The RayJob has passed the activeDeadlineSeconds. DeadlineSeconds: 60"},
     "validation": {"jobDeploymentStatus": "ValidationFailed", "reason": "ValidationFailed",
@@ -310,6 +318,24 @@ def test_status(capsys, api, state, rc_expected):
     rc, out, _ = main(capsys, "status", "tiny-7", "--json")
     data = json.loads(out)
     assert data["deployment"] == RECORDED[state]["jobDeploymentStatus"] and data["ok"] == (state == "complete")
+
+
+@pytest.mark.parametrize("state,rc_expected,how", [("sigterm", 143, "SIGTERM"), ("ctrl-c", 130, "Ctrl-C"),
+                                                  ("stopped", 143, "stopped")])
+def test_status_tells_an_interrupted_job_from_a_failed_one(capsys, api, state, rc_expected, how):
+    """A driver that was interrupted (its checkpoints kept, resumable) is not reported as failed."""
+    api.add("GET", JOBS + "/tiny-9$", 200, rayjob("tiny-9", RECORDED[state]))
+    rc, out, _ = main(capsys, "status", "tiny-9")
+    assert rc == rc_expected
+    line = next(ln for ln in out.splitlines() if "interrupted" in ln)
+    assert "not failed" in line and how in line and "reflectopt resume RUN" in line
+    assert "reflectopt results ls s3://b/rf/results/tiny-9/" in line
+    rc, out, _ = main(capsys, "status", "tiny-9", "--json")
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["ok"] is False
+    api.add("GET", JOBS + "/tiny-10$", 200, rayjob("tiny-10", RECORDED["failed"]))  # exit code 2: a failure
+    rc, out, _ = main(capsys, "status", "tiny-10", "--json")
+    assert rc == 1 and json.loads(out)["interrupted"] is False
 
 
 def test_status_of_a_new_job_without_status_is_pending(capsys, api):

@@ -10,7 +10,8 @@ from optimizer.constants import EXIT_FAILURE, EXIT_OK
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.kube import objects as kube
 from optimizer.kube import submit
-from optimizer.kube.submit import Kube, describe_uploads, format_state, job_state, plan_submission, upload, wait_for
+from optimizer.kube.submit import (Kube, describe_uploads, format_state, job_state, plan_submission, state_exit_code,
+                                   upload, wait_for)
 
 _say = submit._say
 
@@ -47,7 +48,8 @@ def cmd_submit(args) -> int:
     if not state["done"]:
         _say(f"{plan['name']} is still {state['deployment']} after {args.timeout:g} s; follow it with "
              f"`reflectopt status {plan['name']} -n {namespace}`")
-    return EXIT_FAILURE
+        return EXIT_FAILURE
+    return state_exit_code(state)
 
 
 def cmd_status(args) -> int:
@@ -58,7 +60,7 @@ def cmd_status(args) -> int:
         sys.stdout.write(json.dumps(state, indent=1, sort_keys=True) + "\n")
     else:
         sys.stdout.write(format_state(state) + "\n")
-    return EXIT_OK if not state["done"] or state["ok"] else EXIT_FAILURE
+    return state_exit_code(state)
 
 
 def cmd_logs(args) -> int:
@@ -133,7 +135,8 @@ def register(subparsers) -> None:
     p.add_argument("--poll", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_submit)
 
-    p = subparsers.add_parser("status", help="state of a submitted RayJob (exit 1 if it failed)")
+    p = subparsers.add_parser("status", help="state of a submitted RayJob (exit 1 if it failed, 130/143 if its driver "
+                                             "was interrupted: resumable)")
     p.add_argument("job", metavar="JOB")
     _kube_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable")

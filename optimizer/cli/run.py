@@ -3,23 +3,32 @@
 Everything that can be checked before the run folder exists is (the experiment and its overrides, that the
 output can be written, the scene and its baseline), so bad input writes nothing. Once the folder exists,
 its run.json never stays "running" for a run that ended: a failure writes "failed" and the reason, Ctrl-C
-"interrupted"; `resume` continues either.
+or SIGTERM (what Kubernetes sends a pod it deletes or evicts) "interrupted", with the checkpoints kept, one
+line saying how to resume and exit status 130 (Ctrl-C) or 143 (SIGTERM); `resume` continues either.
+
+The driver of a run holds its folder's lease (optimizer.store.lease) while it runs: `resume` of a run whose
+driver is alive is refused, naming it; `resume` of a run whose experiment.yaml was edited is refused, naming
+the keys that changed.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
-from optimizer.constants import CHECKPOINTS_DIR, EXIT_INTERRUPTED, RUN_FILE, SUMMARY_FILE, WINNER_SCENE_DIR
+from optimizer.constants import (CHECKPOINTS_DIR, EXIT_INTERRUPTED, EXIT_TERMINATED, RUN_FILE, SUMMARY_FILE,
+                                 WINNER_SCENE_DIR)
 from optimizer.errors import ConfigError, ReflectoptError, StorageError, StoreUnreachable
 from optimizer.experiment import load_run_experiment, load_submitted, with_overrides
+from optimizer.experiment.loading import check_run_experiment_unchanged
 from optimizer.records import Overrides, RunMeta, Summary
 from optimizer.records.text import fmt_pct, fmt_power
 from optimizer.search.driver import conclude, now_utc, prepare, run_search, say, start_ray
-from optimizer.store import storage, tunefs
+from optimizer.store import lease, storage, tunefs
 from optimizer.store.runstore import RunStore
 
 if TYPE_CHECKING:
@@ -46,9 +55,14 @@ def cmd_run(args) -> int:
 
     earlier = _earlier_runs(exp.output, exp.name)
     store, meta = RunStore.create(exp.output, exp.name, first_meta, label)
+    try:
+        held = lease.Lease(store.uri, "run").acquire()  # a new folder: nobody else holds it
+    except ReflectoptError as err:  # the store went down since check_output
+        _write_status(store, meta, "failed", str(err).splitlines()[0])
+        raise
     say(f"run {exp.name}/{store.run_id} -> {store.uri}")
     return _execute(exp, meta, store, args, resume=False, prep=prep, t_start=t_start, earlier=earlier,
-                    experiment_text=sub.text)
+                    experiment_text=sub.text, held=held)
 
 
 def cmd_resume(args) -> int:
@@ -58,14 +72,17 @@ def cmd_resume(args) -> int:
         raise ReflectoptError(f"RESULTS: {store.uri} is already complete (summary.json present); nothing to resume")
     if not storage.exists(store.join(RUN_FILE)):
         raise ConfigError(f"RESULTS: {store.uri} has no run.json; give the run folder printed by `reflectopt run`")
+    lease.check_free(store.uri)  # its driver still runs: refused, naming it
     meta = store.read_meta()
     exp = load_run_experiment(store, meta)
+    check_run_experiment_unchanged(store, meta, exp)
+    held = lease.Lease(store.uri, "resume").acquire()
     earlier = [(store, meta)]
     meta = meta.model_copy(update={"status": "running", "resumed_utc": now_utc(), "error": None})
     store.write_meta(meta)
     say(f"resuming {exp.name}/{meta.run_id} from {store.uri}")
     return _execute(exp, meta, store, args, resume=True, t_start=t_start, earlier=earlier,
-                    experiment_text=store.read_experiment_text())
+                    experiment_text=store.read_experiment_text(), held=held)
 
 
 def _earlier_runs(output: str, name: str, newest: int = 20) -> list[tuple[RunStore, RunMeta]]:
@@ -104,17 +121,52 @@ def _stop_leftovers(earlier: list[tuple[RunStore, RunMeta]], resuming: bool) -> 
             store.discard_staging()
 
 
+class _Stop:
+    """How the run was asked to stop (`_on_sigterm` sets "SIGTERM"; else a Ctrl-C)."""
+
+    by: str | None = None
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: Tune's interrupt handler (while the worlds run) ends its loop with every checkpoint
+    kept; elsewhere KeyboardInterrupt. A second SIGTERM, like a second Ctrl-C, stops at once."""
+    _Stop.by = "SIGTERM"
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _catch_sigterm() -> None:
+    """Handle SIGTERM as `_on_sigterm` (again after Ray starts: ray.init puts its own handler there)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _interrupted(store: RunStore, what: str) -> int:
+    """The one line of a run stopped early, and its exit status (143 after SIGTERM, 130 after Ctrl-C)."""
+    by = f" by {_Stop.by}" if _Stop.by else ""
+    say(f"interrupted{by}{what}; checkpoints kept; continue with `reflectopt resume {store.uri}`")
+    return EXIT_TERMINATED if _Stop.by == "SIGTERM" else EXIT_INTERRUPTED
+
+
 def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_start: float, earlier=(),
-             prep=None, experiment_text: str | None = None) -> int:
+             prep=None, experiment_text: str | None = None, held: lease.Lease | None = None) -> int:
     """The run from here on: its folder exists, so every way out leaves run.json saying how it ended."""
+    _Stop.by = None
+    before = signal.getsignal(signal.SIGTERM)
     try:
+        _catch_sigterm()
         if experiment_text is not None:
             store.write_experiment(experiment_text)
         return _run(exp, meta, store, args, resume, t_start, earlier, prep)
     except KeyboardInterrupt:
         _write_status(store, meta, "interrupted", None)
-        raise
+        return _interrupted(store, "")
     except StoreUnreachable as err:
+        if held is not None:
+            held.abandon()  # no more waits on a store that is down
         _write_status(store, meta, "failed", str(err))
         raise StoreUnreachable(f"{err}; nothing is lost: once the store answers, continue with "
                                f"`reflectopt resume {store.uri}`") from None
@@ -125,7 +177,11 @@ def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool
         _write_status(store, meta, "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300])
         raise
     finally:
+        if held is not None:
+            held.release()
         store.discard_staging()  # an s3:// run's local copy: published or not, it goes
+        if threading.current_thread() is threading.main_thread() and before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _write_status(store: RunStore, meta: RunMeta, status: str, error: str | None) -> None:
@@ -149,6 +205,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
         prep = prepare(exp)
     _stop_leftovers(earlier, resuming=resume)
     info = start_ray(exp, getattr(args, "address", None))
+    _catch_sigterm()
     meta = meta.model_copy(update={"ray_session": info.get("session_dir")})
     store.write_meta(meta)
     tune_path, tune_fs = tunefs.tune_storage(store.join(CHECKPOINTS_DIR))
@@ -160,9 +217,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     unfinished = [c for c in collected if c.status == "interrupted"]
     if unfinished:
         store.write_meta(meta.model_copy(update={"status": "interrupted"}))
-        say(f"interrupted: {len(unfinished)} worlds unfinished; checkpoints kept. Continue with:\n"
-            f"    reflectopt resume {store.uri}")
-        return EXIT_INTERRUPTED
+        return _interrupted(store, f": {len(unfinished)} worlds unfinished")
     done = conclude(exp, meta, prep, collected, t_start)
     summary = done.summary
     store.write_targets(done.targets)

@@ -246,3 +246,45 @@ def load_run_experiment(store, meta=None) -> Experiment:
         exp = with_overrides(exp, store.join(RUN_FILE), {"output": ov.output, "device": ov.device,
                                                            "search.worlds": ov.worlds, "scene": ov.scene})
     return exp
+
+
+def changed_keys(before, after, path: str = "") -> list[str]:
+    """The dotted paths (list items as `[i]`) where two experiment dumps differ, in order."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in list(before) + [k for k in after if k not in before]:
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in before or key not in after:
+                out.append(sub)
+            else:
+                out += changed_keys(before[key], after[key], sub)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [k for i, (b, a) in enumerate(zip(before, after)) for k in changed_keys(b, a, f"{path}[{i}]")]
+    return [] if before == after else [path or "(the whole experiment)"]
+
+
+def check_run_experiment_unchanged(store, meta, exp: Experiment) -> None:
+    """`resume` continues a run with the experiment it started with. Its folder's experiment.yaml edited
+    since (anything but `resources`: its meaning no longer hashes to run.json's `experiment_sha256`) is a
+    ConfigError naming the keys that changed (against the experiment the worlds were started with), or, before
+    any world started, saying that it changed. `exp`: the file as `load_run_experiment` reads it."""
+    import json
+
+    from optimizer.constants import EXPERIMENT_FILE
+
+    source = store.join(EXPERIMENT_FILE)
+    if load_experiment_text(store.read_experiment_text(), source).sha256() == meta.experiment_sha256:
+        return
+    keys: list[str] = []
+    started = store.started_experiment()
+    if started is not None:
+        try:
+            keys = changed_keys(json.loads(parse_experiment(started, "the started run").canonical_json()),
+                                json.loads(exp.canonical_json()))
+        except ConfigError:
+            keys = []
+    what = f"{', '.join(keys)} changed" if keys else "its content changed"
+    raise ConfigError(f"{source}: {what} since the run started; resume continues a run only with the experiment "
+                      "it started with (only `resources` may change): put the file back, or start a new run "
+                      "with `reflectopt run`")

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from optimizer.constants import BUILTIN_SCENE_PREFIX, EXPERIMENT_FILE, S3_SCHEME
+from optimizer.constants import (BUILTIN_SCENE_PREFIX, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,
+                                 EXPERIMENT_FILE, S3_SCHEME)
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.kube import objects as kube
 
@@ -28,6 +29,9 @@ ANN_EXPERIMENT = "reflectopt.io/experiment"
 ANN_EXPERIMENT_SHA = "reflectopt.io/experiment-sha256"
 LABEL_EXPERIMENT = "reflectopt.io/experiment"
 TERMINAL_DEPLOYMENT = {"Complete", "Failed", "ValidationFailed", "Suspended"}
+# Ray's message of a job whose entrypoint exited non-zero ("Job entrypoint command failed with exit code 143, ..."),
+# which KubeRay copies into the RayJob's status.message
+EXIT_CODE_RE = re.compile(r"exit code (\d+)")
 SECRET_NAME_RE = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|CREDENTIAL)", re.IGNORECASE)
 
 
@@ -286,16 +290,38 @@ def job_state(obj: dict) -> dict:
     job_status = st.get("jobStatus") or ""
     done = deployment in TERMINAL_DEPLOYMENT
     ok = done and deployment == "Complete" and job_status == "SUCCEEDED"
+    found = EXIT_CODE_RE.search(st.get("message") or "")
+    exit_code = int(found.group(1)) if found else None
+    # the driver stopped early and kept its checkpoints (Ctrl-C: 130, SIGTERM: 143), or Ray stopped the job
+    # (`ray job stop` sends SIGTERM): resumable, not failed
+    interrupted = done and not ok and (job_status == "STOPPED" or exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED))
     ann = (obj.get("metadata") or {}).get("annotations") or {}
     return {"name": (obj.get("metadata") or {}).get("name"), "deployment": deployment, "job": job_status,
-            "done": done, "ok": ok, "reason": st.get("reason", ""), "message": st.get("message", ""),
+            "done": done, "ok": ok, "interrupted": interrupted, "exit_code": exit_code,
+            "reason": st.get("reason", ""), "message": st.get("message", ""),
             "cluster": st.get("rayClusterName", ""), "job_id": st.get("jobId", ""),
             "start": st.get("startTime", ""), "end": st.get("endTime", ""), "failed": st.get("failed"),
             "succeeded": st.get("succeeded"), "results": ann.get(ANN_RESULTS, "")}
 
 
+def state_exit_code(s: dict) -> int:
+    """`status`'s (and `submit --wait`'s) exit status for a job state: 0 running or succeeded, the driver's
+    own 130 (Ctrl-C) or 143 (SIGTERM, or the job stopped) when it was interrupted, 1 when it failed."""
+    if not s["done"] or s["ok"]:
+        return EXIT_OK
+    if s["interrupted"]:
+        return s["exit_code"] if s["exit_code"] in (EXIT_INTERRUPTED, EXIT_TERMINATED) else EXIT_TERMINATED
+    return EXIT_FAILURE
+
+
 def format_state(s: dict) -> str:
     lines = [f"{s['name']}: {s['deployment']}" + (f" (Ray job {s['job']})" if s["job"] else "")]
+    if s["interrupted"]:
+        how = {EXIT_INTERRUPTED: "exit 130, Ctrl-C", EXIT_TERMINATED: "exit 143, SIGTERM"}.get(s["exit_code"],
+                                                                                          "the Ray job was stopped")
+        where = f" `reflectopt results ls {s['results']}` names it," if s["results"] else ""
+        lines.append(f"  interrupted, not failed ({how}): its checkpoints are kept;{where} `reflectopt resume RUN` "
+                     "continues it")
     for key, label in (("cluster", "cluster"), ("job_id", "ray job id"), ("start", "started"), ("end", "ended"),
                        ("reason", "reason"), ("message", "message"), ("results", "results")):
         if s[key]:

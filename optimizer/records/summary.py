@@ -47,6 +47,21 @@ class RunMeta(Record):
                                                               "later run can stop what a killed one left)")
 
 
+class RunLease(Record):
+    """`lease.json`: the driver that owns a run folder (optimizer.store.lease), renewed while it runs."""
+
+    pid: int
+    host: str
+    process_start: float | None = Field(default=None, description="the process's start time [s since the epoch] "
+                                                                  "(a reused PID is not the holder)")
+    command: str = Field(description="run | resume")
+    token: str = Field(description="this holder's random id")
+    started_utc: str
+    heartbeat_utc: str
+    heartbeat_unix: float = Field(description="[s since the epoch] last renewal")
+    ttl_s: float = Field(gt=0, description="[s] the lease lapses this long after its last renewal")
+
+
 class TargetRow(Record):
     """One row of `targets.csv`."""
 

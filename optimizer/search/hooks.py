@@ -373,6 +373,21 @@ def quiet_outage_logs() -> None:
             handler.addFilter(_OutageLogFilter())
 
 
+class _RestoreAdviceFilter(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" after an interrupt: reflectopt says its own
+    (`reflectopt resume RUN`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+def quiet_restore_advice() -> None:
+    """Put `_RestoreAdviceFilter` on Tune's run logger (where the advice is logged), once."""
+    logger = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _RestoreAdviceFilter) for f in logger.filters):
+        logger.addFilter(_RestoreAdviceFilter())
+
+
 class WorldStopper(tune.Stopper):
     """A world stops after `steps` steps (Tune's own iteration count, which survives a restore)."""
 

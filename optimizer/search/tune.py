@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from optimizer.constants import ENV_FAULT_KILL_WORLD, NO_PATH_FLOOR_DBM, TUNE_EXPERIMENT, WORLD_STATE_FILE
+from optimizer.constants import (ENV_FAULT_KILL_WORLD, NO_PATH_FLOOR_DBM, TRIAL_DIR_PREFIX, TUNE_EXPERIMENT,
+                                 WORLD_STATE_FILE)
 from optimizer.errors import NumericsError, StorageError, StoreUnreachable
 from optimizer.records import JointPose, WorldState, WorldStep
 from optimizer.search.progress import ProgressView
@@ -194,13 +195,14 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     from optimizer.experiment import catalogue
     from optimizer.physics.metrics import no_path_as_floor
     from optimizer.search.hooks import (Merging, MergingFIFO, RecordingASHA, Watch, WorldSearcher, WorldStopper,
-                                        caused_by_outage, quiet_outage_logs)
+                                        caused_by_outage, quiet_outage_logs, quiet_restore_advice)
 
     from optimizer.search import outage
 
     _keep_credentials_out_of_runtime_envs()
     quiet_outage_logs()
     outage.reset()
+    quiet_restore_advice()
     s = exp.search
     res = exp.resources
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
@@ -242,8 +244,7 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
             trainable, param_space={},
             tune_config=tune.TuneConfig(metric=SCORE_KEY, mode="max", scheduler=scheduler, search_alg=searcher,
                                         num_samples=searcher.max_worlds, max_concurrent_trials=s.concurrency,
-                                        trial_name_creator=lambda t: f"world-{_unwrap(t.config)['world']:03d}",
-                                        trial_dirname_creator=lambda t: f"world-{_unwrap(t.config)['world']:03d}"),
+                                        trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=run_config)
     try:
         grid = tuner.fit()
@@ -258,6 +259,11 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     if progress:
         view.render()
     return collect(grid, exp, len(starts), RecordingASHA.pruned, Watch.crashes, Merging.merged)
+
+
+def _trial_name(trial) -> str:
+    """A world's Tune trial name and folder: world-NNN."""
+    return f"{TRIAL_DIR_PREFIX}{_unwrap(trial.config)['world']:03d}"
 
 
 def _outage_line(err: BaseException) -> str:

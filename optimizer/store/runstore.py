@@ -9,6 +9,7 @@
       winner_scene/         scene.xml + meshes with the plates mounted
       heatmaps/, report.html, report.md
       checkpoints/          Ray Tune storage (per-world WorldState)
+      lease.json            the driver that owns the run while it runs (optimizer.store.lease)
       summary.json          Summary, written LAST: its presence marks a complete run
 
 With an s3:// run the files are staged in a local folder and published at the end (summary.json last);
@@ -24,13 +25,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from optimizer.constants import (EXPERIMENT_FILE, RUN_FILE, SUMMARY_FILE, TARGETS_FILE, TRAJECTORIES_FILE,
-                                 TRAJECTORIES_PARQUET)
+from optimizer.constants import (CHECKPOINTS_DIR, EXPERIMENT_FILE, RUN_FILE, SUMMARY_FILE, TARGETS_FILE,
+                                 TRAJECTORIES_FILE, TRAJECTORIES_PARQUET, TRIAL_DIR_PREFIX, TUNE_EXPERIMENT)
 from optimizer.errors import ConfigError, ReflectoptError, StorageError
 from optimizer.records import RunMeta, Summary, TargetRow, WorldStep
 from optimizer.store import storage
 
 STAGING_PREFIX = "reflectopt-run-"
+TRIAL_PARAMS_FILE = "params.json"  # Ray Tune's copy of a trial's config, in the trial's folder
 
 
 class RunStore:
@@ -142,6 +144,25 @@ class RunStore:
         if self.remote:
             return storage.read_text(self.join(name))
         raise StorageError(f"{self.join(name)}: no such file")
+
+    def started_experiment(self) -> dict | None:
+        """The experiment as its worlds run it (each Tune trial keeps its config, which `resume` restores, in
+        `checkpoints/worlds/world-NNN/params.json`): the first world's, or None before any world started."""
+        import json
+
+        worlds = storage.join(self.join(CHECKPOINTS_DIR), TUNE_EXPERIMENT)
+        for name in storage.list(worlds):
+            if not name.startswith(TRIAL_DIR_PREFIX):
+                continue
+            uri = storage.join(storage.join(worlds, name), TRIAL_PARAMS_FILE)
+            try:
+                config = json.loads(storage.read_text(uri))
+            except (StorageError, ValueError):
+                continue
+            data = config.get("__world__", config).get("experiment") if isinstance(config, dict) else None
+            if isinstance(data, dict):
+                return data
+        return None
 
     def exists(self, name: str) -> bool:
         if self._local is not None and (self._local / name).exists():
