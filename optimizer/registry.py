@@ -35,8 +35,11 @@ class Registry:
                 importlib.import_module(mod)
 
     def names(self) -> list[str]:
+        """Registered names: the built-ins in the order of their modules (whichever was imported first), then
+        the others as registered."""
         self._load()
-        return list(self._entries)
+        order = {m: i for i, m in enumerate(self._builtin_modules)}
+        return sorted(self._entries, key=lambda n: order.get(self._entries[n].__module__, len(order)))
 
     def validate(self, name: str) -> str:
         """`name` if registered, else ValueError naming the allowed values (the experiment's field check)."""
@@ -50,7 +53,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise ValueError(f"{self.key}: unknown value {name!r}; one of {', '.join(self._entries)}") from None
+            raise ValueError(f"{self.key}: unknown value {name!r}; one of {', '.join(self.names())}") from None
 
 
 GRADIENT_MODES = Registry("search.gradient", "gradient mode", (
