@@ -105,9 +105,10 @@ def test_frame_and_winner_mount_from_the_site_json_wall(on_wall):
     assert 60.16 < m.lat_deg < 60.18 and 24.93 < m.lon_deg < 24.95
 
 
-def test_a_box_by_coordinates_takes_the_site_wall_behind_it(on_wall, helsinki, tmp_path):
+def test_a_box_by_coordinates_takes_the_site_wall_behind_it(on_wall, helsinki, tmp_path, capsys):
     """The same box written as {min, max}: the nearest site.json wall behind it (before the mesh); a wall
-    named by mounted_on_wall is taken as named, and one not in site.json is bad input."""
+    named by mounted_on_wall is taken as named; one not in site.json, or on a scene without one, is bad input
+    (one line naming the key, exit 2, nothing written)."""
     from optimizer.cli.main import main
 
     exp, rs, _ = on_wall
@@ -120,11 +121,18 @@ def test_a_box_by_coordinates_takes_the_site_wall_behind_it(on_wall, helsinki, t
     assert (f.source, f.wall_id) == ("site", WALL)
     named = _load(tmp_path, {**hand, "reflector": {**hand["reflector"], "mounted_on_wall": WALL}}, "named.yaml")
     assert named.sha256() == exp.sha256()  # the same plate on the same wall
-    bad = {**hand, "reflector": {**hand["reflector"], "mounted_on_wall": "way/1#99"}}
-    f = tmp_path / "bad.yaml"
-    f.write_text(yaml.safe_dump(bad))
-    assert main(["run", str(f), "--output", str(tmp_path / "out")]) == 2
-    assert not (tmp_path / "out").exists()
+    for scene, wall_id in ((helsinki, "way/1#99"), (test_site_geo.L_CORRIDOR, WALL)):
+        bad = {**hand, "scene": str(scene), "reflector": {**hand["reflector"], "mounted_on_wall": wall_id}}
+        if scene != helsinki:
+            bad["transmitters"] = [{"name": "ap1", "position": [0.0, 0.0, 2.0]}]
+            bad["targets"] = {"points": [[1.0, 1.0, 1.5]]}
+        f = tmp_path / "bad.yaml"
+        f.write_text(yaml.safe_dump(bad))
+        capsys.readouterr()
+        assert main(["run", str(f), "--output", str(tmp_path / "out")]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"reflectopt: error: {f}: reflector.mounted_on_wall: "), lines
+        assert not (tmp_path / "out").exists()
 
 
 def test_report_and_mounting_sheet_credit_osm(on_wall, tmp_path):
