@@ -41,6 +41,7 @@ WALL_COPLANAR_M = 0.05
 # `winner.mount` figures are rounded to these (the mounting tolerance's resolution): [m], [deg]
 MOUNT_ROUND_M = 0.01
 MOUNT_ROUND_DEG = 0.5
+MOUNT_ROUND_LATLON_DIGITS = 7  # winner.mount's lat/lon: 1e-7 deg is at most 1.1 cm
 
 # --- surrogate model ------------------------------------------------------------------------------
 # Edge width = factor * first Fresnel-zone radius; the factor anneals geometrically start -> end.

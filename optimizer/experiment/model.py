@@ -123,6 +123,11 @@ class Reflector(_Strict):
     material: Literal["metal"] = "metal"
     thickness_m: float = Field(default=0.01, gt=0, le=1)
     bounds: Box3
+    mounted_on_wall: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="the site.json wall (`reflectopt scene walls`) the mounting box is on: set by a box given by "
+                    "wall (bounds: {wall, along_m, height_m, standoff_m}), or given beside a {min, max} box; the "
+                    "tolerance box and winner.mount take that wall's frame (optimizer.physics.wall)")
     yaw_deg: AngleRange = AngleRange(min=-180, max=180)
     pitch_deg: AngleRange | None = None
     tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
@@ -506,6 +511,8 @@ class Experiment(_Strict):
         for plate in data["reflectors"] or [data["reflector"]]:
             if plate.get("sizes_m") is None:  # no catalogue: the plate hashes as it did before catalogues
                 plate.pop("sizes_m", None)
+            if plate.get("mounted_on_wall") is None:  # no wall named: as it hashed before
+                plate.pop("mounted_on_wall", None)
         if self.reflectors is None:  # the one-plate shorthand hashes as it always did
             data.pop("reflectors", None)
             data["reflector"].pop("name", None)

@@ -33,6 +33,7 @@ from optimizer.constants import (
     PLATE_PARKING_Z_M,
     RAY_EPSILON_M,
     SCENE_FILE,
+    SITE_FILE,
 )
 from optimizer.errors import SceneError
 from optimizer.physics import backend
@@ -151,10 +152,13 @@ class RadioScene:
         self.pose: JointPose | None = None
         self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
         self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
-        # the seam for a site's known walls (`optimizer.physics.wall.Wall`, e.g. from a site importer): set
-        # before the first `wall_frames` call; None: the walls are found in the scene mesh
+        # a scene imported from a map (site.json beside scene.xml, `_read_site`): its known walls
+        # (`optimizer.physics.wall.Wall`, before the mesh in `wall_frames`), its frame (`LocalFrame`: lat/lon)
+        # and the yaw of a plate whose normal points to true north at its origin; None without a site.json
         self.site_walls = None
-        self.site_north_yaw_deg = None  # likewise: for a geo-referenced site, the yaw whose normal points north
+        self.site_frame = None
+        self.site_north_yaw_deg = None
+        self._read_site()
         self._wall_frames = None
         self.evaluations = 0
         if with_plate:
@@ -337,6 +341,22 @@ class RadioScene:
             except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply left out
                 continue
         return out
+
+    def _read_site(self):
+        """Fill `site_walls`, `site_frame` and `site_north_yaw_deg` from the scene's site.json, if it has one
+        (the walls as `reflectopt scene walls` lists them)."""
+        folder = self.scene_xml.parent
+        if not (folder / SITE_FILE).is_file():
+            return
+        from optimizer.physics.wall import Wall
+        from optimizer.sites.projection import LocalFrame
+        from optimizer.sites.record import read_site, wall_of
+
+        site = read_site(folder, f"scene: {self.exp.scene}")
+        self.site_walls = [Wall(w.id, (w.x0, w.y0), (w.x1, w.y1), (w.z0, w.z1), outward_right=True)
+                           for w in map(wall_of, site.get("walls") or [])]
+        self.site_frame = LocalFrame.from_record(site["frame"])
+        self.site_north_yaw_deg = self.site_frame.north_yaw_deg(0.0, 0.0)
 
     def wall_faces(self):
         """Every triangle of the scene but the plates, with its object's name (`wall.Faces`)."""

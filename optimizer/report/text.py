@@ -145,11 +145,15 @@ def _timing_line(timing: dict, s: Summary) -> str:
 
 
 def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing: dict,
-                   problems: list[str]) -> Document:
+                   problems: list[str], attribution: str | None = None) -> Document:
+    """The report; `attribution`: the map data's credit where the scene came from a map
+    (`optimizer.sites.record.credit`)."""
     doc = Document(title=f"reflectopt report: {s.name} ({s.run_id})")
     doc.add(Heading(doc.title, 1), Para(f"Winner pose: {_winner_line(s)}", "win"),
             Para(f"Reproduce: reflectopt evaluate EXPERIMENT --pose={s.winner.pose_arg}"
                  + (f" --size={s.winner.size_arg}" if s.winner.size_arg else ""), "small"))
+    if attribution:
+        doc.add(Para(attribution, "small"))
     if s.winner.on_bounds:
         doc.add(Para(f"The winner lies on the mounting box's bound(s) {', '.join(s.winner.on_bounds)}: widening "
                      "the box there may find a better pose.", "warn"))
@@ -238,8 +242,10 @@ def mount_rows(mounts) -> list[list[str]]:
                 + ("" if m.ground == "mesh" else " (above z = 0: no ground found below it)")),
             row("stand-off: plate centre to the wall", lambda m: "-" if m.standoff_m is None else fmt_cm(m.standoff_m)),
             row("angle between plate and wall (plan)", lambda m: fmt_half_deg(m.angle_to_wall_deg)),
-            row("bearing of the plate's normal", lambda m: "- (site not geo-referenced)" if m.bearing_deg is None
+            row("bearing of the plate's normal (from true north)", lambda m: "- (site not geo-referenced)" if m.bearing_deg is None
                 else fmt_half_deg(m.bearing_deg)),
+            row("plate centre (latitude, longitude)", lambda m: "- (site not geo-referenced)" if m.lat_deg is None
+                else f"{m.lat_deg:.7f}, {m.lon_deg:.7f}"),
             row("pitch (normal tilted up)", lambda m: fmt_half_deg(m.pitch_deg)),
             row("plate", lambda m: f"{m.size_m[0]:g} m × {m.size_m[1]:g} m {m.material}"),
             row("mounting tolerance", tol),

@@ -360,13 +360,21 @@ def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: flo
 
 
 def mount_figures_of(rs, exp: Experiment, pose: JointPose, frames) -> list:
-    """Per plate, `winner.mount` (`wall.mount_figures`): the ground below each plate centre from the scene,
-    the bearing where the scene is geo-referenced (`rs.site_north_yaw_deg`, the site importer's seam)."""
+    """Per plate, `winner.mount` (`wall.mount_figures`): the ground below each plate centre from the scene;
+    where the scene is geo-referenced (`rs.site_frame`, from its site.json) the bearing, with true north
+    taken at the plate centre, and the centre's latitude and longitude."""
     from optimizer.physics.wall import mount_figures
 
-    north = getattr(rs, "site_north_yaw_deg", None)
-    return [mount_figures(p, f, r, rs.ground_below(p.position), north)
-            for p, f, r in zip(pose.plates, frames, exp.plates())]
+    site = getattr(rs, "site_frame", None)
+    out = []
+    for p, f, r in zip(pose.plates, frames, exp.plates()):
+        north, lat_lon = getattr(rs, "site_north_yaw_deg", None), None
+        if site is not None:
+            north = site.north_yaw_deg(p.x, p.y)
+            (lat,), (lon,) = site.to_geo([p.x], [p.y])
+            lat_lon = (float(lat), float(lon))
+        out.append(mount_figures(p, f, r, rs.ground_below(p.position), north, lat_lon))
+    return out
 
 
 def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
