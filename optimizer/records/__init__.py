@@ -9,7 +9,7 @@ from optimizer.records.base import Record, finite_or_none
 from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
 from optimizer.records.stats import STAT_FIELDS, RssStats
 from optimizer.records.summary import (Convergence, CoverageGain, Counts, Failure, Gain, Overrides, Pruning,
-                                       RunMeta, RunStatus, SizeResult, Summary, TargetRow, Winner,
+                                       RobustPhase, RunMeta, RunStatus, SizeResult, Summary, TargetRow, Winner,
                                        WinnerPlate)
 from optimizer.records.tolerance import PlateTolerance, ToleranceCheck
 from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, StartKind, WorldOutcome, WorldState,
@@ -17,6 +17,6 @@ from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, Sta
 
 __all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BestSoFar", "Convergence", "CoverageGain", "Counts", "Failure",
            "Gain", "JointPose", "Overrides", "PlatePose", "PlateTolerance", "Pruning", "Record", "RssStats",
-           "RunMeta", "RunStatus", "ReusedSlot", "SizeResult", "ReuseKind", "StartKind", "Summary", "TargetRow", "ToleranceCheck",
+           "RobustPhase", "RunMeta", "RunStatus", "ReusedSlot", "SizeResult", "ReuseKind", "StartKind", "Summary", "TargetRow", "ToleranceCheck",
            "Winner", "WinnerPlate", "WorldOutcome",
            "WorldState", "WorldStatus", "WorldStep", "finite_or_none"]
