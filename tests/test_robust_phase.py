@@ -158,3 +158,17 @@ def test_every_world_keeps_todays_checks():
     calls = truth.calls
     out, stats = robust_phase.run(exp, collected, None, lambda s: truth, lambda s: exp, lambda cfg: (0, None))
     assert stats is None and out == collected and truth.calls == calls
+
+
+def test_under_sizes_a_smaller_plate_that_could_hold_is_never_stopped_by_the_bar():
+    """sizes_m: a holding leader stops a larger plate by its bound alone (the smaller plate that holds wins
+    whatever its worst case), and a smaller plate's check has no bar (it wins if it holds)."""
+    exp, truth = _exp(), _HillsTruth()
+    a, b, c, _ = _candidates(truth, exp)
+    a.area = 1
+    phase = robust_phase.Phase(exp, None, lambda s: truth, lambda s: exp, parallel=False)
+    phase.run([a])
+    assert phase.leader.chk.holds
+    c.area, b.area = 0, 2
+    assert robust_phase.stop_score(c, phase.leader) is None and c.bound > phase.leader.rank
+    assert b.bound < phase.leader.rank  # a larger plate: stopped untraced, however good its nominal
