@@ -30,9 +30,11 @@ class _HillsTruth:
 
     def __init__(self):
         self.calls = 0
+        self.samples = []  # the sample count of each call (None: the run's)
 
-    def rss_dbm(self, pose=None, **kw):
+    def rss_dbm(self, pose=None, samples_per_src=None, **kw):
         self.calls += 1
+        self.samples.append(samples_per_src)
         if pose is None:
             return np.full(2, -120.0)
         x = JointPose.of(pose).plates[0].x
@@ -88,6 +90,11 @@ def test_halving_stops_what_cannot_win_and_keeps_what_can():
     assert phase.spent[3] <= 3  # D: its nominal, then refuted at its first box poses
     assert phase.stats.polished == 2 and phase.stats.stopped == 2 and phase.stats.checked == 3
     assert phase.stats.evaluations == truth.calls == sum(phase.spent.values()) < spent_all
+    # cheap screening, full confirmation: the polish's screens at a quarter of the samples, the answer's box
+    # at the run's count
+    quarter = round(0.25 * exp.solver.samples_per_src)
+    assert quarter in truth.samples and set(truth.samples) <= {None, quarter}
+    assert phase.leader.chk.samples_per_src == exp.solver.samples_per_src
 
 
 def test_a_bound_below_the_bar_is_never_checked_and_a_better_nominal_always_is():

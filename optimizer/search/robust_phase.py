@@ -17,6 +17,8 @@ search the driver ranks every completed world's candidates by what their robust 
   makes a new leader, which is polished in turn. The polish moves a pose within a few tolerances of a point
   the nominal search already climbed, so its result is taken as bounded by the nominal truth as well (the
   one assumption of the rule; `every_world` polishes every world without it);
+* the polish screens its moves at ROBUST_SCREEN_SAMPLES_SHARE of the run's sample count and confirms
+  each move on the whole box at the full count, so the answer is always a box traced at full samples;
 * the box poses are traced worst first by the surrogate (`model_order`: every box pose in one batch of the
   plate model, occlusion by one ray launch, shifted by the truth at the nominal pose), so a candidate that
   cannot win is refuted at its first or second pose;
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from optimizer.constants import EDGE_FACTOR_END, NO_PATH_FLOOR_DBM
+from optimizer.constants import EDGE_FACTOR_END, NO_PATH_FLOOR_DBM, ROBUST_SCREEN_SAMPLES_SHARE
 from optimizer.errors import NumericsError
 from optimizer.physics import backend, tolerance
 from optimizer.physics.metrics import no_path_as_floor, rss_stats, score
@@ -194,7 +196,9 @@ class Phase:
         from optimizer.search.space import PoseSpace
 
         exp, rs = self.exp_for(r.cand.size), self.scene_for(r.cand.size)
-        chk, spent = robust.worst_case_polish(rs, exp, PoseSpace.of(exp, rs), r.chk, r.raw, robust.budget(exp))
+        screen = max(1, int(round(ROBUST_SCREEN_SAMPLES_SHARE * exp.solver.samples_per_src)))
+        chk, spent = robust.worst_case_polish(rs, exp, PoseSpace.of(exp, rs), r.chk, r.raw, robust.budget(exp),
+                                              screen_samples=screen)
         self._count(r.cand.world, spent)
         self.stats.polished += 1
         self.leader = Checked(r.cand, chk, r.raw, 0)
