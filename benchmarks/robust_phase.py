@@ -141,7 +141,8 @@ def main(argv=None) -> int:
         chance = 1.0 / box_cost(parse_experiment(edited(exp_file, changes), str(exp_file)))
         rate = ph.model_worst_hits / ph.model_worst_checks
         print(f"model's worst box pose = truth's worst: {ph.model_worst_hits} of {ph.model_worst_checks} complete "
-              f"checks ({rate:.0%}; chance {chance:.0%}) {mark(rate > chance)}")
+              f"checks ({rate:.0%}; chance {chance:.0%}; the truth's worst at places {ph.model_worst_ranks} of the "
+              f"model's order) {mark(rate > chance)}")
     if ph is not None:
         print(f"robust phase: {ph.candidates} candidates, {ph.checked} checked, {ph.stopped} stopped, "
               f"{ph.polished} polished, {ph.evaluations} evaluations, {ph.parallel_tasks} Ray tasks")

@@ -179,3 +179,16 @@ def test_under_sizes_a_smaller_plate_that_could_hold_is_never_stopped_by_the_bar
     c.area, b.area = 0, 2
     assert robust_phase.stop_score(c, phase.leader) is None and c.bound > phase.leader.rank
     assert b.bound < phase.leader.rank  # a larger plate: stopped untraced, however good its nominal
+
+
+def test_the_phase_says_where_the_truths_worst_was_in_the_models_order():
+    """Every complete check traced in the model's order reports where the truth's worst box pose sat in it,
+    read back from the traced rows (independently of the phase: the order recomputed, the worst by value)."""
+    exp, truth = _exp(), _HillsTruth()
+    b = _candidates(truth, exp)[1]
+    r = robust_phase.check(truth, exp, b, None, np.full(2, -120.0))
+    assert r.chk.complete and r.worst_at is not None
+    order = robust_phase.model_order(truth, exp, b.pose, truth.rss_dbm(b.pose), np.full(2, -120.0))
+    offsets = np.vstack(tolerance.plate_offsets(exp))
+    mins = [truth.rss_dbm(tolerance.moved(b.pose, 0, offsets[i])).min() for i in order]
+    assert mins[r.worst_at] == min(mins)

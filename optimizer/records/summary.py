@@ -166,6 +166,9 @@ class RobustPhase(Record):
     model_worst_checks: int = Field(default=0, description="complete box checks traced in the model's order")
     model_worst_hits: int = Field(default=0, description="of those, the checks where the model's worst box pose "
                                                          "was the truth's worst")
+    model_worst_ranks: list[int] = Field(default_factory=list, description="per such check, the truth's worst "
+                                                                            "pose's place in the model's order "
+                                                                            "(0: the model's worst)")
 
 
 class Pruning(Record):

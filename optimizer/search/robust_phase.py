@@ -70,7 +70,8 @@ class Checked:
     chk: ToleranceCheck
     raw: dict
     evaluations: int
-    hit: bool | None = None  # complete and traced in the model's order: its worst pose was the model's
+    worst_at: int | None = None  # complete and traced in the model's order: where the truth's worst pose was
+    # in that order (0: the model's worst)
 
     @property
     def rank(self) -> tuple:
@@ -138,13 +139,11 @@ def check(rs, exp: Experiment, cand: Candidate, bar: float | None, baseline_rss)
     order = model_order(rs, exp, cand.pose, nominal, baseline_rss)
     chk, raw = tolerance.check(rs, cand.pose, exp, nominal_rss=nominal, fail_fast=True, stop_at_score=bar,
                                order=order)
-    hit = None
-    if order is not None and chk.complete and len(raw["rss"]):
+    worst_at = None
+    if order is not None and chk.complete and len(raw["rss"]):  # traced in `order` (a cut box is never complete)
         thr = exp.objective.coverage_threshold_dbm
-        worst = int(np.argmin([score(rss_stats(r, thr)) for r in raw["rss"]]))
-        first = np.vstack(tolerance.plate_offsets(exp))[order[0]]
-        hit = bool(np.allclose(raw["offsets"][worst], first))
-    return Checked(cand, chk, raw, raw["evaluations"] + 1, hit)
+        worst_at = int(np.argmin([score(rss_stats(r, thr)) for r in raw["rss"]]))
+    return Checked(cand, chk, raw, raw["evaluations"] + 1, worst_at)
 
 
 def _check_chunk(exp_data: dict, items: list, baseline_rss, threads: int, gpu_share: float) -> list[Checked]:
@@ -185,9 +184,10 @@ class Phase:
         """Record a check; a check that beats the leader (or the first) is polished and leads."""
         self._count(r.cand.world, r.evaluations)
         self.stats.checked += 1
-        if r.hit is not None:
+        if r.worst_at is not None:
             self.stats.model_worst_checks += 1
-            self.stats.model_worst_hits += int(r.hit)
+            self.stats.model_worst_hits += int(r.worst_at == 0)
+            self.stats.model_worst_ranks.append(r.worst_at)
         if self.leader is not None and r.rank <= self.leader.rank:
             self.stats.stopped += 1
             self._keep(r)
