@@ -145,7 +145,8 @@ def main(argv=None) -> int:
               f"model's order) {mark(rate > chance)}")
     if ph is not None:
         print(f"robust phase: {ph.candidates} candidates, {ph.checked} checked, {ph.stopped} stopped, "
-              f"{ph.polished} polished, {ph.evaluations} evaluations, {ph.parallel_tasks} Ray tasks")
+              f"{ph.polished} polished, {ph.evaluations} evaluations, {ph.parallel_tasks} Ray tasks; checks "
+              f"refuted after {ph.refuted_after} box poses (model's order)")
     return 0
 
 

@@ -87,7 +87,8 @@ def test_halving_stops_what_cannot_win_and_keeps_what_can():
     assert phase.leader.chk.worst_min_rss_dbm == pytest.approx(full[1].worst_min_rss_dbm, abs=1e-9)
     assert phase.leader.chk.complete and phase.leader.chk.holds
     assert 2 not in phase.spent  # C: stopped by its nominal bound, never traced
-    assert phase.spent[3] <= 3  # D: its nominal, then refuted at its first box poses
+    assert phase.spent[3] <= 3 and phase.stats.refuted_after == [phase.spent[3] - 1]  # D: its nominal, then
+    # refuted at its first box poses
     assert phase.stats.polished == 2 and phase.stats.stopped == 2 and phase.stats.checked == 3
     assert phase.stats.evaluations == truth.calls == sum(phase.spent.values()) < spent_all
     # cheap screening, full confirmation: the polish's screens at a quarter of the samples, the answer's box

@@ -169,6 +169,9 @@ class RobustPhase(Record):
     model_worst_ranks: list[int] = Field(default_factory=list, description="per such check, the truth's worst "
                                                                             "pose's place in the model's order "
                                                                             "(0: the model's worst)")
+    refuted_after: list[int] = Field(default_factory=list, description="per check stopped by the leader's worst "
+                                                                       "case, the box poses it traced (0: its "
+                                                                       "nominal pose was no better)")
 
 
 class Pruning(Record):

@@ -20,8 +20,8 @@ search the driver ranks every completed world's candidates by what their robust 
 * the polish screens its moves at ROBUST_SCREEN_SAMPLES_SHARE of the run's sample count and confirms
   each move on the whole box at the full count, so the answer is always a box traced at full samples;
 * the box poses are traced worst first by the surrogate (`model_order`: every box pose in one batch of the
-  plate model, occlusion by one ray launch, shifted by the truth at the nominal pose), so a candidate that
-  cannot win is refuted at its first or second pose;
+  plate model, occlusion by one ray launch, shifted by the truth at the nominal pose), to refute a
+  candidate that cannot win early (measured, not assumed: `RobustPhase.model_worst_ranks`, `refuted_after`);
 * where Ray has slots free (the search has ended), the challengers' checks run at once as Ray tasks
   (`_check_chunk`, the same resources as a world, each building its scene once).
 
@@ -72,6 +72,7 @@ class Checked:
     evaluations: int
     worst_at: int | None = None  # complete and traced in the model's order: where the truth's worst pose was
     # in that order (0: the model's worst)
+    refuted_after: int | None = None  # stopped by the bar: box poses traced before it fell to it
 
     @property
     def rank(self) -> tuple:
@@ -143,7 +144,10 @@ def check(rs, exp: Experiment, cand: Candidate, bar: float | None, baseline_rss)
     if order is not None and chk.complete and len(raw["rss"]):  # traced in `order` (a cut box is never complete)
         thr = exp.objective.coverage_threshold_dbm
         worst_at = int(np.argmin([score(rss_stats(r, thr)) for r in raw["rss"]]))
-    return Checked(cand, chk, raw, raw["evaluations"] + 1, worst_at)
+    refuted = None
+    if bar is not None and not chk.complete and chk.cut_by is None:
+        refuted = len(raw["rss"])  # 0: the nominal pose itself was no better than the bar
+    return Checked(cand, chk, raw, raw["evaluations"] + 1, worst_at, refuted)
 
 
 def _check_chunk(exp_data: dict, items: list, baseline_rss, threads: int, gpu_share: float) -> list[Checked]:
@@ -188,6 +192,8 @@ class Phase:
             self.stats.model_worst_checks += 1
             self.stats.model_worst_hits += int(r.worst_at == 0)
             self.stats.model_worst_ranks.append(r.worst_at)
+        if r.refuted_after is not None:
+            self.stats.refuted_after.append(r.refuted_after)
         if self.leader is not None and r.rank <= self.leader.rank:
             self.stats.stopped += 1
             self._keep(r)
