@@ -29,6 +29,18 @@ PO_OFF_PLATE_RANGE_DB = 30.0
 PLATE_PARKING_Z_M = -1.0e4
 # Two plates closer than this overlap (`optimizer.physics.overlap`): such a joint pose is rejected [m]
 PLATE_CLEARANCE_M = 0.02
+# The wall behind a plate (`optimizer.physics.wall`): a scene face is a wall when it is vertical to within
+# WALL_VERTICAL_TOL_DEG, at least WALL_MIN_AREA_M2 large and within WALL_SEARCH_M of the mounting box's centre;
+# with a yaw range narrower than 180 deg, its plane is within WALL_MAX_ANGLE_DEG of the plate at the range's
+# middle. Faces of one object within WALL_COPLANAR_M of its plane (and 1 deg of its normal) are the same wall.
+WALL_VERTICAL_TOL_DEG = 10.0
+WALL_MIN_AREA_M2 = 1.0
+WALL_SEARCH_M = 5.0
+WALL_MAX_ANGLE_DEG = 60.0
+WALL_COPLANAR_M = 0.05
+# `winner.mount` figures are rounded to these (the mounting tolerance's resolution): [m], [deg]
+MOUNT_ROUND_M = 0.01
+MOUNT_ROUND_DEG = 0.5
 
 # --- surrogate model ------------------------------------------------------------------------------
 # Edge width = factor * first Fresnel-zone radius; the factor anneals geometrically start -> end.
@@ -47,6 +59,9 @@ TX_POWER_DBM_RANGE = (-50.0, 90.0)  # [dBm]
 FREQUENCY_HZ_RANGE = (1.0e8, 3.0e11)  # [Hz] 100 MHz .. 300 GHz
 ANGLE_LIMIT_DEG = 360.0  # [deg] yaw and pitch values within +-this
 MAX_TARGETS = 10_000  # explicit points and region grid together
+# A target this far outside the bounding box of the scene's geometry gets a warning; one farther away than
+# the scene is wide, or below its lowest surface (the ground), is refused (optimizer.search.driver.check_targets)
+TARGET_OUTSIDE_MARGIN_M = 10.0  # [m]
 EXPERIMENT_MAX_BYTES = 1024 * 1024  # an experiment file is a few hundred bytes; anything over this is not one
 
 # --- results layout -------------------------------------------------------------------------------
@@ -62,6 +77,7 @@ CHECKPOINTS_DIR = "checkpoints"
 WORLD_STATE_FILE = "world_state.json"  # inside each Tune checkpoint
 TUNE_EXPERIMENT = "worlds"  # Tune's experiment folder under CHECKPOINTS_DIR
 REPORT_HTML = "report.html"
+MOUNTING_HTML = "mounting.html"  # one printable page: the plate on its wall (plan + side view), `winner.mount`
 REPORT_MD = "report.md"
 
 # --- environment variables ------------------------------------------------------------------------
@@ -99,6 +115,9 @@ ENV_S3_BACKOFF = "REFLECTOPT_S3_BACKOFF_S"  # overrides S3_BACKOFF_BASE_S
 SCENE_BUNDLE_ARCHIVE = "bundle.tar.gz"  # `scene push` writes <uri>/bundle.tar.gz, then <uri>/bundle.json
 SCENE_BUNDLE_MANIFEST = "bundle.json"
 SCENE_FILE = "scene.xml"
+SITE_FILE = "site.json"  # next to scene.xml in a bundle imported from a map (optimizer.sites.record)
+SITE_GEOJSON = "site.geojson"  # in a run folder whose scene has site.json: the site in latitude/longitude
+SITE_KML = "site.kml"  # the same as KML (optimizer.sites.export)
 BUILTIN_SCENE_PREFIX = "builtin:"  # `scene: builtin:NAME` names a scene shipped with Sionna RT
 SCENE_MAX_UNPACKED_BYTES = 2 * 1024**3  # [bytes] safe-extraction limit on a bundle's unpacked size
 SCENE_CACHE_DEFAULT = "~/.cache/reflectopt/scenes"  # when REFLECTOPT_CACHE_DIR is unset
@@ -135,6 +154,7 @@ REPORT_DPI = 110
 REPORT_COLOR_COVERED = "#ffffff"  # white disc, black edge: reads on every colour map
 REPORT_COLOR_UNCOVERED = "#d50000"
 REPORT_COLOR_PLATE = "#ff6d00"
+REPORT_COLOR_BUILDING = "#a1887f"  # building footprints: a colour no RSS or gain scale uses
 REPORT_COLOR_WINNER = "#ff6d00"
 REPORT_COLOR_NEW_PATH = "#1b5e20"  # gain map: cells with no path without the plate and a path with it
 GAIN_MAP_LIMIT_DB = 30.0  # [dB] the gain map's fixed colour scale is +-this, in every run

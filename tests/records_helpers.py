@@ -11,7 +11,8 @@ import yaml
 from optimizer.constants import NO_PATH_FLOOR_DBM
 from optimizer.physics.metrics import rss_stats, score
 from optimizer.records import (Counts, CoverageGain, Failure, JointPose, Overrides, PlatePose, Pruning, RunMeta,
-                               Summary, Winner, WinnerPlate, WorldOutcome, WorldStep)
+                               Summary, WallFrame, Winner, WinnerPlate, WorldOutcome, WorldStep)
+from optimizer.physics.wall import mount_figures
 from optimizer.search.driver import _gain, target_rows
 from optimizer.store.runstore import RunStore
 
@@ -72,13 +73,18 @@ def synthetic_run(run_dir: Path, exp, *, baseline=None, winner=None, winner_pose
                                      device="cpu"))
     store.write_trajectories(history)
     jp = JointPose.single(winner_pose)
+    # the corridor's outer wall (x = 30 m, y 0..25 m; what `RadioScene.wall_frames` finds in its mesh)
+    frame = WallFrame(plate="plate-1", yaw_deg=90.0, source="mesh", wall_id="walls", point=[30.0, 25.0],
+                      normal=[-1.0, 0.0], ends_m=[0.0, 25.0])
+    mount = mount_figures(winner_pose, frame, exp.plates()[0], ground_z=0.0)
     summary = Summary(
         name=exp.name, run_id=RUN_ID, experiment_sha256=exp.sha256(), created_utc="2026-11-26T10:15:00Z",
         finished_utc="2026-11-26T10:16:00Z", wall_time_s=60.0, scene=exp.scene, frequency_hz=exp.frequency_hz,
         device="cpu", output=str(run_dir), threshold_dbm=thr, targets_count=n, solver=exp.solver.model_dump(mode="json"),
         baseline=mb,
         winner=Winner(**mw.model_dump(), pose=winner_pose, joint_pose=jp,
-                      plates=[WinnerPlate(name="plate-1", pose=winner_pose, size_m=list(exp.reflector.size_m))],
+                      plates=[WinnerPlate(name="plate-1", pose=winner_pose, size_m=list(exp.reflector.size_m),
+                                          mount=mount)], mount=mount,
                       world=0, samples_per_src=400000,
                       search_min_rss_dbm=None if mw.min_rss_dbm is None else mw.min_rss_dbm - 0.7,
                       pose_arg=jp.cli_value()),
@@ -95,7 +101,8 @@ def synthetic_run(run_dir: Path, exp, *, baseline=None, winner=None, winner_pose
         pruning=Pruning(enabled=True, reduction_factor=2, grace_steps=3, rungs=[3, 6]),
         world_steps=len(history), peak_host_mb_per_world=300.0, search=exp.search.model_dump(mode="json"),
         resources=exp.resources.model_dump(mode="json"),
-        versions={"reflectopt": "0.1.0", "sionna-rt": "2.2.0", "mitsuba": "3.9.1", "drjit": "1.5.0"})
+        versions={"reflectopt": "0.1.0", "sionna-rt": "2.2.0", "mitsuba": "3.9.1", "drjit": "1.5.0"},
+        tolerance_frames=[frame])
     store.write_summary(summary)
     return summary
 

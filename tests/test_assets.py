@@ -199,10 +199,10 @@ SCENE = ("scene.xml", "file", b"<scene/>")
     (("../evil.txt", "file", b"x"), "leaves the folder"),
     (("a/../../evil.txt", "file", b"x"), "leaves the folder"),
     (("/tmp/evil.txt", "file", b"x"), "absolute path"),
-    (("link", "sym", "../../etc/passwd"), "leaves the folder"),
-    (("link", "sym", "/etc/passwd"), "is absolute"),
-    (("sub/link", "sym", "../../x"), "leaves the folder"),
-    (("hl", "hard", "../outside"), "leaves the folder"),
+    (("link", "sym", "../../etc/passwd"), "'link' is a symbolic link"),
+    (("link", "sym", "/etc/passwd"), "'link' is a symbolic link"),
+    (("sub/link", "sym", "../../x"), "'sub/link' is a symbolic link"),
+    (("hl", "hard", "../outside"), "'hl' is a hard link"),
     (("dev", "dev", None), "device"),
 ])
 def test_unsafe_tar_rejected(tmp_path, entry, reason):
@@ -212,12 +212,15 @@ def test_unsafe_tar_rejected(tmp_path, entry, reason):
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "scene.xml").exists()
 
 
-def test_safe_links_inside_are_kept(tmp_path):
-    arc = _tar(tmp_path / "ok.tar.gz", [SCENE, ("m/a.ply", "file", b"abc"), ("m/b.ply", "sym", "a.ply"),
-                                        ("c.ply", "hard", "m/a.ply")])
-    assets.safe_extract(arc, tmp_path / "out")
-    assert (tmp_path / "out" / "m" / "b.ply").read_bytes() == b"abc"
-    assert (tmp_path / "out" / "c.ply").read_bytes() == b"abc"
+@pytest.mark.parametrize("link, reason", [(("m/b.ply", "sym", "a.ply"), "symbolic link"),
+                                          (("c.ply", "hard", "m/a.ply"), "hard link")])
+def test_links_inside_are_refused_too(tmp_path, link, reason):
+    """A scene needs no links: even one that stays inside the bundle is refused (a chain of such links can
+    leave it, tests/test_bundle_links.py), before anything is written."""
+    arc = _tar(tmp_path / "in.tar.gz", [SCENE, ("m/a.ply", "file", b"abc"), link])
+    with pytest.raises(SceneError, match=f"in.tar.gz: unsafe archive: '{link[0]}' is a {reason}"):
+        assets.safe_extract(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_unpacked_size_limit(tmp_path):
@@ -245,7 +248,7 @@ def test_zip_traversal_and_symlink_rejected(tmp_path):
         info = zipfile.ZipInfo("link")
         info.external_attr = (0o120777 << 16)
         zf.writestr(info, "../../../etc/passwd")
-    with pytest.raises(SceneError, match="leaves the folder"):
+    with pytest.raises(SceneError, match="link.zip: unsafe archive: 'link' is a symbolic link"):
         assets.safe_extract(z2, tmp_path / "out2")
 
 
@@ -278,7 +281,7 @@ def test_cli_push_hash_pull(s3_bucket, tmp_path, cache, capsys):
     assert capsys.readouterr().out.strip() == sha
     assert main(["scene", "pull", uri, "--sha256", sha]) == 0
     assert capsys.readouterr().out.strip() == str(cache / sha)
-    assert main(["scene", "pull", f"s3://{s3_bucket}/scenes/none"]) == 1
+    assert main(["scene", "pull", f"s3://{s3_bucket}/scenes/none"]) == 2  # not a scene: bad input
     assert "no such bundle" in capsys.readouterr().err
 
 
@@ -304,14 +307,11 @@ def test_manifest_sha256_must_be_a_hash(s3_bucket, tmp_path, cache, bad):
 @pytest.mark.parametrize("ref, reason", [
     ("/etc/hostname", "is an absolute path"),
     ("../outside.ply", r"leaves the bundle \('..'\)"),
-    ("meshes/link.ply", "leads outside the bundle"),
     ("meshes/missing.ply", "is not a file of the bundle"),
     ("$dir/floor.ply", r"uses a \$parameter"),
 ])
 def test_scene_xml_may_load_only_bundle_files(s3_bucket, tmp_path, cache, ref, reason):
     src = make_scene(tmp_path / "scene")
-    (tmp_path / "outside.ply").write_bytes(b"ply\n")
-    (src / "meshes" / "link.ply").symlink_to(tmp_path / "outside.ply")
     (src / "scene.xml").write_text(f'<scene version="2.1.0"><shape type="ply"><string name="filename" '
                                    f'value="{ref}"/></shape></scene>\n')
     with pytest.raises(SceneError, match=f"references .*, which {reason}"):
@@ -320,28 +320,20 @@ def test_scene_xml_may_load_only_bundle_files(s3_bucket, tmp_path, cache, ref, r
         assets.push_bundle(src, f"s3://{s3_bucket}/scenes/x")  # nothing is uploaded
     assert not storage.exists(f"s3://{s3_bucket}/scenes/x/bundle.json")
     # a bundle pushed by an older version, unpacked into the cache: checked before it is installed
-    (src / "meshes" / "link.ply").unlink()
     archive = tmp_path / "b.tar.gz"
     assets.write_bundle_archive(src, archive)
     storage.upload_file(archive, f"s3://{s3_bucket}/raw/b.tar.gz")
-    with pytest.raises(SceneError, match=reason if ref != "meshes/link.ply" else "is not a file of the bundle"):
+    with pytest.raises(SceneError, match=reason):
         assets.resolve_scene(f"s3://{s3_bucket}/raw/b.tar.gz")
     assert not [p for p in cache.iterdir() if len(p.name) == 64]  # nothing installed
 
 
 def test_extraction_errors_name_members_not_temporary_folders(tmp_path, cache):
-    """A bundle whose hard link points at a member that is not there: the message names the members, not
-    the temporary folder the bundle was being unpacked into."""
-    archive = tmp_path / "broken.tar.gz"
-    with tarfile.open(archive, "w:gz") as tf:
-        info = tarfile.TarInfo("scene.xml")
-        info.size = 8
-        tf.addfile(info, io.BytesIO(b"<scene/>"))
-        link = tarfile.TarInfo("meshes/a.ply")
-        link.type, link.linkname = tarfile.LNKTYPE, "meshes/missing.ply"
-        tf.addfile(link)
+    """A bundle with a file where its folder must go (`meshes` a file, then `meshes/a.ply`): the message
+    names the members, not the temporary folder the bundle was being unpacked into."""
+    archive = _tar(tmp_path / "broken.tar.gz", [SCENE, ("meshes", "file", b"x"), ("meshes/a.ply", "file", b"y")])
     with pytest.raises(SceneError) as err:
         assets.resolve_scene(str(archive))
     msg = str(err.value)
-    assert msg.startswith(f"{archive}: corrupt archive: ") and "'meshes/missing.ply'" in msg
+    assert msg.startswith(f"{archive}: corrupt archive: ") and "'meshes" in msg
     assert str(cache) not in msg and ".tmp" not in msg

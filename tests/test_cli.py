@@ -56,7 +56,7 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
 def test_unknown_builtin_scene_fails_cleanly(tmp_path):
     f = write_yaml(tmp_path / "e.yaml", {**street().model_dump(mode="json"), "scene": "builtin:atlantis"})
     r = run_cli("evaluate", str(f), "--pose", "24,8,5,140")
-    assert r.returncode == 1 and "unknown builtin scene 'atlantis'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "unknown builtin scene 'atlantis'" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bad_pose_argument(tmp_path):
@@ -158,3 +158,23 @@ def test_relative_scene_paths_resolve_against_the_experiment_file(tmp_path):
         assert len(json.loads(r.stdout)["targets"]) == 20
     r = run_cli("calibrate", str(site / "exp.yaml"), "--steps", "1", "--device", "cpu", cwd=str(elsewhere))
     assert r.returncode == 0 and "no scene.xml" not in r.stderr, r.stderr[-2000:]
+
+
+def test_evaluate_json_carries_the_tolerance_check(tmp_path):
+    """`evaluate --tolerance --json` holds the tolerance check text mode prints (it was left out of the JSON):
+    the same poses, verdict, worst min RSS and margin."""
+    f = write_yaml(tmp_path / "e.yaml", street(**{"reflector.tolerance": {"position_m": 0.05, "yaw_deg": 1.0,
+                                                                         "pitch_deg": 1.0}}))
+    args = ("evaluate", str(f), "--pose", "23.7,8.26,5,139.2", "--samples", "2000", "--tolerance")
+    r = run_cli(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    chk = json.loads(r.stdout)["tolerance"]
+    text = run_cli(*args)
+    assert text.returncode == 0, text.stderr
+    line = next(ln for ln in text.stdout.splitlines() if ln.startswith("mounting tolerance"))
+    assert f"{chk['poses_checked']} poses checked" in line and chk["poses_checked"] > 16
+    assert ("HOLDS" if chk["holds"] else "does NOT hold") in line
+    assert chk["position_m"] == 0.05 and chk["margin_scale"] is not None
+    worst = next(ln for ln in text.stdout.splitlines() if "worst min RSS" in ln)
+    assert f"margin {chk['margin_scale']:.0%} of the box" in worst
+    assert f"worst min RSS {chk['worst_min_rss_dbm']:.1f} dBm" in worst

@@ -1,5 +1,5 @@
 """Malformed experiments, generated from the shipped examples, and bad command lines: every one is refused with
-at most 3 lines that name the key, exit 2 (1 for a scene or store that cannot be reached), no traceback, and
+at most 3 lines that name the key, exit 2 (1 for a store that cannot be reached), no traceback, and
 nothing written to the output folder. Most run in-process (`optimizer.cli.main`); a few as real processes."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class Case:
     code: int = 2
     example: int = 0  # which shipped example it starts from
     output_flag: bool = True  # pass --output (else the file's own output: is used)
+    setup: object = None  # make(tmp_path): files the case needs (e.g. a hostile scene bundle)
+    env: dict = field(default_factory=dict)  # environment changes (None: unset)
 
 
 def _set(path: str, value):
@@ -45,6 +47,43 @@ def _set(path: str, value):
 
 def _region(**kw):
     return _set("targets", {"region": {"min": [0.0, 0.0], "max": [4.0, 4.0], "z": 1.5, "spacing_m": 1.0, **kw}})
+
+
+NO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_EC2_METADATA_DISABLED": "true",
+                  "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials", "AWS_CONFIG_FILE": "/nonexistent/config"}
+CHAIN_DEPTH = 12
+
+
+def _scene_folder(d: Path) -> Path:
+    (d / "meshes").mkdir(parents=True)
+    (d / "scene.xml").write_text('<scene version="2.1.0"><shape type="ply"><string name="filename" '
+                                 'value="meshes/floor.ply"/></shape></scene>\n')
+    (d / "meshes" / "floor.ply").write_bytes(b"ply\n")
+    return d
+
+
+def _linked_scene(link: str, target: str):
+    """setup: a scene folder `{tmp}/bundle` with the symbolic link `link -> target`."""
+    def make(tmp_path: Path):
+        (_scene_folder(tmp_path / "bundle") / link).symlink_to(target)
+    return make
+
+
+def _chain_archive(target: str):
+    """setup: `{tmp}/bundle.tar.gz` whose every link points inside on its own, while the chain
+    meshes/x -> ../z/d0/../d11/ + ../ x 12 + target, with z/dN -> ., resolves outside."""
+    def make(tmp_path: Path):
+        import tarfile
+
+        with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as tf:
+            links = [("meshes/x", "../z/" + "/".join(f"d{k}" for k in range(CHAIN_DEPTH)) + "/"
+                      + "../" * CHAIN_DEPTH + target)] + [(f"z/d{k}", ".") for k in range(CHAIN_DEPTH)]
+            for name, to in links:
+                ti = tarfile.TarInfo(name)
+                ti.type, ti.linkname = tarfile.SYMTYPE, to
+                tf.addfile(ti)
+            tf.add(_scene_folder(tmp_path / "clean"), arcname=".")
+    return make
 
 
 CASES = [
@@ -115,12 +154,49 @@ CASES = [
     Case("cli-grid-spacing", "--spacing", args=["grid", "--spacing", "nan"], example=2),
     Case("cli-grid-refine", "--refine", args=["grid", "--refine", "-1"]),
     Case("cli-calibrate-steps", "--steps", args=["calibrate", "--steps", "0"], example=1),
+    # a scene that is not one, or a store without credentials: bad input, exit 2
+    Case("scene-missing", "scene", _set("scene", "/nonexistent/scene-folder"), example=2),
+    Case("scene-not-an-archive", "corrupt or unknown archive", _set("scene", "{tmp}/text.tar.gz"),
+         setup=lambda t: (t / "text.tar.gz").write_text("not an archive\n")),
+    Case("scene-not-xml", "cannot be loaded by Sionna", _set("scene", "{tmp}/a-file")),
+    Case("scene-no-scene-xml", "no scene.xml", _set("scene", "{tmp}/bundle"), example=1,
+         setup=lambda t: (t / "bundle").mkdir()),
+    Case("scene-no-credentials", "no AWS credentials", _set("scene", "s3://fuzz-bucket/scenes/x"), example=2,
+         env=NO_CREDENTIALS),
+    Case("output-no-credentials", "no AWS credentials", args=["--output", "s3://fuzz-bucket/results"],
+         env=NO_CREDENTIALS),
+    # hostile scene bundles (links; tests/test_bundle_links.py has them all): refused before anything is read
+    Case("bundle-link-to-file", "'meshes/pw' is a symbolic link", _set("scene", "{tmp}/bundle"), example=1,
+         setup=_linked_scene("meshes/pw", "/etc/passwd")),
+    Case("bundle-link-to-folder", "'meshes/etc' is a symbolic link", _set("scene", "{tmp}/bundle"), example=2,
+         setup=_linked_scene("meshes/etc", "/etc")),
+    Case("bundle-loop", "'meshes/loop' is a symbolic link", _set("scene", "{tmp}/bundle/scene.xml"),
+         setup=_linked_scene("meshes/loop", ".")),
+    Case("bundle-environ", "'meshes/env' is a symbolic link", _set("scene", "{tmp}/bundle"), example=1,
+         setup=_linked_scene("meshes/env", "/proc/self/environ")),
+    Case("bundle-chain-archive", "unsafe archive: 'meshes/x' is a symbolic link",
+         _set("scene", "{tmp}/bundle.tar.gz"), example=2, setup=_chain_archive("etc/passwd")),
+    Case("bundle-chain-environ", "unsafe archive: 'meshes/x' is a symbolic link",
+         _set("scene", "{tmp}/bundle.tar.gz"), setup=_chain_archive("proc/self/environ")),
+    # accepted silently before (issue 22): a start far outside the bounds, targets no path can reach, a wrong
+    # scene_sha256 not naming its key, a NUL reported at "?"
+    Case("initial-far", "search.initial_poses[0].x: 300 is 269.7 m outside reflector.bounds",
+         _set("search.initial_poses", [[300.0, -12.0, 4.0, 100.0]]), example=1),
+    Case("initial-yaw-far", "search.initial_poses[0].yaw_deg",
+         _set("search.initial_poses", [[29.3, 1.5, 1.8, 170.0]])),
+    Case("target-10km", "targets.points[0]: [10000.0, 0.0, 1.5] is 9908 m outside the scene",
+         _set("targets", {"points": [[19.0, -25.0, 1.5], [10000.0, 0.0, 1.5]][1:]}), example=1),
+    Case("target-below-ground", "targets.points[1]: [19.0, -25.0, -500.0] is 500 m below",
+         _set("targets", {"points": [[19.0, -25.0, 1.5], [19.0, -25.0, -500.0]]}), example=1),
+    Case("region-below-ground", "targets.region (its point 0)", _region(z=-100.0)),
+    Case("sha-mismatch", "scene_sha256: ", _set("scene_sha256", "1" * 64)),
+    Case("nul-in-name", "line 1 (name): not valid YAML (the character #x0000 (NUL)",
+         text=lambda t: t.replace("name: ", "name: a\x00", 1), example=2),
     # what cannot be reached: exit 1
-    Case("scene-missing", "scene", _set("scene", "/nonexistent/scene-folder"), code=1, example=2),
     Case("store-down-output", "--output", args=["--output", "s3://fuzz-bucket/results"], code=1),
     Case("store-down-scene", "scene", _set("scene", "s3://fuzz-bucket/scenes/x"), code=1, example=1),
 ]
-SUBPROCESS = {"binary", "worlds-negative", "output-proc", "cli-worlds-negative"}  # also run as real processes
+SUBPROCESS = {"binary", "worlds-negative", "output-proc", "cli-worlds-negative", "bundle-loop"}  # also run as real processes
 
 
 def _experiment(case: Case, tmp_path: Path) -> Path:
@@ -130,10 +206,13 @@ def _experiment(case: Case, tmp_path: Path) -> Path:
     data["scene"] = str((src.parent / data["scene"]).resolve()) if not data["scene"].startswith("builtin:") \
         else data["scene"]
     data["output"] = str(tmp_path / "out")
+    if case.setup is not None:
+        case.setup(tmp_path)
     if case.data is not None:
         case.data(data)
-        if isinstance(data.get("output"), str):
-            data["output"] = data["output"].format(tmp=tmp_path)
+        for key in ("output", "scene"):
+            if isinstance(data.get(key), str):
+                data[key] = data[key].format(tmp=tmp_path)
     text = yaml.safe_dump(data, sort_keys=False, width=200)
     if case.text is not None:
         text = case.text(text)
@@ -150,13 +229,19 @@ def _argv(case: Case, f: Path, tmp_path: Path) -> list[str]:
 
 
 @pytest.fixture
-def fuzz_env(tmp_path, monkeypatch):
+def fuzz_env(tmp_path, monkeypatch, request):
     (tmp_path / "a-file").write_text("a file where a folder would go\n")
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "fuzz",
            "AWS_SECRET_ACCESS_KEY": "fuzz", "AWS_DEFAULT_REGION": "us-east-1", "REFLECTOPT_S3_RETRY_S": "1",
            "REFLECTOPT_CACHE_DIR": str(tmp_path / "cache")}  # nothing listens there: the store is down
+    callspec = getattr(request.node, "callspec", None)
+    case = callspec.params.get("case") if callspec is not None else None
+    env.update(case.env if case is not None else {})
     for k, v in env.items():
-        monkeypatch.setenv(k, v)
+        if v is None:
+            monkeypatch.delenv(k, raising=False)
+        else:
+            monkeypatch.setenv(k, v)
     return env
 
 
@@ -197,7 +282,8 @@ def test_malformed_input_is_one_clean_line(case, tmp_path, fuzz_env, capsys, mon
 def test_malformed_input_as_a_real_process(case, tmp_path, fuzz_env):
     f = _experiment(case, tmp_path)
     r = subprocess.run([sys.executable, "-m", "optimizer.cli", *_argv(case, f, tmp_path)], capture_output=True,
-                       text=True, cwd=REPO, env={**os.environ, **fuzz_env}, timeout=300)
+                       text=True, cwd=REPO,
+                       env={k: v for k, v in {**os.environ, **fuzz_env}.items() if v is not None}, timeout=300)
     _check(case, r.returncode, r.stdout + r.stderr, tmp_path)
 
 

@@ -298,18 +298,29 @@ def _ref_objective(vecs, offs, occl):
         lo = lanes.min(axis=0)
         return lo - 0.5 * np.log(np.mean(np.exp(-(lanes - lo) / 0.5), axis=0))
 
-    paths = [worst(np.array([per_tx(lambda tx, o=o, k=k: _ref_single_db(offset_pose(poses[k], o), REF_SIZE[k], tx,
+    paths = [worst(np.array([per_tx(lambda tx, o=o, k=k: _ref_single_db(offset_pose(poses[k], o, REF_FRAMES[k]),
+                                                                        REF_SIZE[k], tx,
                                                                         REF_RX), k) for o in offs[k]]))
              for k in range(2)]
     for q, (i, j) in enumerate([(0, 1), (1, 0)], start=2):
-        lanes = [(offset_pose(poses[i], o), poses[j]) for o in offs[i]] + \
-                [(poses[i], offset_pose(poses[j], o)) for o in offs[j]]
+        lanes = [(offset_pose(poses[i], o, REF_FRAMES[i]), poses[j]) for o in offs[i]] + \
+                [(poses[i], offset_pose(poses[j], o, REF_FRAMES[j])) for o in offs[j]]
         si, sj = REF_SIZE[i], REF_SIZE[j]
         paths.append(worst(np.array([per_tx(lambda tx, a=a, b=b, si=si, sj=sj: _ref_double_db(a, b, si, sj, tx, REF_RX),
                                             q) for a, b in lanes])))
     total = _power_sum(paths)[REF_FOCUS]
     lo = total.min()
     return lo - np.log(np.mean(np.exp(-(total - lo)))), np.array(paths)
+
+
+REF_FRAMES = (-20.0, 110.0)  # the plates' wall frames [deg]: turned away from the plates (yaw about 0 and 90)
+
+
+def _world(offs):
+    """The wall-frame corners as the scene-frame moves the surrogate takes (`tolerance.world_offsets`)."""
+    from optimizer.physics.tolerance import world_offsets
+
+    return [world_offsets(o, f) for o, f in zip(offs, REF_FRAMES)]
 
 
 def _ref_case():
@@ -330,7 +341,8 @@ def test_multi_surrogate_value_and_gradient_match_a_float64_reference(drjit_cpu)
 
     vecs, offs, occl = _ref_case()
     sur = MultiPlateSurrogate(REF_TX, REF_TX_DBM, REF_RX, REF_SIZE, LAM)
-    r = sur.evaluate(vecs, edge_factor=0.0, edge_width_m=WIDTH_M, occlusion_db=occl, focus=REF_FOCUS, offsets=offs)
+    r = sur.evaluate(vecs, edge_factor=0.0, edge_width_m=WIDTH_M, occlusion_db=occl, focus=REF_FOCUS,
+                     offsets=_world(offs))
     ref, ref_paths = _ref_objective(vecs, offs, occl)
     assert np.ptp(ref_paths) > 20.0 and ref_paths[2:].max() > ref_paths[:2].min()  # the double bounces count
     np.testing.assert_allclose(r["paths_dbm"], ref_paths, atol=2e-3)
@@ -358,7 +370,7 @@ def test_multi_surrogate_batch_equals_one_by_one_and_compiles_once(drjit_cpu):
     sur = MultiPlateSurrogate(REF_TX, REF_TX_DBM, REF_RX, REF_SIZE, LAM)
     rng = np.random.default_rng(5)
     poses = [[v + rng.normal(0.0, 0.3, 5) for v in vecs] for _ in range(5)]
-    kw = {"edge_factor": 0.7, "focus": REF_FOCUS, "offsets": offs}
+    kw = {"edge_factor": 0.7, "focus": REF_FOCUS, "offsets": _world(offs)}
     many = sur.evaluate_many(poses, occlusion_db=[occl] * len(poses), **kw)
     one = [sur.evaluate(p, occlusion_db=occl, grad=False, **kw) for p in poses]
     np.testing.assert_allclose(many["objective"], [o["objective"] for o in one], rtol=1e-6)

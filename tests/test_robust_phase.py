@@ -76,8 +76,10 @@ def test_halving_stops_what_cannot_win_and_keeps_what_can():
         full.append(polished)
     best_full = max(range(len(full)), key=lambda i: (full[i].holds, score(full[i].worst)))
     assert best_full == 1  # B, by construction
-    # closed form: B's box worst is its hill at the box's farthest x
-    e = TOL["position_m"] * (abs(np.cos(np.radians(YAW))) + abs(np.sin(np.radians(YAW))))
+    # closed form: B's box worst is its hill at the box's farthest x (the box in the wall's frame: along and
+    # off the wall both move x in a frame of this yaw)
+    a = np.radians(tolerance.frames(truth, exp)[0].yaw_deg)
+    e = TOL["position_m"] * (abs(np.cos(a)) + abs(np.sin(a)))
     assert full[1].worst_min_rss_dbm <= -60.3 - 10.0 * e ** 2 + 1e-9
 
     truth.calls = 0
@@ -191,5 +193,6 @@ def test_the_phase_says_where_the_truths_worst_was_in_the_models_order():
     assert r.chk.complete and r.worst_at is not None
     order = robust_phase.model_order(truth, exp, b.pose, truth.rss_dbm(b.pose), np.full(2, -120.0))
     offsets = np.vstack(tolerance.plate_offsets(exp))
-    mins = [truth.rss_dbm(tolerance.moved(b.pose, 0, offsets[i])).min() for i in order]
+    yaw = tolerance.frames(truth, exp)[0].yaw_deg
+    mins = [truth.rss_dbm(tolerance.moved(b.pose, 0, offsets[i], yaw)).min() for i in order]
     assert mins[r.worst_at] == min(mins)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,39 @@ def _setup_run(tmp_path, steps: int) -> tuple[str, str]:
     return exp_uri, "s3://runs/results"
 
 
+def test_worlds_outage_notes_reach_the_driver_console_once(local_ray, monkeypatch):
+    """Two worlds' processes (Ray workers, their output off the console) see the same outage: the driver's
+    console gets its warning and its end, one line each (before, they went to the workers' logs only)."""
+    import ray
+
+    from optimizer.search import outage
+
+    @ray.remote(num_cpus=0)
+    def world_in_an_outage(down_s: float) -> int:
+        from optimizer.search import outage as world_side
+        from optimizer.store import storage as store
+
+        world_side.to_driver()
+        store._note_outage(True, "save", "s3://runs/x", "no connection (EndpointConnectionError)", 180.0)
+        time.sleep(down_s)
+        store._note_outage(False, "save", "s3://runs/x", "", 180.0)
+        return os.getpid()
+
+    lines = []
+    monkeypatch.setattr(outage.console, "_write", lines.append)
+    outage.reset()
+    pids = ray.get([world_in_an_outage.remote(2.0), world_in_an_outage.remote(2.5)])
+    assert len(set(pids)) == 2  # two processes, each noting the outage
+    outage.poll(force=True)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("warning: object store at "), lines
+    assert "unreachable (save s3://runs/x: no connection (EndpointConnectionError)); retrying for up to 180 s" \
+        in lines[0]
+    assert re.fullmatch(r"object store answers again \(after [23] s\)", lines[1]), lines
+    outage.poll(force=True)
+    assert len(lines) == 2  # read once
+
+
 @pytest.mark.slow
 def test_s3_run_survives_a_store_restart_and_logs_no_secret(outage_store, tmp_path, ray_tmp):
     """Scene, experiment and output on S3; the store goes down mid-run for 6 s (stopped and restarted, every
@@ -192,6 +226,13 @@ def test_s3_run_survives_a_store_restart_and_logs_no_secret(outage_store, tmp_pa
     assert proc.returncode == 0, err[-3000:]
     assert outage_store.restarts == 1 and _checkpoints(outage_store) > at["checkpoints"]  # it hit the run
     assert "Traceback" not in err
+    # the outage on the console (it hit the worlds, whose own output stays off it): one line each way
+    down = [ln for ln in err.splitlines() if "object store at http://127.0.0.1:" in ln]
+    up = [ln for ln in err.splitlines() if "object store answers again" in ln]
+    assert len(down) == 1 and down[0].startswith("[reflectopt] warning: ") and "unreachable" in down[0], err
+    assert len(up) == 1 and re.fullmatch(r"\[reflectopt\] object store answers again \(after \d+ s\)", up[0]), err
+    assert 4 <= int(re.search(r"after (\d+) s", up[0]).group(1)) <= 60, up
+    assert err.index(down[0]) < err.index(up[0])
     runs = results.list_runs(output)
     assert len(runs) == 1 and runs[0]["complete"], runs
     run = runs[0]["uri"]

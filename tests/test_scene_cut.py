@@ -185,7 +185,7 @@ def test_tolerance_box_that_cuts_fails_untraced_and_the_margin_is_where_it_reach
     assert chk.cut_offset[3] > THRESHOLD_DEG - 29.5 and chk.failing_offsets[0] == chk.cut_offset
     assert all(p.first.yaw_deg < THRESHOLD_DEG for p in truth.traced)  # a cutting pose is never traced
     assert len(raw["cut_offsets"]) >= 1 and len(truth.traced) == 1 + 2 + 8 - len(raw["cut_offsets"])
-    assert any("cuts 'wall'" in line for line in tolerance.suggestions(exp, chk, 0.5))
+    assert any("cuts 'wall'" in line for line in tolerance.suggestions(rs, exp, chk, 0.5))
     truth.traced.clear()
     fast, _ = tolerance.check(truth, near, exp, fail_fast=True, nominal_rss=np.full(2, -60.0))
     assert not fast.holds and not fast.complete and truth.traced == []  # fail-fast: nothing traced

@@ -175,6 +175,39 @@ def test_store_down_fails_cleanly_and_secret_free(monkeypatch, caplog, fast_retr
     assert 3.0 <= took < 5.0  # the budget, no more
 
 
+def test_outage_notes_go_to_the_reporter_and_merge_into_one_console_line_each_way(monkeypatch, fast_retries):
+    """A process's outage notes go to its reporter (the driver's console, or a world's forwarder to it), not to
+    the logger; the console prints the first "down" of an outage and the first "up" after it, timed from the
+    earliest "down", and drops the other processes' notes of that same outage (tests/test_s3_run.py runs it
+    end to end)."""
+    from optimizer.search.outage import Console
+
+    _store_down(monkeypatch, "x")
+    notes = []
+    storage.report_outages_to(lambda kind, line, since: notes.append((kind, line, since)))
+    try:
+        with pytest.raises(StoreUnreachable):
+            storage.write_text("s3://bkt/x.txt", "x")
+    finally:
+        storage.report_outages_to(None)
+        storage._outage["since"] = None
+    assert len(notes) == 1 and notes[0][0] == "down" and "unreachable" in notes[0][1], notes
+    assert abs(notes[0][2] - time.time()) < 10  # when it began, as Unix time (comparable across processes)
+
+    lines = []
+    con = Console(lines.append)
+    con.note("down", "object store at E unreachable (write a: refused); retrying for up to 180 s", 100.0, 100.0)
+    con.note("down", "object store at E unreachable (save b: refused); retrying for up to 180 s", 101.0, 101.0)
+    con.note("up", "object store answers again (after 18 s)", 101.0, 119.0)  # world A: the first back
+    con.note("down", "object store at E unreachable (save c: refused); retrying for up to 180 s", 102.0, 120.0)
+    con.note("up", "object store answers again (after 19 s)", 102.0, 121.0)  # world B, late
+    con.note("up", "object store answers again (after 21 s)", 100.0, 121.0)  # the driver
+    assert lines == ["warning: object store at E unreachable (write a: refused); retrying for up to 180 s",
+                     "object store answers again (after 19 s)"]
+    con.note("down", "object store at E unreachable (read d: refused); retrying for up to 180 s", 200.0, 200.0)
+    assert len(lines) == 3 and "read d" in lines[2]  # a later outage is told again
+
+
 def test_attempts_cap_and_refusals_fail_fast(monkeypatch, fast_retries, s3_bucket):
     monkeypatch.setenv("REFLECTOPT_S3_ATTEMPTS", "3")
     monkeypatch.setenv("REFLECTOPT_S3_RETRY_S", "60")

@@ -44,13 +44,55 @@ def test_box_has_every_corner_and_seeded_interior():
 
 
 def test_offsets_are_in_the_mounting_frame():
-    """Along the wall = the plate's width axis, off the wall = its normal (pitch 0), up = +z."""
+    """Along the wall, off the wall, up = +z in the wall frame given; yaw and pitch on the plate. With the
+    frame at the plate's own yaw (a plate parallel to its wall): the plate's width axis and normal."""
     p = PlatePose(1.0, 2.0, 3.0, 30.0)
     u, _, n = plate_frame(30.0, 0.0)
-    moved = tolerance.offset_pose(p, np.array([0.1, 0.2, 0.3, 1.5, -2.0]))
+    moved = tolerance.offset_pose(p, np.array([0.1, 0.2, 0.3, 1.5, -2.0]), 30.0)
     d = np.array(moved.position) - np.array(p.position)
     np.testing.assert_allclose(d, 0.1 * u + 0.2 * n + [0, 0, 0.3], atol=1e-12)
     assert moved.yaw_deg == pytest.approx(31.5) and moved.pitch_deg == pytest.approx(-2.0)
+
+
+def test_wall_frame_offset_of_a_plate_turned_45_degrees_from_its_wall():
+    """Hand arithmetic: a wall along +x (frame yaw 0), the plate turned 45 deg from it. +5 cm along the wall
+    moves the centre by (0.05, 0, 0), along the wall, not along the plate ((0.0354, 0.0354, 0)); +5 cm off
+    the wall by (0, 0.05, 0); yaw and pitch offsets stay on the plate."""
+    p = PlatePose(10.0, 2.0, 4.0, 45.0, 3.0)
+    along = tolerance.offset_pose(p, [0.05, 0.0, 0.0, 0.0, 0.0], 0.0)
+    assert (along.x, along.y, along.z) == pytest.approx((10.05, 2.0, 4.0), abs=1e-12)
+    off = tolerance.offset_pose(p, [0.0, 0.05, 0.0, 1.0, -1.0], 0.0)
+    assert (off.x, off.y, off.z) == pytest.approx((10.0, 2.05, 4.0), abs=1e-12)
+    assert (off.yaw_deg, off.pitch_deg) == pytest.approx((46.0, 2.0))
+    # a wall along +y (frame yaw 90; the plate again 45 deg from it): along the wall is +y, off it is -x
+    up = tolerance.offset_pose(p, [0.05, 0.05, 0.05, 0.0, 0.0], 90.0)
+    assert (up.x, up.y, up.z) == pytest.approx((9.95, 2.05, 4.05), abs=1e-12)
+    # the plate's own frame would have moved it along its width axis instead
+    assert (along.x, along.y) != pytest.approx((10.0 + 0.05 * math.sqrt(0.5), 2.0 + 0.05 * math.sqrt(0.5)))
+
+
+def test_box_follows_the_wall_not_the_plate_in_a_check():
+    """`check` on a truth without scene geometry takes the frame from the mounting box's long axis: the
+    street box runs along x, so every box pose of a plate at yaw 140 moves its centre along x (and y, off
+    the wall) by exactly +-5 cm, not along the plate's width axis (which would move x by 5 cm x |cos 140 +-
+    sin 140|)."""
+    exp = street(**SMALL)
+
+    class Probe:
+        targets = np.zeros((1, 3))
+        poses: list = []
+
+        def rss_dbm(self, pose, samples_per_src=None):
+            self.poses.append(pose)
+            return np.array([-50.0])
+
+    rs = Probe()
+    frame = tolerance.frames(rs, exp)[0]
+    assert frame.source == "bounds" and frame.yaw_deg == 180.0  # of 0 and 180, nearer the yaw range (90-180)
+    pose = JointPose.single(PlatePose(24.0, 8.0, 5.0, 140.0))
+    tolerance.check(rs, pose, exp, interior=0)
+    d = np.array([p.first.position for p in rs.poses[1:]]) - np.array(pose.first.position)
+    np.testing.assert_allclose(np.abs(d), 0.05, atol=1e-12)
 
 
 def test_bad_tolerance_is_one_line_and_a_large_one_warns(tmp_path):
@@ -85,13 +127,15 @@ def test_surrogate_worst_case_is_the_soft_min_over_corner_poses():
     pose = PlatePose(23.7, 8.26, 5.0, 139.2)
     offs = tolerance.corner_offsets(tolerance.half_widths(exp.reflector.tolerance))
     kw = dict(edge_factor=0.3, grad=False, temperature_db=1.0)
-    batched = sur.evaluate(np.array(pose.as_list()), offsets=offs, corner_temperature_db=0.5, **kw)["power_dbm"]
-    each = np.array([sur.evaluate(np.array(tolerance.offset_pose(pose, o).as_list()), **kw)["power_dbm"]
+    moves = tolerance.world_offsets(offs, 100.0)
+    batched = sur.evaluate(np.array(pose.as_list()), offsets=moves, corner_temperature_db=0.5, **kw)["power_dbm"]
+    frame_yaw = 100.0  # a wall the plate is turned 39 deg away from
+    each = np.array([sur.evaluate(np.array(tolerance.offset_pose(pose, o, frame_yaw).as_list()), **kw)["power_dbm"]
                      for o in offs])
     hard = each.min(axis=0)
     assert np.all(batched >= hard - 1e-3) and np.all(batched <= hard + 0.5 * math.log(len(offs)) + 1e-3)
     # and its gradient exists (the worst case is what the world climbs)
-    g = sur.evaluate(np.array(pose.as_list()), offsets=offs, edge_factor=0.3, temperature_db=1.0)["grad"]
+    g = sur.evaluate(np.array(pose.as_list()), offsets=moves, edge_factor=0.3, temperature_db=1.0)["grad"]
     assert np.linalg.norm(g) > 0
 
 
@@ -107,7 +151,8 @@ def test_check_reports_the_truth_at_every_box_pose(scene):
     assert chk.worst_coverage == min([chk.nominal.coverage] + [s.coverage for s in per_pose])
     assert chk.holds == bool(raw["covered"].all() and chk.nominal.coverage == 1.0)
     assert not chk.holds  # this nominal optimum sits on a coverage cliff
-    worst_pose = JointPose.single(tolerance.offset_pose(KNIFE_EDGE, np.array(chk.failing_offsets[0])))
+    frame_yaw = tolerance.frames(rs, exp)[0].yaw_deg
+    worst_pose = JointPose.single(tolerance.offset_pose(KNIFE_EDGE, np.array(chk.failing_offsets[0]), frame_yaw))
     again = rs.rss_dbm(worst_pose)
     assert not np.all(has_path(again) & (again >= thr))  # the listed offset really loses coverage
 
@@ -123,9 +168,9 @@ def test_margin_is_where_coverage_starts_to_hold(scene):
     thr = exp.objective.coverage_threshold_dbm
     half = tolerance.half_widths(exp.reflector.tolerance) * scale
     for off in tolerance.corner_offsets(half):
-        r = rs.rss_dbm(JointPose.single(tolerance.offset_pose(KNIFE_EDGE, off)))
+        r = rs.rss_dbm(JointPose.single(tolerance.offset_pose(KNIFE_EDGE, off, tolerance.frames(rs, exp)[0].yaw_deg)))
         assert np.all(has_path(r) & (r >= thr))
-    lines = tolerance.suggestions(exp, chk, scale)
+    lines = tolerance.suggestions(rs, exp, chk, scale)
     assert any("mounting tolerance" in line for line in lines)
 
 

@@ -47,16 +47,18 @@ def _exp(boxes=5.0, phase="every_world"):
                      "search.robust_phase": phase})
 
 
-def _half_extent_x(yaw_deg: float) -> float:
-    """The box's half-width in x: along-the-wall and off-the-wall offsets both move x at this yaw."""
-    a = math.radians(yaw_deg)
+def _half_extent_x(frame_yaw_deg: float) -> float:
+    """The box's half-width in x: along-the-wall and off-the-wall offsets both move x in a wall frame of this
+    yaw (the box is in the wall's frame, whatever the plate's yaw)."""
+    a = math.radians(frame_yaw_deg)
     return TOL["position_m"] * (abs(math.cos(a)) + abs(math.sin(a)))
 
 
 def test_from_the_cliff_edge_to_the_robust_optimum_within_one_tolerance():
     """Start 1 cm inside the cliff (the box crosses it: the check fails). The polish ends at a pose whose box
     holds, with its x within one tolerance (ROBUST_MIN_TOL) below the analytic robust optimum
-    x* = CLIFF_X - e (e: the box's half-extent in x at the final yaw), and never beyond it."""
+    x* = CLIFF_X - e (e: the box's half-extent in x in the wall frame: the street box's long axis is x, so
+    e = 5 cm at any yaw), and never beyond it."""
     from optimizer.constants import ROBUST_MIN_TOL
     from optimizer.search import robust
     from optimizer.search.space import PoseSpace
@@ -73,10 +75,12 @@ def test_from_the_cliff_edge_to_the_robust_optimum_within_one_tolerance():
     assert spent == truth.calls - before and 0 < spent <= limit
     assert new.holds and new.complete
     p = new.pose.first
-    x_star = CLIFF_X - _half_extent_x(p.yaw_deg)
+    frame_yaw = 180.0  # the box runs along x (0 or 180: the one nearer the yaw range 90-180)
+    assert tolerance.frames(truth, exp)[0].yaw_deg == frame_yaw
+    x_star = CLIFF_X - _half_extent_x(frame_yaw)
     assert x_star - ROBUST_MIN_TOL * TOL["position_m"] - 1e-6 <= p.x <= x_star + 1e-9, (p.x, x_star)
     # the worst case is the box's far side from the peak: independent of the search's own bookkeeping
-    expected = -60.0 - (PEAK_X - (p.x - _half_extent_x(p.yaw_deg))) ** 2
+    expected = -60.0 - (PEAK_X - (p.x - _half_extent_x(frame_yaw))) ** 2
     assert new.worst_min_rss_dbm == pytest.approx(expected, abs=1e-9)
 
 

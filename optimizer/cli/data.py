@@ -1,4 +1,4 @@
-"""`reflectopt scene push|pull|hash` and `reflectopt results ls|get`: scene bundles and run folders."""
+"""`reflectopt scene push|pull|hash|import|walls` and `reflectopt results ls|get`: scene bundles and run folders."""
 
 from __future__ import annotations
 
@@ -34,6 +34,46 @@ def _cmd_pull(args) -> int:
     return 0
 
 
+def _cmd_import(args) -> int:
+    from optimizer.sites.importer import import_site
+
+    site = import_site(args.file, args.out, bbox=args.bbox, center=args.center, radius=args.radius,
+                       level_height_m=args.level_height, default_height_m=args.default_height,
+                       ground_material=args.ground)
+    c = site["counts"]
+    hs = ", ".join(f"{v} {k}" for k, v in c["height_source"].items())
+    skipped = ", ".join(f"{v} {k}" for k, v in c["skipped"].items() if v) or "none"
+    print(f"imported {c['buildings']} buildings -> {args.out} (heights: {hs}; repaired {c['repaired']}; "
+          f"skipped: {skipped}; {c['walls']} facades)")
+    f = site["frame"]
+    print(f"frame EPSG:{f['epsg']}, origin {f['origin_lat_deg']:.7f}, {f['origin_lon_deg']:.7f}")
+    if site["attribution"]:
+        print(f"data {site['attribution']} ({site['license'] or 'see the source'})")
+    print("# in the experiment YAML:")
+    print(f"scene: {args.out}")
+    return 0
+
+
+def _cmd_walls(args) -> int:
+    from optimizer.sites.facades import facades
+
+    rows = facades(args.folder, near=args.near, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    wid = max([2, *(len(r["id"]) for r in rows)])
+    near = "near" if args.near is not None else ""
+    print(f"{'ID':<{wid}}  {'LENGTH':>7}  {'Z [m]':>11}  {'NORMAL':>6}  {'START x,y [m]':>19}  "
+          f"{'END x,y [m]':>19}  {'START lat,lon':>24}  {'END lat,lon':>24}" + (f"  {'DIST':>7}" if near else ""))
+    for r in rows:
+        s, e = r["start"], r["end"]
+        line = (f"{r['id']:<{wid}}  {r['length_m']:>7.2f}  {r['z0_m']:>5.1f}-{r['z1_m']:<5.1f}  "
+                f"{r['normal_bearing_deg']:>6.1f}  {s['x_m']:>9.2f},{s['y_m']:>9.2f}  {e['x_m']:>9.2f},{e['y_m']:>9.2f}  "
+                f"{s['lat_deg']:>11.7f},{s['lon_deg']:>12.7f}  {e['lat_deg']:>11.7f},{e['lon_deg']:>12.7f}")
+        print(line + (f"  {r['distance_m']:>7.2f}" if near else ""))
+    return 0
+
+
 def _register_scene(subparsers) -> None:
     p = subparsers.add_parser("scene", help="scene bundles: push to object storage, hash, pull into the cache")
     sub = p.add_subparsers(dest="scene_command", metavar="ACTION", parser_class=type(p))
@@ -50,6 +90,33 @@ def _register_scene(subparsers) -> None:
     pull.add_argument("--sha256", default=None, help="expected content hash")
     pull.add_argument("--cache-dir", default=None, help=f"default: ${ENV_CACHE_DIR} or {SCENE_CACHE_DEFAULT}")
     pull.set_defaults(handler=_cmd_pull)
+    from optimizer.sites import tags
+    from optimizer.sites.area import MAX_AREA_KM2, MAX_BUILDINGS
+    from optimizer.sites.importer import GROUND_MATERIALS
+
+    imp = sub.add_parser("import", help="a scene bundle from a map: OSM .osm.pbf/.osm or GeoJSON building "
+                                        "footprints -> scene.xml, meshes/, footprints.geojson, site.json")
+    imp.add_argument("file", metavar="FILE", help=".osm.pbf, .osm or .geojson (building footprints)")
+    imp.add_argument("--out", required=True, help="new (or empty) folder for the bundle")
+    imp.add_argument("--bbox", default=None, help=f"S,W,N,E in degrees (at most {MAX_AREA_KM2:g} km^2 and "
+                                                  f"{MAX_BUILDINGS} buildings; default: the whole file)")
+    imp.add_argument("--center", default=None, help="LAT,LON in degrees, with --radius")
+    imp.add_argument("--radius", default=None, help="metres around --center")
+    imp.add_argument("--level-height", type=float, default=tags.LEVEL_HEIGHT_M,
+                     help=f"metres per building:levels (default {tags.LEVEL_HEIGHT_M:g})")
+    imp.add_argument("--default-height", type=float, default=tags.DEFAULT_HEIGHT_M,
+                     help=f"metres, for a building with neither height nor levels (default {tags.DEFAULT_HEIGHT_M:g})")
+    imp.add_argument("--ground", default=tags.GROUND_MATERIAL, choices=GROUND_MATERIALS,
+                     help=f"ITU material of the ground (default {tags.GROUND_MATERIAL}, defined for 1-10 GHz)")
+    imp.set_defaults(handler=_cmd_import)
+    walls = sub.add_parser("walls", help="list the facades of an imported scene (site.json): id, building, "
+                                         "length, outward normal bearing, end points (scene and lat/lon)")
+    walls.add_argument("folder", metavar="DIR", help="a scene folder written by `scene import`")
+    walls.add_argument("--near", default=None, help="LAT,LON in degrees, or Xm,Ym in scene metres (e.g. "
+                                                    "120m,-35m): nearest facades first, with their distance")
+    walls.add_argument("--limit", type=int, default=None, help="list at most this many")
+    walls.add_argument("--json", action="store_true", help="machine-readable output")
+    walls.set_defaults(handler=_cmd_walls)
 
 
 def _cmd_ls(args) -> int:

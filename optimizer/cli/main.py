@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from optimizer.search import outage
+    from optimizer.store import storage
+
+    outage.to_console()  # an object-store outage: one line when it begins, one when it ends
     try:
         return int(args.handler(args) or 0)
     except ReflectoptError as err:
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILURE
+    finally:
+        storage.report_outages_to(None)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
-from optimizer.search.driver import check_boxes_clear, driver_scene, say
+from optimizer.search.driver import check_boxes_clear, check_targets, driver_scene, say
 from optimizer.search.space import PoseSpace
 from optimizer.search.throughput import growth_per_doubling
 
@@ -89,6 +89,7 @@ def cmd_evaluate(args) -> int:
     exp = with_size(exp, getattr(args, "size", None), "--size")
     pose = parse_pose(args.pose, exp)
     rs = driver_scene(exp)
+    check_targets(exp, rs)
     cut = rs.scene_cuts([pose])[0]
     if cut is not None:
         k, shape = cut
@@ -101,16 +102,22 @@ def cmd_evaluate(args) -> int:
     base = rs.rss_dbm(None, samples_per_src=samples)
     rss = rs.rss_dbm(pose, samples_per_src=samples)
     bm, pm = rss_stats(base, thr), rss_stats(rss, thr)
+    conv = _convergence(rs, exp, pose, samples, rss, thr) if args.convergence else None
+    chk = _tolerance(rs, exp, pose, samples, rss) if args.tolerance else None
     if args.json:
         def db(v):
             return float(v) if v > -float("inf") else None
 
-        json.dump({"pose": pose.first.model_dump(), "joint_pose": pose.model_dump(), "samples_per_src": samples,
-                   "plate_model": exp.solver.plate_model,
-                   "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
-                   "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
-                               for t, b, r in zip(rs.targets.tolist(), base, rss)]},
-                  sys.stdout, indent=2)
+        out = {"pose": pose.first.model_dump(), "joint_pose": pose.model_dump(), "samples_per_src": samples,
+               "plate_model": exp.solver.plate_model,
+               "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
+               "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
+                           for t, b, r in zip(rs.targets.tolist(), base, rss)]}
+        if conv is not None:
+            out["convergence"] = conv
+        if chk is not None:  # what text mode prints: the check, its margin and what would make it hold
+            out["tolerance"] = chk.model_dump(mode="json")
+        json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     print(f"pose {pose}; truth from Sionna PathSolver ({samples} samples, depth {exp.solver.max_depth}, "
@@ -123,48 +130,69 @@ def cmd_evaluate(args) -> int:
         print(f"\n{'target':>6} {'x':>8} {'y':>8} {'z':>6} {'no plate':>9} {'plate':>9}")
         for i, (t, b, r) in enumerate(zip(rs.targets, base, rss)):
             print(f"{i:>6} {t[0]:>8.2f} {t[1]:>8.2f} {t[2]:>6.2f} {fmt_dbm(b):>9} {fmt_dbm(r):>9}")
-    if args.convergence:
-        _print_convergence(rs, exp, pose, samples, rss, thr)
-    if args.tolerance:
-        _print_tolerance(rs, exp, pose, samples, rss)
+    if conv is not None:
+        _print_convergence(conv)
+    if chk is not None:
+        _print_tolerance(rs, exp, chk)
     return 0
 
 
-def _print_convergence(rs, exp, pose, samples: int, at_run, thr: float):
-    """The pose's truth at max_depth + 1 and + 2 and at 4 x the samples, against the run's settings."""
+def _convergence(rs, exp, pose, samples: int, at_run, thr: float) -> list[dict]:
+    """The pose's truth at max_depth + 1 and + 2 and at 4 x the samples, against the run's settings: one row
+    per setting (`min_change_db`: its min RSS minus the run's; None where either has no path)."""
     depth = exp.solver.max_depth
     rows = [("as set", depth, samples, at_run), ("max_depth + 1", depth + 1, samples, None),
             ("max_depth + 2", depth + 2, samples, None), ("4 x samples", depth, 4 * samples, None)]
-    print(f"\nconvergence (with plate): {'setting':<14}{'depth':>6}{'samples':>10}{'min':>14}{'change':>10}"
-          f"{'coverage':>10}")
     ref = rss_stats(at_run, thr)
+    out = []
     for label, d, n, rss in rows:
         rss = rss if rss is not None else rs.rss_dbm(pose, samples_per_src=n, max_depth=d)
         m = rss_stats(rss, thr)
-        change = ("-" if m.min_rss_dbm is None or ref.min_rss_dbm is None else
-                  f"{m.min_rss_dbm - ref.min_rss_dbm:+.2f} dB")
-        print(f"{'':<26}{label:<14}{d:>6}{n:>10}{fmt_power(m.min_rss_dbm):>14}{change:>10}{fmt_pct(m.coverage):>10}")
+        change = None if m.min_rss_dbm is None or ref.min_rss_dbm is None else m.min_rss_dbm - ref.min_rss_dbm
+        out.append({"setting": label, "max_depth": d, "samples_per_src": n, "with_plate": m.model_dump(),
+                    "min_change_db": change})
+    return out
 
 
-def _print_tolerance(rs, exp, pose, samples: int, at_run):
-    """The truth over the mounting tolerance box around the pose, and the margin where it fails."""
+def _print_convergence(rows: list[dict]):
+    print(f"\nconvergence (with plate): {'setting':<14}{'depth':>6}{'samples':>10}{'min':>14}{'change':>10}"
+          f"{'coverage':>10}")
+    for r in rows:
+        m = r["with_plate"]
+        change = "-" if r["min_change_db"] is None else f"{r['min_change_db']:+.2f} dB"
+        print(f"{'':<26}{r['setting']:<14}{r['max_depth']:>6}{r['samples_per_src']:>10}"
+              f"{fmt_power(m['min_rss_dbm']):>14}{change:>10}{fmt_pct(m['coverage']):>10}")
+
+
+def _tolerance(rs, exp, pose, samples: int, at_run):
+    """The truth over the mounting tolerance box around the pose, with the margin where it fails
+    (`margin_scale`) and what would make it hold (`suggestions`): a `ToleranceCheck`."""
     from optimizer.physics import tolerance
 
-    tol = exp.plates()[0].tolerance
     chk, _ = tolerance.check(rs, pose, exp, samples_per_src=samples, nominal_rss=at_run)
     scale, _ = tolerance.margin(rs, exp, chk, samples_per_src=samples)
+    return chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(rs, exp, chk, scale)})
+
+
+def _print_tolerance(rs, exp, chk):
+    from optimizer.physics import tolerance
+    from optimizer.physics.wall import frame_label
+
+    tol = exp.plates()[0].tolerance
     box = (f"±{100 * tol.position_m:g} cm / ±{tol.yaw_deg:g}° yaw / ±{tol.pitch_deg:g}° pitch"
            if len(exp.plates()) == 1 else "each plate's own box in turn, the others nominal")
     print(f"\nmounting tolerance {box}: {chk.poses_checked} poses checked; coverage "
           f"{'HOLDS' if chk.holds else 'does NOT hold'}")
+    for f in tolerance.frames(rs, exp):
+        print(f"  {f.plate}: the box in the frame of {frame_label(f)}")
     print(f"  worst min RSS {fmt_power(chk.worst_min_rss_dbm)} (nominal {fmt_power(chk.nominal_min_rss_dbm)}), "
-          f"lowest coverage {fmt_pct(chk.worst_coverage)}, margin {scale:.0%} of the box")
+          f"lowest coverage {fmt_pct(chk.worst_coverage)}, margin {chk.margin_scale:.0%} of the box")
     if len(chk.plates) > 1:
         for t in chk.plates:
             print(f"  {t.name}: ±{100 * t.position_m:g} cm / ±{t.yaw_deg:g}° yaw / ±{t.pitch_deg:g}° pitch, "
                   f"{t.poses_checked} poses: {'holds' if t.holds else 'does NOT hold'}, worst min RSS "
                   f"{fmt_power(t.worst_min_rss_dbm)}, lowest coverage {fmt_pct(t.worst_coverage)}")
-    for line in tolerance.suggestions(exp, chk, scale):
+    for line in chk.suggestions:
         print(f"  {line}")
 
 
@@ -189,6 +217,7 @@ def cmd_grid(args) -> int:
         raise ConfigError(f"--spacing/--yaw-step: {poses} grid poses exceed --max-evals {args.max_evals}; raise "
                           "--spacing or --yaw-step, or use --refine with a coarse grid")
     rs = driver_scene(exp)
+    check_targets(exp, rs)
     check_boxes_clear(exp, rs)  # every pose cuts the scene: exit 2; some: a warning (they are skipped)
     t0 = time.perf_counter()
     rs.rss_dbm(None)  # one truth evaluation, timed: the estimate

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from optimizer.constants import BUILTIN_SCENE_PREFIX, EXPERIMENT_MAX_BYTES, S3_SCHEME
 from optimizer.errors import ConfigError
 from optimizer.experiment.model import Experiment
+from optimizer.sites.positions import resolve_geo_positions
+from optimizer.sites.wallbox import resolve_wall_bounds
 
 # A number in exponent form (1e9, 1.0e9, -2.5e-3). YAML 1.1 (PyYAML) reads it as text unless it has a dot and
 # a signed exponent (so `samples_per_src: 1e9` was refused as "not an integer"); experiment files read it as
@@ -56,7 +58,7 @@ def format_validation_error(err: ValidationError, source: str, flags: dict[str, 
             msg = "must be lower-case letters, digits and '-' (a DNS label), e.g. street-corner"
         elif e["type"] == "finite_number":
             msg = "must be a finite number (not .nan or .inf)"
-        top = re.match(r"^([a-z_]+(?:\.[a-z_]+)*(?:\[\d+\])?): (.*)$", msg)
+        top = re.match(r"^([a-z_]+(?:\.[a-z_]+|\[\d+\])*): (.*)$", msg)
         if top:  # a rule across keys (a model validator) names its key first: lift it to the key path
             loc, msg = (top.group(1) if loc == "(top level)" else f"{loc}.{top.group(1)}"), top.group(2)
         if flags and loc in flags:
@@ -100,14 +102,42 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_NUMBER, list("-+0123456789"))
 
 
-def load_experiment_text(text: str, source: str) -> Experiment:
+def load_experiment_text(text: str, source: str, base_dir: Path | None = None, scene: str | None = None) -> Experiment:
+    """Parse and validate; {lat, lon, height_m} positions become scene metres and wall-given mounting boxes
+    become {min, max} through the scene's site.json (`optimizer.sites.positions`, `optimizer.sites.wallbox`):
+    the scene is `scene` if given (as resolved at a run's start), else the file's own, relative to
+    `base_dir`."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise ConfigError(f"{source}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise ConfigError(f"{source}: {_yaml_problem(err, text)}") from None
+    if scene is None and isinstance(data, dict) and isinstance(data.get("scene"), str):
+        scene = resolve_scene_path(data["scene"], base_dir)
+    resolve_geo_positions(data, source, scene)
+    resolve_wall_bounds(data, source, scene)
     return parse_experiment(data, source)
+
+
+_KEY_OF_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*:")
+
+
+def _yaml_problem(err: yaml.YAMLError, text: str) -> str:
+    """`line N (key): not valid YAML (what)` in one line, for a parser error (its mark) and for a character the
+    YAML reader refuses, such as a NUL (its position in the text): where it is, the key on that line if any."""
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text.count("\n", 0, max(0, int(err.position))) + 1
+        char = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or "?")
+        name = "NUL" if char == 0 else repr(chr(char))
+        what = f"the character #x{char:04x} ({name}) is not allowed; remove it"
+    else:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = " ".join(str(getattr(err, "problem", None) or err).split())
+    if line is None:
+        return f"(top level): not valid YAML ({what})"
+    lines = text.split("\n")  # YAML's lines (str.splitlines also breaks at \x0b, \x1c, \x85, ...)
+    key = _KEY_OF_LINE.match(lines[line - 1]) if line <= len(lines) else None
+    return f"line {line}{f' ({key.group(1)})' if key else ''}: not valid YAML ({what})"
 
 
 def resolve_scene_path(scene: str, base_dir: Path | None) -> str:
@@ -163,12 +193,12 @@ def load_submitted(src: str | os.PathLike) -> Submitted:
 
     src = str(src)
     text = read_experiment_text(src)
-    exp = load_experiment_text(text, src)
+    base = None if storage.is_remote(src) else Path(src).resolve().parent
+    exp = load_experiment_text(text, src, base_dir=base)
     for refl in exp.plates():
         for line in refl.tolerance.warnings():
             sys.stderr.write(f"reflectopt: warning: {line}\n")
     sha = exp.sha256()
-    base = None if storage.is_remote(src) else Path(src).resolve().parent
     exp.scene = resolve_scene_path(exp.scene, base)
     return Submitted(exp=exp, text=text, sha256=sha, source=src, base_dir=base)
 
@@ -204,12 +234,13 @@ def load_run_experiment(store, meta=None) -> Experiment:
     from optimizer.constants import EXPERIMENT_FILE, RUN_FILE
     from optimizer.errors import StorageError
 
-    exp = load_experiment_text(store.read_experiment_text(), store.join(EXPERIMENT_FILE))
     if meta is None:
         try:
             meta = store.read_meta()
         except (StorageError, ValueError):
             meta = None
+    scene = meta.overrides.scene if meta is not None else None  # geo positions: the scene it ran on
+    exp = load_experiment_text(store.read_experiment_text(), store.join(EXPERIMENT_FILE), scene=scene)
     if meta is not None:
         ov = meta.overrides
         exp = with_overrides(exp, store.join(RUN_FILE), {"output": ov.output, "device": ov.device,

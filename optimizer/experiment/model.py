@@ -359,6 +359,39 @@ class Resources(_Strict):
     cpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_CPU_PER_WORLD, 1.0), gt=0, le=256)
 
 
+def _pose_outside(exp: Experiment, i: int, pose: list[float]) -> str | None:
+    """The first coordinate of `search.initial_poses[i]` outside its plate's bounds (x, y, z) or angle range
+    (yaw, unless the range wraps; pitch) by more than the plate's mounting tolerance on that axis, as one line;
+    None if there is none (a coordinate within the tolerance outside is moved onto the bound, as a mounting
+    error that small would be)."""
+    plates = exp.plates()
+    offset = 0
+    for k, r in enumerate(plates):
+        key = "reflector" if exp.reflectors is None else f"reflectors[{k}]"
+        tol = r.tolerance
+        yaw_span = r.yaw_deg.max - r.yaw_deg.min
+        wraps = yaw_span >= 360 - 1e-9 or (yaw_span >= 180 - 1e-9 and r.pitch_deg is None)  # as PoseSpace
+        axes = [("x", r.bounds.min[0], r.bounds.max[0], tol.position_m, "m", f"{key}.bounds"),
+                ("y", r.bounds.min[1], r.bounds.max[1], tol.position_m, "m", f"{key}.bounds"),
+                ("z", r.bounds.min[2], r.bounds.max[2], tol.position_m, "m", f"{key}.bounds"),
+                ("yaw_deg", r.yaw_deg.min, r.yaw_deg.max, None if wraps else tol.yaw_deg, "deg", f"{key}.yaw_deg")]
+        if r.pitch_deg is not None:
+            axes.append(("pitch_deg", r.pitch_deg.min, r.pitch_deg.max, tol.pitch_deg, "deg", f"{key}.pitch_deg"))
+        for j, (axis, lo, hi, slack, unit, bound_key) in enumerate(axes):
+            if slack is None or offset + j >= len(pose):
+                continue
+            v = float(pose[offset + j])
+            off = max(lo - v, v - hi, 0.0)
+            if off > slack + 1e-9 * max(1.0, abs(v)):
+                where = (f"search.initial_poses[{i}].{axis}: {v:g}" if len(plates) == 1 else
+                         f"search.initial_poses[{i}][{offset + j}]: plate {r.name!r} {axis} {v:g}")
+                return (f"{where} is {off:.4g} {unit} outside {bound_key} ({axis} from {lo:g} to {hi:g} {unit}), "
+                        f"more than the mounting tolerance ({slack:g} {unit}); give a start inside them, "
+                        "or widen them")
+        offset += len(axes)
+    return None
+
+
 class Experiment(_Strict):
     name: str = Field(pattern=NAME_RE, max_length=40)
     scene: str
@@ -438,6 +471,9 @@ class Experiment(_Strict):
                                      f"{dim}: x, y, z, yaw_deg (and pitch_deg where searched) per plate in order")
             elif len(p) == 5 and self.plates()[0].pitch_deg is None:
                 raise ValueError(f"search.initial_poses[{i}] has a pitch but reflector.pitch_deg is not set")
+            problem = _pose_outside(self, i, p)
+            if problem:
+                raise ValueError(problem)
         names = [t.name for t in self.transmitters]
         if len(set(names)) != len(names):
             raise ValueError("transmitters: names must be unique")
@@ -459,6 +495,12 @@ class Experiment(_Strict):
                 for i in range(nx):
                     pts.append([r.min[0] + i * r.spacing_m, r.min[1] + j * r.spacing_m, float(r.z)])
         return pts
+
+    def target_key(self, i: int) -> str:
+        """Where target `i` of `target_points()` comes from: `targets.points[i]`, or `targets.region` (a
+        point of its grid)."""
+        n = len(self.targets.points)
+        return f"targets.points[{i}]" if i < n else f"targets.region (its point {i - n})"
 
     def final_samples(self) -> int:
         s = self.solver

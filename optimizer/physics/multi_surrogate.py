@@ -151,7 +151,7 @@ class MultiPlateSurrogate:
 
         plate_vecs: per plate x, y, z, yaw_deg[, pitch_deg]. occlusion_db: None or a list, one [num_tx, N]
         penalty [dB] per path of `path_names`. offsets: None or one [K, 5] array (or None) per plate, its
-        tolerance corners."""
+        tolerance corners as scene-frame moves (`optimizer.physics.tolerance.world_offsets`)."""
         dr, mi = self.dr, self.mi
         n_plates = len(self.singles)
         vecs = [_pad5(v) for v in plate_vecs]
@@ -206,16 +206,14 @@ class MultiPlateSurrogate:
                 "objective": value}
 
     def _frame(self, params, lanes: np.ndarray, n_pose: int = 1):
-        """Centre and (u, v, n) of a plate per (target, offset) lane, target-major (offsets as in
-        `optimizer.physics.tolerance`: along the wall, off it, vertical [m], yaw, pitch [deg]); with n_pose > 1
+        """Centre and (u, v, n) of a plate per (target, offset) lane, target-major (offsets as scene-frame
+        moves dx, dy, dz [m], yaw, pitch [deg]: `optimizer.physics.tolerance.world_offsets`); with n_pose > 1
         the lanes are pose-major (pose, target, offset) and `params` per-lane Floats."""
         dr, mi = self.dr, self.mi
         n_tg = self.targets.shape[0]
         x, y, z, yaw, pitch = params
         col = [to_float(np.tile(lanes[:, c], n_tg * n_pose)) for c in range(5)]
-        a0 = yaw * (math.pi / 180.0)
-        ca0, sa0 = dr.cos(a0), dr.sin(a0)
-        c = (x + col[0] * ca0 - col[1] * sa0, y + col[0] * sa0 + col[1] * ca0, z + col[2])
+        c = (x + col[0], y + col[1], z + col[2])  # scene-frame moves (`tolerance.world_offsets`)
         a = (yaw + col[3]) * (math.pi / 180.0)
         b = (pitch + col[4]) * (math.pi / 180.0)
         sa, ca, sb, cb = dr.sin(a), dr.cos(a), dr.sin(b), dr.cos(b)

@@ -78,11 +78,16 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path:
     from optimizer.store import assets
 
     folder = Path(scene)
-    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")) or folder.is_dir():
+    if scene.startswith("s3://") or scene.endswith((".zip", ".tar.gz", ".tgz")) or folder.is_dir() \
+            or folder.name == SCENE_FILE:  # a scene.xml path is checked as its folder is
         folder = assets.resolve_scene(scene, sha256)
     xml = folder / SCENE_FILE if folder.is_dir() else folder
     if not xml.is_file():
         raise SceneError(f"scene: {scene}: no scene.xml found; give a folder holding scene.xml + meshes/")
+    if xml.name != SCENE_FILE and (xml.parent / "meshes").is_dir():  # an XML under another name: at least
+        from optimizer.store.bundle_files import bundle_files  # what the winner export copies is checked now
+
+        bundle_files(xml.parent / "meshes", f"scene: {xml.parent / 'meshes'}")
     return xml
 
 
@@ -146,6 +151,11 @@ class RadioScene:
         self.pose: JointPose | None = None
         self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
         self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
+        # the seam for a site's known walls (`optimizer.physics.wall.Wall`, e.g. from a site importer): set
+        # before the first `wall_frames` call; None: the walls are found in the scene mesh
+        self.site_walls = None
+        self.site_north_yaw_deg = None  # likewise: for a geo-referenced site, the yaw whose normal points north
+        self._wall_frames = None
         self.evaluations = 0
         if with_plate:
             self._add_plates()
@@ -311,6 +321,51 @@ class RadioScene:
         hit = np.array((mi_scene if mi_scene is not None else self.scene.mi_scene).ray_test(ray), dtype=bool)
         return ~hit.reshape(-1)
 
+    # --- the walls the plates are mounted on (`optimizer.physics.wall`) ------------------------------------
+    def object_meshes(self):
+        """(name, vertices [V, 3] [m], faces [F, 3]) of every scene object but the plates; an object whose mesh
+        cannot be read is left out."""
+        plates = {plate_object_name(k) for k in range(len(self.plates))}
+        out = []
+        for name, obj in self.scene.objects.items():
+            if name in plates:
+                continue
+            try:
+                m = obj.mi_mesh
+                out.append((name, np.array(m.vertex_positions_buffer(), float).reshape(-1, 3),
+                            np.array(m.faces_buffer(), np.int64).reshape(-1, 3)))
+            except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply left out
+                continue
+        return out
+
+    def wall_faces(self):
+        """Every triangle of the scene but the plates, with its object's name (`wall.Faces`)."""
+        from optimizer.physics.wall import Faces
+
+        meshes = [(name, v[f]) for name, v, f in self.object_meshes() if len(f)]
+        return Faces(np.concatenate([t for _, t in meshes]) if meshes else np.zeros((0, 3, 3)),
+                     [name for name, t in meshes for _ in range(len(t))])
+
+    def wall_frames(self):
+        """Per plate, the wall frame of its mounting tolerance (`wall.find_frame`: `site_walls` where a site
+        gives them, else the scene mesh, else the mounting box), found at the first call and kept."""
+        from optimizer.physics.wall import find_frame
+
+        if self._wall_frames is None:
+            faces = self.wall_faces()
+            self._wall_frames = [find_frame(r, self.site_walls, faces) for r in self.exp.plates()]
+        return self._wall_frames
+
+    def ground_below(self, point) -> float | None:
+        """z [m] of the first scene surface straight below `point` (the plates ignored), or None."""
+        mi = self._mi
+        o = np.asarray(point, float)
+        ray = mi.Ray3f(mi.Point3f(*[mi.Float([float(o[k])]) for k in range(3)]), mi.Vector3f(0.0, 0.0, -1.0))
+        si = self.occluder().ray_intersect_preliminary(ray)
+        if not bool(np.array(si.is_valid(), bool).reshape(-1)[0]):
+            return None
+        return float(o[2]) - float(np.array(si.t, float).reshape(-1)[0])
+
     # --- plates that cut the scene (detached ray tests) -----------------------------------------------------
     def plate_cuts(self, poses, plate_index) -> list[str | None]:
         """Per plate pose (`poses[i]` of plate `plate_index[i]`: its size and thickness), the name of the
@@ -359,6 +414,34 @@ class RadioScene:
         cut = self.scene_cuts([pose])[0]
         return None if cut is None else cut[1]
 
+    def geometry_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(min [3], max [3]) [m]: the bounding box of the scene's geometry, the plates left out."""
+        bb = self.occluder().bbox()
+        return np.array(bb.min, float).reshape(3), np.array(bb.max, float).reshape(3)
+
+    def enclosing_objects(self, points) -> list[str | None]:
+        """Per point, the scene object it lies inside, or None: the first surface met straight up and along
+        +-x and +-y (one ray launch, the plates left out) belongs to one object in all five directions, as from
+        inside a building, a wall or a slab. A room whose walls and ceiling are one object counts as inside it;
+        a point below an open sky does not."""
+        mi = self._mi
+        import drjit as dr
+
+        pts = np.atleast_2d(np.asarray(points, float))
+        if pts.size == 0:
+            return []
+        dirs = np.array([[0, 0, 1], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]], float)
+        o = np.repeat(pts, len(dirs), axis=0)
+        d = np.tile(dirs, (len(pts), 1))
+        ray = mi.Ray3f(mi.Point3f(*[mi.Float(np.ascontiguousarray(o[:, k])) for k in range(3)]),
+                       mi.Vector3f(*[mi.Float(np.ascontiguousarray(d[:, k])) for k in range(3)]))
+        pi = self.occluder().ray_intersect_preliminary(ray)
+        hit = np.array(pi.is_valid(), dtype=bool).reshape(len(pts), len(dirs))
+        shape = np.array(dr.reinterpret_array(mi.UInt32, pi.shape), dtype=np.int64).reshape(len(pts), len(dirs))
+        names = self._object_names()
+        return [names.get(int(row[0]), "scene geometry") if ok.all() and (row == row[0]).all() else None
+                for ok, row in zip(hit, shape)]
+
     def _object_names(self) -> dict[int, str]:
         """Sionna's object id (the Mitsuba shape pointer as an integer) -> the object's name, plates left out."""
         plates = {p.object_id for p in self.plates}
@@ -372,8 +455,10 @@ class RadioScene:
         src_dir = self.scene_xml.parent
         dest.mkdir(parents=True, exist_ok=True)
         text = self.scene_xml.read_text()
-        if (src_dir / "meshes").is_dir():
-            shutil.copytree(src_dir / "meshes", dest / "meshes", dirs_exist_ok=True)
+        if (src_dir / "meshes").is_dir():  # files only: a link is refused, never followed or copied
+            from optimizer.store.bundle_files import copy_bundle_files
+
+            copy_bundle_files(src_dir / "meshes", dest / "meshes", f"scene: {src_dir}")
         if re.search(r"</scene>\s*$", text) is None:
             raise SceneError(f"scene: {self.scene_xml}: no closing </scene> tag; cannot export winner scene")
         added = ""

@@ -139,8 +139,9 @@ class PlateSurrogate:
         occlusion_db: [num_tx, num_targets] detached penalties [dB] (>= 0), or None.
         focus: boolean mask of the targets in the soft-min (None: all).
         edge_width_m: a fixed edge width [m] instead of factor * Fresnel radius (tests, hard-edge limit).
-        offsets: [K, 5] mounting offsets (along the wall, off the wall, vertical [m], yaw, pitch [deg]; see
-        `optimizer.physics.tolerance`): each target's power is then its soft-min over the K offset poses
+        offsets: [K, 5] mounting offsets as scene-frame moves (dx, dy, dz [m], yaw, pitch [deg]): the wall-frame
+        box's corners through `optimizer.physics.tolerance.world_offsets`, the one helper that places a box in
+        its wall's frame; each target's power is then its soft-min over the K offset poses
         (temperature `corner_temperature_db`), i.e. the worst case over the tolerance box, in one launch.
         bias_db: [num_targets] constant shifts [dB] added to each target's power before the soft-min (the
         truth correction of `search.residual_correction`: it moves the soft-min's weights, not the
@@ -217,12 +218,8 @@ class PlateSurrogate:
             return to_float(np.tile(offsets[:, col], n_tg * n_pose))
 
         x, y, z, yaw_deg, pitch_deg = params
-        a0 = yaw_deg * (math.pi / 180.0)
-        ca0, sa0 = dr.cos(a0), dr.sin(a0)
-        d_al, d_out, d_up, d_yaw, d_pitch = (lanes(c) for c in range(5))
-        cx = x + d_al * ca0 - d_out * sa0  # along the wall (the plate's width axis at pitch 0), off it
-        cy = y + d_al * sa0 + d_out * ca0
-        cz = z + d_up
+        d_x, d_y, d_z, d_yaw, d_pitch = (lanes(c) for c in range(5))  # scene-frame moves (`world_offsets`)
+        cx, cy, cz = x + d_x, y + d_y, z + d_z
         a = (yaw_deg + d_yaw) * (math.pi / 180.0)
         b = (pitch_deg + d_pitch) * (math.pi / 180.0)
         sa, ca, sb, cb = dr.sin(a), dr.cos(a), dr.sin(b), dr.cos(b)

@@ -1,9 +1,11 @@
 """Mounting tolerance: the box of poses a plate may really end up in, and the truth over that box.
 
 A plate is mounted to a few centimetres and about a degree. The box around a pose has five axes, the way
-an installer measures: along the wall (the plate's width axis, horizontal), off the wall (horizontal,
-along the normal at pitch 0), vertical [m]; yaw and pitch [deg]. The tolerance applies to every axis,
-searched or not (a plate at a fixed height is still mounted to +-5 cm).
+an installer measures: along the wall, off the wall (both horizontal), vertical [m] in the frame of the wall
+the plate is mounted on (`optimizer.physics.wall`: found once per run per plate, whatever the plate's yaw);
+yaw and pitch [deg] of the plate itself. The tolerance applies to every axis, searched or not (a plate at a
+fixed height is still mounted to +-5 cm). `world_offsets` is the one place a wall-frame offset becomes a
+move in the scene (the truth's box and both surrogates' corners).
 
 `box_offsets` gives its corners (2^d, d = the axes with a non-zero tolerance) and seeded interior points;
 `check` ray-traces the truth at every one of them: coverage is claimed only where it holds at all. A box
@@ -13,12 +15,12 @@ pose whose plate cuts through scene geometry fails the box untraced (the plate c
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 
 from optimizer.physics.metrics import has_path, rss_stats, score
-from optimizer.records import JointPose, PlatePose, PlateTolerance, ToleranceCheck
+from optimizer.physics.wall import find_frame, offset_axes
+from optimizer.records import JointPose, PlatePose, PlateTolerance, ToleranceCheck, WallFrame
 
 OFFSET_AXES = ("along_m", "out_m", "up_m", "yaw_deg", "pitch_deg")
 INTERIOR_POSES = 8  # seeded interior poses checked beside the corners
@@ -53,28 +55,43 @@ def corner_offsets(half: np.ndarray) -> np.ndarray:
     return box_offsets(half, interior=0)
 
 
-def offset_pose(pose: PlatePose, off) -> PlatePose:
-    """The pose moved by one offset (along the wall, off the wall, vertical [m], yaw, pitch [deg])."""
-    a = math.radians(pose.yaw_deg)
-    along = np.array([math.cos(a), math.sin(a), 0.0])
-    out = np.array([-math.sin(a), math.cos(a), 0.0])
-    c = np.array(pose.position) + off[0] * along + off[1] * out + np.array([0.0, 0.0, off[2]])
-    return PlatePose(float(c[0]), float(c[1]), float(c[2]), pose.yaw_deg + float(off[3]),
-                     pose.pitch_deg + float(off[4]))
+def world_offsets(offsets, frame_yaw_deg: float) -> np.ndarray:
+    """[K, 5] wall-frame offsets (along the wall, off the wall, vertical [m], yaw, pitch [deg]) as scene-frame
+    moves (dx, dy, dz [m], yaw, pitch [deg]) for a wall frame of yaw `frame_yaw_deg` (`WallFrame.yaw_deg`)."""
+    off = np.asarray(offsets, float).reshape(-1, 5)
+    along, out = offset_axes(frame_yaw_deg)
+    moved_xyz = off[:, :1] * along + off[:, 1:2] * out + off[:, 2:3] * np.array([0.0, 0.0, 1.0])
+    return np.concatenate([moved_xyz, off[:, 3:]], axis=1)
 
 
-def moved(pose: JointPose, plate: int, off) -> JointPose:
+def offset_pose(pose: PlatePose, off, frame_yaw_deg: float) -> PlatePose:
+    """The pose moved by one wall-frame offset (along the wall, off the wall, vertical [m] in the frame of
+    yaw `frame_yaw_deg`; yaw, pitch [deg] of the plate)."""
+    d = world_offsets(off, frame_yaw_deg)[0]
+    return PlatePose(pose.x + float(d[0]), pose.y + float(d[1]), pose.z + float(d[2]), pose.yaw_deg + float(d[3]),
+                     pose.pitch_deg + float(d[4]))
+
+
+def frames(rs, exp) -> list[WallFrame]:
+    """Per plate, the wall frame of its tolerance box: `rs.wall_frames()` (the scene's walls, found once), or
+    from the mounting boxes alone for a truth without scene geometry (a test double)."""
+    found = getattr(rs, "wall_frames", None)
+    return found() if found is not None else [find_frame(r) for r in exp.plates()]
+
+
+def moved(pose: JointPose, plate: int, off, frame_yaw_deg: float) -> JointPose:
     """The joint pose with plate `plate` moved by one offset (`offset_pose`), the other plates nominal."""
     plates = list(pose.plates)
-    plates[plate] = offset_pose(plates[plate], np.asarray(off, float))
+    plates[plate] = offset_pose(plates[plate], np.asarray(off, float), frame_yaw_deg)
     return JointPose(plates=plates)
 
 
-def box_poses(pose: JointPose, offsets) -> list[JointPose]:
+def box_poses(pose: JointPose, offsets, frame_yaws) -> list[JointPose]:
     """Each plate's box in turn (the other plates nominal): the joint poses, plate by plate. `offsets`: one
-    [M, 5] array for every plate, or a list of one array per plate (each plate's own tolerance)."""
+    [M, 5] array for every plate, or a list of one array per plate (each plate's own tolerance);
+    `frame_yaws`: per plate, its wall frame's yaw [deg]."""
     per_plate = offsets if isinstance(offsets, list) else [offsets] * len(pose.plates)
-    return [moved(pose, k, off) for k in range(len(pose.plates)) for off in per_plate[k]]
+    return [moved(pose, k, off, frame_yaws[k]) for k in range(len(pose.plates)) for off in per_plate[k]]
 
 
 def plate_offsets(exp, scale: float = 1.0, interior: int = INTERIOR_POSES, seed: int | None = None) -> list:
@@ -117,7 +134,8 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     thr = exp.objective.coverage_threshold_dbm
     names = [r.name for r in exp.plates()]
     per_plate = plate_offsets(exp, scale, interior, seed)
-    poses = box_poses(pose, per_plate)
+    yaws = [f.yaw_deg for f in frames(rs, exp)]
+    poses = box_poses(pose, per_plate, yaws)
     all_offsets = np.vstack(per_plate).reshape(-1, 5)  # aligned with `poses`
     owner = np.concatenate([np.full(len(o), k) for k, o in enumerate(per_plate)]).astype(int)
     cuts = _scene_cuts(rs, poses)
@@ -200,13 +218,14 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
         return 0.0, 0  # the pose itself does not cover: no box does
     pose = chk.pose
     spent = 0
+    yaws = [f.yaw_deg for f in frames(rs, exp)]
 
     def first_failure(offsets, s):
         """Index of the first offset (scaled by s) that loses coverage, or None."""
         nonlocal spent
         scaled = [o * s for o in offsets] if isinstance(offsets, list) else offsets * s
         flat = np.vstack(offsets) if isinstance(offsets, list) else np.vstack([offsets] * len(pose.plates))
-        poses = box_poses(pose, scaled)
+        poses = box_poses(pose, scaled, yaws)
         cuts = _scene_cuts(rs, poses)
         for i, p in enumerate(poses):
             if cuts[i] is not None:
@@ -242,7 +261,7 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     return lo, spent
 
 
-def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
+def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
     """What would make coverage hold: a tighter mounting tolerance, or a larger plate (estimated by the
     image method: the plate that keeps the specular point of every target that lost coverage on it)."""
     if check.holds:
@@ -259,7 +278,8 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
                    f"±{tol.yaw_deg:g}°)")
     thr = exp.objective.coverage_threshold_dbm
     lost = np.array([v is None or v < thr for v in check.target_worst_dbm], bool) if check.target_worst_dbm else None
-    size = larger_plate(exp, check.pose, lost) if len(exp.plates()) == 1 else None  # which plate: unknown
+    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg) if len(exp.plates()) == 1
+            else None)  # which plate: unknown
     if size is not None:
         w, h = exp.plates()[0].size_m
         out.append(f"or a plate of about {size[0]:.2f} m × {size[1]:.2f} m (now {w:g} m × {h:g} m) at this pose "
@@ -267,9 +287,11 @@ def suggestions(exp, check: ToleranceCheck, scale: float) -> list[str]:
     return out
 
 
-def larger_plate(exp, pose: JointPose | None, targets_mask=None) -> tuple[float, float] | None:
+def larger_plate(exp, pose: JointPose | None, targets_mask=None,
+                 frame_yaw_deg: float = 0.0) -> tuple[float, float] | None:
     """Width and height [m] that would keep the specular point of every (Tx, target) in `targets_mask` on
-    the first plate at every corner of the tolerance box (geometric optics; None if it needs no change)."""
+    the first plate at every corner of the tolerance box (wall frame of yaw `frame_yaw_deg`; geometric optics;
+    None if it needs no change)."""
     from optimizer.physics.geometry import specular_point
 
     if pose is None:
@@ -281,7 +303,7 @@ def larger_plate(exp, pose: JointPose | None, targets_mask=None) -> tuple[float,
     if targets_mask is not None and np.any(targets_mask):
         targets = targets[np.asarray(targets_mask, bool)]
     for off in corner_offsets(half_widths(exp.plates()[0].tolerance)):
-        p = offset_pose(plate, off)
+        p = offset_pose(plate, off, frame_yaw_deg)
         for t in exp.transmitters:
             sp = specular_point(p, t.position, targets)
             ok = sp.side_tx * sp.side_rx > 0
@@ -301,12 +323,13 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
     thr = exp.objective.coverage_threshold_dbm
     along = np.array([s * max(tol.position_m, 0.01) for s in steps])
     yaw = np.array([s * max(tol.yaw_deg, 0.1) for s in steps])
+    frame_yaw = frames(rs, exp)[0].yaw_deg
     mins = np.full((len(yaw), len(along)), -np.inf)
     cov = np.zeros((len(yaw), len(along)), bool)
     for i, dy in enumerate(yaw):
         for j, da in enumerate(along):
             off = np.array([da, 0.0, 0.0, dy, 0.0])
-            p = JointPose(plates=[offset_pose(pose.first, off), *pose.plates[1:]])
+            p = JointPose(plates=[offset_pose(pose.first, off, frame_yaw), *pose.plates[1:]])
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
             mins[i, j] = float(np.min(r))
             cov[i, j] = bool(np.all(has_path(r) & (r >= thr)))

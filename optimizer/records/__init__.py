@@ -6,6 +6,7 @@ and reads them (JSON, CSV, Parquet) in one place; `reflectopt schema` prints the
 """
 
 from optimizer.records.base import Record, finite_or_none
+from optimizer.records.mount import FrameSource, Mount, WallFrame
 from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
 from optimizer.records.stats import STAT_FIELDS, RssStats
 from optimizer.records.summary import (Convergence, CoverageGain, Counts, Failure, Gain, Overrides, Pruning,
@@ -16,7 +17,7 @@ from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, Sta
                                      WorldStatus, WorldStep)
 
 __all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BestSoFar", "Convergence", "CoverageGain", "Counts", "Failure",
-           "Gain", "JointPose", "Overrides", "PlatePose", "PlateTolerance", "Pruning", "Record", "RssStats",
+           "FrameSource", "Gain", "JointPose", "Mount", "Overrides", "PlatePose", "PlateTolerance", "Pruning", "Record", "RssStats",
            "RobustPhase", "RunMeta", "RunStatus", "ReusedSlot", "SizeResult", "ReuseKind", "StartKind", "Summary", "TargetRow", "ToleranceCheck",
-           "Winner", "WinnerPlate", "WorldOutcome",
+           "WallFrame", "Winner", "WinnerPlate", "WorldOutcome",
            "WorldState", "WorldStatus", "WorldStep", "finite_or_none"]

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from optimizer.records.base import Record
+from optimizer.records.mount import Mount, WallFrame
 from optimizer.records.pose import JointPose, PlatePose
 from optimizer.records.stats import RssStats
 from optimizer.records.tolerance import PlateTolerance, ToleranceCheck
@@ -96,6 +97,8 @@ class WinnerPlate(Record):
     size_m: list[float] = Field(description="width, height [m]")
     tolerance: PlateTolerance | None = Field(default=None, description="the truth over this plate's mounting "
                                                                        "box (null: tolerance off)")
+    mount: Mount | None = Field(default=None, description="how to mount it: wall, along, height, stand-off, "
+                                                          "angles, rounded to the tolerance")
 
 
 class Winner(RssStats):
@@ -114,6 +117,10 @@ class Winner(RssStats):
     tolerance: ToleranceCheck | None = None
     truth_convergence: Convergence | None = None
     notes: list[str] = Field(default_factory=list, description="what a person must know before mounting it")
+    mount: Mount | None = Field(default=None, description="how to mount the first plate (see `plates[].mount` "
+                                                          "for each): its wall, the distance along it from its "
+                                                          "nearer end, the height above the ground, the stand-off, "
+                                                          "the angle to the wall, the bearing, the pitch")
 
 
 class SizeResult(Record):
@@ -219,3 +226,7 @@ class Summary(Record):
     resources: dict = Field(description="CPU and GPU share per world")
     versions: dict = Field(description="versions of the libraries that shape the numbers")
     report_time_s: float | None = Field(default=None, description="time spent drawing the report [s]")
+    tolerance_frames: list[WallFrame] = Field(default_factory=list, description="per plate, the frame its "
+                                                                               "mounting tolerance box was taken "
+                                                                               "in: its wall (site, mesh), else "
+                                                                               "the mounting box's long axis")

@@ -52,3 +52,13 @@ def fmt_pose(pose) -> str:
     if plates is None:
         return fmt_plate(pose)
     return "; ".join(fmt_plate(p) for p in plates)
+
+
+def fmt_cm(v) -> str:
+    """A length [m] to the centimetre, "3.52 m"; "-" where there is none."""
+    return f"{float(v):.2f} m" if _finite(v) else "-"
+
+
+def fmt_half_deg(v) -> str:
+    """An angle [deg] to the half degree, "44.5°"; "-" where there is none."""
+    return f"{round(2.0 * float(v)) / 2.0:.1f}°" if _finite(v) else "-"

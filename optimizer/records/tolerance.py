@@ -29,8 +29,9 @@ class PlateTolerance(Record):
 class ToleranceCheck(Record):
     """Ray-traced truth at every corner of the tolerance box around a pose and at seeded interior poses.
 
-    Position offsets are along the plate's own axes (along its width, along its normal, vertical), the way
-    a plate is mounted; angles are offsets of yaw and pitch."""
+    Position offsets are in the frame of the wall the plate is mounted on (along the wall, off the wall,
+    vertical; `summary.tolerance_frames` says which frame each plate's box used), the way a bracket errs;
+    angles are offsets of the plate's yaw and pitch."""
 
     position_m: float = Field(ge=0, description="± position tolerance per axis [m]")
     yaw_deg: float = Field(ge=0, description="± yaw tolerance [deg]")
@@ -46,7 +47,7 @@ class ToleranceCheck(Record):
     holds: bool = Field(description="every target covered at every pose checked")
     complete: bool = Field(default=True, description="every pose of the box was checked (a failing check may "
                                                      "stop at its first failure)")
-    worst_offset: list[float] | None = Field(default=None, description="offset (along, normal, vertical [m], "
+    worst_offset: list[float] | None = Field(default=None, description="offset (along, off the wall, vertical [m], "
                                                                        "yaw, pitch [deg]) of the worst pose")
     margin_scale: float | None = Field(default=None, description="largest scale of the requested box over which "
                                                                  "coverage still holds (bisection on truth)")
@@ -60,7 +61,7 @@ class ToleranceCheck(Record):
     cut_by: str | None = Field(default=None, description="\"plate 'NAME' cuts 'OBJECT'\" at a pose of the box: "
                                                          "the plate could not be mounted there, so the check "
                                                          "fails (that pose is not traced); null: none")
-    cut_offset: list[float] | None = Field(default=None, description="offset (along, normal, vertical [m], yaw, "
+    cut_offset: list[float] | None = Field(default=None, description="offset (along, off the wall, vertical [m], yaw, "
                                                                      "pitch [deg]) of the first pose that cuts")
     plates: list[PlateTolerance] = Field(default_factory=list, description="per plate, its own box (each "
                                                                            "plate's box in turn, the others "

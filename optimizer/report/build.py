@@ -3,6 +3,7 @@
 `write_report(run_dir)` reads a local run folder's records (through `RunStore`), ray-traces two radio maps
 (Sionna RadioMapSolver; without the plate and with the plate at the winner pose, same seed), draws each
 picture independently (a failure is one warning line, never an exception) and writes the report last.
+Where the scene has a site.json it also writes site.geojson and site.kml (`optimizer.sites.export`).
 It never modifies the numeric result files.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from optimizer.constants import (
     GAIN_MAP_LIMIT_DB,
     HEATMAPS_DIR,
+    MOUNTING_HTML,
     PNG_CONVERGENCE,
     PNG_RADIO_MAP_BASELINE,
     PNG_RADIO_MAP_GAIN,
@@ -49,7 +51,8 @@ CAPTIONS = {
                         "optics, as in the radio maps)",
     PNG_TOLERANCE: "Truth min RSS around the winner: along the wall against yaw, the mounting tolerance box dashed",
     PNG_TRAJECTORIES: "Trajectories of all worlds",
-    PNG_CONVERGENCE: "Convergence",
+    PNG_CONVERGENCE: "Convergence: the ray-traced truth per step (left); the search model's own objective "
+                     "(right, a diagnostic: a model's prediction, refit as the search goes, not a measurement)",
     PNG_RSS_CDF: "RSS distribution over targets",
 }
 
@@ -129,6 +132,9 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
     status = {o.world: o.status for o in summary.worlds}
     winner_world = summary.winner.world
     height = float(np.median([t.z for t in targets])) if targets else 1.5
+    from optimizer.sites.export import write_site_files  # site.geojson, site.kml: only where there is a site.json
+
+    written += steps.run("site.geojson / site.kml", write_site_files, run_dir, exp, pose, targets) or []
 
     # --- radio maps (ray tracing) and scene geometry -------------------------------------------------------
     npz_path = heat / RADIO_MAPS_FILE
@@ -236,10 +242,10 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
         use_sur = any(np.isfinite(d["surrogate"]).any() for d in series.values())
         conv = {w: {"step": d["step"], "min_rss": d["min_rss"], "best_min_rss": d["best_min_rss"],
                     "objective": d["surrogate"] if use_sur else d["objective"]} for w, d in series.items()}
-        label = ("surrogate objective (soft-min, plate path) [dBm]" if use_sur
+        label = ("MODEL: surrogate objective (soft-min, plate path) [dBm]" if use_sur
                  else "objective: soft-min of truth RSS [dBm]")
         written.append(steps.run(PNG_CONVERGENCE, plots.convergence, heat / PNG_CONVERGENCE, conv, status,
-                                 winner_world, summary.pruning.rungs, thr, objective_label=label))
+                                 winner_world, summary.pruning.rungs, thr, objective_label=label, model=use_sur))
 
     # --- distribution ----------------------------------------------------------------------------------------
     if targets:
@@ -251,6 +257,10 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
     timing = {"radio_maps_s": rm_time, "pictures_s": draw_time, "total_s": time.perf_counter() - t_start,
               "cells": (len(maps["x"]), len(maps["y"])) if "x" in maps else None,
               "samples_per_tx": int(maps["samples_per_tx"]) if "samples_per_tx" in maps else None}
+    if any(p.mount is not None for p in summary.winner.plates):
+        from optimizer.report import mounting
+
+        written.append(steps.run(MOUNTING_HTML, lambda: _write(run_dir / MOUNTING_HTML, mounting.to_html(summary))))
     pictures = [heat / n for n in PICTURES if (heat / n).is_file()]
     doc = build_document(summary, exp, pictures, CAPTIONS, timing, steps.failed)
     md = steps.run(REPORT_MD, _write, run_dir / REPORT_MD, to_markdown(doc))

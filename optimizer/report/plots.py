@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from optimizer.constants import (
     GAIN_MAP_LIMIT_DB,
     NO_PATH_FLOOR_DBM,
+    REPORT_COLOR_BUILDING,
     REPORT_COLOR_NEW_PATH,
     REPORT_COLOR_COVERED,
     REPORT_COLOR_PLATE,
@@ -75,9 +76,11 @@ def draw_floor_plan(ax, plan: FloorPlan, *, on_dark=False, bounds=True, targets=
                     target_colors=None, labels=True):
     """Buildings/walls (light footprints + cut outline), plate search box, transmitters and targets."""
     handles = []
-    if len(plan.footprints):
-        ax.add_collection(PolyCollection(plan.footprints, facecolors="#bdbdbd" if not on_dark else "none",
-                                         edgecolors="none", alpha=0.6 if not on_dark else 0.0, zorder=1))
+    if len(plan.footprints):  # buildings as buildings: opaque over a map (inside them it shows no signal)
+        ax.add_collection(PolyCollection(plan.footprints, facecolors=REPORT_COLOR_BUILDING,
+                                         edgecolors=REPORT_COLOR_BUILDING, linewidths=0.3,
+                                         alpha=1.0 if on_dark else 0.6, zorder=1))
+        handles.append(Rectangle((0, 0), 1, 1, fc=REPORT_COLOR_BUILDING, ec="none", label="building"))
     halo = [patheffects.withStroke(linewidth=3.0, foreground="black")] if on_dark else None
     line_c = "white" if on_dark else "#424242"
     box_c = "white" if on_dark else "#6a1b9a"
@@ -269,13 +272,15 @@ def tolerance_map(path, along_m, yaw_deg, min_rss_dbm, covered, *, box_along_m: 
     for i, j in zip(*np.nonzero(bad)):
         ax.add_patch(Rectangle((100 * along_m[j] - dx, yaw_deg[i] - dy), 2 * dx, 2 * dy, fill=False, hatch="xx",
                                ec=REPORT_COLOR_UNCOVERED, lw=0.0))
+    halo = [patheffects.withStroke(linewidth=3.5, foreground="black")]  # a white dash reads on map and legend
     ax.add_patch(Rectangle((-100 * box_along_m, -box_yaw_deg), 200 * box_along_m, 2 * box_yaw_deg, fill=False,
-                           ec="white", lw=2.0, ls="--"))
+                           ec="white", lw=2.0, ls="--", path_effects=halo))
     ax.plot([0], [0], marker="*", ms=14, color=REPORT_COLOR_WINNER, mec="black")
     ax.set_xlabel("offset along the wall [cm]")
     ax.set_ylabel("yaw offset [deg]")
     ax.set_title(title, fontsize=11)
-    handles = [Line2D([], [], color="white", ls="--", lw=2, label="mounting tolerance box"),
+    handles = [Line2D([], [], color="white", ls="--", lw=2, path_effects=halo,
+                      label="mounting tolerance box (along the wall, yaw)"),
                Rectangle((0, 0), 1, 1, fill=False, hatch="xx", ec=REPORT_COLOR_UNCOVERED,
                          label="a target not covered"),
                Line2D([], [], ls="", marker="*", ms=12, color=REPORT_COLOR_WINNER, mec="black", label="winner"),
@@ -373,9 +378,10 @@ def _clip_low(values, threshold):
 
 
 def convergence(path, series: dict, status: dict, winner: int | None, rungs, threshold, *,
-                objective_label="objective [dBm]"):
+                objective_label="objective [dBm]", model: bool = False):
     """series: world -> dict(step, min_rss, best_min_rss, objective) arrays. Truth min RSS per step (left),
-    the smooth objective (right); pruning rungs as vertical lines."""
+    the smooth objective (right; `model`: the surrogate's, titled and shaded as a model's diagnostic, not a
+    measurement); pruning rungs as vertical lines."""
     worlds = sorted(series)
     colors = dict(zip(worlds, _world_colors(len(worlds))))
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.5, 4.8), layout="constrained")
@@ -416,7 +422,12 @@ def convergence(path, series: dict, status: dict, winner: int | None, rungs, thr
     ax0.set_ylabel("min RSS over targets [dBm] (ray-traced truth)")
     ax0.set_title("Truth: worst target per step" + ("; bottom edge = no path" if hit_floor else ""), fontsize=11)
     ax1.set_ylabel(objective_label)
-    ax1.set_title("Smooth objective per step", fontsize=11)
+    if model:
+        ax1.set_facecolor("#f3f3f3")
+        ax1.set_title("Diagnostic: the MODEL's objective per step (surrogate,\nnot ray-traced; "
+                      "its swings are the model's, not the signal's)", fontsize=10)
+    else:
+        ax1.set_title("Smooth objective per step", fontsize=11)
     if lo1 is None:
         ax1.text(0.5, 0.5, "no objective recorded", ha="center", va="center", transform=ax1.transAxes)
     handles, labels = ax0.get_legend_handles_labels()

@@ -18,19 +18,11 @@ from optimizer.constants import (
     RADIO_MAP_MIN_CELL_M,
     RADIO_MAP_SAMPLES_PER_TX,
 )
-from optimizer.physics.scene import plate_object_name
 
 MAX_FOOTPRINT_TRIANGLES = 200_000  # above this, only the wall cut is drawn
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
-
-
-def _mesh_arrays(obj):
-    m = obj.mi_mesh
-    v = np.array(m.vertex_positions_buffer(), dtype=float).reshape(-1, 3)
-    f = np.array(m.faces_buffer(), dtype=np.int64).reshape(-1, 3)
-    return v, f
 
 
 def section_segments(tris: np.ndarray, h: float) -> np.ndarray:
@@ -59,14 +51,7 @@ def scene_geometry(rs, h: float) -> tuple[np.ndarray, np.ndarray]:
     """(wall cut segments [S, 2, 2], footprint triangles [T, 3, 2]) of the objects that cross height h;
     objects entirely below or above it (floor, ceiling, ground) and the plate are left out."""
     segs, foot, n_tri = [], [], 0
-    plate_names = {plate_object_name(k) for k in range(len(rs.plates))}
-    for name, obj in rs.scene.objects.items():
-        if name in plate_names:
-            continue
-        try:
-            v, f = _mesh_arrays(obj)
-        except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply not drawn
-            continue
+    for _, v, f in rs.object_meshes():
         if len(v) == 0 or len(f) == 0 or not (v[:, 2].min() < h < v[:, 2].max()):
             continue
         tris = v[f]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from optimizer.constants import HEATMAPS_DIR
+from optimizer.constants import HEATMAPS_DIR, MOUNTING_HTML
+from optimizer.physics.wall import frame_label
 from optimizer.records import Summary
-from optimizer.records.text import NO_PATH, fmt_db, fmt_dbm, fmt_pct, fmt_plate, fmt_pose, fmt_power, fmt_s
+from optimizer.records.text import (NO_PATH, fmt_cm, fmt_db, fmt_dbm, fmt_half_deg, fmt_pct, fmt_plate, fmt_pose,
+                                    fmt_power, fmt_s)
 
 
 @dataclass
@@ -30,6 +33,12 @@ class Table:
     head: list[str] | None
     rows: list[list[str]]
     numeric_from: int = 1
+
+
+@dataclass
+class Link:
+    text: str
+    href: str  # relative to the report
 
 
 @dataclass
@@ -93,13 +102,32 @@ def _facts(s: Summary, exp) -> list[list[str]]:
     return rows
 
 
-WORLD_HEAD = ["world", "start", "status", "steps", "evaluations", "min RSS [dBm]", "coverage", "best pose"]
+WORLD_HEAD = ["world", "start", "status", "steps", "evaluations", "min RSS [dBm]", "coverage", "pose (its result)",
+              "moved by the worst-case polish"]
 
 
 def _world_rows(s: Summary) -> list[list[str]]:
-    return [[f"{o.world}" + (" ★" if o.world == s.winner.world else ""), o.start_kind or "-", o.status,
-             str(o.steps), str(o.evaluations), fmt_dbm(o.best.min_rss_dbm) if o.best else "-",
-             fmt_pct(o.best.coverage) if o.best else "-", fmt_pose(o.best_pose)] for o in s.worlds]
+    """One pose per world: the one its result stands for (the pose its tolerance check is of, where the
+    worst-case polish moved it; else its best pose), its truth, and how far the polish moved it."""
+    rows = []
+    for o in s.worlds:
+        chk = o.tolerance
+        pose = chk.pose if chk is not None and chk.pose is not None else o.best_pose
+        truth = chk.nominal if chk is not None and chk.pose is not None else o.best
+        rows.append([f"{o.world}" + (" ★" if o.world == s.winner.world else ""), o.start_kind or "-", o.status,
+                     str(o.steps), str(o.evaluations), fmt_dbm(truth.min_rss_dbm) if truth else "-",
+                     fmt_pct(truth.coverage) if truth else "-", fmt_pose(pose), _polish_move(o.best_pose, pose)])
+    return rows
+
+
+def _polish_move(before, after) -> str:
+    """How far the worst-case polish moved a world's best pose (every plate: the largest move), or '-'."""
+    if before is None or after is None or before == after:
+        return "-"
+    d = max(math.dist(a.position, b.position) for a, b in zip(before.plates, after.plates))
+    turn = max(max(abs(a.yaw_deg - b.yaw_deg), abs(a.pitch_deg - b.pitch_deg))
+               for a, b in zip(before.plates, after.plates))
+    return f"{100 * d:.0f} cm, {turn:.1f}° from {fmt_pose(before)}"
 
 
 def _timing_line(timing: dict, s: Summary) -> str:
@@ -135,6 +163,8 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
         doc.add(Heading("Mounting tolerance"), Table(None, [
             ["box (per axis)", f"±{100 * chk.position_m:g} cm along / off the wall and vertical, ±{chk.yaw_deg:g}° yaw, "
                                f"±{chk.pitch_deg:g}° pitch"],
+            *[[f"frame of the box ({f.plate})" if len(s.tolerance_frames) > 1 else "frame of the box",
+               frame_label(f)] for f in s.tolerance_frames],
             ["coverage over the box", "HOLDS" if chk.holds else "does NOT hold"],
             ["poses checked (truth)", f"{chk.poses_checked} (every corner + seeded interior poses)"],
             ["min RSS: nominal / worst over the box", f"{fmt_power(chk.nominal_min_rss_dbm)} / "
@@ -143,6 +173,11 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
             ["margin (largest share of the box that holds)", "-" if chk.margin_scale is None else
              f"{chk.margin_scale:.0%}"]], numeric_from=99))
         doc.add(*[Para(f"To make it hold: {line}", "warn") for line in chk.suggestions])
+    if s.winner.plates and any(p.mount is not None for p in s.winner.plates):
+        doc.add(Heading("How to mount it"), Table(["", *[p.name for p in s.winner.plates]],
+                                                  mount_rows([p.mount for p in s.winner.plates]), numeric_from=99),
+                Link(f"{MOUNTING_HTML}: one page to take to the site (plan and side view of the wall, the plate to "
+                     "scale, these figures; prints on one page)", MOUNTING_HTML))
     conv = s.winner.truth_convergence
     if conv is not None:
         doc.add(Heading("Truth convergence"), Table(["check", "min RSS change", "coverage"], [
@@ -185,6 +220,32 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
     return doc
 
 
+def mount_rows(mounts) -> list[list[str]]:
+    """The `winner.mount` figures as table rows, one column per plate (null: what the site does not tell)."""
+    def row(label, fn):
+        return [label, *["-" if m is None else fn(m) for m in mounts]]
+
+    def tol(m):
+        t = m.tolerance
+        return f"±{100 * t['position_m']:g} cm along / off the wall and vertical, ±{t['yaw_deg']:g}° yaw, " \
+               f"±{t['pitch_deg']:g}° pitch"
+
+    return [row("wall", lambda m: m.wall_id or "not known"),
+            row("frame of the tolerance box", lambda m: frame_label(m.frame)),
+            row("along the wall from its nearer end", lambda m: "-" if m.along_m is None else
+                f"{fmt_cm(m.along_m)} (from the end at x = {m.from_end[0]:.2f}, y = {m.from_end[1]:.2f} m)"),
+            row("height of the plate centre above the ground", lambda m: fmt_cm(m.height_m)
+                + ("" if m.ground == "mesh" else " (above z = 0: no ground found below it)")),
+            row("stand-off: plate centre to the wall", lambda m: "-" if m.standoff_m is None else fmt_cm(m.standoff_m)),
+            row("angle between plate and wall (plan)", lambda m: fmt_half_deg(m.angle_to_wall_deg)),
+            row("bearing of the plate's normal", lambda m: "- (site not geo-referenced)" if m.bearing_deg is None
+                else fmt_half_deg(m.bearing_deg)),
+            row("pitch (normal tilted up)", lambda m: fmt_half_deg(m.pitch_deg)),
+            row("plate", lambda m: f"{m.size_m[0]:g} m × {m.size_m[1]:g} m {m.material}"),
+            row("mounting tolerance", tol),
+            row("figures rounded to", lambda m: f"{100 * m.rounding['m']:g} cm, {m.rounding['deg']:g}°")]
+
+
 # --- rendering -------------------------------------------------------------------------------------------
 def to_markdown(doc: Document) -> str:
     out: list[str] = []
@@ -200,6 +261,8 @@ def to_markdown(doc: Document) -> str:
             out.append("|" + "".join("---:|" if i >= b.numeric_from else "---|" for i in range(len(head))))
             out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in b.rows]
             out.append("")
+        elif isinstance(b, Link):
+            out += [f"[{b.text}]({b.href})", ""]
         elif isinstance(b, Figure):
             out += [f"### {b.caption}", "", f"![{b.caption}]({HEATMAPS_DIR}/{b.path.name})", ""]
     return "\n".join(out)
@@ -233,6 +296,8 @@ def to_html(doc: Document) -> str:
                                              f"<td>{e(c)}</td>" for i, c in enumerate(r)) + "</tr>")
             rows.append("</table>")
             body.append("\n".join(rows))
+        elif isinstance(b, Link):
+            body.append(f"<p><a href='{e(b.href)}'>{e(b.text)}</a></p>")
         elif isinstance(b, Figure):
             data = base64.b64encode(b.path.read_bytes()).decode("ascii")
             body.append(f"<figure><img alt='{e(b.caption)}' src='data:image/png;base64,{data}'>"

@@ -110,13 +110,60 @@ def check_boxes_clear(exp: Experiment, rs) -> None:
             f"mounting box ({len(hit) / len(poses):.0%}); the search rejects such poses ({fix} to use all of it)")
 
 
+def check_targets(exp: Experiment, rs) -> None:
+    """Pre-flight: the targets against the scene's geometry (`RadioScene.geometry_bounds`). A target more than
+    TARGET_OUTSIDE_MARGIN_M below the scene's lowest surface (the ground), or farther outside its bounding box
+    than the scene is wide: ConfigError naming it (no path would reach it: the run would end with "no path"
+    there). Targets below the lowest surface or more than TARGET_OUTSIDE_MARGIN_M outside the box, or inside an
+    object (`RadioScene.enclosing_objects`): one warning line each kind, naming the first and counting the
+    rest. A scene without geometry has nothing to check against."""
+    from optimizer.constants import TARGET_OUTSIDE_MARGIN_M
+
+    pts = np.asarray(rs.targets, float).reshape(-1, 3)
+    lo, hi = rs.geometry_bounds()
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)) or not len(pts):
+        return
+    extent = float(max(hi[0] - lo[0], hi[1] - lo[1]))
+    box = (f"x {lo[0]:.1f} to {hi[0]:.1f} m, y {lo[1]:.1f} to {hi[1]:.1f} m, z {lo[2]:.1f} to {hi[2]:.1f} m")
+    outside = np.linalg.norm(np.maximum(0.0, np.maximum(lo - pts, pts - hi)), axis=1)
+    below = lo[2] - pts[:, 2]
+
+    def named(i: int) -> str:
+        return f"{exp.target_key(i)}: {[round(float(v), 3) for v in pts[i]]}"
+
+    fix = "give targets in the scene (where the receivers stand)"
+    for i in np.flatnonzero(below > TARGET_OUTSIDE_MARGIN_M)[:1]:
+        raise ConfigError(f"{named(i)} is {below[i]:.4g} m below the scene's lowest surface (z {lo[2]:.2f} m, the "
+                          f"ground): no path would reach it; {fix}")
+    for i in np.flatnonzero(outside > max(extent, TARGET_OUTSIDE_MARGIN_M))[:1]:
+        raise ConfigError(f"{named(i)} is {outside[i]:.4g} m outside the scene ({box}), farther than the scene is "
+                          f"wide ({extent:.0f} m): no path would reach it; {fix}")
+
+    def more(n: int) -> str:
+        return f" (and {n - 1} more target{'s' if n > 2 else ''})" if n > 1 else ""
+
+    far = np.flatnonzero((outside > TARGET_OUTSIDE_MARGIN_M) | (below > 0))
+    if far.size:
+        i = far[0]
+        where = (f"{below[i]:.4g} m below the scene's lowest surface (the ground)" if below[i] > 0 else
+                 f"{outside[i]:.4g} m outside the scene's bounding box")
+        say(f"warning: {named(i)}{more(far.size)} lies {where} ({box}); no path may reach it")
+    near = np.flatnonzero(outside <= 0.0)
+    inside = [(i, obj) for i, obj in zip(near, rs.enclosing_objects(pts[near])) if obj is not None]
+    if inside:
+        i, obj = inside[0]
+        say(f"warning: {named(i)}{more(len(inside))} lies inside {obj!r}; its power is what reaches it there "
+            "(through walls or not at all)")
+
+
 def prepare(exp: Experiment) -> Prepared:
-    """Driver-side set-up shared by run and resume: scene check, mounting boxes against the scene
-    (`check_boxes_clear`), baseline, starting poses."""
+    """Driver-side set-up shared by run and resume: scene check, targets and mounting boxes against the scene
+    (`check_targets`, `check_boxes_clear`), baseline, starting poses."""
     from optimizer.search.starts import initial_poses
 
     t0 = time.perf_counter()
     rs = driver_scene(exp)
+    check_targets(exp, rs)
     check_boxes_clear(exp, rs)
     baseline = rs.rss_dbm(None)
     obj = exp.objective
@@ -345,6 +392,16 @@ def robust_phase(exp: Experiment, prep: Prepared, collected: list[Collected]):
     return collected, stats
 
 
+def mount_figures_of(rs, exp: Experiment, pose: JointPose, frames) -> list:
+    """Per plate, `winner.mount` (`wall.mount_figures`): the ground below each plate centre from the scene,
+    the bearing where the scene is geo-referenced (`rs.site_north_yaw_deg`, the site importer's seam)."""
+    from optimizer.physics.wall import mount_figures
+
+    north = getattr(rs, "site_north_yaw_deg", None)
+    return [mount_figures(p, f, r, rs.ground_below(p.position), north)
+            for p, f, r in zip(pose.plates, frames, exp.plates())]
+
+
 def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
     """Run the robust phase (halving), rank the worlds by truth, re-evaluate the winner and the baseline at
     the final sample count, and build the run's records."""
@@ -389,7 +446,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         if not chk.holds:
             scale, spent = tolerance.margin(rs, exp, chk)
             evaluations += spent
-            chk = chk.model_copy(update={"margin_scale": scale, "suggestions": tolerance.suggestions(exp, chk, scale)})
+            chk = chk.model_copy(update={"margin_scale": scale,
+                                         "suggestions": tolerance.suggestions(rs, exp, chk, scale)})
             notes.append(f"coverage does NOT hold over the mounting tolerance ±{100 * chk.position_m:.1f} cm / "
                          f"±{chk.yaw_deg:g}° yaw / ±{chk.pitch_deg:g}° pitch: at its worst corner "
                          f"{fmt_pct(chk.worst_coverage)} of the targets are covered; " + "; ".join(chk.suggestions))
@@ -425,11 +483,14 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     devices = sorted({o.device for o in outcomes if o.device})
     n = len(rs.targets)
     cov_b, cov_w = int(round(base_m.coverage * n)), int(round(win_m.coverage * n))
+    frames = tolerance.frames(rs, exp)
+    mounts = mount_figures_of(rs, exp, win_pose, frames)
     winner = Winner(
         **win_m.model_dump(), pose=win_pose.first, joint_pose=win_pose,
         plates=[WinnerPlate(name=r.name, pose=p, size_m=list(r.size_m),
-                            tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None)
-                for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))],
+                            tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None,
+                            mount=mounts[k])
+                for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))], mount=mounts[0],
         world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
         pose_arg=win_pose.cli_value(),
         size_arg=catalogue.cli_value(catalogue.of_plates(exp)) if sizes else None,
@@ -451,7 +512,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         world_steps=int(sum(o.steps for o in outcomes)),
         peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
-        versions=backend.versions())
+        versions=backend.versions(), tolerance_frames=frames)
     return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
                                                           chk.target_worst_dbm if chk is not None else None,
                                                           serving),

@@ -12,7 +12,7 @@ the resuming process, and their class-level state is the state `run_worlds` read
 - `Watch`: counts each world's crashes (its process died and Tune restarted it: a Ctrl-C and `resume` is
   no crash) and notices an object-store outage (`StoreUnreachable` in a world). An outage ends Tune's loop
   the way Ctrl-C does (Tune's own SIGUSR1 handler), so every world stays resumable; `run_worlds` then
-  fails the run with one line.
+  fails the run with one line. It also puts the worlds' outage notes on the console (`optimizer.search.outage`).
 - `WorldStopper`: a world is done after its last step.
 """
 
@@ -331,6 +331,11 @@ class Watch(tune.Callback):
             Watch.crashes[world] = Watch.crashes.get(world, 0) + 1
         what = "restarting from its last checkpoint" if restarting else "failed (no restarts left)"
         sys.stderr.write(f"[reflectopt] world {world}: {line or 'its process died'}; {what}\n")
+
+    def on_step_begin(self, iteration, trials, **info):
+        from optimizer.search import outage
+
+        outage.poll()  # the worlds' store outage notes, on the console
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self._failed(trial, restarting=True)

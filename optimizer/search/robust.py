@@ -52,6 +52,7 @@ class _Polish:
         self.screen_samples = screen_samples  # the screens' sample count (None: the run's)
         self.thr = exp.objective.coverage_threshold_dbm
         self.limit = int(limit)
+        self.yaws = [f.yaw_deg for f in tolerance.frames(rs, exp)]  # each plate's wall frame (once)
         self.spent = 0
         self.active: list[tuple[int, tuple[float, ...]]] = []  # (plate, offset): the box poses that were worst
 
@@ -83,7 +84,7 @@ class _Polish:
         if low <= floor or not stats.all_covered:
             return None
         for plate, off in self.active:
-            low = min(low, score(self._truth(tolerance.moved(pose, plate, off))[0]))
+            low = min(low, score(self._truth(tolerance.moved(pose, plate, off, self.yaws[plate]))[0]))
             if low <= floor:
                 return None
         return low, nominal

@@ -117,7 +117,7 @@ def model_order(rs, exp: Experiment, pose: JointPose, nominal_rss, baseline_rss)
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import occlusion_db
 
-    poses = tolerance.box_poses(pose, tolerance.plate_offsets(exp))
+    poses = tolerance.box_poses(pose, tolerance.plate_offsets(exp), [f.yaw_deg for f in tolerance.frames(rs, exp)])
     vecs = np.array([pose.first.as_list()] + [p.first.as_list() for p in poses], float)
     try:
         backend.init(getattr(rs, "device", None) or exp.device)  # the scene's Mitsuba variant (a stand-in: cpu)

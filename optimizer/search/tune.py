@@ -52,6 +52,9 @@ def _trainable_class():
             from optimizer.records import JointPose
             from optimizer.search.world import World
 
+            from optimizer.search import outage
+
+            outage.to_driver()  # this world's store outages reach the driver's console
             config = _unwrap(config)
             self.exp = parse_experiment(config["experiment"], "experiment")
             self.size_rank = None  # (area rank, distinct areas) of the world's plate sizes under sizes_m
@@ -195,8 +198,11 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
     from optimizer.search.hooks import (Merging, MergingFIFO, RecordingASHA, Watch, WorldSearcher, WorldStopper,
                                         caused_by_outage, quiet_outage_logs)
 
+    from optimizer.search import outage
+
     _keep_credentials_out_of_runtime_envs()
     quiet_outage_logs()
+    outage.reset()
     s = exp.search
     res = exp.resources
     trainable = tune.with_resources(_trainable_class(), {"cpu": res.cpu_per_world, "gpu": res.gpu_per_world})
@@ -247,6 +253,8 @@ def run_worlds(exp: Experiment, exp_data: dict, starts, baseline_rss, storage_pa
         if Watch.outage is None and not caused_by_outage(err):
             raise
         raise StoreUnreachable(Watch.outage or _outage_line(err)) from None
+    finally:
+        outage.poll(force=True)  # what the worlds noted last
     if Watch.outage is not None:
         raise StoreUnreachable(Watch.outage)
     if progress:

@@ -18,9 +18,10 @@ Cache (`$REFLECTOPT_CACHE_DIR`, else ~/.cache/reflectopt/scenes):
     .tmp/                 downloads and extractions in progress (removed on success or failure)
 
 A content hash names a cache folder, so only 64 lowercase hex characters are one (a manifest's `sha256`,
-`--sha256`, a ref file). A scene may load only files of its own bundle: every file `scene.xml` references
-is checked before the scene is used or pushed (relative, no `..`, inside the bundle once links are
-resolved, a file the content hash covers).
+`--sha256`, a ref file). A bundle holds only files and folders: a link of any kind is refused wherever a
+bundle is read, hashed, unpacked, cached or pushed (`bundle_files.py`). A scene may load only files of its
+own bundle: every file `scene.xml` references is checked before the scene is used or pushed (relative, no
+`..`, a file the content hash covers).
 """
 
 from __future__ import annotations
@@ -31,15 +32,14 @@ import json
 import os
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path, PurePosixPath
 
 from optimizer.store import storage
+from optimizer.store.bundle_files import CHUNK, bundle_files, safe_extract
 from optimizer.constants import (
     ENV_CACHE_DIR,
     SCENE_BUNDLE_ARCHIVE,
@@ -49,12 +49,11 @@ from optimizer.constants import (
     SCENE_LOCK_TIMEOUT_S,
     SCENE_MAX_UNPACKED_BYTES,
 )
-from optimizer.errors import ConfigError, SceneError, StorageError
+from optimizer.errors import ConfigError, SceneError, SceneHashMismatch, StorageError
 
 MANIFEST_FORMAT = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
-_CHUNK = 1 << 20
 
 # Observable by tests and the benchmark: archive downloads done by *this process*.
 DOWNLOADS = {"count": 0, "bytes": 0}
@@ -62,29 +61,19 @@ _counter_lock = threading.Lock()
 
 
 # --- hashing ---------------------------------------------------------------------------------------
-def _bundle_files(folder: Path) -> list[str]:
-    """Sorted '/'-relative paths of the regular files under `folder` (symlinks inside are followed)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames.sort()
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.is_file():
-                out.append(p.relative_to(folder).as_posix())
-    return sorted(out)
-
-
-def bundle_hash(folder) -> str:
-    """sha256 hex over sorted relative paths + sizes + file bytes; independent of mtimes and owners."""
+def bundle_hash(folder, source: str | None = None) -> str:
+    """sha256 hex over sorted relative paths + sizes + file bytes; independent of mtimes and owners. A folder
+    holding anything but files and folders (a link of any kind) is refused (`bundle_files`), so the hash
+    covers every byte the bundle can give."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise SceneError(f"{folder}: not a folder")
+        raise SceneError(f"{source or folder}: not a folder")
     h = hashlib.sha256(b"reflectopt-bundle-v1\0")
-    for rel in _bundle_files(folder):
+    for rel in bundle_files(folder, source):
         p = folder / rel
         h.update(rel.encode("utf-8") + b"\0" + p.stat().st_size.to_bytes(8, "big"))
         with open(p, "rb") as f:
-            while chunk := f.read(_CHUNK):
+            while chunk := f.read(CHUNK):
                 h.update(chunk)
     return h.hexdigest()
 
@@ -114,12 +103,11 @@ def _scene_references(xml_path: Path, source: str) -> list[str]:
 
 
 def check_scene_files(folder, source: str) -> None:
-    """SceneError unless every file `folder/scene.xml` references lies in the bundle: a relative path
-    without `..` or `$`, a regular file inside `folder` once links are resolved, and one `bundle_hash`
-    covers (so the content hash pins everything the scene loads)."""
+    """SceneError unless `folder` holds only files and folders (`bundle_files`: no links) and every file
+    `folder/scene.xml` references lies in the bundle: a relative path without `..` or `$` naming one of
+    those files (so the content hash pins everything the scene loads)."""
     folder = Path(folder)
-    real_root = folder.resolve()
-    hashed = set(_bundle_files(folder))
+    hashed = set(bundle_files(folder, source))
     for ref in _scene_references(folder / SCENE_FILE, source):
         name = ref.replace("\\", "/")
         bad = None
@@ -131,12 +119,8 @@ def check_scene_files(folder, source: str) -> None:
             bad = "is an absolute path"
         elif ".." in PurePosixPath(name).parts:
             bad = "leaves the bundle ('..')"
-        else:
-            target = (folder / name).resolve()
-            if target != real_root and real_root not in target.parents:
-                bad = "leads outside the bundle (a link)"
-            elif not target.is_file() or PurePosixPath(name).as_posix() not in hashed:
-                bad = "is not a file of the bundle"
+        elif PurePosixPath(name).as_posix() not in hashed:
+            bad = "is not a file of the bundle"
         if bad:
             raise SceneError(f"{source}: {SCENE_FILE} references {ref!r}, which {bad}; a scene may load only "
                              "files inside its own folder (relative paths such as meshes/wall.ply)")
@@ -145,182 +129,9 @@ def check_scene_files(folder, source: str) -> None:
 def _file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-# --- safe extraction -------------------------------------------------------------------------------
-def _check_name(archive: str, name: str) -> PurePosixPath:
-    name = name.replace("\\", "/")
-    p = PurePosixPath(name)
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or p.is_absolute():
-        raise SceneError(f"{archive}: unsafe archive: absolute path {name!r}")
-    if ".." in p.parts:
-        raise SceneError(f"{archive}: unsafe archive: path {name!r} leaves the folder ('..')")
-    return p
-
-
-def _check_link(archive: str, member: PurePosixPath, target: str, hard: bool) -> None:
-    t = target.replace("\\", "/")
-    if t.startswith("/") or (len(t) > 1 and t[1] == ":"):
-        raise SceneError(f"{archive}: unsafe archive: link {str(member)!r} -> {target!r} is absolute")
-    parts = list(PurePosixPath(t).parts) if hard else list(member.parent.parts) + list(PurePosixPath(t).parts)
-    depth = 0
-    for part in parts:
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                raise SceneError(f"{archive}: unsafe archive: link {str(member)!r} -> {target!r} leaves the folder")
-        elif part not in ("", "."):
-            depth += 1
-
-
-def _too_big(archive: str, total: int, limit: int) -> SceneError:
-    return SceneError(f"{archive}: archive unpacks to more than {limit} bytes (limit; got at least {total})")
-
-
-def safe_extract(archive, dest, max_bytes: int = SCENE_MAX_UNPACKED_BYTES, label: str | None = None) -> int:
-    """Unpack a .zip or .tar.gz into `dest`, rejecting absolute paths, '..', links that leave the folder,
-    device/fifo entries and more than `max_bytes` unpacked. Returns the bytes written. Errors name
-    `label` (e.g. the URI it came from) or else the archive path."""
-    path, dest = str(archive), Path(dest)
-    name = label or path
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(path):
-        return _extract_zip(path, dest, max_bytes, name)
-    try:
-        tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below
-    except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
-        raise SceneError(f"{name}: corrupt or unknown archive (not .zip/.tar.gz): {err}") from None
-    with tf:
-        return _extract_tar(name, tf, dest, max_bytes)
-
-
-def _extract_tar(archive: str, tf: tarfile.TarFile, dest: Path, max_bytes: int) -> int:
-    try:
-        members = tf.getmembers()
-    except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
-        raise SceneError(f"{archive}: corrupt archive: {err}") from None
-    total = 0
-    for m in members:
-        p = _check_name(archive, m.name)
-        if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
-            raise SceneError(f"{archive}: unsafe archive: {m.name!r} is a device or fifo")
-        if m.issym() or m.islnk():
-            _check_link(archive, p, m.linkname, hard=m.islnk())
-        elif not (m.isfile() or m.isdir()):
-            raise SceneError(f"{archive}: unsafe archive: {m.name!r} has an unsupported type")
-        total += max(0, m.size) if m.isfile() else 0
-        if total > max_bytes:
-            raise _too_big(archive, total, max_bytes)
-    written = 0
-    try:
-        for m in members:
-            target = dest / PurePosixPath(m.name.replace("\\", "/"))
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif m.isfile():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(m)
-                with open(target, "wb") as out:
-                    while chunk := src.read(_CHUNK):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise _too_big(archive, written, max_bytes)
-                        out.write(chunk)
-        for m in members:  # links last, so their targets exist
-            if m.issym() or m.islnk():
-                target = dest / PurePosixPath(m.name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if m.issym():
-                    os.symlink(m.linkname, target)
-                else:
-                    shutil.copyfile(dest / PurePosixPath(m.linkname), target)
-                _inside_or_fail(archive, dest, target)
-    except SceneError:
-        raise
-    except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
-        raise SceneError(f"{archive}: corrupt archive: {_inside_words(err, dest)}") from None
-    return written
-
-
-def _inside_words(err: BaseException, dest: Path) -> str:
-    """An extraction error in words that name archive members, never the temporary folder they unpack to."""
-    if isinstance(err, OSError) and (err.filename or err.filename2):
-        def member(name):
-            try:
-                return PurePosixPath(Path(name).relative_to(dest)).as_posix()
-            except ValueError:
-                return "?"
-
-        names = " -> ".join(repr(member(n)) for n in (err.filename, err.filename2) if n)
-        return f"{err.strerror or type(err).__name__}: {names}"
-    return str(err)
-
-
-def zlib_error():
-    import zlib
-
-    return zlib.error
-
-
-def _inside_or_fail(archive: str, dest: Path, target: Path) -> None:
-    root = dest.resolve()
-    real = target.resolve()
-    if real != root and root not in real.parents:
-        target.unlink(missing_ok=True)
-        raise SceneError(f"{archive}: unsafe archive: {target.relative_to(dest)} leaves the folder")
-
-
-def _extract_zip(path: str, dest: Path, max_bytes: int, archive: str) -> int:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise SceneError(f"{archive}: corrupt zip: {err}") from None
-    with zf:
-        infos = zf.infolist()
-        total = 0
-        links = []
-        for info in infos:
-            p = _check_name(archive, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                links.append((info, p))
-            elif mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
-                raise SceneError(f"{archive}: unsafe archive: {info.filename!r} is a device or fifo")
-            total += info.file_size
-            if total > max_bytes:
-                raise _too_big(archive, total, max_bytes)
-        written = 0
-        link_ids = {id(info) for info, _ in links}
-        try:
-            for info in infos:
-                if id(info) in link_ids:
-                    continue
-                target = dest / PurePosixPath(info.filename.replace("\\", "/"))
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    while chunk := src.read(_CHUNK):
-                        written += len(chunk)
-                        if written > max_bytes:  # header sizes can lie; count what really comes out
-                            raise _too_big(archive, written, max_bytes)
-                        out.write(chunk)
-            for info, p in links:
-                link_target = zf.read(info).decode("utf-8", "replace")
-                _check_link(archive, p, link_target, hard=False)
-                target = dest / p
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(link_target, target)
-                _inside_or_fail(archive, dest, target)
-        except SceneError:
-            raise
-        except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as err:
-            raise SceneError(f"{archive}: corrupt zip: {_inside_words(err, dest)}") from None
-    return written
 
 
 def _bundle_root(folder: Path, source: str) -> Path:
@@ -341,7 +152,7 @@ def _is_archive(path: str) -> bool:
 def write_bundle_archive(folder, out_path) -> dict:
     """Deterministic tar.gz of `folder` (sorted, mtimes 0, owners 0). Returns the manifest fields."""
     folder = Path(folder)
-    files = _bundle_files(folder)
+    files = bundle_files(folder)
     unpacked = 0
     with (open(out_path, "wb") as raw,
           gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
@@ -378,8 +189,8 @@ def push_bundle(folder_or_archive, uri, max_bytes: int = SCENE_MAX_UNPACKED_BYTE
             folder = _bundle_root(Path(tmp) / "x", src)
         else:
             raise SceneError(f"{src}: not a scene folder or a .zip/.tar.gz archive")
-        check_scene_files(folder, src)
-        sha = bundle_hash(folder)
+        check_scene_files(folder, src)  # before anything is uploaded: only files and folders, no links
+        sha = bundle_hash(folder, src)
         manifest_uri = storage.join(uri, SCENE_BUNDLE_MANIFEST)
         if storage.exists(manifest_uri):
             try:
@@ -429,6 +240,19 @@ def downloads_logged(cache_dir=None) -> list[dict]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
+def _cached(cache: Path, sha: str) -> Path | None:
+    """`<cache>/<sha>` if it holds a scene of files and folders only, else None: an entry with a link in it
+    (left by a version that unpacked links) is never used; it is fetched, verified and replaced."""
+    folder = cache / sha
+    if not (folder / SCENE_FILE).is_file():
+        return None
+    try:
+        bundle_files(folder)
+    except SceneError:
+        return None
+    return folder
+
+
 def _verify_scene(folder: Path, source: str) -> Path:
     if not (folder / SCENE_FILE).is_file():
         raise SceneError(f"{source}: no {SCENE_FILE} in the bundle")
@@ -457,17 +281,19 @@ def _install(cache: Path, source: str, expected: str | None, fetch, max_bytes: i
                 raise SceneError(f"{source}: corrupt download: archive sha256 expected {archive_sha} got {got}")
         safe_extract(archive, work / "x", max_bytes=max_bytes, label=source)
         root = _verify_scene(_bundle_root(work / "x", source), source)
-        got = bundle_hash(root)
+        got = bundle_hash(root, source)
         if expected is not None and got != expected:
-            raise SceneError(f"{source}: hash mismatch: expected {expected} got {got}")
+            raise SceneHashMismatch(source, expected, got)
         final = cache / got
-        if not (final / SCENE_FILE).is_file():
-            if final.exists():  # a broken leftover; replace it
+        if _cached(cache, got) is None:
+            if final.is_symlink():  # a broken or tainted leftover; replace it
+                final.unlink()
+            elif final.exists():
                 shutil.rmtree(final, ignore_errors=True)
             try:
                 os.rename(root, final)
             except OSError:
-                if not (final / SCENE_FILE).is_file():
+                if _cached(cache, got) is None:
                     raise
         marker = {"uri": source, "sha256": got, "bytes_downloaded": nbytes, "pid": os.getpid(),
                   "time": time.time()}
@@ -492,9 +318,9 @@ def _via_ref(cache: Path, source: str, ref_key: str, sha256: str | None, fetch, 
                 sha = str(json.loads(ref.read_text()).get("sha256", ""))
             except (ValueError, AttributeError):
                 sha = ""
-            if SHA256_RE.match(sha) and (cache / sha / SCENE_FILE).is_file():
+            if SHA256_RE.match(sha) and _cached(cache, sha) is not None:
                 if sha256 is not None and sha != sha256:
-                    raise SceneError(f"{source}: hash mismatch: expected {sha256} got {sha}")
+                    raise SceneHashMismatch(source, sha256, sha)
                 return cache / sha
         final = _install(cache, source, sha256, fetch, max_bytes)
         storage.write_text(str(ref), json.dumps({"source": source, "sha256": final.name}) + "\n")
@@ -516,7 +342,9 @@ def resolve_scene(scene: str, sha256: str | None = None, cache_dir=None,
             return _resolve_remote(scene, sha256, cache_root(cache_dir), max_bytes)
         return _resolve_local(scene, sha256, cache_root(cache_dir), max_bytes)
     except StorageError as err:
-        raise SceneError(f"scene {err}") from None
+        wrapped = SceneError(f"scene {err}")
+        wrapped.exit_code = err.exit_code  # 1: the store failed; 2: no usable credentials
+        raise wrapped from None
 
 
 def _resolve_local(scene: str, sha256: str | None, cache: Path, max_bytes: int) -> Path:
@@ -528,10 +356,10 @@ def _resolve_local(scene: str, sha256: str | None, cache: Path, max_bytes: int) 
         if sha256 is not None:
             got = bundle_hash(p)
             if got != sha256:
-                raise SceneError(f"{scene}: hash mismatch: expected {sha256} got {got}")
+                raise SceneHashMismatch(scene, sha256, got)
         return p
     if p.is_file() and _is_archive(scene):
-        if sha256 is not None and (cache / sha256 / SCENE_FILE).is_file():
+        if sha256 is not None and _cached(cache, sha256) is not None:
             return cache / sha256
         cache.mkdir(parents=True, exist_ok=True)
         archive_sha = _file_sha256(p)
@@ -547,7 +375,7 @@ def _resolve_local(scene: str, sha256: str | None, cache: Path, max_bytes: int) 
 
 
 def _resolve_remote(scene: str, sha256: str | None, cache: Path, max_bytes: int) -> Path:
-    if sha256 is not None and (cache / sha256 / SCENE_FILE).is_file():
+    if sha256 is not None and _cached(cache, sha256) is not None:
         return cache / sha256  # pinned and cached: no network at all
     cache.mkdir(parents=True, exist_ok=True)
     if _is_archive(scene):
@@ -581,12 +409,12 @@ def _resolve_remote(scene: str, sha256: str | None, cache: Path, max_bytes: int)
     if "/" in archive_name or archive_name.startswith("."):
         raise SceneError(f"{manifest_uri}: corrupt bundle manifest (archive {archive_name!r})")
     if sha256 is not None and published != sha256:
-        raise SceneError(f"{scene}: hash mismatch: expected {sha256} got {published} (bundle.json)")
-    if (cache / published / SCENE_FILE).is_file():
+        raise SceneHashMismatch(scene, sha256, published, " (bundle.json)")
+    if _cached(cache, published) is not None:
         return cache / published
     archive_uri = storage.join(scene, archive_name)
     with _lock(cache / f"{published}.lock"):
-        if (cache / published / SCENE_FILE).is_file():
+        if _cached(cache, published) is not None:
             return cache / published  # another world on this node fetched it while we waited
 
         def fetch(dest: Path):
@@ -603,7 +431,7 @@ def content_hash(path) -> str:
     if p.is_file() and _is_archive(str(p)):
         with tempfile.TemporaryDirectory(prefix="reflectopt-hash-") as tmp:
             safe_extract(p, Path(tmp) / "x")
-            return bundle_hash(_verify_scene(_bundle_root(Path(tmp) / "x", str(p)), str(p)))
+            return bundle_hash(_verify_scene(_bundle_root(Path(tmp) / "x", str(p)), str(p)), str(p))
     if not p.is_dir():
         raise SceneError(f"{p}: not a folder or a .zip/.tar.gz archive")
     if (p / SCENE_FILE).is_file():

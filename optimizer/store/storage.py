@@ -38,7 +38,7 @@ from optimizer.constants import (
     S3_SCHEME,
     SUMMARY_FILE,
 )
-from optimizer.errors import StorageError, StoreUnreachable
+from optimizer.errors import StorageError, StoreCredentialsError, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,16 @@ def _is_missing(err: BaseException) -> bool:
     return isinstance(err, ClientError) and (_code(err) in _MISSING_CODES or _status(err) == 404)
 
 
+_CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def _no_credentials(err: BaseException) -> bool:
+    """None found, or the store does not know them (an input to fix, not an outage)."""
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    return isinstance(err, (NoCredentialsError, PartialCredentialsError)) or _code(err) in _CREDENTIAL_CODES
+
+
 def _reason(err: BaseException) -> str:
     from botocore.exceptions import NoCredentialsError, PartialCredentialsError
 
@@ -201,7 +211,7 @@ def _reason(err: BaseException) -> str:
         return "no such bucket"
     if code in ("NoSuchKey", "404", "NotFound"):
         return "no such object"
-    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+    if code in ("AccessDenied", "403", *_CREDENTIAL_CODES):
         return f"access denied ({code}); check the credentials and the bucket policy"
     msg = " ".join(str(err).split())
     return f"{type(err).__name__}: {msg}" if msg else type(err).__name__
@@ -210,22 +220,39 @@ def _reason(err: BaseException) -> str:
 # This process's view of the store: since when it has not answered (None: it answers), last warning.
 _outage = {"since": None, "warned": 0.0}
 _outage_lock = threading.Lock()
+_outage_reporter = None  # reporter(kind, line, since_unix) of this process (None: the module's logger)
+
+
+def report_outages_to(reporter) -> None:
+    """Where this process's outage lines go: `reporter(kind, line, since_unix)` with kind "down" (the store stopped
+    answering, or still does) or "up" (it answers again), `since_unix` the wall-clock time the outage began;
+    None: the module's logger (a warning each). `optimizer.search.outage` puts them on the driver's console."""
+    global _outage_reporter
+    _outage_reporter = reporter
 
 
 def _note_outage(failing: bool, what: str, uri: str, reason: str, budget: float) -> None:
     """One warning when the store stops answering (again every two budgets while it stays down) and one
-    when it answers again, per process, however many calls retry meanwhile."""
+    when it answers again, per process, however many calls retry meanwhile (`report_outages_to`)."""
     now = time.monotonic()
+    note = None
     with _outage_lock:
         since = _outage["since"]
         if failing and (since is None or now - _outage["warned"] > 2 * budget):
             _outage["since"], _outage["warned"] = since or now, now
             state = "unreachable" if since is None else f"still unreachable after {now - since:.0f} s"
-            log.warning("object store at %s %s (%s %s: %s); retrying for up to %.0f s", _endpoint_env() or "S3",
-                        state, what, uri, reason, budget)
+            note = ("down", f"object store at {_endpoint_env() or 'S3'} {state} ({what} {uri}: {reason}); retrying "
+                            f"for up to {budget:.0f} s", since or now)
         elif not failing and since is not None:
             _outage["since"] = None
-            log.warning("object store answers again (after %.0f s)", now - since)
+            note = ("up", f"object store answers again (after {now - since:.0f} s)", since)
+    if note is None:
+        return
+    kind, line, began = note
+    if _outage_reporter is None:
+        log.warning("%s", line)
+    else:
+        _outage_reporter(kind, line, time.time() - (now - began))
 
 
 _MISSING = object()
@@ -235,7 +262,8 @@ def _call(uri: str, what: str, fn, *, missing_ok: bool = False, missing=None):
     """Run the boto3 call `fn()`, retrying transient errors with exponential backoff (jittered, capped at
     S3_BACKOFF_MAX_S) until `retry_budget_s()` has passed (or REFLECTOPT_S3_ATTEMPTS tries were made). A
     missing object/bucket returns `missing` if `missing_ok`. What still fails raises one line naming the URI
-    and the reason: `StoreUnreachable` when the store did not answer, else `StorageError`."""
+    and the reason: `StoreUnreachable` when the store did not answer, `StoreCredentialsError` (exit 2) when
+    there are no credentials or the store does not know them, else `StorageError`."""
     budget, cap, base = retry_budget_s(), _attempts_cap(), float(_env_number(ENV_S3_BACKOFF, S3_BACKOFF_BASE_S))
     start = time.monotonic()
     attempt = 0
@@ -261,7 +289,7 @@ def _call(uri: str, what: str, fn, *, missing_ok: bool = False, missing=None):
             endpoint = _endpoint_env()
             where = f" at {endpoint}" if endpoint and transient else ""
             suffix = f" (still failing after {attempt} tries in {elapsed:.0f} s)" if transient and attempt > 1 else ""
-            cls = StoreUnreachable if transient else StorageError
+            cls = StoreUnreachable if transient else StoreCredentialsError if _no_credentials(err) else StorageError
             raise cls(f"{uri}: {what} failed{where}: {_reason(err)}{suffix}") from None
         _note_outage(False, what, uri, "", budget)
         return result

@@ -41,7 +41,7 @@ from optimizer.constants import (
 )
 from optimizer.physics.metrics import softmin_db
 from optimizer.physics.geometry import specular_yaw_pitch, wavelength_m
-from optimizer.physics.tolerance import corner_offsets, half_widths
+from optimizer.physics.tolerance import corner_offsets, frames, half_widths, world_offsets
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 from optimizer.search.starts import fit_yaw
 
@@ -84,7 +84,8 @@ class SurrogateMode(GradientMode):
                                         aperture=exp.search.surrogate_level == "po")
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         tol = exp.plates()[0].tolerance
-        self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
+        self.offsets = (world_offsets(corner_offsets(half_widths(tol)), frames(world.rs, exp)[0].yaw_deg)
+                        if tol.active else None)  # as scene-frame moves, in the plate's wall frame
 
     def state(self) -> dict:
         return {"residual": None if self.residual is None else self.residual.tolist(), "trust": self.trust,
@@ -133,7 +134,8 @@ class SurrogateMode(GradientMode):
                                              [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                              [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
                                              aperture=exp.search.surrogate_level == "po")
-        self.offsets = [corner_offsets(half_widths(r.tolerance)) if r.tolerance.active else None for r in plates]
+        self.offsets = [world_offsets(corner_offsets(half_widths(r.tolerance)), f.yaw_deg) if r.tolerance.active
+                        else None for r, f in zip(plates, frames(world.rs, exp))]
 
     def _plate_vecs(self, vec) -> list[np.ndarray]:
         return [np.asarray(vec, float)[ax.slice] for ax in self.world.space.plates]
