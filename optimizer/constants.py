@@ -182,6 +182,10 @@ ROBUST_START_TOL, ROBUST_MIN_TOL = 4.0, 1.0
 ROBUST_EXPANSIONS = 2
 ROBUST_ACTIVE, ROBUST_MAX_ACTIVE = 3, 8
 ROBUST_MIN_GAIN_DB = 0.01  # [dB] a move must raise the box's worst case by more than this (not the tie-breaks)
+# the robust phase (search.robust_phase: halving) screens polish moves at this share of solver.samples_per_src;
+# the box that confirms a move is traced at the full count (street corner: within 0.06 dB where the plate
+# carries the weakest target, 0.4-1 dB low where weak diffuse paths do; benchmarks/robust_phase.py)
+ROBUST_SCREEN_SAMPLES_SHARE = 0.25
 
 # --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
 CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling

@@ -324,6 +324,11 @@ class Search(_Strict):
         default=3.0, ge=0, le=20, description="truth evaluations a world spends after its tolerance check on a "
                                               "pattern search of its worst case over the box, in boxes (one box: "
                                               "2^d + 8 poses per plate; 0: off)")
+    robust_phase: Literal["halving", "every_world"] = Field(
+        default="halving", description="where the tolerance check and the worst-case polish run: after the "
+                                       "search, on the completed worlds' candidates best nominal first, "
+                                       "stopping each as soon as it cannot beat the best confirmed worst case "
+                                       "(halving), or at the end of every completed world (every_world)")
     merge: bool = Field(default=True, description="stop the worse of two worlds whose poses come within the "
                                                   "mounting tolerance of each other (its slot is reused)")
 

@@ -46,6 +46,21 @@ from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mod
 from optimizer.search.starts import fit_yaw
 
 
+def occlusion_db(surrogate, rs, pose_vecs) -> np.ndarray:
+    """[P, T, N] penalties [dB] for P poses of a one-plate model with one batched ray test (both legs, every
+    pose, in one launch against the plate-free scene `rs`): OCCLUSION_PENALTY_DB per blocked leg (Tx -> plate,
+    plate -> target)."""
+    pts = np.stack([surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
+    num_p, num_t, num_n = pts.shape[:3]
+    flat = pts.reshape(-1, 3)
+    tx = np.tile(np.repeat(surrogate.tx, num_n, axis=0), (num_p, 1))
+    m = flat.shape[0]
+    clear = rs.visible(np.concatenate([tx, flat]), np.concatenate([flat, np.tile(rs.targets, (num_p * num_t, 1))]))
+    leg1, leg2 = clear[:m], clear[m:]
+    blocked = (~leg1).astype(float) + (~leg2).astype(float)
+    return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+
+
 @register_gradient_mode
 class SurrogateMode(GradientMode):
     name = "surrogate"
@@ -213,19 +228,8 @@ class SurrogateMode(GradientMode):
 
     # --- one plate ----------------------------------------------------------------------------------------------
     def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
-        """[P, T, N] penalties [dB] for P poses with one batched ray test (both legs, every pose, in one
-        launch against the plate-free scene): OCCLUSION_PENALTY_DB per blocked leg (Tx -> plate,
-        plate -> target)."""
-        rs = self.world.rs
-        pts = np.stack([self.surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
-        num_p, num_t, num_n = pts.shape[:3]
-        flat = pts.reshape(-1, 3)
-        tx = np.tile(np.repeat(self.surrogate.tx, num_n, axis=0), (num_p, 1))
-        m = flat.shape[0]
-        clear = rs.visible(np.concatenate([tx, flat]), np.concatenate([flat, np.tile(rs.targets, (num_p * num_t, 1))]))
-        leg1, leg2 = clear[:m], clear[m:]
-        blocked = (~leg1).astype(float) + (~leg2).astype(float)
-        return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+        """`occlusion_db` of this world's model and scene."""
+        return occlusion_db(self.surrogate, self.world.rs, pose_vecs)
 
     def explore(self, frac: float) -> bool:
         """Score EXPLORE_SAMPLES poses around the current one (surrogate only, no truth), each also turned
