@@ -66,7 +66,8 @@ class SurrogateMode(GradientMode):
         self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
                                         [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                         exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                                        aperture=exp.search.surrogate_level == "po")
+                                        aperture=exp.search.surrogate_level == "po",
+                                        antennas=(world.rs.tx_specs, world.rs.rx_specs))
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         tol = exp.plates()[0].tolerance
         self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
@@ -117,7 +118,8 @@ class SurrogateMode(GradientMode):
         self.surrogate = MultiPlateSurrogate([t.position for t in exp.transmitters],
                                              [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                              [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
-                                             aperture=exp.search.surrogate_level == "po")
+                                             aperture=exp.search.surrogate_level == "po",
+                                             antennas=(world.rs.tx_specs, world.rs.rx_specs))
         self.offsets = [corner_offsets(half_widths(r.tolerance)) if r.tolerance.active else None for r in plates]
 
     def _plate_vecs(self, vec) -> list[np.ndarray]:
