@@ -231,3 +231,35 @@ def test_default_antenna_keeps_the_hash_and_the_arrays(empty):
     assert "antenna" not in canon["targets"] and not {"combine", "bandwidth_hz", "noise_figure_db"} & set(canon["objective"])
     rs = _scene(exp)
     assert rs.tx_groups == [[0]] and all(s.is_default for s in rs.tx_specs + rs.rx_specs)
+
+
+def test_informed_starts_weight_by_the_pattern(empty):
+    """A candidate plate centre behind a sector antenna weighs its front-to-back ratio (30 dB by TR 38.901)
+    less than one on its boresight; isotropic transmitters weigh every candidate 1."""
+    from optimizer.search.starts import antenna_weights
+
+    txs = [{"name": "mast", "position": [0.0, 0.0, 10.0], "antenna": {"pattern": "tr38901", "azimuth_deg": 90.0}},
+           {"name": "ap", "position": [5.0, 0.0, 10.0]}]
+    exp = _exp(empty, txs, [[1.0, 1.0, 1.5]], combine="sum")
+    centres = np.array([[0.0, 20.0, 10.0], [0.0, -20.0, 10.0], [20.0, 0.0, 10.0]])
+    w = antenna_weights(exp, np.array([t["position"] for t in txs], float), centres)
+    np.testing.assert_allclose(10 * np.log10(w[:, 0]), [0.0, -30.0, tr38901_table_7_3_1_db(90.0, -90.0) - 8.0],
+                               atol=0.05)
+    assert (w[:, 1] == 1.0).all()
+
+
+def test_sinr_surrogate_is_the_serving_plate_path_over_the_rest():
+    """With `sinr` terms the surrogate's value per target is the serving transmitter's plate path (that
+    transmitter's own one-transmitter surrogate) minus the interference-plus-noise constant, within 0.01 dB."""
+    from optimizer.physics.surrogate import PlateSurrogate
+
+    tx = np.array([[-14.0, 18.0, 9.0], [12.0, 25.0, 6.0]])
+    targets = np.array([[x, y, 1.5] for x in (-4.0, 6.0, 12.0) for y in (12.0, 15.0)])
+    serving = np.array([0, 1, 0, 1, 1, 0])
+    rest = np.array([-80.0, -75.0, -90.0, -60.0, -85.0, -70.0])
+    vec = [0.0, 0.0, 4.0, 3.0, 2.0]
+    got = PlateSurrogate(tx, [30.0, 20.0], targets, (4.0, 4.0), LAM, sinr=(serving, rest)).evaluate(
+        vec, 1.0, grad=False)["power_dbm"]
+    alone = np.array([PlateSurrogate(tx[t:t + 1], [[30.0, 20.0][t]], targets, (4.0, 4.0), LAM).evaluate(
+        vec, 1.0, grad=False)["power_dbm"] for t in range(2)])
+    np.testing.assert_allclose(got, alone[serving, np.arange(6)] - rest, atol=0.01)

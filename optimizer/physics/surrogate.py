@@ -115,12 +115,15 @@ class PlateSurrogate:
     """Smooth model of the plate path for a fixed set of transmitters and targets."""
 
     def __init__(self, tx_positions, tx_power_dbm, targets, size_m, wavelength_m: float, aperture: bool = False,
-                 antennas=None):
+                 antennas=None, sinr=None):
         """aperture: the plate path's level by the truth's PO factor (`search.surrogate_level: po`).
         antennas: (transmitter specs, target specs) (`optimizer.physics.antenna.AntennaSpec`, one per device):
         the plate path then includes the Tx pattern toward the specular point, the target's from it and the
         polarisation match through the plate (a perfect conductor); None or all default: no antenna term
-        (isotropic V, as before antennas)."""
+        (isotropic V, as before antennas).
+        sinr: (serving transmitter [N], interference plus noise [N] [dBm]) for `objective.combine: sinr`: each
+        target's value is then its serving transmitter's plate path over that constant (in dB SINR, the
+        truth's unit); None: the plate paths' power sum over transmitters [dBm]."""
         import drjit as dr
         import mitsuba as mi
 
@@ -131,6 +134,7 @@ class PlateSurrogate:
         self.size = (float(size_m[0]), float(size_m[1]))
         self.wavelength = float(wavelength_m)
         self.aperture = bool(aperture)
+        self.sinr = None if sinr is None else (np.asarray(sinr[0], int), np.asarray(sinr[1], float))
         self.antennas = None
         if antennas is not None and not all(a.is_default for a in [*antennas[0], *antennas[1]]):
             self.antennas = (list(antennas[0]), list(antennas[1]))
@@ -281,6 +285,12 @@ class PlateSurrogate:
                 occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
                 p_db = p_db - to_float(np.repeat(occl, k_off))
             per_tx.append(p_db)
+        if self.sinr is not None:  # the serving transmitter's plate path over the rest (dB SINR)
+            serving, rest_db = (np.tile(np.repeat(a, k_off), n_pose) for a in self.sinr)
+            out = to_float(-rest_db)
+            for t, p in enumerate(per_tx):
+                out = out + dr.select(to_float(serving == t) > 0.5, p, 0.0)
+            return out
         if len(per_tx) == 1:
             return per_tx[0]
         m = per_tx[0]  # power sum over transmitters, in dB (stable log-sum-exp)

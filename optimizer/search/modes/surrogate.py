@@ -15,6 +15,12 @@ The world climbs the truth, not only the model:
   a step is under TRUST_BAD_RATIO of the corrected model's (both ends of the step under the same
   correction), doubled (up to 1) above TRUST_GOOD_RATIO.
 
+Antennas and `objective.combine` (optimizer.physics.antenna): the plate path includes each transmitter's
+pattern toward the plate, the targets' pattern and the polarisation through it; with `combine: sinr` each
+target's model value is its serving transmitter's plate path over the others' power plus noise from one truth
+without the plates (`sinr_terms`, dB SINR like the truth); `best_server` keeps the power sum over
+transmitters (a smooth maximum within 3 dB of it). Several plates with `sinr`: the power sum, in dBm.
+
 With several plates the model is `optimizer.physics.multi_surrogate.MultiPlateSurrogate` (every plate's single
 bounce and the plate -> plate double bounces) and every pose vector is the joint one; exploration perturbs
 every plate and turns one plate, drawn at random, to the specular yaw toward the focus targets that the other
@@ -46,6 +52,17 @@ from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mod
 from optimizer.search.starts import fit_yaw
 
 
+def sinr_terms(rs):
+    """For `objective.combine: sinr`: per target, the serving transmitter (the strongest without the plates) and
+    the others' power plus the noise [dBm], from one truth without the plates; None for sum and best_server."""
+    if rs.exp.combine() != "sinr":
+        return None
+    per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
+    serving = per_tx.argmax(axis=1)
+    rest = per_tx.sum(axis=1) - per_tx.max(axis=1) + rs.noise_mw
+    return serving, 10.0 * np.log10(rest)
+
+
 @register_gradient_mode
 class SurrogateMode(GradientMode):
     name = "surrogate"
@@ -67,7 +84,7 @@ class SurrogateMode(GradientMode):
                                         [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                         exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
                                         aperture=exp.search.surrogate_level == "po",
-                                        antennas=(world.rs.tx_specs, world.rs.rx_specs))
+                                        antennas=(world.rs.tx_specs, world.rs.rx_specs), sinr=sinr_terms(world.rs))
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         tol = exp.plates()[0].tolerance
         self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
