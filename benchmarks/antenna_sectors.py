@@ -16,8 +16,8 @@ PASS/MISS per case: the product's gap to the worst-case reference <= GAP_TARGET_
 best peer's worst case by more than PEER_MARGIN_DB.
 
 Cost: one search step (search.inner_steps surrogate updates with the gradient, one truth evaluation) on the
-first case with the sector antenna and with an isotropic one, alternated, `--cost-repeats` times each; the
-ratio of the medians, PASS at <= COST_RATIO_TARGET.
+first case with the sector antenna and with an isotropic one (two scenes built once, then their steps
+alternated `--cost-repeats` times, the same pose); the ratio of the medians, PASS at <= COST_RATIO_TARGET.
 """
 
 from __future__ import annotations
@@ -67,31 +67,33 @@ def sector_experiment(src: Path, dest: Path, rng: np.random.Generator, isotropic
     return out
 
 
-def step_seconds(exp_path: Path, repeats: int) -> list[float]:
-    """Seconds per search step (inner_steps surrogate updates with the gradient + one truth) at the case's
-    first informed start, `repeats` times."""
-    from optimizer.physics.geometry import wavelength_m
-    from optimizer.physics.scene import RadioScene
-    from optimizer.physics.surrogate import PlateSurrogate
-    from optimizer.search.modes.surrogate import sinr_terms
-    from optimizer.search.starts import initial_poses
+class Stepper:
+    """One search step (search.inner_steps surrogate updates with the gradient, one truth evaluation) at the
+    case's first informed start."""
 
-    exp = load_experiment(exp_path)
-    rs = RadioScene(exp, device="cpu", threads=1)
-    pose = initial_poses(exp, rs, n=1)[0][0]
-    p = pose.plates[0]
-    vec = np.array([*p.position, p.yaw_deg, p.pitch_deg], float)
-    sur = PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters], rs.targets,
-                         exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                         antennas=(rs.tx_specs, rs.rx_specs), sinr=sinr_terms(rs))
-    out = []
-    for _ in range(repeats + 1):  # the first is warm-up (kernel compilation)
+    def __init__(self, exp_path: Path):
+        from optimizer.physics.geometry import wavelength_m
+        from optimizer.physics.scene import RadioScene
+        from optimizer.physics.surrogate import PlateSurrogate
+        from optimizer.search.modes.surrogate import sinr_terms
+        from optimizer.search.starts import initial_poses
+
+        exp = self.exp = load_experiment(exp_path)
+        self.rs = RadioScene(exp, device="cpu", threads=1)
+        self.pose = initial_poses(exp, self.rs, n=1)[0][0]
+        p = self.pose.plates[0]
+        self.vec = np.array([*p.position, p.yaw_deg, p.pitch_deg], float)
+        self.sur = PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters],
+                                  self.rs.targets, exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
+                                  antennas=(self.rs.tx_specs, self.rs.rx_specs), sinr=sinr_terms(self.rs))
+        self()  # warm-up (kernel compilation)
+
+    def __call__(self) -> float:
         t0 = time.perf_counter()
-        for _ in range(exp.search.inner_steps):
-            sur.evaluate(vec, 1.0)
-        rs.rss_dbm(pose)
-        out.append(time.perf_counter() - t0)
-    return out[1:]
+        for _ in range(self.exp.search.inner_steps):
+            self.sur.evaluate(self.vec, 1.0)
+        self.rs.rss_dbm(self.pose)
+        return time.perf_counter() - t0
 
 
 def main():
@@ -103,7 +105,7 @@ def main():
     ap.add_argument("--samples", type=int, default=30_000)
     ap.add_argument("--only", default="")
     ap.add_argument("--cost-only", action="store_true", help="only the step cost ratio (first case)")
-    ap.add_argument("--cost-repeats", type=int, default=5)
+    ap.add_argument("--cost-repeats", type=int, default=10)
     args = ap.parse_args()
 
     scenes = CACHE / "scenes" / f"seed-{args.seed}"
@@ -121,10 +123,11 @@ def main():
     folder = CACHE / "antenna" / name
     sector = sector_experiment(src, folder, np.random.default_rng([args.seed, 0]))
     iso = sector_experiment(src, folder, np.random.default_rng([args.seed, 0]), isotropic=True)
+    steppers = {"iso": Stepper(iso), "tr38901": Stepper(sector)}
     times = {"tr38901": [], "iso": []}
-    for _ in range(max(1, args.cost_repeats // 2)):
-        for label, path in (("iso", iso), ("tr38901", sector)):
-            times[label] += step_seconds(path, 2)
+    for _ in range(args.cost_repeats):  # alternated: the machine's load falls on both alike
+        for label, step in steppers.items():
+            times[label].append(step())
     ratio = statistics.median(times["tr38901"]) / statistics.median(times["iso"])
     print(f"cost [{name}]: a step with tr38901 {statistics.median(times['tr38901']):.3f} s, with iso "
           f"{statistics.median(times['iso']):.3f} s (medians of {len(times['iso'])}): ratio {ratio:.3f} "
