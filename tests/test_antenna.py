@@ -263,3 +263,24 @@ def test_sinr_surrogate_is_the_serving_plate_path_over_the_rest():
     alone = np.array([PlateSurrogate(tx[t:t + 1], [[30.0, 20.0][t]], targets, (4.0, 4.0), LAM).evaluate(
         vec, 1.0, grad=False)["power_dbm"] for t in range(2)])
     np.testing.assert_allclose(got, alone[serving, np.arange(6)] - rest, atol=0.01)
+
+
+def test_a_pattern_registered_with_sionna_works_without_other_changes(empty):
+    """A pattern registered with `sionna.rt.register_antenna_pattern` (isotropic, +3.01 dB) is accepted by the
+    experiment, and the truth (Friis + 3.01 dB in free space) and the helper's gain both use it, 0.02 dB."""
+    import mitsuba as mi
+    from sionna.rt.antenna_pattern import PolarizedAntennaPattern, register_antenna_pattern
+
+    from optimizer.physics.antenna import AntennaSpec, gain_db
+
+    def v_double(theta, phi):
+        return mi.Complex2f(theta * 0.0 + math.sqrt(2.0), 0.0)
+
+    register_antenna_pattern("test_double", lambda *, polarization, polarization_model="tr38901_2":
+                             PolarizedAntennaPattern(v_pattern=v_double, polarization=polarization,
+                                                     polarization_model=polarization_model))
+    exp = _exp(empty, [{"name": "a", "position": [0.0, 0.0, 10.0], "power_dbm": 0.0,
+                        "antenna": {"pattern": "test_double", "azimuth_deg": 30.0}}], [[40.0, 0.0, 10.0]])
+    got = _scene(exp).rss_dbm(None)[0] - free_space_gain_db(40.0, LAM)
+    assert abs(got - 10 * math.log10(2.0)) <= 0.02
+    assert abs(gain_db(AntennaSpec("test_double", "V"), [[1.0, 2.0, 0.5]])[0] - 10 * math.log10(2.0)) <= 0.02
