@@ -85,7 +85,7 @@ class Stepper:
         self.vec = np.array([*p.position, p.yaw_deg, p.pitch_deg], float)
         self.sur = PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters],
                                   self.rs.targets, exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                                  antennas=(self.rs.tx_specs, self.rs.rx_specs), sinr=sinr_terms(self.rs))
+                                  antennas=(self.rs.tx_specs, self.rs.rx_specs), sinr=sinr_terms(exp, self.rs))
         self()  # warm-up (kernel compilation)
 
     def __call__(self) -> float:

@@ -52,10 +52,18 @@ from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mod
 from optimizer.search.starts import fit_yaw
 
 
-def sinr_terms(rs):
+def antenna_specs(exp, targets) -> tuple[list, list]:
+    """(transmitter specs, target specs) of the surrogate's antenna term (`optimizer.physics.antenna`)."""
+    from optimizer.physics import antenna
+
+    return antenna.transmitter_specs(exp), antenna.target_specs(exp, targets)
+
+
+def sinr_terms(exp, rs):
     """For `objective.combine: sinr`: per target, the serving transmitter (the strongest without the plates) and
-    the others' power plus the noise [dBm], from one truth without the plates; None for sum and best_server."""
-    if rs.exp.combine() != "sinr":
+    the others' power plus the noise [dBm], from one truth (`rs`) without the plates; None for sum and
+    best_server."""
+    if exp.combine() != "sinr":
         return None
     per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
     serving = per_tx.argmax(axis=1)
@@ -84,7 +92,8 @@ class SurrogateMode(GradientMode):
                                         [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                         exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
                                         aperture=exp.search.surrogate_level == "po",
-                                        antennas=(world.rs.tx_specs, world.rs.rx_specs), sinr=sinr_terms(world.rs))
+                                        antennas=antenna_specs(exp, world.rs.targets),
+                                        sinr=sinr_terms(exp, world.rs))
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         tol = exp.plates()[0].tolerance
         self.offsets = corner_offsets(half_widths(tol)) if tol.active else None
@@ -136,7 +145,7 @@ class SurrogateMode(GradientMode):
                                              [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                              [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
                                              aperture=exp.search.surrogate_level == "po",
-                                             antennas=(world.rs.tx_specs, world.rs.rx_specs))
+                                             antennas=antenna_specs(exp, world.rs.targets))
         self.offsets = [corner_offsets(half_widths(r.tolerance)) if r.tolerance.active else None for r in plates]
 
     def _plate_vecs(self, vec) -> list[np.ndarray]:
