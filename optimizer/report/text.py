@@ -75,6 +75,23 @@ def _metric_rows(s: Summary) -> list[list[str]]:
     return rows
 
 
+def _antenna(a) -> str:
+    if a.is_default():
+        return ""
+    aim = (f"look_at {a.look_at}" if a.look_at is not None
+           else f"azimuth {a.azimuth_deg:g}°, downtilt {a.downtilt_deg:g}°")
+    return f", {a.pattern} {a.polarization}, {aim}"
+
+
+def _combine(exp) -> str:
+    o = exp.objective
+    if exp.combine() == "sinr":
+        return (f"sinr: every RSS figure, the threshold and the objective in this report are dB SINR, not dBm "
+                f"(noise kTB·NF over {o.bandwidth_hz:g} Hz, NF {o.noise_figure_db:g} dB)")
+    return {"sum": "sum (powers add up)", "best_server": "best_server (each target's strongest transmitter)"}[
+        exp.combine()]
+
+
 def _gain(v) -> str:
     return f"{fmt_db(v)} dB" if v is not None else "- (no path on a side: see coverage)"
 
@@ -85,7 +102,9 @@ def _facts(s: Summary, exp) -> list[list[str]]:
             ["frequency", f"{s.frequency_hz / 1e9:.3f} GHz"], ["coverage threshold", fmt_power(s.threshold_dbm)]]
     if exp is not None:
         plates = "; ".join(f"{r.size_m[0]:g} m × {r.size_m[1]:g} m {r.material}" for r in exp.plates())
-        rows += [["transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm)" for t in exp.transmitters)],
+        rows += [["transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm{_antenna(t.antenna)})"
+                                            for t in exp.transmitters)],
+                 ["transmitters combine", _combine(exp)],
                  ["targets", str(s.targets_count)], ["plate", plates],
                  ["search", f"{exp.search.gradient}, {exp.search.worlds} worlds × {exp.search.steps} steps, "
                             f"starts {exp.search.starts}"]]
