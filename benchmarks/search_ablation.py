@@ -52,6 +52,7 @@ def world_variants(exp, rs, base, starts):
     rows = {}
     for label, kw in WORLD_VARIANTS.items():
         e = exp.model_copy(deep=True)
+        e.search.robust_phase = "every_world"  # each world's own result (its check and polish at its end)
         for k, v in kw.items():
             setattr(e.search, k, v)
         t0 = time.perf_counter()
@@ -84,6 +85,7 @@ def run_variants(exp, base, starts):
         for label, kw in variants.items():
             e = exp.model_copy(deep=True)
             e.search.concurrency = 1
+            e.search.robust_phase = "every_world"  # the worlds' own checks (run_worlds alone has no robust phase)
             for k, v in kw.items():
                 setattr(e.search, k, v)
             e = type(e).model_validate(e.model_dump())

@@ -8,6 +8,8 @@ import math
 SPEED_OF_LIGHT_M_S = 299_792_458.0  # [m/s]
 EPSILON_0_F_M = 8.8541878128e-12  # vacuum permittivity [F/m]
 DB_PER_NEPER_POWER = 10.0 / math.log(10.0)  # 10*log10(e): converts ln(power) to dB [dB]
+BOLTZMANN_J_K = 1.380649e-23  # [J/K]
+NOISE_TEMPERATURE_K = 290.0  # [K] the reference temperature of kTB (-174 dBm/Hz)
 
 # --- Mitsuba / Dr.Jit variants ----------------------------------------------------------------------
 VARIANT_CPU = "llvm_ad_mono_polarized"
@@ -41,6 +43,7 @@ WALL_COPLANAR_M = 0.05
 # `winner.mount` figures are rounded to these (the mounting tolerance's resolution): [m], [deg]
 MOUNT_ROUND_M = 0.01
 MOUNT_ROUND_DEG = 0.5
+MOUNT_ROUND_LATLON_DIGITS = 7  # winner.mount's lat/lon: 1e-7 deg is at most 1.1 cm
 
 # --- surrogate model ------------------------------------------------------------------------------
 # Edge width = factor * first Fresnel-zone radius; the factor anneals geometrically start -> end.
@@ -58,6 +61,11 @@ POSITION_LIMIT_M = 1.0e6  # [m] every coordinate (transmitters, bounds, targets,
 TX_POWER_DBM_RANGE = (-50.0, 90.0)  # [dBm]
 FREQUENCY_HZ_RANGE = (1.0e8, 3.0e11)  # [Hz] 100 MHz .. 300 GHz
 ANGLE_LIMIT_DEG = 360.0  # [deg] yaw and pitch values within +-this
+# --- antennas (optimizer.physics.antenna) ---
+ANTENNA_DEFAULT_PATTERN = "iso"  # any name in Sionna's antenna pattern registry
+ANTENNA_DEFAULT_POLARIZATION = "V"  # V, H, VH or cross (Sionna's polarization registry)
+NOISE_FIGURE_DB_DEFAULT = 7.0  # [dB] objective.noise_figure_db (combine: sinr)
+BANDWIDTH_HZ_LIMIT = 1e10  # [Hz] objective.bandwidth_hz up to this
 MAX_TARGETS = 10_000  # explicit points and region grid together
 # A target this far outside the bounding box of the scene's geometry gets a warning; one farther away than
 # the scene is wide, or below its lowest surface (the ground), is refused (optimizer.search.driver.check_targets)
@@ -187,6 +195,10 @@ ROBUST_START_TOL, ROBUST_MIN_TOL = 4.0, 1.0
 ROBUST_EXPANSIONS = 2
 ROBUST_ACTIVE, ROBUST_MAX_ACTIVE = 3, 8
 ROBUST_MIN_GAIN_DB = 0.01  # [dB] a move must raise the box's worst case by more than this (not the tie-breaks)
+# the robust phase (search.robust_phase: halving) screens polish moves at this share of solver.samples_per_src;
+# the box that confirms a move is traced at the full count (street corner: within 0.06 dB where the plate
+# carries the weakest target, 0.4-1 dB low where weak diffuse paths do; benchmarks/robust_phase.py)
+ROBUST_SCREEN_SAMPLES_SHARE = 0.25
 
 # --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
 CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling

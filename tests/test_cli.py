@@ -16,7 +16,8 @@ def run_cli(*args, cwd=REPO):
     return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
-@pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade", "two-plates"])
+@pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade", "two-plates", "sector-street",
+                                  "two-aps-sinr"])
 def test_examples_parse(name):
     exp = load_experiment(EXAMPLES / f"{name}.yaml")
     assert exp.name == name

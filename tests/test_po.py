@@ -172,6 +172,7 @@ def _free_space(folder, tx, targets, size, samples=300_000, max_depth=1, plate_m
                          for i, t in enumerate(tx)],
         "reflector": {"size_m": list(size), "bounds": {"min": [0, 0, 0], "max": [0, 0, 0]}},
         "targets": {"points": [list(map(float, p)) for p in np.atleast_2d(targets)]},
+        "objective": {"combine": "sum"},
         "solver": {"max_depth": max_depth, "los": False, "samples_per_src": samples, "diffraction": False,
                    "plate_model": plate_model}}, "test")
     return RadioScene(exp, device="cpu", threads=2)

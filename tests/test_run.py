@@ -58,8 +58,16 @@ def test_run_writes_complete_results(tmp_path):
     assert set(tol) >= {"position_m", "yaw_deg", "pitch_deg", "poses_checked", "worst_min_rss_dbm", "worst_coverage",
                         "nominal_min_rss_dbm", "holds", "margin_scale"}
     assert (tol["margin_scale"] == 1.0) == tol["holds"]
-    assert all(w["tolerance"] is not None for w in s["worlds"] if w["status"] == "completed")
-    assert s["counts"]["robust"] == sum(bool(w["tolerance"] and w["tolerance"]["holds"]) for w in s["worlds"])
+    # the robust phase (halving): the winner's world was checked and polished; a completed world without a
+    # check was stopped by its nominal bound; every one of the phase's evaluations is in the run's count
+    phase = s["robust_phase"]
+    assert phase["mode"] == "halving" and phase["polished"] >= 1 and phase["checked"] >= 1
+    assert phase["checked"] + phase["stopped"] >= phase["candidates"] >= s["counts"]["completed"]
+    assert next(w for w in s["worlds"] if w["world"] == s["winner"]["world"])["tolerance"] is not None
+    in_worlds = sum(w["evaluations"] for w in s["worlds"])
+    assert in_worlds >= s["world_steps"] + phase["evaluations"] and s["evaluations"] >= in_worlds + 6
+    assert s["counts"]["robust"] == sum(bool(w["tolerance"] and w["tolerance"]["holds"] and w["tolerance"]["complete"])
+                                        for w in s["worlds"])
     assert s["solver"]["diffraction"] is False and s["solver"]["deterministic"] is True
     assert set(s["winner"]["truth_convergence"]) >= {"depth_plus_1_db", "samples_x4_db"}
     # the record validates against its own schema (what `reflectopt schema summary` prints)

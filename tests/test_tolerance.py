@@ -180,6 +180,7 @@ def test_world_checks_its_best_over_the_tolerance_at_its_end(scene):
     exp, rs = scene
     exp = exp.model_copy(deep=True)
     exp.search.steps = 2
+    exp.search.robust_phase = "every_world"  # (halving: the driver checks after the search)
     w = World(exp, 0, PlatePose(23.7, 8.26, 5.0, 139.2), radio_scene=rs)
     w.step()
     assert w.tolerance is None

@@ -43,8 +43,9 @@ class _CliffTruth:
         return np.ones(len(np.atleast_2d(a)), bool)
 
 
-def _exp(boxes=5.0):
-    return street(**{"reflector.tolerance": TOL, "search.robust_polish_boxes": boxes, "search.steps": 2})
+def _exp(boxes=5.0, phase="every_world"):
+    return street(**{"reflector.tolerance": TOL, "search.robust_polish_boxes": boxes, "search.steps": 2,
+                     "search.robust_phase": phase})
 
 
 def _half_extent_x(frame_yaw_deg: float) -> float:

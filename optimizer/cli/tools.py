@@ -126,6 +126,8 @@ def cmd_evaluate(args) -> int:
     for label, m in (("no plate", bm), ("with plate", pm)):
         print(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
               f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}")
+    if exp.combine() == "sinr":
+        print("objective.combine: sinr: every figure above and below is dB SINR, not dBm")
     if args.targets:
         print(f"\n{'target':>6} {'x':>8} {'y':>8} {'z':>6} {'no plate':>9} {'plate':>9}")
         for i, (t, b, r) in enumerate(zip(rs.targets, base, rss)):

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-from optimizer.constants import (ANGLE_LIMIT_DEG, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE, MAX_TARGETS,
-                                 NO_PATH_FLOOR_DBM, PLATE_MODEL_DEFAULT, POSITION_LIMIT_M,
+from optimizer.constants import (ANGLE_LIMIT_DEG, ANTENNA_DEFAULT_PATTERN, ANTENNA_DEFAULT_POLARIZATION,
+                                 BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE, MAX_TARGETS,
+                                 NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, POSITION_LIMIT_M,
                                  TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
@@ -39,10 +40,67 @@ def _no_control_chars(v: str, what: str) -> str:
     return v
 
 
+class Antenna(_Strict):
+    """A device's antenna (optimizer.physics.antenna): a pattern and polarisation of Sionna's registries and
+    where its boresight points: `azimuth_deg` (in the x-y plane, counter-clockwise from +x) and `downtilt_deg`
+    (below the horizon), or `look_at` (a point [m]). The default is isotropic, vertically polarised."""
+
+    pattern: str = Field(default=ANTENNA_DEFAULT_PATTERN, description="iso, dipole, hw_dipole, tr38901 or a "
+                                                                      "pattern registered with Sionna")
+    polarization: str = Field(default=ANTENNA_DEFAULT_POLARIZATION, description="V, H, VH or cross")
+    azimuth_deg: Degrees = 0.0
+    downtilt_deg: Annotated[float, Field(ge=-90, le=90)] = 0.0
+    look_at: Vec3 | None = Field(default=None, description="[m] the boresight aims here (instead of the angles)")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str):
+        from optimizer.physics.antenna import check_pattern
+
+        return check_pattern(v)
+
+    @field_validator("polarization")
+    @classmethod
+    def _polarization(cls, v: str):
+        from optimizer.physics.antenna import check_polarization
+
+        return check_polarization(v)
+
+    @model_validator(mode="after")
+    def _one_aim(self):
+        if self.look_at is not None and (self.azimuth_deg != 0.0 or self.downtilt_deg != 0.0):
+            raise ValueError("look_at: given together with azimuth_deg/downtilt_deg; keep one")
+        return self
+
+    def is_default(self) -> bool:
+        return self == Antenna()
+
+
+def _check_look_at(antenna: Antenna | None, position, what: str):
+    if antenna is not None and antenna.look_at is not None and all(
+            abs(float(a) - float(b)) < 1e-9 for a, b in zip(antenna.look_at, position)):
+        raise ValueError(f"{what}antenna.look_at: equals the position; give a point the boresight aims at")
+
+
 class Transmitter(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     position: Vec3  # [m]
     power_dbm: float = Field(default=30.0, ge=TX_POWER_DBM_RANGE[0], le=TX_POWER_DBM_RANGE[1])  # [dBm]
+    antenna: Antenna = Field(default_factory=Antenna, description="pattern, polarisation, boresight "
+                                                                  "(default: isotropic, V)")
+
+    @model_validator(mode="after")
+    def _aim(self):
+        _check_look_at(self.antenna, self.position, "")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # The default antenna is left out: an experiment without antennas hashes as it always did.
+        data = handler(self)
+        if isinstance(data, dict) and self.antenna.is_default():
+            data.pop("antenna", None)
+        return data
 
 
 class Box3(_Strict):
@@ -123,6 +181,11 @@ class Reflector(_Strict):
     material: Literal["metal"] = "metal"
     thickness_m: float = Field(default=0.01, gt=0, le=1)
     bounds: Box3
+    mounted_on_wall: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="the site.json wall (`reflectopt scene walls`) the mounting box is on: set by a box given by "
+                    "wall (bounds: {wall, along_m, height_m, standoff_m}), or given beside a {min, max} box; the "
+                    "tolerance box and winner.mount take that wall's frame (optimizer.physics.wall)")
     yaw_deg: AngleRange = AngleRange(min=-180, max=180)
     pitch_deg: AngleRange | None = None
     tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
@@ -234,6 +297,8 @@ class Targets(_Strict):
     points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
     region: Region | None = None
     area: list[Area] | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
+    antenna: Antenna | None = Field(default=None, description="every target's antenna (default: isotropic, "
+                                                              "V); `look_at` aims each target at one point")
 
     @field_validator("area", mode="before")
     @classmethod
@@ -245,6 +310,8 @@ class Targets(_Strict):
         if not self.points and self.region is None and not self.area:
             raise ValueError("no targets: give points: [[x, y, z], ...], region: {min, max, z, spacing_m} and/or "
                              "area: {polygon: [[x, y], ...], z, spacing_m}")
+        for p in self.points:
+            _check_look_at(self.antenna, p, "")
         return self
 
 
@@ -265,6 +332,18 @@ class Objective(_Strict):
     # Targets whose baseline RSS exceeds the threshold by more than this margin need no plate and are
     # left out of the surrogate's soft-min (they still count in every reported number).
     focus_margin_db: float = Field(default=10.0, ge=0, le=200)
+    combine: Literal["sum", "best_server", "sinr"] | None = Field(
+        default=None, description="how transmitters combine at a target: sum (the default for one "
+                                  "transmitter), best_server (the strongest), sinr (the strongest over the "
+                                  "others plus kTB*NF; threshold and figures in dB SINR)")
+    noise_figure_db: float = Field(default=NOISE_FIGURE_DB_DEFAULT, ge=0, le=50, description="[dB] (sinr)")
+    bandwidth_hz: float | None = Field(default=None, gt=0, le=BANDWIDTH_HZ_LIMIT, description="[Hz] (sinr)")
+
+    @model_validator(mode="after")
+    def _sinr(self):
+        if self.combine == "sinr" and self.bandwidth_hz is None:
+            raise ValueError("bandwidth_hz: required with combine: sinr (the noise kTB*NF); give e.g. 20e6")
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -374,6 +453,11 @@ class Search(_Strict):
         default=3.0, ge=0, le=20, description="truth evaluations a world spends after its tolerance check on a "
                                               "pattern search of its worst case over the box, in boxes (one box: "
                                               "2^d + 8 poses per plate; 0: off)")
+    robust_phase: Literal["halving", "every_world"] = Field(
+        default="halving", description="where the tolerance check and the worst-case polish run: after the "
+                                       "search, on the completed worlds' candidates best nominal first, "
+                                       "stopping each as soon as it cannot beat the best confirmed worst case "
+                                       "(halving), or at the end of every completed world (every_world)")
     merge: bool = Field(default=True, description="stop the worse of two worlds whose poses come within the "
                                                   "mounting tolerance of each other (its slot is reused)")
 
@@ -527,7 +611,15 @@ class Experiment(_Strict):
         names = [t.name for t in self.transmitters]
         if len(set(names)) != len(names):
             raise ValueError("transmitters: names must be unique")
+        if len(names) > 1 and self.objective.combine is None:
+            raise ValueError(f"objective.combine: required with {len(names)} transmitters; choose sum (powers "
+                             "add up), best_server (each target's strongest) or sinr (strongest over the others "
+                             "plus noise)")
         return self
+
+    def combine(self) -> str:
+        """How transmitters combine at a target (`objective.combine`, default sum)."""
+        return self.objective.combine or "sum"
 
     # --- derived ---------------------------------------------------------------------------------
     def plates(self) -> list[Reflector]:
@@ -568,9 +660,17 @@ class Experiment(_Strict):
 
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json", exclude={"resources"})
+        obj = data["objective"]  # objectives and targets without the antenna keys hash as they always did
+        if obj["combine"] is None and obj["bandwidth_hz"] is None and obj["noise_figure_db"] == NOISE_FIGURE_DB_DEFAULT:
+            for key in ("combine", "bandwidth_hz", "noise_figure_db"):
+                obj.pop(key)
+        if data["targets"].get("antenna") is None:
+            data["targets"].pop("antenna", None)
         for plate in data["reflectors"] or [data["reflector"]]:
             if plate.get("sizes_m") is None:  # no catalogue: the plate hashes as it did before catalogues
                 plate.pop("sizes_m", None)
+            if plate.get("mounted_on_wall") is None:  # no wall named: as it hashed before
+                plate.pop("mounted_on_wall", None)
         if data["targets"].get("area") is None:  # no area: the targets hash as they did before areas
             data["targets"].pop("area", None)
         if self.objective.kind == "min":  # today's objective hashes as it did before objective kinds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.constants import NO_PATH_FLOOR_DBM, P5_PERCENTILE
+from optimizer.constants import BOLTZMANN_J_K, NO_PATH_FLOOR_DBM, NOISE_TEMPERATURE_K, P5_PERCENTILE
 from optimizer.errors import NumericsError
 from optimizer.records import RssStats
 
@@ -58,3 +58,26 @@ def focus_mask(baseline_rss, threshold_dbm: float, margin_db: float) -> np.ndarr
     b = no_path_as_floor(baseline_rss)
     mask = b < threshold_dbm + margin_db
     return mask if mask.any() else np.ones_like(mask)
+
+
+def noise_mw(bandwidth_hz: float | None, noise_figure_db: float) -> float:
+    """Thermal noise kTB times the noise figure [mW] (T = NOISE_TEMPERATURE_K); 0 without a bandwidth."""
+    if bandwidth_hz is None:
+        return 0.0
+    return BOLTZMANN_J_K * NOISE_TEMPERATURE_K * float(bandwidth_hz) * 1e3 * 10.0 ** (float(noise_figure_db) / 10.0)
+
+
+def combine_dbm(per_tx_mw, combine: str, noise: float = 0.0) -> np.ndarray:
+    """Per target, the transmitters' received powers [R, T] [mW] combined (`objective.combine`): `sum` the
+    total [dBm], `best_server` the strongest [dBm], `sinr` the strongest over the others plus `noise` [mW]
+    [dB]. -inf where no transmitter reaches a target."""
+    p = np.asarray(per_tx_mw, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if combine == "sum":
+            return 10.0 * np.log10(p.sum(axis=1))
+        best = p.max(axis=1)
+        if combine == "best_server":
+            return 10.0 * np.log10(best)
+        if combine == "sinr":
+            return np.where(best > 0, 10.0 * np.log10(best / (p.sum(axis=1) - best + noise)), -np.inf)
+    raise ValueError(f"objective.combine: {combine!r} is not one of sum, best_server, sinr")

@@ -87,13 +87,14 @@ class MultiPlateSurrogate:
     transmitters and targets."""
 
     def __init__(self, tx_positions, tx_power_dbm, targets, sizes, wavelength_m: float, aperture: bool = False,
-                 double_bounce: bool = True):
+                 double_bounce: bool = True, antennas=None):
+        """antennas: as `PlateSurrogate`'s, for the single bounces (double bounces keep isotropic V)."""
         import drjit as dr
         import mitsuba as mi
 
         self.dr, self.mi = dr, mi
-        self.singles = [PlateSurrogate(tx_positions, tx_power_dbm, targets, s, wavelength_m, aperture=aperture)
-                        for s in sizes]
+        self.singles = [PlateSurrogate(tx_positions, tx_power_dbm, targets, s, wavelength_m, aperture=aperture,
+                                       antennas=antennas) for s in sizes]
         first = self.singles[0]
         self.tx, self.tx_power_dbm, self.targets = first.tx, first.tx_power_dbm, first.targets
         self.sizes = [sg.size for sg in self.singles]

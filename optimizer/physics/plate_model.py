@@ -12,12 +12,16 @@ received power per target and transmitter:
     receiver of those after it (the outgoing direction, at the total length to the Rx). Exact for
     specular and refracted segments (images); for a diffracted segment an approximation: its wave is
     taken as spherical from a point at the unfolded distance (the true diffracted wave is astigmatic).
-  - Sionna's material reflection coefficient and polarisation stay as they are.
+  - Sionna's material reflection coefficient, polarisation and antenna patterns stay as they are (F is a
+    scalar: it assumes the antennas' patterns and polarisation do not change across the plate as seen from
+    the antennas, i.e. a plate small against the beam; a plate filling a sector antenna's beam edge is
+    weighted by the gain toward its specular point alone).
   - Diffraction on a plate's own edges (only with `edge_diffraction: true`) is dropped: PO holds them.
   - The single-bounce plate paths GO drops but PO keeps (specular point just off the plate, or a path
     the ray sampling missed) are added: image-method geometry with the plate's infinite plane, both legs
     (Tx -> nearest plate point -> target) clear by ray tests, the metal's Fresnel coefficients and the
-    antennas' polarisation (`po.mirror_gain`), times |F|^2; kept while |F|^2 is within
+    antennas' patterns and polarisation toward the specular point (`po.mirror_gain` with the fields of
+    `optimizer.physics.antenna`), times |F|^2; kept while |F|^2 is within
     `PO_OFF_PLATE_RANGE_DB` of |F_ref|^2, the same plate's factor with the geometry shifted so the
     specular point lies at its centre (the plate at its best for these legs). On the plate and off it
     the power follows the same |F|^2: no cliff at the edge.
@@ -32,7 +36,7 @@ from typing import ClassVar
 import numpy as np
 
 from optimizer.constants import PO_OFF_PLATE_RANGE_DB
-from optimizer.physics import po
+from optimizer.physics import antenna, po
 from optimizer.physics.geometry import plate_frame, position, specular_point, wavelength_m
 from optimizer.registry import PLATE_MODELS
 
@@ -50,11 +54,12 @@ class PlateModel:
 
     @staticmethod
     def path_power(paths) -> np.ndarray:
-        """[num_rx, num_tx, num_paths] |a|^2 summed over the (single) antennas, as Sionna gives it."""
+        """[num_rx, num_tx, num_paths] |a|^2 as Sionna gives it, summed over a target's polarisation ports and
+        averaged over a transmitter's (its power splits over them; one port each: |a|^2 itself)."""
         a_re, a_im = paths.a
         a2 = np.array(a_re, dtype=np.float64) ** 2 + np.array(a_im, dtype=np.float64) ** 2
         # [rx, rx_ant, tx, tx_ant, paths] -> [rx, tx, paths]
-        return a2.sum(axis=(1, 3)) if a2.ndim == 5 else a2.reshape(a2.shape[0], a2.shape[2], -1)
+        return a2.sum(axis=1).mean(axis=2) if a2.ndim == 5 else a2.reshape(a2.shape[0], a2.shape[2], -1)
 
     def power(self, paths, only_diffracted: bool = False) -> np.ndarray:  # pragma: no cover - abstract
         """only_diffracted: the paths with at least one diffraction only (the second solve of a truth with
@@ -112,7 +117,11 @@ class PoPlateModel(PlateModel):
             mat = obj.radio_material
             self.materials.append((float(np.array(mat.relative_permittivity).reshape(-1)[0]),
                                    float(np.array(mat.conductivity).reshape(-1)[0])))
-        self.tx = np.array([t.position for t in rs.exp.transmitters], float)
+
+    @property
+    def tx(self) -> np.ndarray:
+        """[T, 3] the positions of the transmitters in the scene now (the active antenna group)."""
+        return self.rs.tx_positions[self.rs.active_tx]
 
     def frames(self):
         """Per plate (centre, u, v, n) at the scene's current pose."""
@@ -232,7 +241,13 @@ class PoPlateModel(PlateModel):
             if not m.any():
                 continue
             eps_r, sigma = self.materials[k]
-            gain = po.mirror_gain(self.tx[t], rx[idx[m]], point[m], frames[k][3], eps_r, sigma, self.frequency_hz)
+            tx_spec = rs.tx_specs[rs.active_tx[t]]
+            fields = {}
+            if not (tx_spec.is_default and all(rs.rx_specs[i].is_default for i in idx[m])):
+                fields = {"tx_field": antenna.field_np(tx_spec, point[m] - self.tx[t]),
+                          "rx_field": antenna.fields_np([rs.rx_specs[i] for i in idx[m]], point[m] - rx[idx[m]])}
+            gain = po.mirror_gain(self.tx[t], rx[idx[m]], point[m], frames[k][3], eps_r, sigma, self.frequency_hz,
+                                  **fields)
             fspl = (self.wavelength / (4.0 * np.pi * length[m])) ** 2
             np.add.at(out, (idx[m], t, k), gain * fspl * f2[m])
         return out if per_plate else out.sum(-1)

@@ -175,12 +175,14 @@ def fresnel_coefficients(cos_theta, relative_permittivity: float, conductivity_s
 
 
 def mirror_gain(tx, rx, point, normal, relative_permittivity: float, conductivity_s_m: float,
-                frequency_hz: float) -> np.ndarray:
-    """|theta_rx . R theta_tx|^2 [N]: the power a vertically polarised isotropic receiver takes from a
-    vertically polarised isotropic transmitter's wave reflected at `point` (the specular point [N, 3]) off a
-    plane of normal `normal` ([3] or [N, 3]) and the given material; the free-space loss over the unfolded
-    length is not included. R = r_te s s^T + r_tm (2 n n^T - I) p p^T (s: TE unit vector, p: the incident
-    TM unit vector; a perfect conductor reflects E to (2 n n^T - I) E)."""
+                frequency_hz: float, tx_field=None, rx_field=None) -> np.ndarray:
+    """|f_rx . R f_tx|^2 [N]: the power a receiver takes from a transmitter's wave reflected at `point` (the
+    specular point [N, 3]) off a plane of normal `normal` ([3] or [N, 3]) and the given material; the
+    free-space loss over the unfolded length is not included. R = r_te s s^T + r_tm (2 n n^T - I) p p^T (s:
+    TE unit vector, p: the incident TM unit vector; a perfect conductor reflects E to (2 n n^T - I) E).
+    tx_field, rx_field: complex [ports, N, 3], the antennas' fields toward the specular point
+    (`optimizer.physics.antenna.field_np`; the power is the mean over the Tx ports and the sum over the Rx
+    ports); default: isotropic and vertically polarised, the zenith unit vectors."""
     tx, rx, point = (np.atleast_2d(np.asarray(a, float)) for a in (tx, rx, point))
     num = point.shape[0]
     tx, rx = np.broadcast_to(tx, (num, 3)), np.broadcast_to(rx, (num, 3))
@@ -198,9 +200,19 @@ def mirror_gain(tx, rx, point, normal, relative_permittivity: float, conductivit
                                                                                          keepdims=True))
     p = np.cross(s, ki)
     r_te, r_tm = fresnel_coefficients(cos_i, relative_permittivity, conductivity_s_m, frequency_hz)
-    e_tx = theta_hat(ki)
-    e_s, e_p = (e_tx * s).sum(-1), (e_tx * p).sum(-1)
     p_r = 2.0 * (p * nrm).sum(-1, keepdims=True) * nrm - p
-    e_r = (r_te * e_s)[:, None] * s + (r_tm * e_p)[:, None] * p_r
-    return np.abs((theta_hat(ko) * e_r).sum(-1)) ** 2
+    if tx_field is None and rx_field is None:  # the isotropic V default, as it always was
+        e_tx = theta_hat(ki)
+        e_s, e_p = (e_tx * s).sum(-1), (e_tx * p).sum(-1)
+        e_r = (r_te * e_s)[:, None] * s + (r_tm * e_p)[:, None] * p_r
+        return np.abs((theta_hat(ko) * e_r).sum(-1)) ** 2
+    tx_ports = theta_hat(ki)[None].astype(complex) if tx_field is None else np.asarray(tx_field, complex)
+    rx_ports = theta_hat(ko)[None].astype(complex) if rx_field is None else np.asarray(rx_field, complex)
+    out = np.zeros(num)
+    for e_tx in tx_ports:
+        e_s, e_p = (e_tx * s).sum(-1), (e_tx * p).sum(-1)
+        e_r = (r_te * e_s)[:, None] * s + (r_tm * e_p)[:, None] * p_r
+        for e_rx in rx_ports:
+            out += np.abs((e_rx * e_r).sum(-1)) ** 2
+    return out / len(tx_ports)
 

@@ -33,12 +33,13 @@ from optimizer.constants import (
     PLATE_PARKING_Z_M,
     RAY_EPSILON_M,
     SCENE_FILE,
+    SITE_FILE,
 )
 from optimizer.errors import SceneError
 from optimizer.experiment import areas
-from optimizer.physics import backend
+from optimizer.physics import antenna, backend
 from optimizer.physics.geometry import plate_corners, plate_frame
-from optimizer.physics.metrics import checked_rss
+from optimizer.physics.metrics import checked_rss, combine_dbm, noise_mw
 from optimizer.physics.plate_model import make_plate_model
 from optimizer.records import JointPose, PlatePose
 
@@ -139,28 +140,61 @@ class RadioScene:
                 from None
         sc = self.scene
         sc.frequency = float(exp.frequency_hz)
-        sc.tx_array = rt.PlanarArray(num_rows=1, num_cols=1, pattern="iso", polarization="V")
-        sc.rx_array = rt.PlanarArray(num_rows=1, num_cols=1, pattern="iso", polarization="V")
+        self.plates: list = []  # none yet: the area drop's ray test (`enclosing_objects`) runs on the scene alone
+        self._occluder = None
+        self.targets, self.targets_dropped = areas.outside_buildings(exp, self)  # targets.area: none in buildings
+        # Antennas (optimizer.physics.antenna): Sionna holds one tx_array per scene, so transmitters of several
+        # patterns are solved group by group (`_each_group`); the targets share one pattern.
+        self.tx_specs = antenna.transmitter_specs(exp)
+        self.rx_specs = antenna.target_specs(exp, self.targets)
+        self.tx_groups = antenna.groups(self.tx_specs)
+        sc.rx_array = antenna.planar_array(self.rx_specs[0])
         self.tx_power_dbm = np.array([t.power_dbm for t in exp.transmitters], float)
-        for t in exp.transmitters:
-            sc.add(rt.Transmitter(t.name, position=mi.Point3f(*map(float, t.position)), power_dbm=t.power_dbm))
+        self.tx_positions = np.array([t.position for t in exp.transmitters], float)
+        self._tx_devices = [rt.Transmitter(t.name, position=mi.Point3f(*map(float, t.position)), power_dbm=t.power_dbm,
+                                           orientation=mi.Point3f(*spec.orientation_rad))
+                            for t, spec in zip(exp.transmitters, self.tx_specs)]
+        self.active_tx: list[int] = []  # the transmitters in the Sionna scene now (one group)
+        self._activate(0)
+        for i, (p, spec) in enumerate(zip(self.targets, self.rx_specs)):
+            sc.add(rt.Receiver(f"target-{i}", position=mi.Point3f(*map(float, p)),
+                               orientation=mi.Point3f(*spec.orientation_rad)))
+        self.noise_mw = noise_mw(exp.objective.bandwidth_hz, exp.objective.noise_figure_db)
         self.solver = rt.PathSolver(deterministic=exp.solver.deterministic)
         self.plates: list = []
         self.pose: JointPose | None = None
         self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
         self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
-        # the seam for a site's known walls (`optimizer.physics.wall.Wall`, e.g. from a site importer): set
-        # before the first `wall_frames` call; None: the walls are found in the scene mesh
+        # a scene imported from a map (site.json beside scene.xml, `_read_site`): its known walls
+        # (`optimizer.physics.wall.Wall`, before the mesh in `wall_frames`), its frame (`LocalFrame`: lat/lon)
+        # and the yaw of a plate whose normal points to true north at its origin; None without a site.json
         self.site_walls = None
-        self.site_north_yaw_deg = None  # likewise: for a geo-referenced site, the yaw whose normal points north
+        self.site_frame = None
+        self.site_north_yaw_deg = None
+        self._read_site()
         self._wall_frames = None
         self.evaluations = 0
-        self.targets, self.targets_dropped = areas.outside_buildings(exp, self)  # targets.area: none in buildings
-        for i, p in enumerate(self.targets):
-            sc.add(rt.Receiver(f"target-{i}", position=mi.Point3f(*map(float, p))))
         if with_plate:
             self._add_plates()
         self.plate_model = make_plate_model(exp.solver.plate_model, self)
+
+    # --- antenna groups ---------------------------------------------------------------------------------------
+    def _activate(self, group: int):
+        """Put transmitter group `group` (one pattern and polarisation) into the Sionna scene, the others out."""
+        idx = self.tx_groups[group]
+        if self.active_tx == idx:
+            return
+        self.scene.remove([self._tx_devices[i].name for i in self.active_tx])
+        self.scene.tx_array = antenna.planar_array(self.tx_specs[idx[0]])
+        for i in idx:
+            self.scene.add(self._tx_devices[i])
+        self.active_tx = list(idx)
+
+    def _each_group(self):
+        """Per transmitter group, with it active in the scene: its transmitter indices (one group: all)."""
+        for g in range(len(self.tx_groups)):
+            self._activate(g)
+            yield self.active_tx
 
     # --- plates --------------------------------------------------------------------------------------------
     def _add_plates(self):
@@ -238,12 +272,20 @@ class RadioScene:
         diffraction drops specular chains erratically (measured: a plate path 40 m from the plate came and
         went between 1e5, 2e5, 4e5 and 1e6 samples; without diffraction it is found at every count)."""
         self.evaluations += 1
-        chains = self.paths(pose, samples_per_src, max_depth, diffraction=False)
-        power = self.plate_model.power(chains)  # [rx, tx]
-        if self.exp.solver.diffraction:
-            diffracted = self.paths(pose, samples_per_src, max_depth, diffraction=True)
-            power = power + self.plate_model.power(diffracted, only_diffracted=True)
-        return self._to_dbm(power, pose)
+        return self._to_dbm(self.power_per_tx(pose, samples_per_src, max_depth), pose)
+
+    def power_per_tx(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
+                     max_depth: int | None = None) -> np.ndarray:
+        """[num_targets, num_tx] the path gain |a|^2 summed over paths (transmitter powers not included) of
+        `rss_dbm`'s solves, each transmitter group with its own antenna array."""
+        power = np.zeros((len(self.targets), len(self._tx_devices)))
+        for idx in self._each_group():
+            chains = self.paths(pose, samples_per_src, max_depth, diffraction=False)
+            power[:, idx] = self.plate_model.power(chains)  # [rx, tx of the group]
+            if self.exp.solver.diffraction:
+                diffracted = self.paths(pose, samples_per_src, max_depth, diffraction=True)
+                power[:, idx] += self.plate_model.power(diffracted, only_diffracted=True)
+        return power
 
     def serving_plates(self, pose: JointPose | PlatePose, samples_per_src: int | None = None) -> list[str | None]:
         """Per target, the plate(s) on its strongest path at `pose` (the truth's paths and powers, as
@@ -251,12 +293,13 @@ class RadioScene:
         order, or None where the strongest path touches no plate."""
         names = [r.name for r in self.exp.plates()]
         ids = self.plate_model.plate_ids()
-        w_tx = 10.0 ** (self.tx_power_dbm / 10.0)
         num_r = len(self.targets)
         best = np.zeros(num_r)
         who: list[str | None] = [None] * num_r
         solves = [False] + ([True] if self.exp.solver.diffraction else [])
-        for only_diffracted in solves:
+        for group, only_diffracted in [(g, d) for g in range(len(self.tx_groups)) for d in solves]:
+            self._activate(group)
+            w_tx = 10.0 ** (self.tx_power_dbm[self.active_tx] / 10.0)
             paths = self.paths(pose, samples_per_src, diffraction=only_diffracted)
             a2 = self.plate_model.path_powers(paths, only_diffracted) * w_tx[None, :, None]  # [R, T, P]
             if a2.shape[-1]:
@@ -280,13 +323,16 @@ class RadioScene:
 
     def rss_dbm_of(self, paths, plate_model=None, pose=None) -> np.ndarray:
         """Received power [dBm] per target of one Sionna solve `paths` traced at the current pose, by
-        `plate_model` (default: the experiment's)."""
+        `plate_model` (default: the experiment's); one transmitter group only (the paths' own)."""
+        if len(self.tx_groups) > 1:
+            raise ValueError("rss_dbm_of: one Sionna solve holds one antenna group; use rss_dbm")
         return self._to_dbm((plate_model or self.plate_model).power(paths), pose)
 
     def _to_dbm(self, power, pose) -> np.ndarray:
-        power_mw = power @ (10.0 ** (self.tx_power_dbm / 10.0))
+        """Per target, the transmitters' path gains `power` [R, T] with their powers, combined by
+        `objective.combine`: [dBm] (sum, best_server) or [dB] SINR (sinr)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            rss = 10.0 * np.log10(power_mw)
+            rss = combine_dbm(power * 10.0 ** (self.tx_power_dbm / 10.0), self.exp.combine(), self.noise_mw)
         return checked_rss(rss, f"truth {'without the plate' if pose is None else f'at {JointPose.of(pose)}'}")
 
     # --- ray tests (detached) ------------------------------------------------------------------------------
@@ -338,6 +384,22 @@ class RadioScene:
             except Exception:  # noqa: BLE001, S112 - an object we cannot read is simply left out
                 continue
         return out
+
+    def _read_site(self):
+        """Fill `site_walls`, `site_frame` and `site_north_yaw_deg` from the scene's site.json, if it has one
+        (the walls as `reflectopt scene walls` lists them)."""
+        folder = self.scene_xml.parent
+        if not (folder / SITE_FILE).is_file():
+            return
+        from optimizer.physics.wall import Wall
+        from optimizer.sites.projection import LocalFrame
+        from optimizer.sites.record import read_site, wall_of
+
+        site = read_site(folder, f"scene: {self.exp.scene}")
+        self.site_walls = [Wall(w.id, (w.x0, w.y0), (w.x1, w.y1), (w.z0, w.z1), outward_right=True)
+                           for w in map(wall_of, site.get("walls") or [])]
+        self.site_frame = LocalFrame.from_record(site["frame"])
+        self.site_north_yaw_deg = self.site_frame.north_yaw_deg(0.0, 0.0)
 
     def wall_faces(self):
         """Every triangle of the scene but the plates, with its object's name (`wall.Faces`)."""

@@ -38,7 +38,7 @@ from optimizer.constants import (
     SURROGATE_PULL_MARGIN_FRESNEL,
 )
 from optimizer.errors import NumericsError
-from optimizer.physics import po
+from optimizer.physics import antenna, po
 from optimizer.physics.geometry import specular_point
 from optimizer.records import PlatePose
 
@@ -93,8 +93,16 @@ def _dot(a, b):
 class PlateSurrogate:
     """Smooth model of the plate path for a fixed set of transmitters and targets."""
 
-    def __init__(self, tx_positions, tx_power_dbm, targets, size_m, wavelength_m: float, aperture: bool = False):
-        """aperture: the plate path's level by the truth's PO factor (`search.surrogate_level: po`)."""
+    def __init__(self, tx_positions, tx_power_dbm, targets, size_m, wavelength_m: float, aperture: bool = False,
+                 antennas=None, sinr=None):
+        """aperture: the plate path's level by the truth's PO factor (`search.surrogate_level: po`).
+        antennas: (transmitter specs, target specs) (`optimizer.physics.antenna.AntennaSpec`, one per device):
+        the plate path then includes the Tx pattern toward the specular point, the target's from it and the
+        polarisation match through the plate (a perfect conductor); None or all default: no antenna term
+        (isotropic V, as before antennas).
+        sinr: (serving transmitter [N], interference plus noise [N] [dBm]) for `objective.combine: sinr`: each
+        target's value is then its serving transmitter's plate path over that constant (in dB SINR, the
+        truth's unit); None: the plate paths' power sum over transmitters [dBm]."""
         import drjit as dr
         import mitsuba as mi
 
@@ -105,6 +113,10 @@ class PlateSurrogate:
         self.size = (float(size_m[0]), float(size_m[1]))
         self.wavelength = float(wavelength_m)
         self.aperture = bool(aperture)
+        self.sinr = None if sinr is None else (np.asarray(sinr[0], int), np.asarray(sinr[1], float))
+        self.antennas = None
+        if antennas is not None and not all(a.is_default for a in [*antennas[0], *antennas[1]]):
+            self.antennas = (list(antennas[0]), list(antennas[1]))
 
     def _opaque(self, value):
         return self.dr.opaque(self.mi.Float, float(value))
@@ -243,11 +255,20 @@ class PlateSurrogate:
                 db = dr.clip(bq, -hh - margin, hh + margin) - bq
                 p_db = p_db + self._aperture_db((at + da, bt + db, st_e), (ar + da, br + db, sr_e), r_f, grad,
                                                 n_tg * k_off * n_pose)
+            if self.antennas is not None:  # patterns toward the specular point, polarisation through the plate
+                q = tuple((cx, cy, cz)[c] + aq * u[c] + bq * v[c] for c in range(3))
+                p_db = p_db + self._antenna_db(t, q, tgt, n, k_off, n_pose)
             if occlusion_db is not None:
                 occl = np.asarray(occlusion_db, dtype=np.float32)
                 occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
                 p_db = p_db - to_float(np.repeat(occl, k_off))
             per_tx.append(p_db)
+        if self.sinr is not None:  # the serving transmitter's plate path over the rest (dB SINR)
+            serving, rest_db = (np.tile(np.repeat(a, k_off), n_pose) for a in self.sinr)
+            out = to_float(-rest_db)
+            for t, p in enumerate(per_tx):
+                out = out + dr.select(to_float(serving == t) > 0.5, p, 0.0)
+            return out
         if len(per_tx) == 1:
             return per_tx[0]
         m = per_tx[0]  # power sum over transmitters, in dB (stable log-sum-exp)
@@ -258,6 +279,24 @@ class PlateSurrogate:
         for p in per_tx:
             acc = acc + dr.exp((p - m) / DB_PER_NEPER_POWER)
         return m + DB_PER_NEPER_POWER * dr.log(acc)
+
+    def _antenna_db(self, t: int, q, tgt, n, k_off: int, n_pose: int):
+        """[dB] Tx t's field toward the specular point q, reflected by the plate (normal n), into each target's
+        field toward q (`antenna.mirror_coupling_dr`); lanes as `_plate_power_db`'s."""
+        dr = self.dr
+        tx_specs, rx_specs = self.antennas
+
+        def unit(vec):
+            norm = dr.sqrt(dr.maximum(sum(dr.square(c) for c in vec), 1e-12))
+            return tuple(c / norm for c in vec)
+
+        tx_ports = antenna.field(tx_specs[t], unit(tuple(q[c] - float(self.tx[t, c]) for c in range(3))))
+        rot = None  # the targets share a pattern; with look_at each has its own orientation: per-lane rotations
+        if any(sp != rx_specs[0] for sp in rx_specs):
+            mats = np.stack([antenna.rotation(sp.orientation_rad) for sp in rx_specs])  # [N, 3, 3]
+            rot = [[to_float(np.tile(np.repeat(mats[:, i, j], k_off), n_pose)) for j in range(3)] for i in range(3)]
+        rx_ports = antenna.field(rx_specs[0], unit(tuple(q[c] - tgt[c] for c in range(3))), rot)
+        return antenna.mirror_coupling_dr(tx_ports, rx_ports, n)
 
     def _aperture_db(self, s, o, r_f, grad: bool = True, lanes: int | None = None):
         """10 log10(|F|^2 + floor) [dB] per target as a Dr.Jit Float: the truth's PO factor (numpy, float64)

@@ -114,7 +114,8 @@ def _scene_cuts(rs, poses) -> list:
 
 def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int | None = None,
           nominal_rss=None, interior: int = INTERIOR_POSES, seed: int | None = None,
-          fail_fast: bool = False, stop_at_score: float | None = None) -> tuple[ToleranceCheck, dict]:
+          fail_fast: bool = False, stop_at_score: float | None = None,
+          order=None) -> tuple[ToleranceCheck, dict]:
     """Truth at every pose of the tolerance box (scaled by `scale`) around `pose`.
 
     A pose of the box whose plate cuts through scene geometry (`rs.scene_cuts`, one ray launch for the
@@ -127,7 +128,9 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     Returns the check and the raw figures: {"offsets" [M, 5], "rss" [M, N] dBm (-inf: no path), "covered" [M]
     bool (the M poses traced), "plates" [M] (the plate each offset moves), "nominal" [N], "cut_offsets" [C, 5],
     "evaluations"}.
-    `nominal_rss`: the truth at the pose itself if known (saves one evaluation)."""
+    `nominal_rss`: the truth at the pose itself if known (saves one evaluation).
+    `order`: the box poses' indices in the order to trace them (e.g. worst first by a model; default: the
+    box's own order); "offsets", "rss" and "plates" come back in the order traced."""
     tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
     objective = objectives.of(exp)
@@ -149,7 +152,8 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
                 or (stop_at_score is not None and objective.score_rss(r) <= stop_at_score))
 
     nominal_stops = stop_at_score is not None and objective.score_rss(nominal) <= stop_at_score
-    for i, p in enumerate([] if nominal_stops else poses):
+    for i in [] if nominal_stops else (range(len(poses)) if order is None else order):
+        p = poses[i]
         if cut[i] or (early and cut.any()):
             continue  # never traced: a cut fails the box (fail-fast: at once)
         rows.append(rs.rss_dbm(p, samples_per_src=samples_per_src))

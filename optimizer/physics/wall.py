@@ -4,8 +4,9 @@ A bracket's errors are along the wall, off the wall and vertical, whatever the p
 tolerance box is taken in the frame of its wall (`WallFrame`), found once per run from the plate's mounting
 box (`reflector.bounds`, `yaw_deg`) and the scene, never per pose (the box stays put while the plate turns):
 
-1. `site`: a known wall (`Wall`, e.g. from a site importer's `site.json`), the nearest to the box's centre
-   within WALL_SEARCH_M (`find_frame(walls=...)`);
+1. `site`: a known wall (`Wall`, from the scene's `site.json`: `RadioScene.site_walls`): the one the plate
+   names (`reflector.mounted_on_wall`, set by a mounting box given by wall), else the nearest one behind
+   the box's centre within WALL_SEARCH_M (`find_frame(walls=...)`);
 2. `mesh`: the nearest large vertical face of the scene mesh (`faces`, from `RadioScene.wall_faces`) within
    WALL_SEARCH_M of the box's centre whose plane the plate, at the middle of its yaw range, faces (within
    WALL_MAX_ANGLE_DEG; any face where the yaw range is 180 deg or wider); its object's coplanar faces give
@@ -26,18 +27,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.constants import (MOUNT_ROUND_DEG, MOUNT_ROUND_M, WALL_COPLANAR_M, WALL_MAX_ANGLE_DEG, WALL_MIN_AREA_M2,
+from optimizer.constants import (MOUNT_ROUND_DEG, MOUNT_ROUND_LATLON_DIGITS, MOUNT_ROUND_M, WALL_COPLANAR_M, WALL_MAX_ANGLE_DEG, WALL_MIN_AREA_M2,
                                  WALL_SEARCH_M, WALL_VERTICAL_TOL_DEG)
 from optimizer.records import Mount, PlatePose, WallFrame
 
 
 @dataclass(frozen=True)
 class Wall:
-    """A known wall in plan (the seam for a site's walls): its id and its two ends [x, y] [m]."""
+    """A known wall in plan (a site's walls, `RadioScene.site_walls`): its id and its two ends [x, y] [m];
+    optionally its heights [z0, z1] [m] and `outward_right`: its face is on the right of start -> end (as in
+    site.json), so a plate behind it (inside the building) is not mounted on it."""
 
     id: str
     start: tuple[float, float]
     end: tuple[float, float]
+    z_m: tuple[float, float] | None = None
+    outward_right: bool = False
 
 
 @dataclass
@@ -110,8 +115,13 @@ def _towards(normal: np.ndarray, point: np.ndarray, c: np.ndarray) -> np.ndarray
 
 
 def _from_walls(c, refl, walls):
+    """The wall the plate names (`mounted_on_wall`), else the nearest one behind the box centre `c` (in front
+    of its face, within WALL_SEARCH_M, counting the height outside its z range) that the plate faces."""
     if not walls:
         return None
+    named = getattr(refl, "mounted_on_wall", None)
+    if named is not None and any(w.id == named for w in walls):
+        walls = [w for w in walls if w.id == named]
     best = None
     for w in walls:
         a, b = np.array(w.start, float), np.array(w.end, float)
@@ -121,8 +131,13 @@ def _from_walls(c, refl, walls):
             continue
         t = float(np.clip(np.dot(c[:2] - a, d) / length ** 2, 0.0, 1.0))
         dist = float(np.linalg.norm(c[:2] - (a + t * d)))
+        if w.z_m is not None:
+            dist = math.hypot(dist, max(0.0, w.z_m[0] - c[2], c[2] - w.z_m[1]))
         normal = _towards(np.array([-d[1], d[0]]), a, c)
-        if dist <= WALL_SEARCH_M and _faces_plate(refl, normal) and (best is None or dist < best[0]):
+        if w.id != named and (dist > WALL_SEARCH_M or not _faces_plate(refl, normal)
+                              or (w.outward_right and float(np.dot(normal, [d[1], -d[0]])) < 0)):
+            continue  # the named wall is taken as it is
+        if best is None or dist < best[0]:
             along = d / length
             if float(np.dot(along, [-normal[1], normal[0]])) < 0:  # ends measured along the frame's `along`
                 along = -along
@@ -179,7 +194,7 @@ def _from_faces(c, refl, faces: Faces | None):
 
 def frame_label(frame: WallFrame) -> str:
     """How the report and the CLI name a frame, e.g. "wall 'building_5' (scene mesh), yaw 90°"."""
-    what = {"site": f"wall {frame.wall_id!r} (site.json)", "mesh": f"wall {frame.wall_id!r} (scene mesh)",
+    what = {"site": f"site.json wall {frame.wall_id!r}", "mesh": f"wall {frame.wall_id!r} (scene mesh)",
             "bounds": "the mounting box's long horizontal axis (no wall found)",
             "plate": "the plate at the middle of its yaw range (no wall found, no long axis)"}[frame.source]
     return f"{what}, yaw {frame.yaw_deg:.1f}°"
@@ -202,11 +217,12 @@ def angle_to_wall_deg(yaw_deg: float, frame: WallFrame) -> float:
 
 
 def mount_figures(pose: PlatePose, frame: WallFrame, refl, ground_z: float | None = None,
-                  north_yaw_deg: float | None = None) -> Mount:
+                  north_yaw_deg: float | None = None, lat_lon_deg: tuple[float, float] | None = None) -> Mount:
     """`winner.mount` of one plate: where on its wall and how it is turned (see `Mount`), rounded to
     MOUNT_ROUND_M / MOUNT_ROUND_DEG. `ground_z`: the first surface below the plate centre [m] (None: z = 0);
     `north_yaw_deg`: for a geo-referenced site, the yaw of a plate whose normal points north [deg] (None:
-    no bearing)."""
+    no bearing); `lat_lon_deg`: the plate centre's latitude and longitude there (rounded to
+    MOUNT_ROUND_LATLON_DIGITS decimals)."""
     c = np.array(pose.position, float)
     along_m = from_end = standoff = None
     if frame.point is not None and frame.normal is not None:
@@ -236,6 +252,8 @@ def mount_figures(pose: PlatePose, frame: WallFrame, refl, ground_z: float | Non
         angle_to_wall_deg=_round(angle_to_wall_deg(pose.yaw_deg, frame), MOUNT_ROUND_DEG),
         bearing_deg=_round(bearing, MOUNT_ROUND_DEG) % 360.0 if bearing is not None else None,
         pitch_deg=_round(pose.pitch_deg, MOUNT_ROUND_DEG), yaw_deg=_round(pose.yaw_deg, MOUNT_ROUND_DEG),
+        lat_deg=None if lat_lon_deg is None else round(float(lat_lon_deg[0]), MOUNT_ROUND_LATLON_DIGITS),
+        lon_deg=None if lat_lon_deg is None else round(float(lat_lon_deg[1]), MOUNT_ROUND_LATLON_DIGITS),
         size_m=[float(v) for v in refl.size_m], material=str(refl.material),
         tolerance={"position_m": float(tol.position_m), "yaw_deg": float(tol.yaw_deg),
                    "pitch_deg": float(tol.pitch_deg)},

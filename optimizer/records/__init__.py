@@ -10,7 +10,8 @@ from optimizer.records.mount import FrameSource, Mount, WallFrame
 from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
 from optimizer.records.stats import STAT_FIELDS, RssStats
 from optimizer.records.summary import (Convergence, CoverageGain, Counts, Failure, Gain, Overrides, Pruning,
-                                       ObjectiveResult, RunLease, RunMeta, RunStatus, SizeResult, Summary, TargetRow,
+                                       ObjectiveResult, RobustPhase, RunLease, RunMeta, RunStatus, SizeResult, Summary,
+                                       TargetRow,
                                        Winner, WinnerPlate)
 from optimizer.records.tolerance import PlateTolerance, ToleranceCheck
 from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, StartKind, WorldOutcome, WorldState,
@@ -18,6 +19,6 @@ from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, Sta
 
 __all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BestSoFar", "Convergence", "CoverageGain", "Counts", "Failure",
            "FrameSource", "Gain", "JointPose", "Mount", "ObjectiveResult", "Overrides", "PlatePose", "PlateTolerance",
-           "Pruning", "Record", "RssStats", "RunLease", "RunMeta", "RunStatus", "ReusedSlot", "SizeResult", "ReuseKind",
-           "StartKind", "Summary", "TargetRow", "ToleranceCheck", "WallFrame", "Winner", "WinnerPlate",
-           "WorldOutcome", "WorldState", "WorldStatus", "WorldStep", "finite_or_none"]
+           "Pruning", "Record", "RobustPhase", "RssStats", "RunLease", "RunMeta", "RunStatus", "ReusedSlot",
+           "SizeResult", "ReuseKind", "StartKind", "Summary", "TargetRow", "ToleranceCheck", "WallFrame", "Winner",
+           "WinnerPlate", "WorldOutcome", "WorldState", "WorldStatus", "WorldStep", "finite_or_none"]

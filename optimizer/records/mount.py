@@ -50,7 +50,12 @@ class Mount(Record):
     angle_to_wall_deg: float = Field(description="the angle between plate and wall in plan [deg] (0: parallel; "
                                                  "pitch is given apart)")
     bearing_deg: float | None = Field(description="compass bearing of the plate's normal, the side away from "
-                                                  "the wall [deg] (null: the site is not geo-referenced)")
+                                                  "the wall, clockwise from true north [deg] (null: the site is "
+                                                  "not geo-referenced)")
+    lat_deg: float | None = Field(default=None, description="the plate centre's latitude [deg, WGS 84] (null: "
+                                                            "the site is not geo-referenced)")
+    lon_deg: float | None = Field(default=None, description="the plate centre's longitude [deg, WGS 84] (null: "
+                                                            "the site is not geo-referenced)")
     pitch_deg: float = Field(description="tilt of the normal upwards [deg]")
     yaw_deg: float = Field(description="the plate's yaw in the scene frame [deg]")
     size_m: list[float] = Field(description="plate width, height [m]")

@@ -174,6 +174,28 @@ class Counts(Record):
     robust: int = Field(default=0, description="worlds whose best pose holds over the tolerance")
 
 
+class RobustPhase(Record):
+    """The robust phase after the search (`search.robust_phase: halving`, optimizer.search.robust_phase)."""
+
+    mode: str = Field(description="search.robust_phase as run")
+    candidates: int = Field(description="the completed worlds' distinct best poses, in the phase")
+    checked: int = Field(description="candidates whose tolerance box was ray-traced (to the end or until refuted)")
+    stopped: int = Field(description="candidates stopped: their bound (nominal, then the worst pose traced so far) "
+                                     "could no longer beat the best confirmed worst case")
+    polished: int = Field(description="candidates given the worst-case polish (each became the leader)")
+    evaluations: int = Field(description="truth evaluations of the phase (also counted in `evaluations`)")
+    parallel_tasks: int = Field(default=0, description="Ray tasks that checked boxes of challengers at once")
+    model_worst_checks: int = Field(default=0, description="complete box checks traced in the model's order")
+    model_worst_hits: int = Field(default=0, description="of those, the checks where the model's worst box pose "
+                                                         "was the truth's worst")
+    model_worst_ranks: list[int] = Field(default_factory=list, description="per such check, the truth's worst "
+                                                                            "pose's place in the model's order "
+                                                                            "(0: the model's worst)")
+    refuted_after: list[int] = Field(default_factory=list, description="per check stopped by the leader's worst "
+                                                                       "case, the box poses it traced (0: its "
+                                                                       "nominal pose was no better)")
+
+
 class Pruning(Record):
     enabled: bool
     reduction_factor: int | None
@@ -224,6 +246,8 @@ class Summary(Record):
     counts: Counts
     evaluations: int = Field(description="truth evaluations of the whole run (worlds and driver)")
     pruning: Pruning = Field(description="successive halving: rungs [steps]")
+    robust_phase: RobustPhase | None = Field(default=None, description="the tolerance checks and worst-case "
+                                                                       "polish after the search (halving)")
     world_steps: int = Field(description="steps done by all worlds together")
     peak_host_mb_per_world: float | None = Field(description="largest peak host memory of a world [MB]")
     search: dict = Field(description="the search settings as run")

@@ -3,7 +3,8 @@
 `write_report(run_dir)` reads a local run folder's records (through `RunStore`), ray-traces two radio maps
 (Sionna RadioMapSolver; without the plate and with the plate at the winner pose, same seed), draws each
 picture independently (a failure is one warning line, never an exception) and writes the report last.
-Where the scene has a site.json it also writes site.geojson and site.kml (`optimizer.sites.export`).
+Where the scene has a site.json it also writes site.geojson and site.kml (`optimizer.sites.export`), and
+credits the map data (site.json's attribution, "© OpenStreetMap contributors" for OSM) on every page.
 It never modifies the numeric result files.
 """
 
@@ -132,9 +133,13 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
     status = {o.world: o.status for o in summary.worlds}
     winner_world = summary.winner.world
     height = float(np.median([t.z for t in targets])) if targets else 1.5
-    from optimizer.sites.export import write_site_files  # site.geojson, site.kml: only where there is a site.json
+    from optimizer.sites.export import scene_site, write_site_files  # only where there is a site.json
+    from optimizer.sites.record import credit
 
-    written += steps.run("site.geojson / site.kml", write_site_files, run_dir, exp, pose, targets) or []
+    site = steps.run("site.json", scene_site, exp) if exp is not None else None
+    attribution = credit(site)  # the map data's credit (OSM: ODbL) on report.html/.md and mounting.html
+    if site is not None:
+        written += steps.run("site.geojson / site.kml", write_site_files, run_dir, exp, pose, targets, site) or []
 
     # --- radio maps (ray tracing) and scene geometry -------------------------------------------------------
     npz_path = heat / RADIO_MAPS_FILE
@@ -260,14 +265,15 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
     if any(p.mount is not None for p in summary.winner.plates):
         from optimizer.report import mounting
 
-        written.append(steps.run(MOUNTING_HTML, lambda: _write(run_dir / MOUNTING_HTML, mounting.to_html(summary))))
+        written.append(steps.run(MOUNTING_HTML, lambda: _write(run_dir / MOUNTING_HTML,
+                                                               mounting.to_html(summary, attribution))))
     pictures = [heat / n for n in PICTURES if (heat / n).is_file()]
-    doc = build_document(summary, exp, pictures, CAPTIONS, timing, steps.failed)
+    doc = build_document(summary, exp, pictures, CAPTIONS, timing, steps.failed, attribution)
     md = steps.run(REPORT_MD, _write, run_dir / REPORT_MD, to_markdown(doc))
     timing["total_s"] = time.perf_counter() - t_start
     page = steps.run(REPORT_HTML, lambda: _write(run_dir / REPORT_HTML,
                                                  to_html(build_document(summary, exp, pictures, CAPTIONS, timing,
-                                                                        steps.failed))))
+                                                                        steps.failed, attribution))))
     written += [md, page]
     return [p for p in dict.fromkeys(written) if p is not None]
 

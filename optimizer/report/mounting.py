@@ -171,8 +171,9 @@ _CSS = ("@page{size:A4 landscape;margin:10mm}body{font-family:system-ui,Helvetic
         ".plate{page-break-inside:avoid}small{color:#555}")
 
 
-def to_html(s: Summary) -> str:
-    """The page (self-contained: the drawings inline)."""
+def to_html(s: Summary, attribution: str | None = None) -> str:
+    """The page (self-contained: the drawings inline); `attribution`: the map data's credit, where the scene
+    came from a map (`optimizer.sites.record.credit`)."""
     from optimizer.report.text import mount_rows
 
     e = html.escape
@@ -189,6 +190,8 @@ def to_html(s: Summary) -> str:
                  "mounting tolerance's resolution; the coverage was checked over the whole tolerance box "
                  f"({'holds' if s.winner.tolerance is not None and s.winner.tolerance.holds else 'see report.html'})."
                  "</small></p>")
+    if attribution:
+        parts.append(f"<p><small>{e(attribution)}</small></p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>Mounting: {e(s.name)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(parts)
             + "\n</body></html>\n")

@@ -75,6 +75,23 @@ def _metric_rows(s: Summary) -> list[list[str]]:
     return rows
 
 
+def _antenna(a) -> str:
+    if a.is_default():
+        return ""
+    aim = (f"look_at {a.look_at}" if a.look_at is not None
+           else f"azimuth {a.azimuth_deg:g}°, downtilt {a.downtilt_deg:g}°")
+    return f", {a.pattern} {a.polarization}, {aim}"
+
+
+def _combine(exp) -> str:
+    o = exp.objective
+    if exp.combine() == "sinr":
+        return (f"sinr: every RSS figure, the threshold and the objective in this report are dB SINR, not dBm "
+                f"(noise kTB·NF over {o.bandwidth_hz:g} Hz, NF {o.noise_figure_db:g} dB)")
+    return {"sum": "sum (powers add up)", "best_server": "best_server (each target's strongest transmitter)"}[
+        exp.combine()]
+
+
 def _gain(v) -> str:
     return f"{fmt_db(v)} dB" if v is not None else "- (no path on a side: see coverage)"
 
@@ -85,7 +102,9 @@ def _facts(s: Summary, exp) -> list[list[str]]:
             ["frequency", f"{s.frequency_hz / 1e9:.3f} GHz"], ["coverage threshold", fmt_power(s.threshold_dbm)]]
     if exp is not None:
         plates = "; ".join(f"{r.size_m[0]:g} m × {r.size_m[1]:g} m {r.material}" for r in exp.plates())
-        rows += [["transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm)" for t in exp.transmitters)],
+        rows += [["transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm{_antenna(t.antenna)})"
+                                            for t in exp.transmitters)],
+                 ["transmitters combine", _combine(exp)],
                  ["targets", str(s.targets_count)], ["plate", plates],
                  ["search", f"{exp.search.gradient}, {exp.search.worlds} worlds × {exp.search.steps} steps, "
                             f"starts {exp.search.starts}"]]
@@ -145,11 +164,15 @@ def _timing_line(timing: dict, s: Summary) -> str:
 
 
 def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing: dict,
-                   problems: list[str]) -> Document:
+                   problems: list[str], attribution: str | None = None) -> Document:
+    """The report; `attribution`: the map data's credit where the scene came from a map
+    (`optimizer.sites.record.credit`)."""
     doc = Document(title=f"reflectopt report: {s.name} ({s.run_id})")
     doc.add(Heading(doc.title, 1), Para(f"Winner pose: {_winner_line(s)}", "win"),
             Para(f"Reproduce: reflectopt evaluate EXPERIMENT --pose={s.winner.pose_arg}"
                  + (f" --size={s.winner.size_arg}" if s.winner.size_arg else ""), "small"))
+    if attribution:
+        doc.add(Para(attribution, "small"))
     if s.winner.on_bounds:
         doc.add(Para(f"The winner lies on the mounting box's bound(s) {', '.join(s.winner.on_bounds)}: widening "
                      "the box there may find a better pose.", "warn"))
@@ -238,8 +261,10 @@ def mount_rows(mounts) -> list[list[str]]:
                 + ("" if m.ground == "mesh" else " (above z = 0: no ground found below it)")),
             row("stand-off: plate centre to the wall", lambda m: "-" if m.standoff_m is None else fmt_cm(m.standoff_m)),
             row("angle between plate and wall (plan)", lambda m: fmt_half_deg(m.angle_to_wall_deg)),
-            row("bearing of the plate's normal", lambda m: "- (site not geo-referenced)" if m.bearing_deg is None
+            row("bearing of the plate's normal (from true north)", lambda m: "- (site not geo-referenced)" if m.bearing_deg is None
                 else fmt_half_deg(m.bearing_deg)),
+            row("plate centre (latitude, longitude)", lambda m: "- (site not geo-referenced)" if m.lat_deg is None
+                else f"{m.lat_deg:.7f}, {m.lon_deg:.7f}"),
             row("pitch (normal tilted up)", lambda m: fmt_half_deg(m.pitch_deg)),
             row("plate", lambda m: f"{m.size_m[0]:g} m × {m.size_m[1]:g} m {m.material}"),
             row("mounting tolerance", tol),

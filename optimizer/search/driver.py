@@ -365,21 +365,63 @@ def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: flo
                        warning=warning), 1
 
 
+def robust_phase(exp: Experiment, prep: Prepared, collected: list[Collected]):
+    """The tolerance checks and worst-case polish after the search (`search.robust_phase: halving`,
+    optimizer.search.robust_phase), in the driver's scenes at each world's plate sizes."""
+    from optimizer.experiment import catalogue
+    from optimizer.search import robust_phase as phase
+
+    opts = catalogue.options(exp) if catalogue.has_catalogue(exp) else None
+    scenes: dict = {}
+
+    def exp_for(size):
+        return exp if size is None else catalogue.sized(exp, opts[size])
+
+    def scene_for(size):
+        if size is None or opts[size] == catalogue.of_plates(exp):
+            return prep.rs
+        if size not in scenes:
+            scenes[size] = driver_scene(exp_for(size))
+        return scenes[size]
+
+    def area_of(cfg):
+        k = cfg.get("size")
+        return (0, None) if k is None or not opts else (catalogue.area_ranks(opts)[int(k)], int(k))
+
+    t0 = time.perf_counter()
+    collected, stats = phase.run(exp, collected, prep.baseline, scene_for, exp_for, area_of)
+    if stats is not None:
+        say(f"robust phase: {stats.candidates} candidates, {stats.checked} checked, {stats.polished} polished, "
+            f"{stats.stopped} stopped; {stats.evaluations} truth evaluations"
+            f"{f' ({stats.parallel_tasks} Ray tasks)' if stats.parallel_tasks else ''} "
+            f"({time.perf_counter() - t0:.1f} s)")
+    return collected, stats
+
+
 def mount_figures_of(rs, exp: Experiment, pose: JointPose, frames) -> list:
-    """Per plate, `winner.mount` (`wall.mount_figures`): the ground below each plate centre from the scene,
-    the bearing where the scene is geo-referenced (`rs.site_north_yaw_deg`, the site importer's seam)."""
+    """Per plate, `winner.mount` (`wall.mount_figures`): the ground below each plate centre from the scene;
+    where the scene is geo-referenced (`rs.site_frame`, from its site.json) the bearing, with true north
+    taken at the plate centre, and the centre's latitude and longitude."""
     from optimizer.physics.wall import mount_figures
 
-    north = getattr(rs, "site_north_yaw_deg", None)
-    return [mount_figures(p, f, r, rs.ground_below(p.position), north)
-            for p, f, r in zip(pose.plates, frames, exp.plates())]
+    site = getattr(rs, "site_frame", None)
+    out = []
+    for p, f, r in zip(pose.plates, frames, exp.plates()):
+        north, lat_lon = getattr(rs, "site_north_yaw_deg", None), None
+        if site is not None:
+            north = site.north_yaw_deg(p.x, p.y)
+            (lat,), (lon,) = site.to_geo([p.x], [p.y])
+            lat_lon = (float(lat), float(lon))
+        out.append(mount_figures(p, f, r, rs.ground_below(p.position), north, lat_lon))
+    return out
 
 
 def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Collected], t_start: float) -> Concluded:
-    """Rank the worlds by truth, re-evaluate the winner and the baseline at the final sample count, and
-    build the run's records."""
+    """Run the robust phase (halving), rank the worlds by truth, re-evaluate the winner and the baseline at
+    the final sample count, and build the run's records."""
     from optimizer.experiment import catalogue
 
+    collected, phase_stats = robust_phase(exp, prep, collected)
     rs = prep.rs
     thr = exp.objective.coverage_threshold_dbm
     objective = objectives.of(exp)
@@ -453,7 +495,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
                     pruned=sum(o.status == "pruned" for o in outcomes),
                     failed=sum(o.status == "failed" for o in outcomes),
                     merged=sum(o.status == "merged" for o in outcomes), reused=len(reused),
-                    robust=sum(bool(o.holds) for o in outcomes))
+                    robust=sum(bool(o.holds) and o.tolerance.complete for o in outcomes))
     prune = exp.search.prune
     rung_list = [] if prune == "off" else rungs(exp.search.steps, prune.grace_steps, prune.reduction_factor)
     devices = sorted({o.device for o in outcomes if o.device})
@@ -484,6 +526,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         worlds=outcomes, failures=failures, reused=reused, sizes=sizes, counts=counts, evaluations=evaluations,
         pruning=Pruning(enabled=bool(rung_list), reduction_factor=None if prune == "off" else prune.reduction_factor,
                         grace_steps=None if prune == "off" else prune.grace_steps, rungs=rung_list),
+        robust_phase=phase_stats,
         world_steps=int(sum(o.steps for o in outcomes)),
         peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),

@@ -47,8 +47,9 @@ def budget(exp: Experiment) -> int:
 
 
 class _Polish:
-    def __init__(self, rs, exp: Experiment, space: PoseSpace, limit: int):
+    def __init__(self, rs, exp: Experiment, space: PoseSpace, limit: int, screen_samples: int | None = None):
         self.rs, self.exp, self.space = rs, exp, space
+        self.screen_samples = screen_samples  # the screens' sample count (None: the run's)
         self.objective = objectives.of(exp)
         self.limit = int(limit)
         self.yaws = [f.yaw_deg for f in tolerance.frames(rs, exp)]  # each plate's wall frame (once)
@@ -61,7 +62,8 @@ class _Polish:
 
     def _truth(self, pose: JointPose) -> tuple[RssStats, np.ndarray]:
         self.spent += 1
-        rss = np.asarray(self.rs.rss_dbm(pose), float)
+        rss = np.asarray(self.rs.rss_dbm(pose) if self.screen_samples is None else
+                         self.rs.rss_dbm(pose, samples_per_src=self.screen_samples), float)
         return self.objective.stats(rss), rss
 
     def learn(self, raw: dict, k: int = ROBUST_ACTIVE):
@@ -89,11 +91,13 @@ class _Polish:
 
 
 def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck, raw: dict,
-                      limit: int) -> tuple[ToleranceCheck, int]:
+                      limit: int, screen_samples: int | None = None) -> tuple[ToleranceCheck, int]:
     """Climb the worst case over the tolerance box from `chk` (the check of the world's result, with its raw
     figures `raw` from `tolerance.check`) within `limit` truth evaluations. Returns the check of the pose it
     ends at (`chk` itself when no move was confirmed) and the evaluations spent. Nothing is spent from a pose
-    that does not cover every target itself (no box of it can hold) or whose box cuts the scene."""
+    that does not cover every target itself (no box of it can hold) or whose box cuts the scene.
+    `screen_samples`: screen moves at this sample count (cheap screening); the confirming box, its nominal
+    pose included, is then traced at the run's."""
     from optimizer.search.reuse import tolerances
 
     free = np.flatnonzero(space.free)
@@ -101,7 +105,7 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
     if (not free.size or limit < cost or chk.pose is None or chk.cut_by is not None
             or not objectives.of(exp).met(chk.nominal)):
         return chk, 0
-    run = _Polish(rs, exp, space, limit)
+    run = _Polish(rs, exp, space, limit, screen_samples)
     run.learn(raw)
     tol_unit = space.tolerance_unit(tolerances(exp))
     center = space.to_unit(space.to_vec(chk.pose))
@@ -122,8 +126,8 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
             best_unit, (best_value, best_rss), step = cand, screened, 2.0 * step
         moved = False
         if best_unit is not None and run.left >= cost:
-            new, new_raw = tolerance.check(rs, space.unit_pose(best_unit), exp, nominal_rss=best_rss,
-                                           stop_at_score=current)
+            new, new_raw = tolerance.check(rs, space.unit_pose(best_unit), exp, stop_at_score=current,
+                                           nominal_rss=best_rss if screen_samples is None else None)
             run.spent += new_raw["evaluations"]
             better = (new.complete and new.cut_by is None and run.objective.met(new.nominal)
                       and ((new.holds and not chk.holds)

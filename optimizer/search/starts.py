@@ -2,7 +2,9 @@
 
 On wide searches most of the pose space has no useful gradient, so where worlds start matters.
 Informed starts put the plate centre where the transmitter and the targets that need it are visible
-(detached ray tests against the scene), facing the specular orientation toward those targets.
+(detached ray tests against the scene), facing the specular orientation toward those targets; each
+candidate's score is weighted by the transmitter's pattern gain toward it (`antenna_weights`: a plate behind
+a sector antenna is a poor start).
 No start is a pose whose plates overlap or, with the scene given, cut through it (`PoseSpace.rejections`):
 such draws and candidates are skipped; an explicit `search.initial_poses` entry that is rejected is an error.
 """
@@ -55,11 +57,12 @@ def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: i
     vis_tx = np.stack([radio_scene.visible(np.repeat(tx[t:t + 1], m, 0), centres) for t in range(len(tx))], 1)
     vis_tg = radio_scene.visible(np.repeat(centres, len(targets), 0), np.tile(targets, (m, 1))).reshape(m, -1)
     lam = wavelength_m(exp.frequency_hz)
+    weight = antenna_weights(exp, tx, centres)  # [M, T]: a plate behind a sector antenna is a poor start
     scores = np.zeros(m)
     for i in range(m):
         if not vis_tx[i].any():
             continue
-        t_idx = int(np.argmax(vis_tx[i]))
+        t_idx = int(np.argmax(vis_tx[i] * weight[i]))
         seen = vis_tg[i]
         aim = targets[seen].mean(axis=0) if seen.any() else targets.mean(axis=0)
         yaw, pitch = specular_yaw_pitch(centres[i], tx[t_idx], aim, space.with_pitch)
@@ -67,12 +70,25 @@ def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: i
         if space.with_pitch:
             vecs[i, 4] = min(max(pitch, space.lo[4]), space.hi[4])
         hits = image_method(space.to_pose(vecs[i]).first, plate.size_m, tx[t_idx], targets, lam)["exists"]
-        scores[i] = seen.sum() + 2.0 * (hits & seen).sum() + 0.5
+        scores[i] = (seen.sum() + 2.0 * (hits & seen).sum() + 0.5) * weight[i, t_idx]
     k = exp.plates().index(plate)
     cuts = radio_scene.plate_cuts([space.to_pose(v).first for v in vecs], [k] * m) \
         if hasattr(radio_scene, "plate_cuts") else [None] * m
     scores[[c is not None for c in cuts]] = -np.inf  # cuts the scene: never a start
     return space.to_unit(vecs), scores
+
+
+def antenna_weights(exp: Experiment, tx: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """[M, T] each transmitter's pattern gain toward each candidate plate centre, over its best among them
+    (linear, in (0, 1]; all 1 for isotropic transmitters)."""
+    from optimizer.physics import antenna
+
+    out = np.ones((centres.shape[0], tx.shape[0]))
+    for t, spec in enumerate(antenna.transmitter_specs(exp)):
+        if spec.pattern != "iso":
+            g = 10.0 ** (antenna.gain_db(spec, centres - tx[t]) / 10.0)
+            out[:, t] = g / max(float(g.max()), antenna.GAIN_FLOOR)
+    return out
 
 
 def _pick_diverse(units, scores, n, min_dist):

@@ -171,7 +171,11 @@ class World:
         until one holds (a check is 2^d + 8 truth evaluations of this world's budget when it holds; one that
         fails stops at its first failing pose); then the worst-case polish from the best of those checks
         (`optimizer.search.robust`, `search.robust_polish_boxes`). The world's result is the pose that polish
-        ends at, with its complete check, else the best worst case seen."""
+        ends at, with its complete check, else the best worst case seen. Only under `search.robust_phase:
+        every_world`; under `halving` the driver does this after the search, where it can change the winner
+        (optimizer.search.robust_phase), and the world only keeps its candidates."""
+        if self.exp.search.robust_phase != "every_world":
+            return
         if not any(r.tolerance.active for r in self.exp.plates()) or not self.candidates or self.tolerance is not None:
             return
         from optimizer.physics import tolerance

@@ -189,10 +189,10 @@ def scene_site(exp) -> dict | None:
     return read_site(folder) if (Path(folder) / SITE_FILE).is_file() else None
 
 
-def write_site_files(run_dir, exp, joint_pose=None, targets=None) -> list[Path]:
-    """Write site.geojson and site.kml into the local run folder where the scene has a site.json; returns
-    the files written (none without one)."""
-    site = scene_site(exp)
+def write_site_files(run_dir, exp, joint_pose=None, targets=None, site: dict | None = None) -> list[Path]:
+    """Write site.geojson and site.kml into the local run folder where the scene has a site.json (`site`,
+    default: read it); returns the files written (none without one)."""
+    site = scene_site(exp) if site is None else site
     if site is None:
         return []
     frame = LocalFrame.from_record(site["frame"])

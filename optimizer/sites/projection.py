@@ -69,6 +69,12 @@ class LocalFrame:
         return Transformer.from_crs(self.epsg, WGS84_EPSG, always_xy=True)
 
     @cached_property
+    def _proj(self):
+        from pyproj import Proj
+
+        return Proj(f"EPSG:{self.epsg}")
+
+    @cached_property
     def _geod(self):
         from pyproj import Geod
 
@@ -112,6 +118,13 @@ class LocalFrame:
         (lat0, lat1), (lon0, lon1) = self.to_geo([x_m, x_m + dx / norm], [y_m, y_m + dy / norm])
         az, _, _ = self._geod.inv(lon0, lat0, lon1, lat1)
         return float(az % 360.0)
+
+    def north_yaw_deg(self, x_m: float, y_m: float) -> float:
+        """The yaw [deg] of a plate whose normal points to true (geographic) north at scene point (x, y): the
+        UTM grid convergence there (pyproj `get_factors().meridian_convergence`, the true bearing of grid
+        north, counted counter-clockwise like a yaw; about -1.8 deg in Helsinki, west of zone 35's meridian)."""
+        (lat,), (lon,) = self.to_geo([x_m], [y_m])
+        return float(self._proj.get_factors(float(lon), float(lat)).meridian_convergence)
 
     def record(self) -> dict:
         e0, n0 = self.origin_en_m

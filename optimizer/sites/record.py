@@ -55,6 +55,14 @@ def wall_of(rec: dict) -> Wall:
                 rec["z1_m"])
 
 
+def credit(site: dict | None) -> str | None:
+    """The line that credits the map data of a site (ODbL asks for it where the data came from OSM), e.g.
+    "Map data © OpenStreetMap contributors (ODbL-1.0)"; None without a site or an attribution."""
+    if not site or not site.get("attribution"):
+        return None
+    return f"Map data {site['attribution']}" + (f" ({site['license']})" if site.get("license") else "")
+
+
 def write_site(path: Path, site: dict) -> None:
     path.write_text(json.dumps({"format": FORMAT, "version": VERSION, **site}, indent=1, ensure_ascii=False)
                     + "\n", encoding="utf-8")

@@ -5,7 +5,10 @@
 (a wall id as `reflectopt scene walls` lists it; metres along the wall from its start point, heights of the
 plate centre above the ground, and the distance of the plate centre in front of the wall face). It becomes
 the `{min, max}` box it stands for when the file is loaded, before validation, like the geo-referenced
-positions (`optimizer.sites.positions`), so everything downstream sees the box it always did. A plate
+positions (`optimizer.sites.positions`), so everything downstream sees the box it always did; the wall's id
+is kept as the plate's `mounted_on_wall`, so its tolerance box and `winner.mount` are in that wall's frame
+(`optimizer.physics.wall`). A `{min, max}` box may name its wall the same way (`mounted_on_wall`, checked
+against site.json). A plate
 whose `yaw_deg` is not given gets the half-space in front of the wall: yaws within 90 degrees either side
 of the plate lying flat on the wall facing out (the middle of the range).
 
@@ -15,8 +18,8 @@ and farther from the wall than `s` (up to (b - a) |sin 2θ| / 2 off the segment 
 axis). Keep `along_m` short on such walls; a pose that cuts the building is still refused by the search
 (`RadioScene.scene_cuts`).
 
-Bad input (ConfigError, exit 2, one line each naming the key): the wall form on a scene without site.json;
-an unknown wall id; `along_m` outside the wall; `height_m` outside the wall's height range; a stand-off
+Bad input (ConfigError, exit 2, one line each naming the key): the wall form (or `mounted_on_wall`) on a
+scene without site.json; an unknown wall id (also in `mounted_on_wall`, or one that is not the bounds' wall); `along_m` outside the wall; `height_m` outside the wall's height range; a stand-off
 that is not above 0; keys missing or unknown; a number that is not finite.
 """
 
@@ -30,12 +33,13 @@ from optimizer.sites.walls import Wall
 
 KEYS = ("wall", "along_m", "height_m", "standoff_m")
 FORM = "a mounting box given by wall ({wall, along_m, height_m, standoff_m})", "{min: [x, y, z], max: [x, y, z]}"
+NAMED_FORM = "a wall named by mounted_on_wall", "no mounted_on_wall (the wall is then found in the scene mesh)"
 ON_WALL_TOL_M = 1e-3  # [m] along_m / height_m may pass the wall's ends by this much (site.json rounds to 1 mm)
 DIGITS = 6  # the box's coordinates are rounded to 1 um (float noise of the arithmetic off)
 
 
 def _plates(data: dict):
-    """(key path, plate mapping) of every plate whose bounds are a wall form."""
+    """(key path, plate mapping) of every plate whose bounds are a wall form or that names its wall."""
     plates = []
     if isinstance(data.get("reflector"), dict):
         plates.append(("reflector", data["reflector"]))
@@ -43,8 +47,12 @@ def _plates(data: dict):
         plates += [(f"reflectors[{i}]", r) for i, r in enumerate(data["reflectors"]) if isinstance(r, dict)]
     for path, plate in plates:
         b = plate.get("bounds")
-        if isinstance(b, dict) and any(k in b for k in KEYS):
+        if (isinstance(b, dict) and any(k in b for k in KEYS)) or plate.get("mounted_on_wall") is not None:
             yield path, plate
+
+
+def _is_wall_form(bounds) -> bool:
+    return isinstance(bounds, dict) and any(k in bounds for k in KEYS)
 
 
 def _pair(value, where: str, key: str) -> tuple[float, float]:
@@ -85,15 +93,22 @@ def resolve_wall_bounds(data, source: str, scene: str | None) -> None:
     site, walls = None, None
     for path, plate in _plates(data):
         where = f"{source}: {path}.bounds"
-        b = plate["bounds"]
-        if sorted(map(str, b)) != sorted(KEYS):
-            raise ConfigError(f"{where}: a mounting box given by wall has exactly the keys {', '.join(KEYS)} "
-                              f"(or give min and max); got {sorted(map(str, b))}")
+        b = plate.get("bounds")
+        named = plate.get("mounted_on_wall")
         if site is None:
-            site = site_of(scene, data.get("scene_sha256"), where, FORM)
+            site = site_of(scene, data.get("scene_sha256"), where if _is_wall_form(b) else
+                           f"{source}: {path}.mounted_on_wall", FORM if _is_wall_form(b) else NAMED_FORM)
             from optimizer.sites.record import wall_of
 
             walls = {r["id"]: wall_of(r) for r in site["walls"]}
+        if not _is_wall_form(b):  # a {min, max} box beside the wall it is on
+            if str(named) not in walls:
+                raise ConfigError(f"{source}: {path}.mounted_on_wall: {named!r} is not a wall of the scene's "
+                                  f"site.json; list them with `reflectopt scene walls {scene} --near LAT,LON`")
+            continue
+        if sorted(map(str, b)) != sorted(KEYS):
+            raise ConfigError(f"{where}: a mounting box given by wall has exactly the keys {', '.join(KEYS)} "
+                              f"(or give min and max); got {sorted(map(str, b))}")
         wall = walls.get(str(b["wall"]))
         if wall is None:
             raise ConfigError(f"{where}.wall: {b['wall']!r} is not a wall of the scene's site.json; list them "
@@ -112,6 +127,10 @@ def resolve_wall_bounds(data, source: str, scene: str | None) -> None:
         if standoff <= 0:
             raise ConfigError(f"{where}.standoff_m: {standoff:g} puts the plate centre in the wall; give the "
                               "distance in front of its face in metres (> 0)")
+        if named is not None and str(named) != wall.id:
+            raise ConfigError(f"{source}: {path}.mounted_on_wall: {named!r} is not the wall of its bounds "
+                              f"({wall.id!r}); leave mounted_on_wall out")
         box, yaws = wall_box(wall, along, height, standoff)
         plate["bounds"] = box
+        plate["mounted_on_wall"] = wall.id  # kept: the tolerance box and winner.mount take this wall's frame
         plate.setdefault("yaw_deg", yaws)

@@ -15,6 +15,12 @@ The world climbs the truth, not only the model:
   a step is under TRUST_BAD_RATIO of the corrected model's (both ends of the step under the same
   correction), doubled (up to 1) above TRUST_GOOD_RATIO.
 
+Antennas and `objective.combine` (optimizer.physics.antenna): the plate path includes each transmitter's
+pattern toward the plate, the targets' pattern and the polarisation through it; with `combine: sinr` each
+target's model value is its serving transmitter's plate path over the others' power plus noise from one truth
+without the plates (`sinr_terms`, dB SINR like the truth); `best_server` keeps the power sum over
+transmitters (a smooth maximum within 3 dB of it). Several plates with `sinr`: the power sum, in dBm.
+
 With several plates the model is `optimizer.physics.multi_surrogate.MultiPlateSurrogate` (every plate's single
 bounce and the plate -> plate double bounces) and every pose vector is the joint one; exploration perturbs
 every plate and turns one plate, drawn at random, to the specular yaw toward the focus targets that the other
@@ -45,6 +51,40 @@ from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mod
 from optimizer.search.starts import fit_yaw
 
 
+def occlusion_db(surrogate, rs, pose_vecs) -> np.ndarray:
+    """[P, T, N] penalties [dB] for P poses of a one-plate model with one batched ray test (both legs, every
+    pose, in one launch against the plate-free scene `rs`): OCCLUSION_PENALTY_DB per blocked leg (Tx -> plate,
+    plate -> target)."""
+    pts = np.stack([surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
+    num_p, num_t, num_n = pts.shape[:3]
+    flat = pts.reshape(-1, 3)
+    tx = np.tile(np.repeat(surrogate.tx, num_n, axis=0), (num_p, 1))
+    m = flat.shape[0]
+    clear = rs.visible(np.concatenate([tx, flat]), np.concatenate([flat, np.tile(rs.targets, (num_p * num_t, 1))]))
+    leg1, leg2 = clear[:m], clear[m:]
+    blocked = (~leg1).astype(float) + (~leg2).astype(float)
+    return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+
+
+def antenna_specs(exp, targets) -> tuple[list, list]:
+    """(transmitter specs, target specs) of the surrogate's antenna term (`optimizer.physics.antenna`)."""
+    from optimizer.physics import antenna
+
+    return antenna.transmitter_specs(exp), antenna.target_specs(exp, targets)
+
+
+def sinr_terms(exp, rs):
+    """For `objective.combine: sinr`: per target, the serving transmitter (the strongest without the plates) and
+    the others' power plus the noise [dBm], from one truth (`rs`) without the plates; None for sum and
+    best_server."""
+    if exp.combine() != "sinr":
+        return None
+    per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
+    serving = per_tx.argmax(axis=1)
+    rest = per_tx.sum(axis=1) - per_tx.max(axis=1) + rs.noise_mw
+    return serving, 10.0 * np.log10(rest)
+
+
 @register_gradient_mode
 class SurrogateMode(GradientMode):
     name = "surrogate"
@@ -65,7 +105,9 @@ class SurrogateMode(GradientMode):
         self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
                                         [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                         exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                                        aperture=exp.search.surrogate_level == "po")
+                                        aperture=exp.search.surrogate_level == "po",
+                                        antennas=antenna_specs(exp, world.rs.targets),
+                                        sinr=sinr_terms(exp, world.rs))
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         tol = exp.plates()[0].tolerance
         self.offsets = (world_offsets(corner_offsets(half_widths(tol)), frames(world.rs, exp)[0].yaw_deg)
@@ -117,7 +159,8 @@ class SurrogateMode(GradientMode):
         self.surrogate = MultiPlateSurrogate([t.position for t in exp.transmitters],
                                              [t.power_dbm for t in exp.transmitters], world.rs.targets,
                                              [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
-                                             aperture=exp.search.surrogate_level == "po")
+                                             aperture=exp.search.surrogate_level == "po",
+                                             antennas=antenna_specs(exp, world.rs.targets))
         self.offsets = [world_offsets(corner_offsets(half_widths(r.tolerance)), f.yaw_deg) if r.tolerance.active
                         else None for r, f in zip(plates, frames(world.rs, exp))]
 
@@ -212,19 +255,8 @@ class SurrogateMode(GradientMode):
 
     # --- one plate ----------------------------------------------------------------------------------------------
     def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
-        """[P, T, N] penalties [dB] for P poses with one batched ray test (both legs, every pose, in one
-        launch against the plate-free scene): OCCLUSION_PENALTY_DB per blocked leg (Tx -> plate,
-        plate -> target)."""
-        rs = self.world.rs
-        pts = np.stack([self.surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
-        num_p, num_t, num_n = pts.shape[:3]
-        flat = pts.reshape(-1, 3)
-        tx = np.tile(np.repeat(self.surrogate.tx, num_n, axis=0), (num_p, 1))
-        m = flat.shape[0]
-        clear = rs.visible(np.concatenate([tx, flat]), np.concatenate([flat, np.tile(rs.targets, (num_p * num_t, 1))]))
-        leg1, leg2 = clear[:m], clear[m:]
-        blocked = (~leg1).astype(float) + (~leg2).astype(float)
-        return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+        """`occlusion_db` of this world's model and scene."""
+        return occlusion_db(self.surrogate, self.world.rs, pose_vecs)
 
     def explore(self, frac: float) -> bool:
         """Score EXPLORE_SAMPLES poses around the current one (surrogate only, no truth), each also turned
