@@ -34,8 +34,12 @@ class Registry:
                 importlib.import_module(mod)
 
     def names(self) -> list[str]:
+        """The registered names: the built-ins in `builtin_modules`' order (whatever order their modules were
+        imported in), then the others as registered."""
         self._load()
-        return list(self._entries)
+        mods = self._builtin_modules
+        rank = {n: mods.index(c.__module__) if c.__module__ in mods else len(mods) for n, c in self._entries.items()}
+        return sorted(self._entries, key=rank.__getitem__)
 
     def validate(self, name: str) -> str:
         """`name` if registered, else ValueError naming the allowed values (the experiment's field check)."""
@@ -49,7 +53,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise ValueError(f"{self.key}: unknown value {name!r}; one of {', '.join(self._entries)}") from None
+            raise ValueError(f"{self.key}: unknown value {name!r}; one of {', '.join(self.names())}") from None
 
 
 GRADIENT_MODES = Registry("search.gradient", "gradient mode", (
