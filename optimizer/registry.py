@@ -35,11 +35,12 @@ class Registry:
                 importlib.import_module(mod)
 
     def names(self) -> list[str]:
-        """Registered names: the built-ins in the order of their modules (whichever was imported first), then
-        the others as registered."""
+        """The registered names: the built-ins in `builtin_modules`' order (whatever order their modules were
+        imported in), then the others as registered."""
         self._load()
-        order = {m: i for i, m in enumerate(self._builtin_modules)}
-        return sorted(self._entries, key=lambda n: order.get(self._entries[n].__module__, len(order)))
+        mods = self._builtin_modules
+        rank = {n: mods.index(c.__module__) if c.__module__ in mods else len(mods) for n, c in self._entries.items()}
+        return sorted(self._entries, key=rank.__getitem__)
 
     def validate(self, name: str) -> str:
         """`name` if registered, else ValueError naming the allowed values (the experiment's field check)."""

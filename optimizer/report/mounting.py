@@ -166,8 +166,8 @@ def drawing_png(pose: PlatePose, m: Mount) -> bytes:
 
 _CSS = ("@page{size:A4 landscape;margin:10mm}body{font-family:system-ui,Helvetica,Arial,sans-serif;color:#212121;"
         "margin:0 auto;max-width:270mm;font-size:12px}h1{font-size:17px;margin:4px 0}h2{font-size:14px;margin:6px 0}"
-        "table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #ccc;padding:2px 8px}"
-        "th{background:#f5f5f5;text-align:left}img{width:100%;max-height:105mm;object-fit:contain}"
+        "table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #ccc;padding:1px 8px}"
+        "th{background:#f5f5f5;text-align:left}img{width:100%;max-height:88mm;object-fit:contain}"
         ".plate{page-break-inside:avoid}small{color:#555}")
 
 

@@ -6,6 +6,10 @@ when the file is loaded, before validation, so everything downstream sees metres
 Bad input (ConfigError, exit 2, one line each naming the key): such a position on a scene without
 site.json (a built-in scene, a hand-made one); a position outside the site's ground; a latitude or
 longitude out of range, a height below 0, an unknown key, a number that is not finite.
+
+A transmitter's antenna may likewise be aimed by `bearing_deg` (from true north, clockwise) instead of
+`azimuth_deg` (counter-clockwise from the scene's +x): it is turned into the azimuth at the transmitter's own
+position with the projection's grid convergence there (`LocalFrame.north_yaw_deg`).
 """
 
 from __future__ import annotations
@@ -67,13 +71,27 @@ def site_of(scene: str | None, sha256: str | None, where: str, form: tuple[str, 
         raise ConfigError(problem) from None
 
 
+def _bearing_slots(data: dict):
+    """(key path, transmitter, antenna) of every transmitter antenna aimed by `bearing_deg`."""
+    txs = data.get("transmitters")
+    for i, tx in enumerate(txs if isinstance(txs, list) else []):
+        ant = tx.get("antenna") if isinstance(tx, dict) else None
+        if isinstance(ant, dict) and "bearing_deg" in ant:
+            yield f"transmitters[{i}].antenna", tx, ant
+
+
+GEO_BEARING = "bearing_deg (from true north)", "azimuth_deg (counter-clockwise from the scene's +x)"
+
+
 def resolve_geo_positions(data, source: str, scene: str | None) -> None:
-    """Replace every {lat, lon, height_m} position of the raw experiment `data` (in place) by [x, y, z];
-    `scene` is the experiment's scene as resolved (local path, archive or s3:// bundle)."""
+    """Replace every {lat, lon, height_m} position of the raw experiment `data` (in place) by [x, y, z], and
+    every transmitter antenna's `bearing_deg` by its `azimuth_deg`; `scene` is the experiment's scene as
+    resolved (local path, archive or s3:// bundle)."""
     if not isinstance(data, dict):
         return
     slots = list(_geo_slots(data))
-    if not slots:
+    bearings = list(_bearing_slots(data))
+    if not slots and not bearings:
         return
     from optimizer.sites.projection import LocalFrame, check_lat_lon
 
@@ -101,3 +119,18 @@ def resolve_geo_positions(data, source: str, scene: str | None) -> None:
                               f"y {y0:g}..{y1:g} m around {site['frame']['origin_lat_deg']:.6f}, "
                               f"{site['frame']['origin_lon_deg']:.6f}); give a point on the site")
         container[key] = [x, y, height]  # flat ground at z = 0: height above the ground is z
+    for path, tx, ant in bearings:
+        where = f"{source}: {path}.bearing_deg"
+        bearing = number(ant["bearing_deg"], where, "bearing_deg")
+        if "azimuth_deg" in ant or "look_at" in ant:
+            raise ConfigError(f"{where}: given together with azimuth_deg/look_at; keep one")
+        if site is None:
+            site = site_of(scene, data.get("scene_sha256"), where, GEO_BEARING)
+            frame = LocalFrame.from_record(site["frame"])
+        pos = tx.get("position")
+        if not (isinstance(pos, list) and len(pos) == 3):
+            continue  # the position's own check names it
+        x, y = number(pos[0], where, "position x"), number(pos[1], where, "position y")
+        azimuth = (90.0 + frame.north_yaw_deg(x, y) - bearing + 180.0) % 360.0 - 180.0  # north is +y turned
+        del ant["bearing_deg"]
+        ant["azimuth_deg"] = azimuth

@@ -159,13 +159,8 @@ def _extract_tar(archive: str, tf: tarfile.TarFile, dest: Path, max_bytes: int) 
         members = tf.getmembers()
     except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
         raise SceneError(f"{archive}: corrupt archive: {err}") from None
-    total = 0
-    for m in members:
-        _check_name(archive, m.name)
-        check_entry(archive, "archive", m.name, _tar_mode(m), hard_link=m.islnk())
-        total += max(0, m.size) if m.isfile() else 0
-        if total > max_bytes:
-            raise _too_big(archive, total, max_bytes)
+    _check_members(archive, [(m.name, _tar_mode(m), m.islnk(), max(0, m.size) if m.isfile() else 0)
+                             for m in members], max_bytes)
     dest.mkdir(parents=True, exist_ok=True)
     written = 0
     try:
@@ -182,6 +177,18 @@ def _extract_tar(archive: str, tf: tarfile.TarFile, dest: Path, max_bytes: int) 
     return written
 
 
+def _check_members(archive: str, members: list[tuple[str, int, bool, int]], max_bytes: int) -> None:
+    """Every member (name, st_mode, is a hard link, size [bytes]) of an archive checked before anything is
+    written: its name, `check_entry`, and the running unpacked size against `max_bytes`."""
+    total = 0
+    for name, mode, hard_link, size in members:
+        _check_name(archive, name)
+        check_entry(archive, "archive", name, mode, hard_link=hard_link)
+        total += size
+        if total > max_bytes:
+            raise _too_big(archive, total, max_bytes)
+
+
 def _extract_zip(path: str, dest: Path, max_bytes: int, archive: str) -> int:
     try:
         zf = zipfile.ZipFile(path)
@@ -189,13 +196,7 @@ def _extract_zip(path: str, dest: Path, max_bytes: int, archive: str) -> int:
         raise SceneError(f"{archive}: corrupt zip: {err}") from None
     with zf:
         infos = zf.infolist()
-        total = 0
-        for info in infos:
-            _check_name(archive, info.filename)
-            check_entry(archive, "archive", info.filename, _zip_mode(info))
-            total += info.file_size
-            if total > max_bytes:
-                raise _too_big(archive, total, max_bytes)
+        _check_members(archive, [(i.filename, _zip_mode(i), False, i.file_size) for i in infos], max_bytes)
         dest.mkdir(parents=True, exist_ok=True)
         written = 0
         try:
