@@ -1,4 +1,5 @@
-"""The experiment model (pydantic v2): what a user asks for, validated. Loading lives in `loading`."""
+"""The experiment model (pydantic v2): what a user asks for, validated. Loading lives in `loading`; the shared
+field types in `fields`, transmitters and antennas in `devices`, targets in `targets`."""
 
 from __future__ import annotations
 
@@ -8,99 +9,20 @@ import math
 import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
-from optimizer.constants import (ANGLE_LIMIT_DEG, ANTENNA_DEFAULT_PATTERN, ANTENNA_DEFAULT_POLARIZATION,
-                                 BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE, MAX_TARGETS,
-                                 NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, POSITION_LIMIT_M,
-                                 TX_POWER_DBM_RANGE)
+from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE,
+                                 NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
+from optimizer.experiment.devices import Transmitter
+from optimizer.experiment.fields import NAME_RE, Degrees, Metres, Seed, Vec3, _no_control_chars, _Strict
+from optimizer.experiment.targets import Targets
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
 
-Metres = Annotated[float, Field(ge=-POSITION_LIMIT_M, le=POSITION_LIMIT_M)]  # a coordinate [m]
-Degrees = Annotated[float, Field(ge=-ANGLE_LIMIT_DEG, le=ANGLE_LIMIT_DEG)]  # [deg]
-Vec3 = Annotated[list[Metres], Field(min_length=3, max_length=3)]
-Vec2 = Annotated[list[Metres], Field(min_length=2, max_length=2)]
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]  # numpy and Dr.Jit take non-negative 32-bit seeds
-NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_PLATE_SIDE_M = 100.0  # [m]
 MAX_PLATES = 8  # plates per experiment
 MAX_CATALOGUE_SIZES = 8  # entries of one plate's sizes_m
 MAX_SIZE_OPTIONS = 32  # size combinations of all plates' catalogues together
-
-
-class _Strict(BaseModel):
-    # Every float finite (no .nan / .inf, whatever YAML spells them as); each field states its range.
-    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
-
-
-def _no_control_chars(v: str, what: str) -> str:
-    if any(ord(c) < 32 for c in v):
-        raise ValueError(f"holds a control character; give {what}")
-    return v
-
-
-class Antenna(_Strict):
-    """A device's antenna (optimizer.physics.antenna): a pattern and polarisation of Sionna's registries and
-    where its boresight points: `azimuth_deg` (in the x-y plane, counter-clockwise from +x) and `downtilt_deg`
-    (below the horizon), or `look_at` (a point [m]). The default is isotropic, vertically polarised."""
-
-    pattern: str = Field(default=ANTENNA_DEFAULT_PATTERN, description="iso, dipole, hw_dipole, tr38901 or a "
-                                                                      "pattern registered with Sionna")
-    polarization: str = Field(default=ANTENNA_DEFAULT_POLARIZATION, description="V, H, VH or cross")
-    azimuth_deg: Degrees = 0.0
-    downtilt_deg: Annotated[float, Field(ge=-90, le=90)] = 0.0
-    look_at: Vec3 | None = Field(default=None, description="[m] the boresight aims here (instead of the angles)")
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern(cls, v: str):
-        from optimizer.physics.antenna import check_pattern
-
-        return check_pattern(v)
-
-    @field_validator("polarization")
-    @classmethod
-    def _polarization(cls, v: str):
-        from optimizer.physics.antenna import check_polarization
-
-        return check_polarization(v)
-
-    @model_validator(mode="after")
-    def _one_aim(self):
-        if self.look_at is not None and (self.azimuth_deg != 0.0 or self.downtilt_deg != 0.0):
-            raise ValueError("look_at: given together with azimuth_deg/downtilt_deg; keep one")
-        return self
-
-    def is_default(self) -> bool:
-        return self == Antenna()
-
-
-def _check_look_at(antenna: Antenna | None, position, what: str):
-    if antenna is not None and antenna.look_at is not None and all(
-            abs(float(a) - float(b)) < 1e-9 for a, b in zip(antenna.look_at, position)):
-        raise ValueError(f"{what}antenna.look_at: equals the position; give a point the boresight aims at")
-
-
-class Transmitter(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    position: Vec3  # [m]
-    power_dbm: float = Field(default=30.0, ge=TX_POWER_DBM_RANGE[0], le=TX_POWER_DBM_RANGE[1])  # [dBm]
-    antenna: Antenna = Field(default_factory=Antenna, description="pattern, polarisation, boresight "
-                                                                  "(default: isotropic, V)")
-
-    @model_validator(mode="after")
-    def _aim(self):
-        _check_look_at(self.antenna, self.position, "")
-        return self
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # The default antenna is left out: an experiment without antennas hashes as it always did.
-        data = handler(self)
-        if isinstance(data, dict) and self.antenna.is_default():
-            data.pop("antenna", None)
-        return data
 
 
 class Box3(_Strict):
@@ -250,69 +172,6 @@ def _plate_size(v, what: str, whole: bool = False) -> list[float]:
                                                                    for x in out):
         raise ValueError(msg)
     return out
-
-
-class Region(_Strict):
-    min: Vec2  # [m]
-    max: Vec2  # [m]
-    z: Metres = 1.5
-    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.min[0] > self.max[0] or self.min[1] > self.max[1]:
-            raise ValueError("min must be below max in x and y")
-        n = ((self.max[0] - self.min[0]) / self.spacing_m + 1) * ((self.max[1] - self.min[1]) / self.spacing_m + 1)
-        if not n <= MAX_TARGETS:  # a float product: a tiny spacing overflows to inf rather than raising
-            count = f"{math.floor(n):.3g}" if math.isfinite(n) else "too many"
-            raise ValueError(f"region gives {count} targets (limit {MAX_TARGETS}); raise spacing_m")
-        return self
-
-
-class Area(_Strict):
-    """Targets over a polygon (optimizer.experiment.areas): grid points at `spacing_m` inside it at height `z`;
-    those inside buildings are dropped when the scene loads."""
-
-    polygon: list[Vec2] = Field(description="corners [[x, y], ...] [m], in order, at least 3, not crossing")
-    z: Metres = 1.5
-    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
-
-    @model_validator(mode="after")
-    def _simple(self):
-        from optimizer.experiment import areas
-
-        why = areas.polygon_problem(self.polygon)
-        if why:
-            raise ValueError(why)
-        n = areas.grid_count(self.polygon, self.spacing_m)
-        if not n <= MAX_TARGETS:
-            count = f"{math.floor(n):.3g}" if math.isfinite(n) else "too many"
-            raise ValueError(f"area gives up to {count} targets (limit {MAX_TARGETS}); raise spacing_m")
-        if not len(areas.sample(self.polygon, self.z, self.spacing_m)):
-            raise ValueError(f"no grid point at spacing_m {self.spacing_m:g} lies in the polygon; lower spacing_m")
-        return self
-
-
-class Targets(_Strict):
-    points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
-    region: Region | None = None
-    area: list[Area] | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
-    antenna: Antenna | None = Field(default=None, description="every target's antenna (default: isotropic, "
-                                                              "V); `look_at` aims each target at one point")
-
-    @field_validator("area", mode="before")
-    @classmethod
-    def _one_area(cls, v):
-        return [v] if isinstance(v, dict) else v
-
-    @model_validator(mode="after")
-    def _some(self):
-        if not self.points and self.region is None and not self.area:
-            raise ValueError("no targets: give points: [[x, y, z], ...], region: {min, max, z, spacing_m} and/or "
-                             "area: {polygon: [[x, y], ...], z, spacing_m}")
-        for p in self.points:
-            _check_look_at(self.antenna, p, "")
-        return self
 
 
 class Objective(_Strict):
