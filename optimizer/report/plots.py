@@ -476,7 +476,8 @@ def rss_cdf(path, baseline, winner, threshold, area=None):
     w = np.sort(np.asarray(winner, float))
     curves = [(b, "#757575", "baseline (no plate)", "-", 2.2), (w, REPORT_COLOR_WINNER, "winner (with plate)", "-", 2.2)]
     if area is not None:
-        ab, aw = (np.sort(np.asarray(a, float).ravel()) for a in area)
+        ab, aw = (np.sort(np.where(np.asarray(a, float).ravel() <= NO_PATH_FLOOR_DBM, -np.inf,
+                                   np.asarray(a, float).ravel())) for a in area)
         curves += [(ab, "#212121", "area, baseline", "--", 1.4), (aw, "#bf360c", "area, winner", "--", 1.4)]
     lo = _clip_low(np.concatenate([c[0] for c in curves]), threshold)
     fig, ax = plt.subplots(figsize=(7.0, 4.8), layout="constrained")
@@ -498,7 +499,7 @@ def rss_cdf(path, baseline, winner, threshold, area=None):
     ax.set_xlim(lo, math.ceil((hi + 3.0) / 5.0) * 5.0)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("received power [dBm]")
-    ax.set_ylabel("fraction of targets (solid) / of the map's area (dashed) ≤ value" if area is not None
+    ax.set_ylabel("fraction ≤ value (targets solid, area dashed)" if area is not None
                   else "fraction of targets ≤ value")
     ax.set_title(f"RSS over {max(b.size, w.size)} targets" + (" and over the radio map's area" if area is not None
                                                                else "") + ": distribution", fontsize=11)
