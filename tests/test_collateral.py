@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +35,7 @@ def test_collateral_of_hand_made_maps():
     assert shadow[12, 22]
     assert rec.cells == int(shadow.sum()) - 1 + 1  # the shadow less its building cell, plus cell [1, 0]
     assert rec.area_m2 == pytest.approx(4.0 * 3.0 - 0.25 + 0.25)
+    assert rec.area_any_drop_m2 == pytest.approx(rec.area_m2 + 0.25)  # and the cell within the margin
     assert not mask[0, 0] and not mask[0, 1] and mask[1, 0] and not mask[12, 22]
     assert rec.worst_no_path and rec.worst_loss_db == pytest.approx(-60.0 - NO_PATH_FLOOR_DBM)
     assert 10 < rec.worst_xy_m[0] < 14 and 5 < rec.worst_xy_m[1] < 8

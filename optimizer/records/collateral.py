@@ -15,6 +15,10 @@ class Collateral(Record):
 
     area_m2: float = Field(ge=0, description="collateral area: cells covered without the plate, not with it [m^2]")
     cells: int = Field(ge=0, description="collateral cells")
+    area_any_drop_m2: float = Field(default=0.0, ge=0, description="the same without the noise margin: every cell "
+                                                                   "covered without the plate, not with it [m^2] "
+                                                                   "(an upper figure: it includes drops within the "
+                                                                   "maps' noise)")
     covered_area_m2: float = Field(ge=0, description="area covered without the plate, outside buildings [m^2]")
     worst_loss_db: float | None = Field(description="largest drop (baseline - winner) over the cells covered "
                                                     "without the plate [dB]; null: none covered")

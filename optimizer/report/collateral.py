@@ -58,6 +58,7 @@ def collateral_loss(x, y, baseline_dbm, winner_dbm, threshold_dbm: float, *, cel
     outside = ~np.asarray(buildings, bool) if buildings is not None else np.ones(b.shape, bool)
     mask = collateral_mask(b, w, threshold_dbm, margin_db=margin_db, buildings=~outside)
     covered = (b >= threshold_dbm) & outside
+    any_drop = collateral_mask(b, w, threshold_dbm, margin_db=0.0, buildings=~outside)
     area = float(cell_m) ** 2
     loss = np.where(covered, b - np.maximum(w, NO_PATH_FLOOR_DBM), -np.inf)
     worst = worst_xy = None
@@ -71,7 +72,8 @@ def collateral_loss(x, y, baseline_dbm, winner_dbm, threshold_dbm: float, *, cel
     if mask.any():
         iy, ix = np.nonzero(mask)
         centroid = [float(x[ix].mean()), float(y[iy].mean())]
-    rec = Collateral(area_m2=float(mask.sum()) * area, cells=int(mask.sum()), covered_area_m2=float(covered.sum()) * area,
+    rec = Collateral(area_m2=float(mask.sum()) * area, cells=int(mask.sum()),
+                     area_any_drop_m2=float(any_drop.sum()) * area, covered_area_m2=float(covered.sum()) * area,
                      worst_loss_db=worst, worst_no_path=no_path, worst_xy_m=worst_xy, centroid_xy_m=centroid,
                      threshold_dbm=float(threshold_dbm), margin_db=float(margin_db), cell_m=float(cell_m),
                      height_m=float(height_m), samples_per_tx=int(samples_per_tx),

@@ -490,7 +490,7 @@ def rss_cdf(path, baseline, winner, threshold, area=None):
         xs = np.maximum(vals, lo)
         lit = vals[np.isfinite(vals) & (vals > NO_PATH_FLOOR_DBM)]
         dark = (f"; {n_dark} with no path (at left edge)" if name[:4] != "area" else
-                f"; {100.0 * n_dark / vals.size:.0f} % with no path (at left edge)") if n_dark else ""
+                f"; {100.0 * n_dark / vals.size:.1f} % below {lo:.0f} dBm or no path (at left edge)") if n_dark else ""
         lab = f"{name}: min {fmt_power(vals.min())}, mean {fmt_power(lit.mean() if lit.size else None)}" + dark
         ax.step(np.r_[lo, xs], np.r_[0.0, y], where="post", color=color, ls=ls, lw=lw, label=lab)
         hi = max(hi, float(vals.max())) if np.isfinite(vals.max()) else hi
