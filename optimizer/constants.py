@@ -163,6 +163,9 @@ PNG_RADIO_MAP_GAIN = "radio_map_gain.png"
 PNG_TRAJECTORIES = "trajectories.png"
 PNG_CONVERGENCE = "convergence.png"
 PNG_RSS_CDF = "rss_cdf.png"
+PNG_COLLATERAL = "collateral.png"  # the loss over the cells covered without the plate, collateral cells marked
+COLLATERAL_MARGIN_DB = 1.5  # [dB] a covered cell falling below the threshold is lost to the plate only if it
+# loses more than this: smaller drops are within the radio maps' sampling noise (benchmarks/collateral_noise.py)
 RADIO_MAP_MAX_CELLS = 100  # cells along the longer side of a radio map
 RADIO_MAP_MIN_CELL_M = 0.25  # [m] no finer cells than this
 RADIO_MAP_MARGIN_M = 3.0  # [m] around targets, transmitters and the plate box (at least; 5 % of the span)

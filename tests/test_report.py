@@ -16,6 +16,7 @@ import pytest
 from optimizer.experiment import load_experiment
 from optimizer.constants import (
     HEATMAPS_DIR,
+    PNG_COLLATERAL,
     PNG_CONVERGENCE,
     PNG_RADIO_MAP_BASELINE,
     PNG_RADIO_MAP_GAIN,
@@ -36,8 +37,8 @@ from records_helpers import synthetic_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "indoor-corridor.yaml"
-PNGS = [PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_TRAJECTORIES, PNG_CONVERGENCE,
-        PNG_RSS_CDF]
+PNGS = [PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_COLLATERAL, PNG_TRAJECTORIES,
+        PNG_CONVERGENCE, PNG_RSS_CDF]
 
 pytestmark = pytest.mark.skipif(not EXAMPLE.is_file(), reason="examples/indoor-corridor.yaml not present")
 
@@ -121,6 +122,7 @@ def test_all_files_valid(traced_run):
     md = (run / REPORT_MD).read_text()
     for name in PNGS:
         assert f"]({HEATMAPS_DIR}/{name})" in md
+    assert "Collateral loss" in md and "m² (" in md  # the area, from the run's own radio maps
 
 
 def test_numbers_match_summary(traced_run):

@@ -230,9 +230,10 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     staged = store.write_summary(summary, SUMMARY_FILE + ".pending")
     t_rep = time.perf_counter()
     try:
-        from optimizer.report.build import write_report
+        from optimizer.report.build import run_collateral, write_report
 
         write_report(store.local, done.exp, summary=summary, radio_scene=done.rs, threads=os.cpu_count() or 1)
+        summary = summary.model_copy(update={"collateral": run_collateral(store.local, summary.threshold_dbm)})
     except Exception as err:  # noqa: BLE001
         say(f"warning: report not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
     summary = summary.model_copy(update={"report_time_s": round(time.perf_counter() - t_rep, 3),
@@ -271,6 +272,11 @@ def print_final(s: Summary, run_uri: str):
                   f"±{100 * t.position_m:g} cm / ±{t.yaw_deg:g}° yaw / ±{t.pitch_deg:g}° pitch "
                   f"({t.poses_checked} poses): worst min RSS {fmt_power(t.worst_min_rss_dbm)}, lowest coverage "
                   f"{fmt_pct(t.worst_coverage)}\n")
+    if s.collateral is not None:
+        k = s.collateral
+        worst = "" if k.worst_loss_db is None else f"; worst covered cell loses {k.worst_loss_db:.0f} dB"
+        out.write(f"collateral loss: {k.area_m2:.1f} m² covered without the plate are not with it{worst} "
+                  f"(radio maps, {k.margin_db:g} dB noise margin; heatmaps/collateral.png)\n")
     if w.on_bounds:
         out.write(f"note: the winner lies on the mounting box's bound(s) {', '.join(w.on_bounds)}; widening "
                   "`reflector.bounds` / `yaw_deg` there may find a better pose\n")

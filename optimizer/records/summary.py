@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from optimizer.records.base import Record
+from optimizer.records.collateral import Collateral
 from optimizer.records.mount import Mount, WallFrame
 from optimizer.records.pose import JointPose, PlatePose
 from optimizer.records.stats import RssStats
@@ -254,6 +255,9 @@ class Summary(Record):
     resources: dict = Field(description="CPU and GPU share per world")
     versions: dict = Field(description="versions of the libraries that shape the numbers")
     report_time_s: float | None = Field(default=None, description="time spent drawing the report [s]")
+    collateral: Collateral | None = Field(default=None, description="the area covered without the plate that it "
+                                                                    "leaves uncovered, from the report's radio "
+                                                                    "maps (null: no maps drawn)")
     tolerance_frames: list[WallFrame] = Field(default_factory=list, description="per plate, the frame its "
                                                                                "mounting tolerance box was taken "
                                                                                "in: its wall (site, mesh), else "

@@ -21,6 +21,7 @@ from optimizer.constants import (
     GAIN_MAP_LIMIT_DB,
     HEATMAPS_DIR,
     MOUNTING_HTML,
+    PNG_COLLATERAL,
     PNG_CONVERGENCE,
     PNG_RADIO_MAP_BASELINE,
     PNG_RADIO_MAP_GAIN,
@@ -36,14 +37,15 @@ from optimizer.constants import (
     TOLERANCE_MAP_STEPS,
 )
 from optimizer.records import Summary, TargetRow, WorldStep
+from optimizer.report.collateral import collateral_of_maps
 from optimizer.report.radio_maps import compute_radio_maps, map_area, scene_geometry
 from optimizer.report.text import build_document, to_html, to_markdown
 from optimizer.store.runstore import RunStore
 
 log = logging.getLogger(__name__)
 
-PICTURES = (PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_TOLERANCE, PNG_TRAJECTORIES,
-            PNG_CONVERGENCE, PNG_RSS_CDF)
+PICTURES = (PNG_RADIO_MAP_BASELINE, PNG_RADIO_MAP_WINNER, PNG_RADIO_MAP_GAIN, PNG_COLLATERAL, PNG_TOLERANCE,
+            PNG_TRAJECTORIES, PNG_CONVERGENCE, PNG_RSS_CDF)
 CAPTIONS = {
     PNG_RADIO_MAP_BASELINE: "Radio map without the plate (baseline)",
     PNG_RADIO_MAP_WINNER: "Radio map with the plate at the winner pose (Sionna's RadioMapSolver reflects off the "
@@ -54,7 +56,10 @@ CAPTIONS = {
     PNG_TRAJECTORIES: "Trajectories of all worlds",
     PNG_CONVERGENCE: "Convergence: the ray-traced truth per step (left); the search model's own objective "
                      "(right, a diagnostic: a model's prediction, refit as the search goes, not a measurement)",
-    PNG_RSS_CDF: "RSS distribution over targets",
+    PNG_COLLATERAL: "Collateral loss: what the plate takes away (baseline minus winner over the cells covered "
+                    "without the plate; hatched: covered without it, not with it, by more than the noise margin; the "
+                    "plate by geometric optics, as in the radio maps)",
+    PNG_RSS_CDF: "RSS distribution over targets (solid) and over the radio map's area outside buildings (dashed)",
 }
 
 if TYPE_CHECKING:
@@ -168,10 +173,16 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
         rm_time = time.perf_counter() - t0
         if traced is not None:
             maps = {**(maps or {}), **traced}
+            coll = collateral_of_maps(maps, thr)
+            if coll is not None:
+                maps["collateral"] = coll[1]
             if "baseline_dbm" in maps:
                 steps.run(RADIO_MAPS_FILE, np.savez_compressed, npz_path, **maps)
                 written.append(npz_path)
     maps = maps or {}
+    coll = steps.run("collateral loss", collateral_of_maps, maps, thr)
+    if coll is not None:
+        summary = summary.model_copy(update={"collateral": coll[0]})
     plan = _plan(exp, targets, maps.get("sections", np.zeros((0, 2, 2))), maps.get("footprints", np.zeros((0, 3, 2))),
                  height) if exp is not None else None
     t_draw = time.perf_counter()
@@ -196,6 +207,15 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                                      maps["baseline_dbm"], maps["winner_dbm"], plan,
                                      title=f"{name}: gain of the plate (winner − baseline)", covered=cov_w,
                                      pose=pose))
+        if coll is not None:
+            rec, mask, buildings = coll
+            worst = "" if rec.worst_loss_db is None else (
+                f"; worst cell loses {rec.worst_loss_db:.0f} dB" + (" (no path)" if rec.worst_no_path else ""))
+            written.append(steps.run(PNG_COLLATERAL, plots.collateral_map, heat / PNG_COLLATERAL, x, y,
+                                     maps["baseline_dbm"], maps["winner_dbm"], mask, plan,
+                                     title=f"{name}: collateral loss {rec.area_m2:.1f} m² (covered without the "
+                                     f"plate, not with it){worst}", threshold=thr, buildings=buildings, pose=pose,
+                                     worst_xy=rec.worst_xy_m))
 
     # --- the truth around the winner, over the mounting tolerance ---------------------------------------------
     tol_path = heat / TOLERANCE_MAP_FILE
@@ -254,9 +274,13 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
 
     # --- distribution ----------------------------------------------------------------------------------------
     if targets:
+        area = None
+        if coll is not None:
+            outside = ~coll[2]
+            area = (maps["baseline_dbm"][outside], maps["winner_dbm"][outside])
         written.append(steps.run(PNG_RSS_CDF, plots.rss_cdf, heat / PNG_RSS_CDF,
                                  _rss(t.baseline_rss_dbm for t in targets), _rss(t.winner_rss_dbm for t in targets),
-                                 thr))
+                                 thr, area))
     draw_time = time.perf_counter() - t_draw
 
     timing = {"radio_maps_s": rm_time, "pictures_s": draw_time, "total_s": time.perf_counter() - t_start,
@@ -276,6 +300,15 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                                                                         steps.failed, attribution))))
     written += [md, page]
     return [p for p in dict.fromkeys(written) if p is not None]
+
+
+def run_collateral(run_dir, threshold_dbm: float):
+    """`summary.collateral` of a run folder whose report saved its radio maps (None: no maps, no winner map)."""
+    npz = Path(run_dir) / HEATMAPS_DIR / RADIO_MAPS_FILE
+    if not npz.is_file():
+        return None
+    coll = collateral_of_maps(dict(np.load(npz)), threshold_dbm)
+    return coll[0] if coll is not None else None
 
 
 def _write(path: Path, text: str) -> Path:

@@ -247,6 +247,39 @@ def gain_map(path, x, y, baseline_dbm, winner_dbm, plan: FloorPlan, *, title, co
     return _finish_map(fig, ax, extent, title, handles, path)
 
 
+def collateral_map(path, x, y, baseline_dbm, winner_dbm, collateral, plan: FloorPlan, *, title, threshold,
+                   buildings=None, pose: PlatePose | None = None, worst_xy=None, limit_db: float = GAIN_MAP_LIMIT_DB):
+    """The loss (baseline − winner) [dB] over the cells covered without the plate (others grey), the
+    collateral cells (covered without the plate, not with it) outlined and hatched, the worst cell starred."""
+    b, w = np.asarray(baseline_dbm, float), np.asarray(winner_dbm, float)
+    covered = b >= threshold
+    if buildings is not None:
+        covered &= ~np.asarray(buildings, bool)
+    loss = np.where(covered, np.clip(b - np.maximum(w, NO_PATH_FLOOR_DBM), 0.0, None), np.nan)
+    extent = _cell_extent(x, y)
+    fig, ax = plt.subplots(figsize=_figsize(extent), layout="constrained")
+    cmap = plt.get_cmap("Reds").with_extremes(bad="#d9d9d9")
+    im = ax.imshow(loss, origin="lower", extent=extent, cmap=cmap, vmin=0.0, vmax=limit_db, interpolation="nearest",
+                   zorder=0)
+    cb = fig.colorbar(im, ax=ax, extend="max", shrink=0.95)
+    cb.set_label(f"loss: baseline − winner [dB] (fixed scale 0 to {limit_db:g} dB)")
+    mask = np.asarray(collateral, bool)
+    if mask.any():
+        ax.contourf(x, y, mask.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"], zorder=0.6)
+        ax.contour(x, y, mask.astype(float), levels=[0.5], colors=REPORT_COLOR_UNCOVERED, linewidths=1.4,
+                   zorder=0.7)
+    handles = draw_floor_plan(ax, plan, on_dark=False, targets=False)
+    if pose is not None:
+        handles.append(draw_plates(ax, pose, plan))
+    if worst_xy is not None:
+        ax.plot([worst_xy[0]], [worst_xy[1]], ls="", marker="*", ms=15, color="#311b92", mec="white", zorder=11)
+        handles.append(Line2D([], [], ls="", marker="*", ms=12, color="#311b92", mec="white", label="worst cell"))
+    handles.append(Rectangle((0, 0), 1, 1, fc="none", hatch="////", ec=REPORT_COLOR_UNCOVERED,
+                             label=f"collateral: covered ≥ {threshold:.0f} dBm without the plate, not with it"))
+    handles.append(Rectangle((0, 0), 1, 1, fc="#d9d9d9", ec="none", label="not covered without the plate"))
+    return _finish_map(fig, ax, extent, title, handles, path)
+
+
 def tolerance_map(path, along_m, yaw_deg, min_rss_dbm, covered, *, box_along_m: float, box_yaw_deg: float,
                   threshold: float, title: str):
     """Truth min RSS [dBm] over offsets around the winner: along the wall [m] (x) against yaw [deg] (y),
@@ -436,31 +469,40 @@ def convergence(path, series: dict, status: dict, winner: int | None, rungs, thr
 
 
 # --- distribution ----------------------------------------------------------------------------------
-def rss_cdf(path, baseline, winner, threshold):
-    """Empirical CDF of RSS over targets [dBm], baseline vs winner."""
+def rss_cdf(path, baseline, winner, threshold, area=None):
+    """Empirical CDF of RSS over targets [dBm], baseline vs winner; `area`: (baseline, winner) RSS of the
+    radio maps' cells outside buildings (equal cells: a share of the area), drawn dashed on the same axes."""
     b = np.sort(np.asarray(baseline, float))
     w = np.sort(np.asarray(winner, float))
-    lo = _clip_low(np.concatenate([b, w]), threshold)
+    curves = [(b, "#757575", "baseline (no plate)", "-", 2.2), (w, REPORT_COLOR_WINNER, "winner (with plate)", "-", 2.2)]
+    if area is not None:
+        ab, aw = (np.sort(np.where(np.asarray(a, float).ravel() <= NO_PATH_FLOOR_DBM, -np.inf,
+                                   np.asarray(a, float).ravel())) for a in area)
+        curves += [(ab, "#212121", "area, baseline", "--", 1.4), (aw, "#bf360c", "area, winner", "--", 1.4)]
+    lo = _clip_low(np.concatenate([c[0] for c in curves]), threshold)
     fig, ax = plt.subplots(figsize=(7.0, 4.8), layout="constrained")
     hi = lo
-    for vals, color, name in ((b, "#757575", "baseline (no plate)"), (w, REPORT_COLOR_WINNER, "winner (with plate)")):
+    for vals, color, name, ls, lw in curves:
         if vals.size == 0:
             continue
         n_dark = int(np.sum(vals < lo))
         y = np.arange(1, vals.size + 1) / vals.size
         xs = np.maximum(vals, lo)
         lit = vals[np.isfinite(vals) & (vals > NO_PATH_FLOOR_DBM)]
-        lab = (f"{name}: min {fmt_power(vals.min())}, mean {fmt_power(lit.mean() if lit.size else None)}"
-               + (f"; {n_dark} with no path (at left edge)" if n_dark else ""))
-        ax.step(np.r_[lo, xs], np.r_[0.0, y], where="post", color=color, lw=2.2, label=lab)
+        dark = (f"; {n_dark} with no path (at left edge)" if name[:4] != "area" else
+                f"; {100.0 * n_dark / vals.size:.1f} % below {lo:.0f} dBm or no path (at left edge)") if n_dark else ""
+        lab = f"{name}: min {fmt_power(vals.min())}, mean {fmt_power(lit.mean() if lit.size else None)}" + dark
+        ax.step(np.r_[lo, xs], np.r_[0.0, y], where="post", color=color, ls=ls, lw=lw, label=lab)
         hi = max(hi, float(vals.max())) if np.isfinite(vals.max()) else hi
     if threshold is not None:
         ax.axvline(threshold, color="red", ls="--", lw=1.0, label=f"coverage threshold {threshold:.0f} dBm")
     ax.set_xlim(lo, math.ceil((hi + 3.0) / 5.0) * 5.0)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("received power at target [dBm]")
-    ax.set_ylabel("fraction of targets ≤ value")
-    ax.set_title(f"RSS over {max(b.size, w.size)} targets: distribution", fontsize=11)
+    ax.set_xlabel("received power [dBm]")
+    ax.set_ylabel("fraction ≤ value (targets solid, area dashed)" if area is not None
+                  else "fraction of targets ≤ value")
+    ax.set_title(f"RSS over {max(b.size, w.size)} targets" + (" and over the radio map's area" if area is not None
+                                                               else "") + ": distribution", fontsize=11)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     return _save(fig, path)

@@ -181,6 +181,9 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
     doc.add(Table(["metric", "baseline (no plate)", "winner (with plate)", "gain"], _metric_rows(s)),
             Para(f"A target that no path reaches has no dBm value ('{NO_PATH}'); a dB gain is given only where both "
                  "sides have a path, otherwise the coverage gained counts.", "small"))
+    if s.collateral is not None:
+        doc.add(Heading("Collateral loss (no harm elsewhere)"), Table(None, collateral_rows(s.collateral),
+                                                                      numeric_from=99))
     chk = s.winner.tolerance
     if chk is not None:
         doc.add(Heading("Mounting tolerance"), Table(None, [
@@ -241,6 +244,24 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
                                        numeric_from=99),
             Para(_timing_line(timing, s), "small"))
     return doc
+
+
+def collateral_rows(c) -> list[list[str]]:
+    """`summary.collateral` as table rows."""
+    def xy(p):
+        return "-" if p is None else f"x = {p[0]:.1f} m, y = {p[1]:.1f} m"
+
+    worst = "-" if c.worst_loss_db is None else f"{c.worst_loss_db:.1f} dB" + (
+        " (no path with the plate: counted down to the no-path floor)" if c.worst_no_path else "")
+    return [["area covered without the plate, not with it", f"{c.area_m2:.1f} m² ({c.cells} cells of "
+             f"{c.cell_m:g} m; of {c.covered_area_m2:.0f} m² covered without the plate)"],
+            ["the same without the noise margin (any drop below the threshold)", f"{c.area_any_drop_m2:.1f} m²"],
+            ["where (centroid of those cells)", xy(c.centroid_xy_m)],
+            ["worst loss over the covered cells", worst], ["worst cell", xy(c.worst_xy_m)],
+            ["how", f"radio maps at z = {c.height_m:.1f} m ({c.samples_per_tx:,} rays per transmitter, geometric-"
+                    f"optics plate), threshold {fmt_power(c.threshold_dbm)}; a cell counts if it falls below the "
+                    f"threshold and loses more than {c.margin_db:g} dB (the maps' sampling noise); buildings left "
+                    f"out"]]
 
 
 def mount_rows(mounts) -> list[list[str]]:
