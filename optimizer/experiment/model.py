@@ -386,22 +386,32 @@ def _pose_outside(exp: Experiment, i: int, pose: list[float]) -> str | None:
 
 
 class Experiment(_Strict):
-    name: str = Field(pattern=NAME_RE, max_length=40)
-    scene: str
-    scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1])  # [Hz]
-    transmitters: list[Transmitter] = Field(min_length=1)
+    name: str = Field(pattern=NAME_RE, max_length=40, description="a DNS label (lower-case letters, digits, '-'): "
+                      "results go to <output>/<name>/<run-id>/, and the RayJob is named after it")
+    scene: str = Field(description="builtin:NAME (a Sionna scene), a folder with scene.xml and meshes/, a .zip or "
+                       ".tar.gz of one, or an s3:// bundle; a relative path is relative to the experiment file")
+    scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                     description="the scene bundle's content hash (`reflectopt scene hash`): "
+                                                 "a scene that does not match is refused")
+    frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1],
+                                description="[Hz] the carrier frequency")
+    transmitters: list[Transmitter] = Field(min_length=1, description="the access points: name, position [m] (or "
+                                            "{lat, lon, height_m} on a site), power_dbm, antenna")
     reflector: Reflector | None = Field(default=None, description="one plate (shorthand of a one-entry "
                                                                   "`reflectors` list)")
     reflectors: list[Reflector] | None = Field(default=None, max_length=MAX_PLATES,
                                                description="several plates, placed jointly")
-    targets: Targets
-    objective: Objective = Objective()
-    solver: Solver = Solver()
-    search: Search = Search()
-    resources: Resources = Field(default_factory=Resources)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    output: str = "results/"
+    targets: Targets = Field(description="where the signal is wanted: points, a region grid and/or polygon areas")
+    objective: Objective = Field(default=Objective(), description="what a pose is worth: the kind (min, "
+                                 "percentile, coverage), the coverage threshold, how transmitters combine")
+    solver: Solver = Field(default=Solver(), description="the ray tracer's settings (depth, samples, diffraction, "
+                           "the plate's physics)")
+    search: Search = Field(default=Search(), description="the worlds, their steps, pruning, reuse, starts and the "
+                           "robust phase")
+    resources: Resources = Field(default_factory=Resources, description="CPU and GPU share of each world (Ray)")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where Dr.Jit runs: auto takes the "
+                                                   "GPU where one is visible")
+    output: str = Field(default="results/", description="a folder or s3://bucket/prefix for the results")
 
     @field_validator("scene")
     @classmethod
