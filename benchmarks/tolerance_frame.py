@@ -11,11 +11,20 @@ Prints the worst min RSS and the lowest coverage of both, and PASS/MISS for:
 * a plate turned from its wall: the boxes differ (the moves differ), so the figures may.
 
     .venv/bin/python benchmarks/tolerance_frame.py [--samples 20000] [--turned-only]
+    .venv/bin/python benchmarks/tolerance_frame.py --suite [--cases N] [--osm-cases M] [--seed S] [--turn 45]
+
+`--suite`: the benchmark suite's cases instead (scripts/make_scenes.py: N generated cases of seed S and M
+real-city cases of central Helsinki, `--osm`; generated into benchmarks/.cache/scenes/ where missing, at
+`--samples`). On each, the plate at the middle of its mounting box, parallel to its wall (the wall frame's
+yaw) and turned from it: to the mirror pose between the transmitter and the targets' centroid in plan (its
+normal halves the angle; pitch 0), or `--turn` degrees from the wall. The per-case change is the wall
+frame's worst min RSS minus the plate frame's.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -47,10 +56,53 @@ class PlateFrame:
         return [f.model_copy(update={"yaw_deg": self.yaw_deg, "source": "plate"}) for f in self.rs.wall_frames()]
 
 
+def specular_yaw_deg(exp, centre) -> float:
+    """The yaw [deg] of a plate at `centre` whose normal halves the angle, in plan, between the transmitter
+    and the targets' centroid (the mirror pose a search heads for)."""
+    import numpy as np
+
+    from optimizer.sites.wallbox import yaw_facing_deg
+
+    c = np.array(centre[:2], float)
+    to_tx = np.array(exp.transmitters[0].position[:2], float) - c
+    to_rx = np.mean(np.array(exp.target_points(), float)[:, :2], axis=0) - c
+    n = to_tx / np.linalg.norm(to_tx) + to_rx / np.linalg.norm(to_rx)
+    return yaw_facing_deg(*(n / np.linalg.norm(n)))
+
+
+def suite_poses(seed: int, cases: int, osm_cases: int, samples: int | None, turn_deg: float | None):
+    """[(case, (experiment, truth), pose vector)]: the suite's cases (generated where missing), each at the
+    middle of its mounting box, parallel to its wall and turned from it: `turn_deg` from it, or (None) the
+    mirror pose between the transmitter and the targets (`specular_yaw_deg`)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_scenes import suite_cases
+
+    from optimizer.experiment import load_experiment
+    from optimizer.physics.scene import RadioScene
+
+    out = []
+    for name, path in suite_cases(seed, cases, samples=samples) + suite_cases(seed, osm_cases, True, samples=samples):
+        exp = load_experiment(path)
+        rs = RadioScene(exp, device="cpu", threads=2)
+        r = exp.reflector
+        mid = [round(0.5 * (a + b), 2) for a, b in zip(r.bounds.min, r.bounds.max)]
+        flat = rs.wall_frames()[0].yaw_deg
+        for yaw in (flat, flat + turn_deg if turn_deg is not None else specular_yaw_deg(exp, mid)):
+            out.append((name, (exp, rs), (*mid, round(math.remainder(yaw, 360.0), 1), 0.0)))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=None, help="samples per source (default: the example's)")
     ap.add_argument("--turned-only", action="store_true", help="skip the poses parallel to their wall")
+    ap.add_argument("--suite", action="store_true", help="the benchmark suite's cases (scripts/make_scenes.py)")
+    ap.add_argument("--seed", type=int, default=1, help="suite seed (--suite)")
+    ap.add_argument("--cases", type=int, default=0, help="generated cases (--suite)")
+    ap.add_argument("--osm-cases", type=int, default=3, help="real-city cases, central Helsinki (--suite)")
+    ap.add_argument("--turn", type=float, default=None,
+                    help="degrees the turned pose is from its wall (--suite; default: the mirror pose between the "
+                         "transmitter and the targets)")
     args = ap.parse_args()
     from optimizer.experiment import load_experiment
     from optimizer.physics import tolerance
@@ -63,14 +115,23 @@ def main() -> int:
     ok = True
     print(f"{'example':<16}{'pose (x, y, z, yaw, pitch)':<36}{'to wall':>8}{'plate frame':>16}{'wall frame':>16}"
           f"{'change':>9}   coverage plate / wall")
-    for name, vec in POSES:
-        if args.turned_only and vec[3] in (0.0, 90.0):
+    if args.suite:
+        poses = suite_poses(args.seed, args.cases, args.osm_cases, args.samples, args.turn)
+    else:
+        poses = []
+        for name, vec in POSES:
+            if name not in scenes:
+                exp = load_experiment(ROOT / "examples" / f"{name}.yaml")
+                scenes[name] = (exp, RadioScene(exp, device="cpu", threads=2))
+            poses.append((name, scenes[name], vec))
+    shown = set()
+    changes = []
+    for name, (exp, rs), vec in poses:
+        if args.turned_only and angle_to_wall_deg(vec[3], rs.wall_frames()[0]) < 0.01:
             continue
-        if name not in scenes:
-            exp = load_experiment(ROOT / "examples" / f"{name}.yaml")
-            scenes[name] = (exp, RadioScene(exp, device="cpu", threads=2))
-            print(f"  {name}: box in the frame of {frame_label(scenes[name][1].wall_frames()[0])}")
-        exp, rs = scenes[name]
+        if name not in shown:
+            shown.add(name)
+            print(f"  {name}: box in the frame of {frame_label(rs.wall_frames()[0])}")
         pose = JointPose.single(PlatePose(*vec))
         t0 = time.perf_counter()
         nominal = rs.rss_dbm(pose, samples_per_src=args.samples)
@@ -82,10 +143,15 @@ def main() -> int:
         print(f"{name:<16}{', '.join(f'{v:g}' for v in vec):<36}{turned:>7.1f}°{fmt_power(a, 2):>16}"
               f"{fmt_power(b, 2):>16}{change:>9}   {fmt_pct(old.worst_coverage)} / {fmt_pct(new.worst_coverage)}"
               f"   ({time.perf_counter() - t0:.0f} s)")
+        if turned >= 0.01 and a is not None and b is not None:
+            changes.append(b - a)
         if turned < 0.01:
             same = (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 0.01)
             ok &= same
             print(f"  [{'PASS' if same else 'MISS'}] parallel to its wall: the same box (change {change} dB)")
+    if changes:
+        print(f"turned poses: {len(changes)}, change of the worst min RSS (wall frame - plate frame): mean "
+              f"{sum(changes) / len(changes):+.2f} dB, largest {max(changes, key=abs):+.2f} dB")
     return 0 if ok else 1
 
 

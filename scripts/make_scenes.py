@@ -511,6 +511,29 @@ def default_out(seed: int, two_zone: bool = False, osm: bool = False) -> Path:
     return REPO / "benchmarks" / ".cache" / "scenes" / f"seed-{seed}{tail}"
 
 
+def suite_cases(seed: int, n: int, osm: bool = False, builtin: bool = False,
+                samples: int | None = None) -> list[tuple[str, Path]]:
+    """[(case name, experiment.yaml)] of the suite's N generated cases of `seed` (+ the built-ins), or its N
+    real-city cases (`osm`), from benchmarks/.cache/scenes/ (generated there first where the index has fewer;
+    the generator's lines go to stderr). For the benchmarks that take `--suite`."""
+    import contextlib
+
+    if n == 0 and not builtin:
+        return []
+    out = default_out(seed, osm=osm)
+    index = out / "index.json"
+    want = n + (len(BUILTIN_CASES) if builtin else 0)
+    if not index.exists() or len(json.loads(index.read_text())["cases"]) < want:
+        argv = [str(seed), str(n)] + (["--osm"] if osm else []) + (["--builtin"] if builtin else [])
+        with contextlib.redirect_stdout(sys.stderr):
+            if main(argv + (["--samples", str(samples)] if samples else [])) != 0:
+                raise SystemExit("make_scenes: bad arguments")
+    cases = json.loads(index.read_text())["cases"]
+    picked = [c for c in cases if c["name"] not in BUILTIN_CASES][:n]
+    picked += [c for c in cases if builtin and c["name"] in BUILTIN_CASES]
+    return [(c["name"], out / c["folder"] / "experiment.yaml") for c in picked]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("seed", type=int)
