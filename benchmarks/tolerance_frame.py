@@ -15,7 +15,7 @@ Prints the worst min RSS and the lowest coverage of both, and PASS/MISS for:
 
 `--suite`: the benchmark suite's cases instead (scripts/make_scenes.py: N generated cases of seed S and M
 real-city cases of central Helsinki, `--osm`; generated into benchmarks/.cache/scenes/ where missing, at
-`--samples`). On each, the plate at the middle of its mounting box, parallel to its wall (the wall frame's
+`--samples`). On each, the plate in its mounting box, parallel to its wall (the wall frame's
 yaw) and turned from it: `--turn` degrees, or by default the best of three yaws (the mirror pose between the
 transmitter and the targets' centroid in plan, its normal halving the angle, and 45° either way from the
 wall; pitch 0) at the best of five points along the box (most targets reached in truth). One plate seldom
