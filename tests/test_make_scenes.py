@@ -144,3 +144,62 @@ def test_two_zone_clusters_shadowed_apart_and_boxes_on_two_walls(two_zone):
             c[2] = 0.5 * (lo[2] + hi[2])
             seen |= rs.visible(np.repeat(c[None], len(own), 0), own)
         assert seen.all(), k
+
+
+@pytest.fixture(scope="module")
+def osm(tmp_path_factory):
+    pytest.importorskip("pyrosm")
+    import make_scenes  # noqa: F401  (suite_osm's own import of it, on the path)
+    import suite_osm
+
+    out = tmp_path_factory.mktemp("osm")
+    info = suite_osm.osm_case(out / "a", 7, 0, 20_000)
+    again = suite_osm.osm_case(out / "b", 7, 0, 20_000)
+    return out, info, again
+
+
+def test_osm_same_seed_same_bytes(osm):
+    out, info, again = osm
+    assert info == again and info["kind"] == "osm" and info["name"] == "s7-00-osm"
+    a, b = out / "a" / info["folder"], out / "b" / info["folder"]
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert {"scene.xml", "experiment.yaml", "site.json", "footprints.geojson"} <= {str(f) for f in files}
+    for rel in files:
+        assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+
+
+def test_osm_case_on_a_site_wall_with_shadowed_targets(osm):
+    """The box is given by a site.json wall (the form a user writes), sits in front of that facade, and the
+    targets are out of the transmitter's sight and below the threshold without a plate (truth)."""
+    import json
+
+    import suite_osm
+    from optimizer.experiment import load_experiment
+    from optimizer.physics.scene import RadioScene
+    from optimizer.sites.record import wall_of
+
+    out, info, _ = osm
+    folder = out / "a" / info["folder"]
+    assert "bounds: {wall: " in (folder / "experiment.yaml").read_text()
+    exp = load_experiment(folder / "experiment.yaml")
+    r = exp.reflector
+    assert r.mounted_on_wall == info["wall"]
+    site = json.loads((folder / "site.json").read_text())
+    assert site["source"]["file"] == "Helsinki.osm.pbf" and site["license"]
+    wall = wall_of(next(w for w in site["walls"] if w["id"] == info["wall"]))
+    assert wall.length_m >= suite_osm.OSM_WALL_MIN_M
+    # the box's middle: in front of the facade (its outward side) by the stand-off, within the wall's ends
+    lo, hi = np.array(r.bounds.min), np.array(r.bounds.max)
+    mid = 0.5 * (lo + hi)
+    n = np.array(wall.normal)
+    u = np.array([wall.x1 - wall.x0, wall.y1 - wall.y0]) / wall.length_m
+    rel = mid[:2] - np.array([wall.x0, wall.y0])
+    assert float(rel @ n) == pytest.approx(0.5 * r.size_m[0] + 0.15, abs=1e-3)
+    assert 0 < float(rel @ u) < wall.length_m
+    assert (lo[2], hi[2]) == suite_osm.OSM_HEIGHT_M
+    rs = RadioScene(exp, device="cpu", threads=1)
+    targets = np.array(exp.target_points())
+    assert 6 <= len(targets) <= 12
+    assert_shadowed(rs, exp, targets)
+    behind = mid - (0.5 * r.size_m[0] + 0.5) * np.array([*n, 0.0])  # through the facade: blocked
+    assert not rs.visible(mid[None], behind[None])[0]
