@@ -200,6 +200,50 @@ def test_sigterm_is_an_interrupt_and_resume_completes(tmp_path):
     assert [w["status"] for w in s["worlds"]] == ["completed", "completed"] and s["failures"] == []
 
 
+def test_ctrl_c_in_the_robust_phase_is_an_interrupt_and_resume_completes(tmp_path):
+    """Ctrl-C after the worlds have finished, while the driver checks and polishes candidates (the robust
+    phase): Tune's own SIGINT handler outlived its loop and only set a flag, so the run went on. Now: exit
+    130, run.json interrupted, one line of ours; `resume` concludes the run."""
+    import threading
+
+    exp = street(**{"search.worlds": 2, "search.steps": 3, "search.prune": "off", "search.concurrency": 2,
+                    "solver.samples_per_src": 20000})
+    f = write_yaml(tmp_path / "e.yaml", exp)
+    out = tmp_path / "out"
+    p = subprocess.Popen(CLI + ["run", str(f), "--output", str(out), "--no-progress"], cwd=REPO, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines, started = [], threading.Event()
+
+    def read():
+        for ln in p.stderr:
+            lines.append(ln)
+            if "robust phase: checking" in ln:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    if not started.wait(600):
+        p.kill()
+        raise AssertionError("".join(lines)[-3000:])
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=300)
+    reader.join(30)
+    stderr = "".join(lines)
+    assert p.returncode == 130, stderr[-3000:]
+    run = _run_dir(out, exp.name)
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert not (run / "summary.json").exists()
+    ours = [ln for ln in stderr.splitlines() if "reflectopt resume" in ln]
+    assert ours == [f"[reflectopt] interrupted; checkpoints kept; continue with `reflectopt resume {run}`"], \
+        stderr[-3000:]
+    r = subprocess.run(CLI + ["resume", str(run), "--no-progress"], capture_output=True, text=True, cwd=REPO,
+                       env=ENV, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert [w["status"] for w in s["worlds"]] == ["completed", "completed"] and s["winner"] is not None
+
+
 def test_leftovers_of_a_killed_run_are_stopped_and_only_those(tmp_path):
     """A driver killed with SIGKILL leaves Ray's agents running, holding files in its session folder (seen:
     ray::DashboardAgent, ray::RuntimeEnvAgent). The next run of the experiment stops those processes and marks

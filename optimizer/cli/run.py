@@ -214,6 +214,10 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned"),
                                    "merged": {c.world: c.merged_into for c in collected if c.status == "merged"},
                                    "restarts": {c.world: c.restarts for c in collected if c.restarts}})
+    if threading.current_thread() is threading.main_thread():
+        # Tune's own SIGINT handler outlives fit(): without this, Ctrl-C (and SIGTERM, `_on_sigterm`) during
+        # the conclusion (the robust phase, the final truth) only set Tune's flag and the run went on.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     unfinished = [c for c in collected if c.status == "interrupted"]
     if unfinished:
         store.write_meta(meta.model_copy(update={"status": "interrupted"}))

@@ -388,6 +388,8 @@ def robust_phase(exp: Experiment, prep: Prepared, collected: list[Collected]):
         k = cfg.get("size")
         return (0, None) if k is None or not opts else (catalogue.area_ranks(opts)[int(k)], int(k))
 
+    if exp.search.robust_phase == "halving" and any(c.status == "completed" for c in collected):
+        say("robust phase: checking the best candidates over the mounting tolerance box, best first")
     t0 = time.perf_counter()
     collected, stats = phase.run(exp, collected, prep.baseline, scene_for, exp_for, area_of)
     if stats is not None:
