@@ -138,7 +138,7 @@ def test_drjit_model_matches_numpy_value_and_gradient(kind, params):
     import drjit as dr
     import mitsuba as mi
 
-    from optimizer.physics.surrogate import to_float
+    from optimizer.physics.backend import to_float
 
     obj = _obj(kind, **params)
     v = RSS.astype(np.float32).astype(float)

@@ -27,7 +27,8 @@ from optimizer.experiment import load_run_experiment, load_submitted, with_overr
 from optimizer.experiment.loading import check_run_experiment_unchanged
 from optimizer.records import Overrides, RunMeta, Summary
 from optimizer.records.text import fmt_pct, fmt_power
-from optimizer.search.driver import conclude, now_utc, prepare, run_search, say, start_ray
+from optimizer.console import say
+from optimizer.search.driver import conclude, now_utc, prepare, run_search, start_ray
 from optimizer.store import lease, storage, tunefs
 from optimizer.store.runstore import RunStore
 

@@ -20,7 +20,8 @@ from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
-from optimizer.search.driver import check_boxes_clear, check_targets, driver_scene, say
+from optimizer.console import say
+from optimizer.search.driver import check_boxes_clear, check_targets, driver_scene
 from optimizer.search.space import PoseSpace
 from optimizer.search.throughput import growth_per_doubling
 

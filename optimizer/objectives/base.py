@@ -87,7 +87,7 @@ class Objective:
         gradient of `model_grad`."""
         import drjit as dr
 
-        from optimizer.physics.surrogate import to_float
+        from optimizer.physics.backend import to_float
 
         value, grad = self.model_grad(values_np, focus)
         return dr.opaque(type(values), value) + dr.sum(to_float(grad) * (values - to_float(values_np)))

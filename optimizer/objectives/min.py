@@ -41,7 +41,7 @@ class MinObjective(Objective):
         import drjit as dr
         import mitsuba as mi
 
-        from optimizer.physics.surrogate import to_float
+        from optimizer.physics.backend import to_float
 
         t = self.temperature_db
         mask = focus_mask(values_np.size, focus)
@@ -53,7 +53,7 @@ class MinObjective(Objective):
         """`model_dr` for P poses at once: `values` a Dr.Jit Float of P x N lanes (pose-major) [dB]."""
         import drjit as dr
 
-        from optimizer.physics.surrogate import to_float
+        from optimizer.physics.backend import to_float
 
         n_p, n_tg = values_np.shape
         mask = focus_mask(n_tg, focus)

@@ -27,8 +27,8 @@ import numpy as np
 from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
 from optimizer.errors import NumericsError
 from optimizer.physics.geometry import plate_frame
-from optimizer.physics.surrogate import (PlateSurrogate, _dot, _log_sigmoid, model_of, to_float,
-                                         worst_over_lanes)
+from optimizer.physics.backend import to_float
+from optimizer.physics.surrogate import (PlateSurrogate, _dot, _log_sigmoid, model_of, worst_over_lanes)
 
 
 def _pad5(vec) -> np.ndarray:

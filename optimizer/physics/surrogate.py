@@ -33,30 +33,14 @@ import numpy as np
 from optimizer.constants import (
     DB_PER_NEPER_POWER,
     EDGE_WIDTH_MIN_M,
-    LLVM_ALIGN_BYTES,
     PO_OFF_PLATE_RANGE_DB,
     SURROGATE_PULL_MARGIN_FRESNEL,
 )
 from optimizer.errors import NumericsError
 from optimizer.physics import antenna, po
+from optimizer.physics.backend import to_float
 from optimizer.physics.geometry import specular_point
 from optimizer.records import PlatePose
-
-
-def to_float(values):
-    """A Dr.Jit Float of `values` (cast to float32) whose host buffer starts on LLVM_ALIGN_BYTES: Dr.Jit maps a
-    numpy array's memory as it lies, and a kernel reading a buffer off that boundary is another kernel (`align
-    1` loads), so every alignment pattern of a model's inputs was compiled anew (measured: 32 compilations
-    per multi-plate evaluation). The values are those of `mi.Float(np.asarray(values, np.float32))`."""
-    import mitsuba as mi
-
-    a = np.asarray(values, dtype=np.float32).reshape(-1)
-    pad = LLVM_ALIGN_BYTES // a.itemsize
-    buf = np.empty(a.size + pad, dtype=np.float32)
-    start = (-buf.ctypes.data % LLVM_ALIGN_BYTES) // a.itemsize
-    out = buf[start:start + a.size]
-    out[...] = a
-    return mi.Float(out)
 
 
 def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature_db: float, evaluate: bool = True):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from optimizer.records import (
     WorldStep,
 )
 from optimizer.records.text import fmt_db, fmt_pct, fmt_power
+from optimizer.console import say
 from optimizer.search.space import PoseSpace
 from optimizer.search.tune import Collected, rungs
 
@@ -53,11 +53,6 @@ if TYPE_CHECKING:
 
 def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def say(msg: str):
-    sys.stderr.write(f"[reflectopt] {msg}\n")
-    sys.stderr.flush()
 
 
 def driver_scene(exp: Experiment, threads: int | None = None):

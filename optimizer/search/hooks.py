@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
 import json
@@ -31,6 +30,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from optimizer.console import say
 from optimizer.errors import StoreUnreachable
 from optimizer.records import JointPose, WorldStep
 
@@ -330,7 +330,7 @@ class Watch(tune.Callback):
         if restarting:
             Watch.crashes[world] = Watch.crashes.get(world, 0) + 1
         what = "restarting from its last checkpoint" if restarting else "failed (no restarts left)"
-        sys.stderr.write(f"[reflectopt] world {world}: {line or 'its process died'}; {what}\n")
+        say(f"world {world}: {line or 'its process died'}; {what}")
 
     def on_step_begin(self, iteration, trials, **info):
         from optimizer.search import outage

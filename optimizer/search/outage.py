@@ -16,6 +16,8 @@ import logging
 import os
 import time
 
+from optimizer.console import say
+
 POLL_EVERY_S = 0.5  # [s] how often the driver reads the worlds' notes while Tune runs
 _NAMESPACE = "reflectopt-outage-"  # + the Ray job id
 
@@ -33,8 +35,6 @@ class Console:
         if self._write is not None:
             self._write(line)
             return
-        from optimizer.search.driver import say
-
         say(line)
 
     def note(self, kind: str, line: str, since: float, at: float | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from optimizer.console import PREFIX
 from optimizer.records.text import fmt_dbm, fmt_power
 
 
@@ -61,7 +62,7 @@ class ProgressView:
             best_row = next((r for r in self.rows.values() if r["best_score"] == best), None)
             state = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
             best_rss = fmt_power(best_row["best_min_rss_dbm"]) if best_row else "-"
-            self.stream.write(f"[reflectopt] {steps} world-steps, best min RSS {best_rss}; worlds: {state}\n")
+            self.stream.write(f"{PREFIX} {steps} world-steps, best min RSS {best_rss}; worlds: {state}\n")
         if self.tty:
             self.stream.write("\n".join(lines) + "\n")
             self._lines = len(lines)

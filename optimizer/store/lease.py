@@ -25,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from optimizer.console import say
 from optimizer.constants import LEASE_FILE
 from optimizer.errors import ConfigError, ReflectoptError, StorageError
 from optimizer.records import RunLease
@@ -185,13 +186,11 @@ class Lease:
         return True
 
     def _renew_loop(self) -> None:
-        import sys
-
         while not self._stop.wait(self.renew_s):
             try:
                 if not self.renew():
-                    sys.stderr.write(f"[reflectopt] warning: {self.uri}: another driver took this run's lease over "
-                                     "(this one's renewals stalled longer than its lease); stop one of them\n")
+                    say(f"warning: {self.uri}: another driver took this run's lease over "
+                        "(this one's renewals stalled longer than its lease); stop one of them")
                     return
             except ReflectoptError:
                 continue  # the store is down: the next renewal tries again (the run reports the outage)
