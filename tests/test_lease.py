@@ -3,6 +3,7 @@ driver is alive, an experiment.yaml edited since the run started. Local folders 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -38,7 +39,9 @@ def _write_lease(run_uri: str, **changes) -> RunLease:
                    started_utc="2026-01-01T00:00:00Z", heartbeat_utc="2026-01-01T00:00:00Z", heartbeat_unix=now,
                    ttl_s=lease.LEASE_TTL_S)
     rec = rec.model_copy(update=changes)
-    storage.write_text(storage.join(run_uri, LEASE_FILE), rec.to_json())
+    # another driver's acquire: under the run folder's lock where the folder is local, as the product's is
+    with contextlib.nullcontext() if storage.is_remote(run_uri) else lease._folder_lock(run_uri):
+        storage.write_text(storage.join(run_uri, LEASE_FILE), rec.to_json())
     return rec
 
 

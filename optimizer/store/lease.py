@@ -162,7 +162,7 @@ class Lease:
             self._thread.join(timeout=5.0)
         if self._abandoned:
             return
-        with contextlib.suppress(ReflectoptError):
+        with contextlib.suppress(ReflectoptError), self._guard():
             current = read(self.run_uri)
             if current is not None and current.token == self.record.token:
                 storage.delete(self.uri)
@@ -177,13 +177,19 @@ class Lease:
     # --- renewing ------------------------------------------------------------------------------------------
     def renew(self) -> bool:
         """Write a fresh renewal; False (writing nothing) if another driver took the lease over."""
-        current = read(self.run_uri)
-        if current is not None and current.token != self.record.token:
-            return False
-        now = time.time()
-        self.record = self.record.model_copy(update={"heartbeat_unix": now, "heartbeat_utc": _utc(now)})
-        storage.write_text(self.uri, self.record.to_json())
-        return True
+        with self._guard():  # a local takeover (`acquire`, under the same lock) never lands between check and write
+            current = read(self.run_uri)
+            if current is not None and current.token != self.record.token:
+                return False
+            now = time.time()
+            self.record = self.record.model_copy(update={"heartbeat_unix": now, "heartbeat_utc": _utc(now)})
+            storage.write_text(self.uri, self.record.to_json())
+            return True
+
+    def _guard(self):
+        """The run folder's lock where it is local (an S3 lease relies on its expiry instead)."""
+        local = not storage.is_remote(self.uri) and os.path.isdir(self.run_uri)
+        return _folder_lock(self.run_uri) if local else contextlib.nullcontext()
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.renew_s):
