@@ -231,9 +231,12 @@ def report_outages_to(reporter) -> None:
     _outage_reporter = reporter
 
 
-def _note_outage(failing: bool, what: str, uri: str, reason: str, budget: float) -> None:
+def _note_outage(failing: bool, what: str, uri: str, reason: str, budget: float,
+                 tried_at: float | None = None) -> None:
     """One warning when the store stops answering (again every two budgets while it stays down) and one
-    when it answers again, per process, however many calls retry meanwhile (`report_outages_to`)."""
+    when it answers again, per process, however many calls retry meanwhile (`report_outages_to`). A success
+    closes the outage only if its call was sent after the outage began (`tried_at`, monotonic): a request
+    already in flight when the store went down proves nothing about it now."""
     now = time.monotonic()
     note = None
     with _outage_lock:
@@ -243,7 +246,7 @@ def _note_outage(failing: bool, what: str, uri: str, reason: str, budget: float)
             state = "unreachable" if since is None else f"still unreachable after {now - since:.0f} s"
             note = ("down", f"object store at {_endpoint_env() or 'S3'} {state} ({what} {uri}: {reason}); retrying "
                             f"for up to {budget:.0f} s", since or now)
-        elif not failing and since is not None:
+        elif not failing and since is not None and (tried_at is None or tried_at >= since):
             _outage["since"] = None
             note = ("up", f"object store answers again (after {now - since:.0f} s)", since)
     if note is None:
@@ -269,6 +272,7 @@ def _call(uri: str, what: str, fn, *, missing_ok: bool = False, missing=None):
     attempt = 0
     while True:
         attempt += 1
+        tried = time.monotonic()
         try:
             result = fn()
         except StorageError:
@@ -291,7 +295,7 @@ def _call(uri: str, what: str, fn, *, missing_ok: bool = False, missing=None):
             suffix = f" (still failing after {attempt} tries in {elapsed:.0f} s)" if transient and attempt > 1 else ""
             cls = StoreUnreachable if transient else StoreCredentialsError if _no_credentials(err) else StorageError
             raise cls(f"{uri}: {what} failed{where}: {_reason(err)}{suffix}") from None
-        _note_outage(False, what, uri, "", budget)
+        _note_outage(False, what, uri, "", budget, tried_at=tried)
         return result
 
 
