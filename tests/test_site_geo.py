@@ -76,13 +76,20 @@ def test_wall_box_is_the_box_given_by_hand(helsinki, tmp_path):
     assert n[:2] == pytest.approx(out_n, abs=1e-7)  # the yaw is rounded to 1e-6 deg
     frame = LocalFrame.from_record(site_of(helsinki)["frame"])
     assert frame.bearing_deg(x0, y0, *out_n) == pytest.approx(row["normal_bearing_deg"], abs=0.01)
-    # the same box by hand: the same experiment, the same search space
-    hand = {"min": [x0, y0, 4.0], "max": [x1, y1, 7.0]}
+    # the facade is 2.5 deg off y: the box is in the wall's frame, its corners the offset stretch's ends
+    ends = np.array(substring(offset, *along).coords)
+    assert np.abs(r.bounds.frame.corners()[[0, 1]] - ends).max() < 1e-5
+    # the same box by hand (its frame written from the wall's ends): the same experiment, the same space
+    turn = math.degrees(math.atan2(end[1] - start[1], end[0] - start[0]))
+    hand = {"min": [x0, y0, 4.0], "max": [x1, y1, 7.0],
+            "frame": {"origin_m": list(start), "along_deg": turn, "along_m": list(along), "off_m": [s, s]}}
     by_hand = _load(tmp_path, _experiment(helsinki, hand, yaw_deg={"min": r.yaw_deg.min, "max": r.yaw_deg.max}),
                     "hand.yaml")
     a, b = PoseSpace.of(by_wall), PoseSpace.of(by_hand)
     assert np.allclose(a.lo, b.lo, atol=1e-5) and np.allclose(a.hi, b.hi, atol=1e-5)
     assert a.plates[0].yaw_period == b.plates[0].yaw_period
+    units = np.random.default_rng(1).uniform(0, 1, (50, a.dim))
+    assert np.allclose(a.from_unit(units), b.from_unit(units), atol=1e-5)
     dump = lambda e: {**e.model_dump(mode="json"), "reflector": None}  # noqa: E731
     assert dump(by_wall) == dump(by_hand)
     # a yaw range given stays as given; several plates take the form too
@@ -175,7 +182,7 @@ def test_site_geojson_and_kml(helsinki, tmp_path):
     assert area[2].geom_type == "Polygon" and np.abs(area[0].min(0) - [-62, -50]).max() < 0.01
     (box,) = by_role["mounting-box"]
     b = exp.reflector.bounds
-    assert box[2].geom_type == "Polygon"  # the wall is not along y: its box has an area
+    assert box[2].geom_type == "LineString"  # the box in the wall's frame: the stretch at one stand-off
     assert np.abs(box[0].min(0) - b.min[:2]).max() < 0.01 and np.abs(box[0].max(0) - b.max[:2]).max() < 0.01
     assert (box[1]["z_min_m"], box[1]["z_max_m"]) == (4.0, 7.0)
     (plate,) = by_role["plate"]

@@ -248,7 +248,7 @@ class SurrogateMode(GradientMode):
             r = self._multi_eval(vec, frac, self._multi_occlusion([vec])[0])
             surrogate_obj = r["objective"]
             g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)])
-            w.adam_ascent(g * w.space.span, w.learning_rate(frac))
+            w.adam_ascent(w.space.grad_to_unit(g), w.learning_rate(frac))
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
         return result
@@ -302,7 +302,7 @@ class SurrogateMode(GradientMode):
             r = self.surrogate.evaluate(vec, w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
                                         objective=w.objective, offsets=self.offsets, bias_db=bias)
             surrogate_obj = r["objective"]
-            w.adam_ascent(r["grad"][: w.space.dim] * w.space.span, w.learning_rate(frac) * self.trust)
+            w.adam_ascent(w.space.grad_to_unit(r["grad"][: w.space.dim]), w.learning_rate(frac) * self.trust)
         before = self.last_objective
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
