@@ -157,6 +157,7 @@ INFORMED_CANDIDATES_PER_WORLD = 48  # candidate poses ray-tested per informed st
 
 # --- report ---------------------------------------------------------------------------------------
 RADIO_MAPS_FILE = "radio_maps.npz"  # in HEATMAPS_DIR: x, y cell centres [m], baseline/winner [dBm], gain [dB]
+RADIO_MAPS_GEOTIFF = "radio_maps.tif"  # in HEATMAPS_DIR where the scene has site.json (optimizer.sites.geotiff)
 PNG_RADIO_MAP_BASELINE = "radio_map_baseline.png"
 PNG_RADIO_MAP_WINNER = "radio_map_winner.png"
 PNG_RADIO_MAP_GAIN = "radio_map_gain.png"

@@ -228,6 +228,69 @@ def test_report_writes_the_site_files(helsinki, tmp_path):
     assert plate["properties"]["height_m"] == 5.0 and math.isfinite(plate["properties"]["lat_deg"])
 
 
+# --- radio maps as GeoTIFF -------------------------------------------------------------------------------------
+def _maps(nx=7, ny=5, cell=2.5, x0=-40.0, y0=-20.0) -> dict:
+    """Radio maps as the report holds them: cell centres ascending in x and y, rows along y; every cell's
+    value is its own (column, row), so a flipped or transposed raster cannot pass."""
+    x, y = x0 + cell * np.arange(nx), y0 + cell * np.arange(ny)
+    base = -100.0 + np.add.outer(10.0 * np.arange(ny), np.arange(nx))  # [ny, nx]: -100 + 10 row + column
+    return {"x": x, "y": y, "cell_m": np.float64(cell), "height_m": np.float64(1.5), "baseline_dbm": base,
+            "winner_dbm": base + 3.0, "gain_db": np.full_like(base, 3.0)}
+
+
+def test_radio_maps_geotiff_is_georeferenced(helsinki, tmp_path):
+    """Read back with rasterio: the site's EPSG, three described bands, and a known cell's centre maps to
+    the latitude/longitude of its scene point within 1 cm (pyproj's Geod), holding that cell's value."""
+    rasterio = pytest.importorskip("rasterio")
+    from pyproj import Geod, Transformer
+
+    from optimizer.sites.geotiff import write_radio_maps_geotiff
+
+    site = site_of(helsinki)
+    maps = _maps()
+    (path,) = write_radio_maps_geotiff(tmp_path, maps, site)
+    frame = LocalFrame.from_record(site["frame"])
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == site["frame"]["epsg"] == 32635
+        assert src.descriptions == ("baseline_dbm", "winner_dbm", "gain_db") and (src.width, src.height) == (7, 5)
+        data = src.read()
+        to_geo = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
+        for col, row in ((0, 0), (6, 4), (2, 3)):  # map indices (x ascending, y ascending)
+            r, c = src.index(*src.xy(4 - row, col))  # the raster's first row is the north one
+            assert (r, c) == (4 - row, col)
+            e, n = src.xy(4 - row, col)  # the cell's centre in the CRS
+            lon, lat = to_geo.transform(e, n)
+            (lat_s,), (lon_s,) = frame.to_geo([maps["x"][col]], [maps["y"][row]])
+            assert abs(Geod(ellps="WGS84").inv(lon, lat, float(lon_s), float(lat_s))[2]) < 0.01
+            assert data[0, 4 - row, col] == pytest.approx(-100.0 + 10 * row + col)
+            assert data[1, 4 - row, col] == pytest.approx(-97.0 + 10 * row + col)
+
+
+def test_report_writes_the_geotiff_for_a_site(helsinki, tmp_path):
+    """write_report writes heatmaps/radio_maps.tif from the run's saved radio maps where the scene has a
+    site.json (and where rasterio is missing, says so as one skipped step)."""
+    from records_helpers import synthetic_run
+
+    from optimizer.constants import HEATMAPS_DIR, RADIO_MAPS_FILE, RADIO_MAPS_GEOTIFF
+    from optimizer.report.build import write_report
+
+    exp = _load(tmp_path, _experiment(helsinki, {"wall": WALL, "along_m": [20, 28], "height_m": [4, 7],
+                                                 "standoff_m": 2.15}))
+    run = tmp_path / "run"
+    synthetic_run(run, exp, winner_pose=_winner(exp).plates[0], worlds=2, steps=3)
+    (run / HEATMAPS_DIR).mkdir(exist_ok=True)
+    np.savez_compressed(run / HEATMAPS_DIR / RADIO_MAPS_FILE, **_maps(), sections=np.zeros((0, 2, 2)),
+                        footprints=np.zeros((0, 3, 2)))
+    files = write_report(run, exp=exp, radio_maps=False)
+    tif = run / HEATMAPS_DIR / RADIO_MAPS_GEOTIFF
+    try:
+        import rasterio  # noqa: F401
+    except ImportError:
+        assert not tif.exists() and "rasterio" in (run / "report.md").read_text()
+        pytest.skip("rasterio is not installed: the report says the GeoTIFF was skipped")
+    assert tif in files and tif.is_file()
+
+
 # --- an antenna aimed by a compass bearing ----------------------------------------------------------------
 @pytest.mark.parametrize("bearing", [0.0, 90.0, 225.0])
 def test_antenna_bearing_is_the_azimuth_on_the_ellipsoid(bearing, helsinki, tmp_path):

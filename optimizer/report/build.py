@@ -31,6 +31,7 @@ from optimizer.constants import (
     PNG_TRAJECTORIES,
     RADIO_MAP_SAMPLES_PER_TX,
     RADIO_MAPS_FILE,
+    RADIO_MAPS_GEOTIFF,
     REPORT_HTML,
     REPORT_MD,
     TOLERANCE_MAP_FILE,
@@ -180,6 +181,10 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                 steps.run(RADIO_MAPS_FILE, np.savez_compressed, npz_path, **maps)
                 written.append(npz_path)
     maps = maps or {}
+    if site is not None and "baseline_dbm" in maps:  # the maps for GIS, in the site's projection
+        from optimizer.sites.geotiff import write_radio_maps_geotiff
+
+        written += steps.run(RADIO_MAPS_GEOTIFF, write_radio_maps_geotiff, heat, maps, site) or []
     coll = steps.run("collateral loss", collateral_of_maps, maps, thr)
     if coll is not None:
         summary = summary.model_copy(update={"collateral": coll[0]})
