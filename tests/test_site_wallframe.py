@@ -226,3 +226,16 @@ def test_site_files_draw_the_wall_box(site, tmp_path):
     x, y = frame.to_scene(lat, lon)
     along, off = _on_the_wall(wall, np.column_stack([x, y]))
     assert sorted(along) == pytest.approx(list(ALONG), abs=0.01) and off == pytest.approx([STANDOFF] * 2, abs=0.01)
+
+
+def test_report_plan_draws_the_wall_box(site, tmp_path):
+    """The report's floor plans draw a box in a wall's frame by its corners (on the wall), a plain box as before."""
+    from optimizer.report.build import _box_rings
+
+    wall = _long_wall(site, "way/2")
+    form = {"wall": wall["id"], "along_m": list(ALONG), "height_m": list(HEIGHT), "standoff_m": STANDOFF}
+    (ring,) = _box_rings(_load(tmp_path, _experiment(site, form)))
+    along, off = _on_the_wall(wall, ring)
+    assert sorted(along) == pytest.approx([ALONG[0]] * 2 + [ALONG[1]] * 2, abs=TOL_M)
+    assert off == pytest.approx([STANDOFF] * 4, abs=TOL_M)
+    assert _box_rings(_load(tmp_path, _experiment(site, {"min": [0, 0, 1], "max": [1, 1, 2]}), "plain.yaml")) == []
