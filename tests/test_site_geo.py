@@ -229,10 +229,11 @@ def test_report_writes_the_site_files(helsinki, tmp_path):
 
 
 # --- radio maps as GeoTIFF -------------------------------------------------------------------------------------
-def _maps(nx=7, ny=5, cell=2.5, x0=-40.0, y0=-20.0) -> dict:
-    """Radio maps as the report holds them: cell centres ascending in x and y, rows along y; every cell's
+def _maps(nx=7, ny=5, cell=1.824714088214763, x0=-84.95619202, y0=-50.79705429) -> dict:
+    """Radio maps as the report holds them: cell centres ascending in x and y (float32, as Sionna gives them;
+    the cell size and origin of a real run's map), rows along y; every cell's
     value is its own (column, row), so a flipped or transposed raster cannot pass."""
-    x, y = x0 + cell * np.arange(nx), y0 + cell * np.arange(ny)
+    x, y = (np.float32(v0 + cell * np.arange(n)).astype(float) for v0, n in ((x0, nx), (y0, ny)))  # as Sionna
     base = -100.0 + np.add.outer(10.0 * np.arange(ny), np.arange(nx))  # [ny, nx]: -100 + 10 row + column
     return {"x": x, "y": y, "cell_m": np.float64(cell), "height_m": np.float64(1.5), "baseline_dbm": base,
             "winner_dbm": base + 3.0, "gain_db": np.full_like(base, 3.0)}

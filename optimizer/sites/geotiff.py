@@ -20,7 +20,8 @@ import numpy as np
 from optimizer.constants import NO_PATH_FLOOR_DBM, RADIO_MAPS_GEOTIFF
 
 BANDS = ("baseline_dbm", "winner_dbm", "gain_db")  # in this order, those the maps have
-CELL_TOL = 1e-6  # relative: the cell centres must be evenly spaced at the map's cell size
+CELL_TOL_M = 1e-3  # [m] the cell centres must lie this near an even grid at the map's cell size (Sionna gives
+# them in float32: about 1e-5 m of rounding on a map 100 m from the origin)
 
 
 def grid_transform(x, y, cell_m: float, origin_en_m: tuple[float, float]):
@@ -28,13 +29,17 @@ def grid_transform(x, y, cell_m: float, origin_en_m: tuple[float, float]):
     y [ny] [m, scene] at `cell_m` spacing; `origin_en_m`: the scene origin's (easting, northing) [m]."""
     from affine import Affine  # rasterio's transform type
 
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    for name, c in (("x", x), ("y", y)):
-        if c.size > 1 and np.abs(np.abs(np.diff(c)) - cell_m).max() > CELL_TOL * max(1.0, cell_m):
+    def first(c, name):  # the first centre of the even grid nearest the centres c (float32 noise averaged)
+        c = np.sort(np.asarray(c, float))
+        start = float(np.mean(c - cell_m * np.arange(c.size)))
+        if np.abs(c - (start + cell_m * np.arange(c.size))).max() > CELL_TOL_M:
             raise ValueError(f"radio map cell centres along {name} are not {cell_m:g} m apart")
-    flip = y.size > 1 and y[-1] > y[0]  # rows from south to north: the GeoTIFF's first row is the north one
-    west = origin_en_m[0] + float(x.min()) - 0.5 * cell_m
-    north = origin_en_m[1] + float(y.max()) + 0.5 * cell_m
+        return start, start + cell_m * (c.size - 1)
+
+    (x0, _), (_, y1) = first(x, "x"), first(y, "y")
+    flip = np.size(y) > 1 and y[-1] > y[0]  # rows from south to north: the GeoTIFF's first row is the north one
+    west = origin_en_m[0] + x0 - 0.5 * cell_m
+    north = origin_en_m[1] + y1 + 0.5 * cell_m
     return Affine(cell_m, 0.0, west, 0.0, -cell_m, north), flip
 
 
