@@ -111,6 +111,24 @@ def test_band_truth_is_per_frequency_po_and_each_targets_worst(tmp_path):
     assert rs.evaluations == 2  # one truth evaluation covers the whole band
 
 
+def test_band_rows_equal_one_frequency_runs():
+    """Each row of the band truth (street canyon, plate mounted, plate model po) is what an experiment at that
+    frequency alone gives, to the bit: switching the scene's frequency back and forth leaves nothing stale
+    (materials, the plate model's wavelength); the frequencies do differ (Sionna's materials are slabs of a
+    given thickness: their reflection moves with frequency)."""
+    from optimizer.physics.scene import RadioScene
+    from optimizer.records import PlatePose
+
+    pose = PlatePose(24.0, 8.0, 5.0, 135.0)
+    exp = street(frequency_hz=BAND_HZ)
+    rs = RadioScene(exp, device="cpu", threads=2)
+    band = rs.band_rss_dbm(pose)
+    for f, row in zip(reversed(BAND_HZ), band[::-1]):  # the scalar scenes in another order than the band's
+        alone = RadioScene(street(frequency_hz=f), device="cpu", threads=2).rss_dbm(pose)
+        np.testing.assert_array_equal(row, alone)
+    assert np.ptp(band, axis=0).max() > 0.5
+
+
 # --- the model: worst over the band, differentiable ----------------------------------------------------------------
 TX = [-20.0, 12.0, 8.0]
 TARGETS = np.array([[x, 15.0, 1.5] for x in (14.0, 17.0, 20.0, 23.0)])
