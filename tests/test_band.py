@@ -201,6 +201,28 @@ def test_band_model_gradient_matches_finite_difference():
         assert np.linalg.norm(fd) > 1.0  # a gradient that says something
 
 
+def test_two_plates_search_a_band():
+    """Several plates: the world's model is one multi-plate surrogate per frequency (a `BandSurrogate`), its steps
+    give finite model and truth values."""
+    from optimizer.experiment.loading import load_experiment
+    from optimizer.physics.band import BandSurrogate
+    from optimizer.physics.scene import RadioScene
+    from optimizer.search.space import PoseSpace
+    from optimizer.search.world import World
+
+    exp = load_experiment(REPO / "examples" / "two-plates.yaml")
+    exp = exp.model_copy(update={"frequency_hz": [3.3e9, 3.8e9],
+                                 "solver": exp.solver.model_copy(update={"samples_per_src": 10000})})
+    rs = RadioScene(exp, device="cpu", threads=2)
+    space = PoseSpace.of(exp)
+    w = World(exp, 0, space.to_pose(space.from_unit(np.full(space.dim, 0.5))), radio_scene=rs,
+              baseline_rss=rs.rss_dbm(None))
+    assert isinstance(w.mode.surrogate, BandSurrogate) and len(w.mode.surrogate.models) == 2
+    for _ in range(2):
+        r = w.step()
+        assert np.isfinite(r.surrogate_dbm) and np.isfinite(r.objective_dbm)
+
+
 # --- a run ----------------------------------------------------------------------------------------------------------
 def test_run_over_a_band_reports_each_frequency(tmp_path):
     """`reflectopt run` with a band of 3: summary.band holds each frequency's baseline and winner (objective,

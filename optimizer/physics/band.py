@@ -29,6 +29,13 @@ def band_softmin(powers_db, temperature_db: float) -> tuple[np.ndarray, np.ndarr
     return lo - temperature_db * np.log(e.mean(axis=0)), e / e.sum(axis=0)
 
 
+def _listed(pose) -> list:
+    """A pose vector, or one per plate, as plain lists (for messages)."""
+    if len(pose) and np.ndim(pose[0]) > 0:
+        return [np.asarray(v, float).tolist() for v in pose]
+    return np.asarray(pose, float).tolist()
+
+
 class _Linear:
     """An objective whose model is linear in the per-target powers (`Objective.model_dr`'s interface): the
     band model's first-order term for one frequency, so that surrogate's backward pass gives its share of the
@@ -83,13 +90,11 @@ class BandSurrogate:
             out["grad"] = sum(m.evaluate(pose, edge_factor, grad=True, objective=_Linear(g * w), **kw)["grad"]
                               for m, w in zip(self.models, weights))
             if not np.isfinite(out["grad"]).all():
-                raise NumericsError(f"band surrogate at pose {np.asarray(pose, float).tolist()}: the gradient is "
-                                    "not finite; stopped")
+                raise NumericsError(f"band surrogate at pose {_listed(pose)}: the gradient is not finite; stopped")
         else:
             out["grad"] = np.zeros_like(runs[0]["grad"])
         if not np.isfinite(out["objective"]):
-            raise NumericsError(f"band surrogate at pose {np.asarray(pose, float).tolist()}: the objective is not "
-                                "finite; stopped")
+            raise NumericsError(f"band surrogate at pose {_listed(pose)}: the objective is not finite; stopped")
         return out
 
     def evaluate_many(self, poses, edge_factor: float, focus=None, temperature_db: float = 1.0, objective=None,
@@ -106,7 +111,8 @@ class BandSurrogate:
         value = np.array([obj.model(row, focus) for row in power], float)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
-            raise NumericsError(f"band surrogate at pose {bad[0]}: the objective is not finite; stopped")
+            raise NumericsError(f"band surrogate at pose {_listed(poses[bad[0]])}: the objective is not finite; "
+                                "stopped")
         out = {"power_dbm": power, "objective": value}
         if "paths_dbm" in runs[0]:
             out["paths_dbm"] = band_softmin(np.stack([r["paths_dbm"] for r in runs]), t_band)[0]
