@@ -293,17 +293,18 @@ class RadioScene:
 
     @contextmanager
     def at_frequency(self, frequency_hz: float):
-        """Within the block, the scene (materials, wavelength) and `frequency_hz` are at `frequency_hz`; back to
-        the centre after it. A frequency the scene is at already is not set again."""
-        centre = self.frequency_hz
-        if frequency_hz == centre:
+        """Within the block, the scene (materials, wavelength) and `frequency_hz` are at `frequency_hz`; back where
+        they were (the band's centre, outside such blocks) after it. A frequency the scene is at already is not
+        set again (one frequency: the scene is never touched)."""
+        before = self.frequency_hz
+        if frequency_hz == before:
             yield
             return
         self.scene.frequency = self.frequency_hz = float(frequency_hz)
         try:
             yield
         finally:
-            self.scene.frequency = self.frequency_hz = centre
+            self.scene.frequency = self.frequency_hz = before
 
     def power_per_tx(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
                      max_depth: int | None = None) -> np.ndarray:
