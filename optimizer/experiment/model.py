@@ -11,12 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE,
+from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD,
                                  NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
 from optimizer.experiment.box import Box3
 from optimizer.experiment.devices import Transmitter
-from optimizer.experiment.fields import NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict
+from optimizer.experiment.fields import (NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict,
+                                        check_frequency_hz)
 from optimizer.experiment.targets import Targets
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
 
@@ -385,8 +386,8 @@ class Experiment(_Strict):
     scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                      description="the scene bundle's content hash (`reflectopt scene hash`): "
                                                  "a scene that does not match is refused")
-    frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1],
-                                description="[Hz] the carrier frequency")
+    frequency_hz: float | list[float] = Field(description="[Hz] the carrier frequency, or a band: a list of up to "
+                                              "16 (each a truth solve; the objective is the worst over them)")
     transmitters: list[Transmitter] = Field(min_length=1, description="the access points: name, position [m] (or "
                                             "{lat, lon, height_m} on a site), power_dbm, antenna")
     reflector: Reflector | None = Field(default=None, description="one plate (shorthand of a one-entry "
@@ -404,6 +405,11 @@ class Experiment(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where Dr.Jit runs: auto takes the "
                                                    "GPU where one is visible")
     output: str = Field(default="results/", description="a folder or s3://bucket/prefix for the results")
+
+    @field_validator("frequency_hz", mode="before")
+    @classmethod
+    def _frequency_hz(cls, v):
+        return check_frequency_hz(v)
 
     @field_validator("scene")
     @classmethod
@@ -483,6 +489,17 @@ class Experiment(_Strict):
         return self.objective.combine or "sum"
 
     # --- derived ---------------------------------------------------------------------------------
+    def frequencies_hz(self) -> list[float]:
+        """Every frequency of the truth [Hz], in the order given (one for a scalar `frequency_hz`)."""
+        f = self.frequency_hz
+        return [float(x) for x in f] if isinstance(f, list) else [float(f)]
+
+    def centre_frequency_hz(self) -> float:
+        """The band's centre [Hz], midway between its lowest and highest frequency (a scalar: itself): the
+        radio maps' frequency."""
+        f = self.frequencies_hz()
+        return f[0] if len(f) == 1 else 0.5 * (min(f) + max(f))
+
     def plates(self) -> list[Reflector]:
         """Every plate, in order: `reflectors`, or the one `reflector`."""
         return list(self.reflectors) if self.reflectors is not None else [self.reflector]
