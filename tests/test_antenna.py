@@ -119,10 +119,10 @@ def test_surrogate_sector_plate_path_matches_go_truth(empty, target_antenna):
     truth = rs.rss_dbm(pose)
     exists = image_method(pose, (4.0, 4.0), tx, targets, LAM)["exists"] & np.isfinite(truth)
     assert exists.sum() >= 4
-    sur = PlateSurrogate([tx], [30.0], targets, (4.0, 4.0), LAM, antennas=(rs.tx_specs, rs.rx_specs))
+    sur = PlateSurrogate([tx], [30.0], targets, [(4.0, 4.0)], LAM, antennas=(rs.tx_specs, rs.rx_specs))
     got = sur.evaluate(vec, 1.0, edge_width_m=1e-3, grad=False)["power_dbm"]
     assert np.abs(got[exists] - truth[exists]).max() <= 0.5, got - truth
-    iso = PlateSurrogate([tx], [30.0], targets, (4.0, 4.0), LAM).evaluate(vec, 1.0, edge_width_m=1e-3, grad=False)
+    iso = PlateSurrogate([tx], [30.0], targets, [(4.0, 4.0)], LAM).evaluate(vec, 1.0, edge_width_m=1e-3, grad=False)
     assert np.abs(iso["power_dbm"][exists] - truth[exists]).max() > 3.0
 
 
@@ -133,7 +133,7 @@ def test_surrogate_sector_gradient_matches_finite_differences(empty):
 
     exp, tx, targets = _sector_case(empty, {"pattern": "hw_dipole", "polarization": "V", "downtilt_deg": 15.0})
     rs = _scene(exp)
-    sur = PlateSurrogate([tx], [30.0], targets, (4.0, 4.0), LAM, antennas=(rs.tx_specs, rs.rx_specs))
+    sur = PlateSurrogate([tx], [30.0], targets, [(4.0, 4.0)], LAM, antennas=(rs.tx_specs, rs.rx_specs))
     vec = np.array([0.3, -0.2, 4.0, *specular_yaw_pitch(np.array([0.0, 0.0, 4.0]), tx, targets.mean(0), True)])
     vec[3:] += [2.0, -1.5]
     kw = {"temperature_db": 3.0, "edge_width_m": 0.6}  # a fixed edge width: the Fresnel one is detached by design
@@ -258,9 +258,9 @@ def test_sinr_surrogate_is_the_serving_plate_path_over_the_rest():
     serving = np.array([0, 1, 0, 1, 1, 0])
     rest = np.array([-80.0, -75.0, -90.0, -60.0, -85.0, -70.0])
     vec = [0.0, 0.0, 4.0, 3.0, 2.0]
-    got = PlateSurrogate(tx, [30.0, 20.0], targets, (4.0, 4.0), LAM, sinr=(serving, rest)).evaluate(
+    got = PlateSurrogate(tx, [30.0, 20.0], targets, [(4.0, 4.0)], LAM, sinr=(serving, rest)).evaluate(
         vec, 1.0, grad=False)["power_dbm"]
-    alone = np.array([PlateSurrogate(tx[t:t + 1], [[30.0, 20.0][t]], targets, (4.0, 4.0), LAM).evaluate(
+    alone = np.array([PlateSurrogate(tx[t:t + 1], [[30.0, 20.0][t]], targets, [(4.0, 4.0)], LAM).evaluate(
         vec, 1.0, grad=False)["power_dbm"] for t in range(2)])
     np.testing.assert_allclose(got, alone[serving, np.arange(6)] - rest, atol=0.01)
 

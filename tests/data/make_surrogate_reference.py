@@ -32,6 +32,12 @@ def poses_of(exp, rng) -> list[np.ndarray]:
 
 
 def build_old(exp, rs, sinr):  # the code of f2ce5e7 (one-plate and several-plate classes)
+    try:
+        from optimizer.physics.surrogate import surrogate_for  # after: one model (joint poses only below)
+
+        return surrogate_for(exp, rs.targets, sinr=sinr)
+    except ImportError:
+        pass
     from optimizer.physics.geometry import wavelength_m
     from optimizer.search.modes.surrogate import antenna_specs
 
@@ -76,7 +82,7 @@ def main() -> None:
             key = f"{name}/pose{i}"
             rec[key + "/pose"] = joint
             rec[key + "/occlusion_db"] = np.stack(occl_all)
-            if len(joint) == 1:
+            if len(joint) == 1 and not hasattr(sur, 'kinds'):
                 r = sur.evaluate(joint[0], 1.0, occlusion_db=occl_all[0], objective=obj,
                                  offsets=None if offs[0].shape[0] == 1 else offs[0])
             else:
