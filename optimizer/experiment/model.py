@@ -491,6 +491,9 @@ class Experiment(_Strict):
             raise ValueError(f"objective.combine: required with {len(names)} transmitters; choose sum (powers "
                              "add up), best_server (each target's strongest) or sinr (strongest over the others "
                              "plus noise)")
+        if self.search.gradient == "sionna" and self.combine() != "sum":
+            raise ValueError(f"search.gradient: sionna differentiates the transmitters' power sum only, not "
+                             f"objective.combine: {self.combine()}; use search.gradient: surrogate (or combine: sum)")
         return self
 
     def combine(self) -> str:
