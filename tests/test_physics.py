@@ -75,7 +75,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
     (existence, and power within 0.05 dB) on every link whose specular point is not within 5 cm of an edge."""
     import mitsuba as mi
 
-    from optimizer.physics.scene import write_plate_ply
+    from optimizer.physics.reflectors.flat_plate import FlatPlate
 
     rng = np.random.default_rng(3)
     size = (2.0, 1.5)
@@ -85,7 +85,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
     import tempfile
     from pathlib import Path
 
-    ply = write_plate_ply(Path(tempfile.mkdtemp()) / "plate.ply", size)
+    ply = FlatPlate(size).write_mesh(Path(tempfile.mkdtemp()) / "plate.ply")
     sc = _empty_scene(rt, mi)
     plate = rt.SceneObject(fname=str(ply), name="plate",
                            radio_material=rt.ITURadioMaterial("plate-metal", "metal", thickness=0.01))

@@ -47,8 +47,11 @@ def register_reflector_kind(cls: type[ReflectorKind]) -> type[ReflectorKind]:
 
 
 def kind_of(reflector) -> ReflectorKind:
-    """The kind object of one experiment plate (`Reflector`: its `kind`, size and thickness)."""
-    return REFLECTOR_KINDS.get(getattr(reflector, "kind", "flat_plate"))(reflector.size_m, reflector.thickness_m)
+    """The kind object of one experiment plate (`Reflector`: its `kind`, size and thickness; a test's stand-in
+    without kind or thickness: a flat plate of the default thickness)."""
+    kind = REFLECTOR_KINDS.get(getattr(reflector, "kind", "flat_plate"))
+    thickness = getattr(reflector, "thickness_m", None)
+    return kind(reflector.size_m) if thickness is None else kind(reflector.size_m, thickness)
 
 
 def kinds(exp) -> list[ReflectorKind]:
