@@ -19,7 +19,7 @@ import numpy as np
 
 from optimizer.constants import DB_PER_NEPER_POWER, EDGE_WIDTH_MIN_M
 from optimizer.physics.backend import to_float
-from optimizer.physics.reflectors.flat_plate import dot, frame_dr, log_sigmoid
+from optimizer.physics.reflectors.flat_plate import dot, frame_dr, log_sigmoid, occlusion_lanes
 
 
 def double_bounce_points(pose_i, pose_j, size_i, size_j, tx, targets):
@@ -120,8 +120,6 @@ def double_db(link, params_i, params_j, size_i, size_j, lanes_i, lanes_j, edge_f
         gain_db = 20.0 * dr.log(link.wavelength / (4.0 * math.pi * length)) / math.log(10.0)
         p_db = float(link.tx_power_dbm[t]) + gain_db + DB_PER_NEPER_POWER * soft
         if occlusion_db is not None:
-            occl = np.asarray(occlusion_db, dtype=np.float32)
-            occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
-            p_db = p_db - to_float(np.repeat(occl, k))
+            p_db = p_db - occlusion_lanes(occlusion_db, t, n_pose, k)
         per_tx.append(p_db)
     return per_tx

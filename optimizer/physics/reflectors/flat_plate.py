@@ -53,6 +53,14 @@ def dot(a, b):
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
+def occlusion_lanes(occlusion_db, t: int, n_pose: int, k: int):
+    """Transmitter t's occlusion penalties [dB] ([num_tx, N], or [n_pose, num_tx, N]) on a path's lanes (pose,
+    target, then k tolerance lanes) as a Dr.Jit Float."""
+    occl = np.asarray(occlusion_db, dtype=np.float32)
+    occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
+    return to_float(np.repeat(occl, k))
+
+
 def frame_dr(yaw_deg, pitch_deg):
     """(u, v, n) of a plate as Dr.Jit Float triples, differentiable w.r.t. yaw and pitch [deg] (the formula of
     `optimizer.physics.geometry.plate_frame`)."""
@@ -214,9 +222,7 @@ class FlatPlate(ReflectorKind):
                 q = tuple((cx, cy, cz)[c] + aq * u[c] + bq * v[c] for c in range(3))
                 p_db = p_db + self._antenna_db(link, t, q, tgt, n, k_off, n_pose)
             if occlusion_db is not None:
-                occl = np.asarray(occlusion_db, dtype=np.float32)
-                occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
-                p_db = p_db - to_float(np.repeat(occl, k_off))
+                p_db = p_db - occlusion_lanes(occlusion_db, t, n_pose, k_off)
             per_tx.append(p_db)
         return per_tx
 
