@@ -19,8 +19,6 @@ a surface is cut within half its thickness of it.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -162,17 +160,13 @@ class RadioScene:
     # --- plates --------------------------------------------------------------------------------------------
     def _add_plates(self):
         rt = self._rt
-        tmp = Path(tempfile.mkdtemp(prefix="reflectopt-plate-"))
-        try:
-            for k, (refl, kind) in enumerate(zip(self.exp.plates(), self.kinds)):
-                ply = kind.write_mesh(tmp / f"plate-{k}.ply")
-                mat = rt.ITURadioMaterial(f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME, "metal",
-                                          thickness=float(refl.thickness_m))
-                self.plates.append(rt.SceneObject(fname=str(ply), name=plate_object_name(k), radio_material=mat))
-            self.scene.edit(add=self.plates)
-            self._occluder = None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for k, (refl, kind) in enumerate(zip(self.exp.plates(), self.kinds)):  # in-memory meshes, no files
+            mat = rt.ITURadioMaterial(f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME, "metal",
+                                      thickness=float(refl.thickness_m))
+            self.plates.append(rt.SceneObject(mi_mesh=kind.mi_mesh(plate_object_name(k)), name=plate_object_name(k),
+                                              radio_material=mat))
+        self.scene.edit(add=self.plates)
+        self._occluder = None
         self.park_plate()
 
     def set_pose(self, pose: JointPose | PlatePose):

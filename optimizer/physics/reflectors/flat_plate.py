@@ -72,17 +72,6 @@ def frame_dr(yaw_deg, pitch_deg):
     return (ca, sa, mi.Float(0.0)), (sa * sb, -ca * sb, cb), (-sa * cb, ca * cb, sb)
 
 
-def write_ply(path: Path, corners: np.ndarray) -> Path:
-    """A two-triangle rectangle with these 4 corners (counter-clockwise seen from the normal side)."""
-    lines = ["ply", "format ascii 1.0", "element vertex 4", "property float x", "property float y",
-             "property float z", "element face 2", "property list uchar int vertex_indices", "end_header"]
-    lines += [f"{x:.9g} {y:.9g} {z:.9g}" for x, y, z in corners]
-    lines += ["3 0 1 2", "3 0 2 3"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @register_reflector_kind
 class FlatPlate(ReflectorKind):
     name = "flat_plate"
@@ -96,9 +85,32 @@ class FlatPlate(ReflectorKind):
         """[4, 3] the mesh's vertices at `pose` (the PLY's corner order)."""
         return plate_corners(pose, self.size)
 
+    def mi_mesh(self, name: str, pose: PlatePose | None = None):
+        """The plate as a Mitsuba mesh (two triangles) at `pose`, or centred at the origin in the x-z plane
+        (normal +y) without one; built as Sionna's `load_mesh` loads a PLY (face normals, flipped normals, a
+        placeholder radio material until the scene sets the plate's)."""
+        import mitsuba as mi
+        import sionna.rt as rt
+
+        props = mi.Properties()
+        props["face_normals"] = True
+        props["flip_normals"] = True
+        props["bsdf"] = rt.RadioMaterial("placeholder", 1.0)
+        mesh = mi.Mesh(name, 4, 2, props=props, has_vertex_normals=False, has_vertex_texcoords=False)
+        params = mi.traverse(mesh)
+        params["vertex_positions"] = mi.Float(self.corners(pose or PlatePose(0.0, 0.0, 0.0, 0.0))
+                                              .ravel().astype(np.float32))
+        params["faces"] = mi.UInt32([0, 1, 2, 0, 2, 3])
+        params.update()
+        return mesh
+
     def write_mesh(self, path: Path, pose: PlatePose | None = None) -> Path:
-        """The plate's PLY at `pose`, or centred at the origin in the x-z plane (normal +y) without one."""
-        return write_ply(Path(path), self.corners(pose or PlatePose(0.0, 0.0, 0.0, 0.0)))
+        """The plate's PLY (Mitsuba's `Mesh.write_ply`: binary, float32 vertices) at `pose`, or centred at the
+        origin without one."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.mi_mesh(path.stem, pose).write_ply(str(path))
+        return path
 
     def corners_dr(self, params):
         """The 4 corners as one flat Dr.Jit Float [12] (x, y, z per corner, the PLY's order), differentiable
