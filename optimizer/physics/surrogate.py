@@ -134,11 +134,12 @@ class PlateSurrogate:
                 .reshape(-1, 5) for k in range(len(self.kinds))]
 
     def _over_tx(self, per_tx, k: int, n_pose: int):
-        """One path's lanes combined over transmitters: the power sum, or (sinr) the serving transmitter's."""
+        """One path's lanes combined over transmitters: the power sum [dBm], or (sinr) the serving transmitter's
+        over the interference plus noise [dB] (the paths' power sum is then the serving power's SINR)."""
         if self.sinr is None:
             return power_sum_db(self.dr, per_tx)
-        serving = np.tile(np.repeat(self.sinr[0], k), n_pose)
-        out = 0.0
+        serving, rest_db = (np.tile(np.repeat(a, k), n_pose) for a in self.sinr)
+        out = to_float(-rest_db)
         for t, p in enumerate(per_tx):
             out = out + self.dr.select(to_float(serving == t) > 0.5, p, 0.0)
         return out
@@ -177,13 +178,6 @@ class PlateSurrogate:
         dr.eval(*paths)
         return paths, [np.array(dr.detach(p), dtype=float) for p in paths]
 
-    def _total(self, paths, n_pose: int):
-        """Per (pose, target) lane: the paths' power sum [dBm], or (sinr) over the interference plus noise [dB]."""
-        total = power_sum_db(self.dr, paths)
-        if self.sinr is not None:
-            total = total - to_float(np.tile(self.sinr[1], n_pose))
-        return total
-
     def evaluate(self, pose, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
                  grad: bool = True, edge_width_m: float | None = None, offsets=None,
                  corner_temperature_db: float = 0.5, bias_db=None, objective=None):
@@ -212,7 +206,7 @@ class PlateSurrogate:
                     dr.enable_grad(p)
         paths, paths_np = self._paths_db(lambda k, _lanes: params[k], offs, 1, edge_factor, edge_width_m,
                                          occlusion_db, grad, corner_temperature_db)
-        total = self._total(paths, 1)
+        total = power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float)
         model = model_of(objective, temperature_db)
         if bias_db is not None:
@@ -250,7 +244,7 @@ class PlateSurrogate:
                                                  for q in range(len(self.path_names))]
         paths, paths_np = self._paths_db(lambda k, lanes: [to_float(np.repeat(vecs[:, k, c], lanes)) for c in range(5)],
                                          offs, n_p, edge_factor, edge_width_m, occ, False, corner_temperature_db)
-        total = self._total(paths, n_p)
+        total = power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float).reshape(n_p, n_tg)
         value = model_of(objective, temperature_db).model_dr_many(total, total_np, focus)
         bad = np.flatnonzero(~np.isfinite(value))
