@@ -166,7 +166,6 @@ def instrument(prof: Profiler):
     import drjit as dr
 
     from optimizer.physics import plate_model
-    from optimizer.physics.multi_surrogate import MultiPlateSurrogate
     from optimizer.physics.scene import RadioScene
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import SurrogateMode
@@ -175,12 +174,9 @@ def instrument(prof: Profiler):
 
     prof.wrap(World, "step", "other", phase="inner steps")
     prof.wrap(SurrogateMode, "explore", "exploration numpy", phase="exploration")
-    prof.wrap(SurrogateMode, "_multi_explore", "exploration numpy", phase="exploration")
     prof.wrap(World, "truth", "other", phase="truth")
     prof.wrap(PlateSurrogate, "evaluate", "surrogate forward")
     prof.wrap(PlateSurrogate, "evaluate_many", "surrogate forward")
-    prof.wrap(MultiPlateSurrogate, "evaluate", "surrogate forward")
-    prof.wrap(MultiPlateSurrogate, "evaluate_many", "surrogate forward")
     prof.wrap(PoseSpace, "overlaps", "overlap checks")
     prof.wrap(dr, "backward", "surrogate backward")
     prof.wrap(RadioScene, "visible", "occlusion ray tests")
@@ -196,7 +192,8 @@ def instrument(prof: Profiler):
 def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=False):
     """Patch back what each cut replaced (benchmark only: the reference side of each comparison)."""
     from optimizer.constants import OCCLUSION_PENALTY_DB
-    from optimizer.physics import multi_surrogate, surrogate
+    from optimizer.physics import double_bounce, surrogate
+    from optimizer.physics.reflectors import flat_plate
     from optimizer.physics.scene import RadioScene
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import SurrogateMode
@@ -216,19 +213,19 @@ def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=F
                 self.set_pose(pose)
             return clear
 
-        def occlusion_db_batch(self, pose_vecs):  # two launches
+        def occlusion(self, pose_vecs):  # two launches (one plate)
             rs = self.world.rs
-            pts = np.stack([self.surrogate.specular_points(v) for v in pose_vecs])
+            pts = np.stack([self.surrogate.specular_points(self._plate_vecs(v))[0][0] for v in pose_vecs])
             num_p, num_t, num_n = pts.shape[:3]
             flat = pts.reshape(-1, 3)
             tx = np.tile(np.repeat(self.surrogate.tx, num_n, axis=0), (num_p, 1))
             leg1 = rs.visible(tx, flat)
             leg2 = rs.visible(flat, np.tile(rs.targets, (num_p * num_t, 1)))
             blocked = (~leg1).astype(float) + (~leg2).astype(float)
-            return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+            return [[o] for o in (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)]
 
         patch(RadioScene, "visible", visible)
-        patch(SurrogateMode, "occlusion_db_batch", occlusion_db_batch)
+        patch(SurrogateMode, "occlusion", occlusion)
     if writes:
         set_pose, park = RadioScene.set_pose, RadioScene.park_plate
 
@@ -244,10 +241,10 @@ def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=F
         patch(RadioScene, "park_plate", park_always)
     if explore:
         def evaluate_many(self, pose_vecs, edge_factor, occlusion_db=None, focus=None, temperature_db=1.0,
-                          edge_width_m=None, offsets=None, corner_temperature_db=0.5):  # one evaluation per pose
+                          edge_width_m=None, offsets=None, corner_temperature_db=0.5, **kw):  # one per pose
             objs = [self.evaluate(v, edge_factor, occlusion_db=o, focus=focus, temperature_db=temperature_db,
                                   grad=False, edge_width_m=edge_width_m, offsets=offsets,
-                                  corner_temperature_db=corner_temperature_db)["objective"]
+                                  corner_temperature_db=corner_temperature_db, **kw)["objective"]
                     for v, o in zip(pose_vecs, occlusion_db)]
             return {"objective": np.array(objs)}
 
@@ -258,14 +255,14 @@ def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=F
 
             return mi.Float(np.asarray(values, dtype=np.float32).reshape(-1))
 
-        patch(surrogate, "to_float", to_float)
-        patch(multi_surrogate, "to_float", to_float)
+        for module in (surrogate, flat_plate, double_bounce):
+            patch(module, "to_float", to_float)
     if multi_explore:
         def multi_many(self, poses, edge_factor, occlusion_db=None, **kw):  # one evaluation per candidate
             return {"objective": np.array([self.evaluate(p, edge_factor, occlusion_db=o, grad=False, **kw)["objective"]
                                            for p, o in zip(poses, occlusion_db)])}
 
-        patch(multi_surrogate.MultiPlateSurrogate, "evaluate_many", multi_many)
+        patch(surrogate.PlateSurrogate, "evaluate_many", multi_many)
     try:
         yield
     finally:
@@ -296,7 +293,7 @@ def run_world(rs, exp, start, steps, world_id=0):
     wall = time.perf_counter() - t0
     traj = [([x for p in r.pose.plates for x in p.as_list()], r.truth.min_rss_dbm) for r in w.history]
     explore = []
-    call = w.mode._multi_explore if w.mode.multi else w.mode.explore
+    call = w.mode.explore
     for _ in range(3):  # one exploration call on its own (the trajectory is recorded already)
         t = time.perf_counter()
         call(w.progress())

@@ -150,7 +150,7 @@ def _band_model(objective=None):
 
     tx = [TX]
     targets = TARGETS
-    models = [PlateSurrogate(tx, [30.0], targets, (2.0, 1.0), wavelength_m(f), aperture=True) for f in BAND_HZ]
+    models = [PlateSurrogate(tx, [30.0], targets, [(2.0, 1.0)], wavelength_m(f), aperture=True) for f in BAND_HZ]
     return BandSurrogate(models, 1.0), models
 
 

@@ -123,7 +123,7 @@ def test_surrogate_worst_case_is_the_soft_min_over_corner_poses():
 
     exp = street(**SMALL)
     targets = np.array(exp.target_points())
-    sur = PlateSurrogate([exp.transmitters[0].position], [30.0], targets, exp.reflector.size_m, 0.0857)
+    sur = PlateSurrogate([exp.transmitters[0].position], [30.0], targets, [exp.reflector.size_m], 0.0857)
     pose = PlatePose(23.7, 8.26, 5.0, 139.2)
     offs = tolerance.corner_offsets(tolerance.half_widths(exp.reflector.tolerance))
     kw = dict(edge_factor=0.3, grad=False, temperature_db=1.0)

@@ -19,7 +19,7 @@ from optimizer.experiment.devices import Transmitter
 from optimizer.experiment.fields import (NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict,
                                         check_frequency_hz)
 from optimizer.experiment.targets import Targets
-from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
+from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS, REFLECTOR_KINDS
 
 MAX_PLATE_SIDE_M = 100.0  # [m]
 MAX_PLATES = 8  # plates per experiment
@@ -84,6 +84,8 @@ class Tolerance(_Strict):
 class Reflector(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
                              description="the plate's name (default plate-1, plate-2, ... in list order)")
+    kind: str = Field(default="flat_plate", description="what the reflector is (optimizer.registry.REFLECTOR_KINDS): "
+                                                        "flat_plate, a flat metal rectangle of `size_m`")
     size_m: list[float] | None = Field(default=None, description="width, height of the flat plate [m] (with "
                                                                  "`sizes_m`: set to the catalogue's smallest)")
     sizes_m: list[list[float]] | None = Field(
@@ -102,6 +104,11 @@ class Reflector(_Strict):
     pitch_deg: AngleRange | None = None
     tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
                                                                         "hold over it")
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, v: str):
+        return REFLECTOR_KINDS.validate(v)
 
     @field_validator("size_m", mode="before")
     @classmethod
@@ -482,6 +489,9 @@ class Experiment(_Strict):
             raise ValueError(f"objective.combine: required with {len(names)} transmitters; choose sum (powers "
                              "add up), best_server (each target's strongest) or sinr (strongest over the others "
                              "plus noise)")
+        if self.search.gradient == "sionna" and self.combine() != "sum":
+            raise ValueError(f"search.gradient: sionna differentiates the transmitters' power sum only, not "
+                             f"objective.combine: {self.combine()}; use search.gradient: surrogate (or combine: sum)")
         return self
 
     def combine(self) -> str:
@@ -549,6 +559,8 @@ class Experiment(_Strict):
                 plate.pop("sizes_m", None)
             if plate.get("mounted_on_wall") is None:  # no wall named: as it hashed before
                 plate.pop("mounted_on_wall", None)
+            if plate.get("kind") == "flat_plate":  # the default kind: as it hashed before kinds
+                plate.pop("kind", None)
         if data["targets"].get("area") is None:  # no area: the targets hash as they did before areas
             data["targets"].pop("area", None)
         if self.objective.kind == "min":  # today's objective hashes as it did before objective kinds

@@ -16,6 +16,7 @@ import numpy as np
 
 from optimizer.constants import PLATE_CLEARANCE_M
 from optimizer.physics.geometry import plate_corners, plate_frame, position
+from optimizer.physics.reflectors import as_kind, kind_of
 from optimizer.records import JointPose, PlatePose
 
 _EDGE_STEP_M = 0.01  # [m] spacing of the edge points
@@ -48,17 +49,18 @@ def plate_distance(pa: PlatePose, size_a, pb: PlatePose, size_b) -> float:
                      _to_plate(_edge_points(pb, size_b), pa, size_a).min()))
 
 
-def overlapping_pairs(pose: JointPose, sizes) -> list[tuple[int, int]]:
-    """Index pairs (i, j) of the plates of `pose` that overlap (closer than PLATE_CLEARANCE_M)."""
+def overlapping_pairs(pose: JointPose, plates) -> list[tuple[int, int]]:
+    """Index pairs (i, j) of the plates of `pose` that overlap (closer than PLATE_CLEARANCE_M). plates: per
+    plate its reflector kind (`optimizer.physics.reflectors`: its reach and distance test) or its size."""
     out = []
-    plates = pose.plates
-    for i in range(len(plates)):
-        for j in range(i + 1, len(plates)):
-            ci, cj = np.array(plates[i].position), np.array(plates[j].position)
-            reach = 0.5 * (np.hypot(*sizes[i]) + np.hypot(*sizes[j])) + PLATE_CLEARANCE_M
-            if np.linalg.norm(ci - cj) > reach:
+    kinds = [as_kind(p) for p in plates]
+    poses = pose.plates
+    for i in range(len(poses)):
+        for j in range(i + 1, len(poses)):
+            ci, cj = np.array(poses[i].position), np.array(poses[j].position)
+            if np.linalg.norm(ci - cj) > kinds[i].reach_m() + kinds[j].reach_m() + PLATE_CLEARANCE_M:
                 continue  # bounding spheres apart
-            if plate_distance(plates[i], sizes[i], plates[j], sizes[j]) < PLATE_CLEARANCE_M:
+            if kinds[i].distance_m(poses[i], kinds[j], poses[j]) < PLATE_CLEARANCE_M:
                 out.append((i, j))
     return out
 
@@ -79,8 +81,8 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
         return PlatePose.from_seq([x, y] + list(v[2:]) + [0.0] * (5 - v.size))
 
     (lo_a, hi_a), (lo_b, hi_b) = box(ra), box(rb)
-    sizes = [ra.size_m, rb.size_m]
-    reach = 0.5 * (np.hypot(*ra.size_m) + np.hypot(*rb.size_m)) + PLATE_CLEARANCE_M
+    kinds = [kind_of(ra), kind_of(rb)]
+    reach = kinds[0].reach_m() + kinds[1].reach_m() + PLATE_CLEARANCE_M
     box_lo = [np.array(r.bounds.min, float) for r in (ra, rb)]  # the centre boxes' plan extents
     box_hi = [np.array(r.bounds.max, float) for r in (ra, rb)]
     gap = np.maximum(0.0, np.maximum(box_lo[1] - box_hi[0], box_lo[0] - box_hi[1]))  # between the centre boxes
@@ -92,6 +94,6 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
     for u in units:
         v = lo + u * (hi - lo)
         joint = JointPose(plates=[pose(ra, v[:lo_a.size]), pose(rb, v[lo_a.size:])])
-        if not overlapping_pairs(joint, sizes):
+        if not overlapping_pairs(joint, kinds):
             return False
     return True

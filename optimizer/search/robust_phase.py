@@ -117,17 +117,14 @@ def model_order(rs, exp: Experiment, pose: JointPose, nominal_rss, baseline_rss)
     None with several plates or where the model cannot be evaluated (the box's own order is then used)."""
     if len(exp.plates()) != 1 or baseline_rss is None:
         return None
-    from optimizer.physics.band import band_surrogate
-    from optimizer.physics.surrogate import PlateSurrogate
-    from optimizer.search.modes.surrogate import antenna_specs, occlusion_db
+    from optimizer.physics.surrogate import surrogate_for
+    from optimizer.search.modes.surrogate import occlusion_db
 
     poses = tolerance.box_poses(pose, tolerance.plate_offsets(exp), [f.yaw_deg for f in tolerance.frames(rs, exp)])
-    vecs = np.array([pose.first.as_list()] + [p.first.as_list() for p in poses], float)
+    vecs = [[p.as_list() for p in jp.plates] for jp in [pose, *poses]]
     try:
         backend.init(getattr(rs, "device", None) or exp.device)  # the scene's Mitsuba variant (a stand-in: cpu)
-        model = band_surrogate(lambda lam, _f: PlateSurrogate(
-            [t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters], rs.targets,
-            exp.plates()[0].size_m, lam, antennas=antenna_specs(exp, rs.targets)), exp)
+        model = surrogate_for(exp, rs.targets, aperture=False)
         plate = model.evaluate_many(vecs, EDGE_FACTOR_END, occlusion_db=occlusion_db(model, rs, vecs),
                                     temperature_db=exp.objective.softmin_temperature_db)["power_dbm"]
     except (NumericsError, ValueError, AttributeError):

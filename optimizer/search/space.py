@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from optimizer.physics.reflectors import kind_of
 from optimizer.records import JointPose, PlatePose
 
 AXIS_NAMES = ("x", "y", "z", "yaw", "pitch")
@@ -44,6 +45,7 @@ class PlateAxes:
         self.dim = len(lo)
         self.offset = offset
         self.size_m = tuple(float(s) for s in reflector.size_m)
+        self.kind = kind_of(reflector)  # its reflector kind (the overlap test)
         self.name = reflector.name
         yaw_range = reflector.yaw_deg.max - reflector.yaw_deg.min
         self.yaw_periodic = yaw_range >= 360.0 - 1e-9
@@ -90,7 +92,7 @@ class PoseSpace:
             return False
         from optimizer.physics.overlap import overlapping_pairs
 
-        return bool(overlapping_pairs(self.unit_pose(unit), [ax.size_m for ax in self.plates]))
+        return bool(overlapping_pairs(self.unit_pose(unit), [ax.kind for ax in self.plates]))
 
     def rejections(self, units) -> list[str | None]:
         """Per unit-cube pose, why it is rejected ("plates overlap", or "plate 'NAME' cuts 'OBJECT'"), None
