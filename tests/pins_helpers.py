@@ -7,6 +7,7 @@ import time
 
 from optimizer.experiment import load_submitted, with_overrides
 from optimizer.records import Overrides, RunMeta
+from optimizer.spec import RunSpec
 from worlds_helpers import EXAMPLES, REPO
 
 PINS = REPO / "tests" / "data" / "pins.json"
@@ -50,7 +51,8 @@ def figures(summary) -> dict:
 
 
 def run_example(name: str, tune_dir: str) -> dict:
-    from optimizer.search.driver import conclude, now_utc, prepare, run_search
+    from optimizer.search.conclude import conclude
+    from optimizer.search.driver import now_utc, prepare, run_search
 
     t0 = time.perf_counter()
     exp, sha = tiny_example(name)
@@ -58,8 +60,9 @@ def run_example(name: str, tune_dir: str) -> dict:
     meta = RunMeta(name=exp.name, run_id="pin", run_uri=tune_dir, status="running", created_utc=now_utc(),
                    experiment_sha256=sha,
                    overrides=Overrides(output=tune_dir, device=exp.device, worlds=exp.search.worlds, scene=exp.scene))
-    collected = run_search(exp, prep, tune_dir, None, meta, resume=False, progress=False)
-    return figures(conclude(exp, meta, prep, collected, t0).summary)
+    spec = RunSpec.of(exp)
+    collected = run_search(spec, prep, tune_dir, None, meta, resume=False, progress=False)
+    return figures(conclude(spec, meta, prep, collected, t0).summary)
 
 
 if __name__ == "__main__":  # regenerate tests/data/pins.json
