@@ -25,6 +25,7 @@ WORLDS = r'''
 import sys
 sys.path.insert(0, "tests")
 from worlds_helpers import street
+from optimizer.experiment import with_overrides
 from optimizer.records import PlatePose as Pose
 from optimizer.physics.scene import RadioScene
 from optimizer.search.world import World
@@ -34,8 +35,7 @@ exp = street(**{"solver.max_depth": 2, "solver.samples_per_src": 20000,
 rs = RadioScene(exp, device="cpu", threads=2)
 base = rs.rss_dbm(None)
 for mode, steps in (("surrogate", 5), ("spsa", 3)):
-    e = exp.model_copy(deep=True)
-    e.search.steps, e.search.gradient = steps, mode
+    e = with_overrides(exp, exp.name, {"search.steps": steps, "search.gradient": mode})
     w = World(e, 1, Pose(27.5, 8.4, 5.0, 95.0), radio_scene=rs, baseline_rss=base)
     while w.step_index < steps:
         w.step()

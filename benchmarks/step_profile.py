@@ -53,7 +53,7 @@ TARGET_SHARE = 0.25
 TARGET_PLATE_RATIO = 2.0  # a two-plate step costs at most this many one-plate steps
 
 from optimizer.constants import EXPLORE_SAMPLES  # noqa: E402
-from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
+from optimizer.experiment import load_experiment, parse_experiment, with_overrides  # noqa: E402
 from optimizer.records import PlatePose  # noqa: E402
 
 # Munich (sionna's built-in city, 39k triangles): the access point in the open square north of the town hall,
@@ -92,8 +92,7 @@ def experiment(name: str):
     else:
         exp = load_experiment(REPO / "examples" / f"{name}.yaml" if name != "street" else
                               REPO / "examples" / "street-corner.yaml")
-    exp.device = DEVICE
-    return exp
+    return with_overrides(exp, name, {"device": DEVICE})
 
 
 # --- exclusive-time profiler -------------------------------------------------------------------------------
@@ -316,17 +315,16 @@ def tune_bookkeeping_s(exp, start, steps) -> float:
 
     from optimizer.search.cluster import init_ray
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
-    e = exp.model_copy(deep=True)
-    e.search.steps, e.search.prune = steps + 2, "off"
-    e.resources.cpu_per_world = 1
+    e = with_overrides(exp, exp.name, {"search.steps": steps + 2, "search.prune": "off", "resources.cpu_per_world": 1})
     init_ray(None)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             from optimizer.physics.scene import RadioScene
 
             base = RadioScene(e, device=DEVICE, threads=1).rss_dbm(None)
-            run_worlds(e, e.model_dump(mode="json"), [(start, "explicit")], base, tmp, progress=False)
+            run_worlds(RunSpec.of(e), [(start, "explicit")], base, tmp, progress=False)
             rows = []
             for f in Path(tmp).glob("worlds/world-*/result.json"):
                 rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
@@ -427,9 +425,8 @@ def plate_experiment(indices, samples: int):
     data["reflectors"] = [plates[i] for i in indices]
     data["solver"]["samples_per_src"] = int(samples)
     data["search"]["steps"] = 1000  # no world reaches its end (the tolerance check) within the profile
-    out = parse_experiment(data, "two-plates")
-    out.device = DEVICE
-    return out
+    data["device"] = DEVICE
+    return parse_experiment(data, "two-plates")
 
 
 def plates_profile(args, checks) -> list:
@@ -505,8 +502,8 @@ def winners(steps=5, worlds=3, befores=None):
     out = []
     for name in ("street-corner", "indoor-corridor", "wide-facade"):
         exp = load_experiment(REPO / "examples" / f"{name}.yaml")
-        exp.device, exp.search.steps = DEVICE, steps + 1  # no world reaches its end (the tolerance check)
-        exp.search.worlds = worlds
+        # no world reaches its end (the tolerance check)
+        exp = with_overrides(exp, name, {"device": DEVICE, "search.steps": steps + 1, "search.worlds": worlds})
         rs = RadioScene(exp, device=DEVICE, threads=1)
         base = rs.rss_dbm(None)
         starts = initial_poses(exp, rs, worlds)

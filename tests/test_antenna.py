@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from optimizer.experiment import with_overrides
 from optimizer.physics import backend
 from optimizer.physics.geometry import free_space_gain_db, image_method, specular_yaw_pitch, wavelength_m
 from optimizer.records import PlatePose
@@ -100,7 +101,7 @@ def _sector_case(empty, target_antenna=None):
     targets = np.array([[x, y, 1.5] for x in (8.0, 10.0, 12.0) for y in (12.0, 15.0)])
     exp = _exp(empty, [{"name": "mast", "position": tx.tolist(), "power_dbm": 30.0, "antenna": antenna}], targets,
                target_antenna=target_antenna)
-    exp.solver.los = False
+    exp = with_overrides(exp, "test", {"solver.los": False})
     return exp, tx, targets
 
 

@@ -82,7 +82,7 @@ def test_frame_and_winner_mount_from_the_site_json_wall(on_wall):
     wall), 2.15 m off it, 10 deg to it, its normal bearing the wall's normal bearing (pyproj Geod, `scene
     walls`) less 10 deg, 5.5 m above the flat ground; the centre's lat/lon goes back to the pose within 1 cm."""
     from optimizer.physics import tolerance
-    from optimizer.search.driver import mount_figures_of
+    from optimizer.search.conclude import mount_figures_of
 
     exp, rs, row = on_wall
     assert exp.reflector.mounted_on_wall == WALL
@@ -140,7 +140,7 @@ def test_report_and_mounting_sheet_credit_osm(on_wall, tmp_path):
     sheet gives the plate centre's latitude and longitude."""
     from optimizer.constants import MOUNTING_HTML, REPORT_HTML, REPORT_MD
     from optimizer.report.build import write_report
-    from optimizer.search.driver import mount_figures_of
+    from optimizer.search.conclude import mount_figures_of
     from records_helpers import synthetic_run
 
     exp, rs, row = on_wall

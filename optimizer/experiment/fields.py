@@ -20,8 +20,9 @@ NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class _Strict(BaseModel):
+    # Frozen: a change is a new model (`model_copy(update=...)`, `loading.with_overrides`), never an edit.
     # Every float finite (no .nan / .inf, whatever YAML spells them as); each field states its range.
-    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _frequency(v, where: str) -> float:

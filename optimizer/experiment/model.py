@@ -141,8 +141,8 @@ class Reflector(_Strict):
                              "catalogue to choose from)")
         if self.size_m is None and self.sizes_m is None:
             raise ValueError("size_m: required key is missing (or give sizes_m: a catalogue of sizes)")
-        if self.sizes_m is not None:
-            self.size_m = list(self.sizes_m[0])
+        if self.sizes_m is not None:  # derived while it is built (frozen from then on)
+            object.__setattr__(self, "size_m", list(self.sizes_m[0]))
         return self
 
     @model_serializer(mode="wrap")
@@ -443,10 +443,9 @@ class Experiment(_Strict):
             raise ValueError("reflector: required key is missing (or give reflectors: a list of plates)")
         if self.reflectors is not None and not self.reflectors:
             raise ValueError("reflectors: the list is empty; give at least one plate, or use reflector:")
-        plates = self.plates()
-        for k, r in enumerate(plates):
-            if r.name is None:
-                r.name = f"plate-{k + 1}"
+        plates = [r if r.name is not None else r.model_copy(update={"name": f"plate-{k + 1}"})
+                  for k, r in enumerate(self.plates())]  # a new plate where one is named (frozen)
+        object.__setattr__(self, *(("reflectors", plates) if self.reflectors is not None else ("reflector", plates[0])))
         names = [r.name for r in plates]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

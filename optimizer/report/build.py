@@ -42,6 +42,7 @@ from optimizer.report.collateral import collateral_of_maps
 from optimizer.report.radio_maps import compute_radio_maps, map_area, scene_geometry
 from optimizer.report.text import build_document, to_html, to_markdown
 from optimizer.store.runstore import RunStore
+from optimizer.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                  samples_per_tx: int = RADIO_MAP_SAMPLES_PER_TX) -> list[Path]:
     """Draw the pictures and write report.html + report.md into the local run folder `run_dir`.
 
+    exp: the run's `RunSpec` (the run command passes the winner's) or an `Experiment` (default: the run
+    folder's).
     summary: the run's summary (default: read summary.json; the run command passes it before writing it).
     radio_scene: an existing `RadioScene` of this experiment to trace with (default: a new one on `device`
     with `threads`); its plate is parked afterwards.
@@ -144,6 +147,8 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
         from optimizer.experiment import load_run_experiment
 
         exp = steps.run("experiment", load_run_experiment, store)
+    spec = RunSpec.of(exp) if exp is not None and not isinstance(exp, RunSpec) else exp
+    exp = spec.exp if spec is not None else None
     thr = summary.threshold_dbm
     targets: list[TargetRow] | None = steps.run("targets.csv", store.read_targets)
     history: list[WorldStep] | None = steps.run("trajectories", store.read_trajectories)
