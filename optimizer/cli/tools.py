@@ -19,7 +19,7 @@ from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats
 from optimizer.records import JointPose
-from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
+from optimizer.records.text import fmt_db, fmt_dbm, fmt_pct, fmt_power
 from optimizer.console import say
 from optimizer.search.driver import check_boxes_clear, check_targets, driver_scene
 from optimizer.search.space import PoseSpace
@@ -102,6 +102,13 @@ def cmd_evaluate(args) -> int:
     samples = exp.solver.samples_per_src
     base = rs.rss_dbm(None, samples_per_src=samples)
     rss = rs.rss_dbm(pose, samples_per_src=samples)
+    from optimizer import objectives
+    from optimizer.search.driver import protect_result
+
+    objective = objectives.of(exp, rs, base)
+    guard = protect_result(objective, rss)  # objective.protect at this pose (None without it)
+    n = rs.n_targets  # the targets; objective.protect's points follow them
+    targets, base, rss = rs.targets[:n], objective.wanted(base), objective.wanted(rss)
     bm, pm = rss_stats(base, thr), rss_stats(rss, thr)
     conv = _convergence(rs, exp, pose, samples, rss, thr) if args.convergence else None
     chk = _tolerance(rs, exp, pose, samples, rss) if args.tolerance else None
@@ -113,7 +120,9 @@ def cmd_evaluate(args) -> int:
                "plate_model": exp.solver.plate_model,
                "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
                "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
-                           for t, b, r in zip(rs.targets.tolist(), base, rss)]}
+                           for t, b, r in zip(targets.tolist(), base, rss)]}
+        if guard is not None:
+            out["protect"] = guard.model_dump(mode="json")
         if conv is not None:
             out["convergence"] = conv
         if chk is not None:  # what text mode prints: the check, its margin and what would make it hold
@@ -131,8 +140,11 @@ def cmd_evaluate(args) -> int:
         print("objective.combine: sinr: every figure above and below is dB SINR, not dBm")
     if args.targets:
         print(f"\n{'target':>6} {'x':>8} {'y':>8} {'z':>6} {'no plate':>9} {'plate':>9}")
-        for i, (t, b, r) in enumerate(zip(rs.targets, base, rss)):
+        for i, (t, b, r) in enumerate(zip(targets, base, rss)):
             print(f"{i:>6} {t[0]:>8.2f} {t[1]:>8.2f} {t[2]:>6.2f} {fmt_dbm(b):>9} {fmt_dbm(r):>9}")
+    if guard is not None:
+        print(f"protect: {'held' if guard.held else 'BROKEN'}: {guard.lost} of {guard.constrained} covered protected "
+              f"points lost (margin {fmt_db(guard.margin_db)}, lost area {guard.lost_area_m2:g} m²)")
     if conv is not None:
         _print_convergence(conv)
     if chk is not None:
@@ -149,7 +161,7 @@ def _convergence(rs, exp, pose, samples: int, at_run, thr: float) -> list[dict]:
     ref = rss_stats(at_run, thr)
     out = []
     for label, d, n, rss in rows:
-        rss = rss if rss is not None else rs.rss_dbm(pose, samples_per_src=n, max_depth=d)
+        rss = rss if rss is not None else rs.rss_dbm(pose, samples_per_src=n, max_depth=d)[:rs.n_targets]
         m = rss_stats(rss, thr)
         change = None if m.min_rss_dbm is None or ref.min_rss_dbm is None else m.min_rss_dbm - ref.min_rss_dbm
         out.append({"setting": label, "max_depth": d, "samples_per_src": n, "with_plate": m.model_dump(),

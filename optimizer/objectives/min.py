@@ -1,7 +1,8 @@
 """`objective.kind: min` (the default): maximise the worst target's RSS. Truth: the minimum over targets
 (None when a target has no path); model: the soft-min (log-sum-exp, temperature `softmin_temperature_db`)
 over the focus targets; a pose holds when every target has a path at or above the coverage threshold;
-ranking: min RSS, then coverage, then mean RSS (`base.with_tie_breaks`)."""
+ranking: min RSS, then coverage, then mean RSS (`base.with_tie_breaks`). Target weights do not apply: the
+worst target is the worst whatever its weight."""
 
 from __future__ import annotations
 

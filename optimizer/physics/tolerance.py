@@ -133,7 +133,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     box's own order); "offsets", "rss" and "plates" come back in the order traced."""
     tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs)
     names = [r.name for r in exp.plates()]
     per_plate = plate_offsets(exp, scale, interior, seed)
     yaws = [f.yaw_deg for f in frames(rs, exp)]
@@ -180,7 +180,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
             pitch_deg=float(r.tolerance.pitch_deg) * scale, poses_checked=int(mine.size),
             complete=int(mine.size) + int(cut_k.size) == int(np.sum(owner == k)),
             holds=bool(covered[1:][mine].all()) and not cut_k.size,
-            worst_min_rss_dbm=rss_stats(sub.min(axis=0), thr).min_rss_dbm,
+            worst_min_rss_dbm=rss_stats(objective.wanted(sub.min(axis=0)), thr).min_rss_dbm,
             worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine])),
             cut_by=cuts[cut_k[0]][1] if cut_k.size else None))
     nom, worst = per_pose[0], objective.stats(worst_per_target)
@@ -213,7 +213,7 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     truth: bisect on the probe set (first the worst offset at s = 1), then confirm at the found scale on the
     offsets that failed at s = 1 and on the whole box; an offset that fails there joins the probe set and
     the bracket shrinks. Returns (scale, truth evaluations spent)."""
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs)
     if chk.holds:
         return 1.0, 0
     if not objective.met(chk.nominal):
@@ -280,8 +280,10 @@ def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
                    f"±{tol.yaw_deg * scale:.2f}° ({scale:.0%} of the requested ±{100 * tol.position_m:.1f} cm / "
                    f"±{tol.yaw_deg:g}°)")
     thr = exp.objective.coverage_threshold_dbm
-    lost = np.array([v is None or v < thr for v in check.target_worst_dbm], bool) if check.target_worst_dbm else None
-    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg, rs.targets) if len(exp.plates()) == 1
+    worst = (check.target_worst_dbm or [])[:rs.n_targets]  # the targets (objective.protect's points follow)
+    lost = np.array([v is None or v < thr for v in worst], bool) if worst else None
+    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg, rs.targets[:rs.n_targets])
+            if len(exp.plates()) == 1
             else None)  # which plate: unknown
     if size is not None:
         w, h = exp.plates()[0].size_m
@@ -323,7 +325,7 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
     (`steps`, e.g. -2..2; the other axes nominal): {"along_m" [A], "yaw_deg" [Y], "min_rss_dbm" [Y, A]
     (-inf: a target without a path), "covered" [Y, A]}."""
     tol = exp.plates()[0].tolerance
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs)
     along = np.array([s * max(tol.position_m, 0.01) for s in steps])
     yaw = np.array([s * max(tol.yaw_deg, 0.1) for s in steps])
     frame_yaw = frames(rs, exp)[0].yaw_deg

@@ -28,6 +28,7 @@ from optimizer.records import (
     Gain,
     JointPose,
     ObjectiveResult,
+    ProtectResult,
     Pruning,
     ReusedSlot,
     RunMeta,
@@ -115,7 +116,7 @@ def check_targets(exp: Experiment, rs) -> None:
     rest. A scene without geometry has nothing to check against."""
     from optimizer.constants import TARGET_OUTSIDE_MARGIN_M
 
-    pts = np.asarray(rs.targets, float).reshape(-1, 3)
+    pts = np.asarray(rs.targets, float).reshape(-1, 3)[:rs.n_targets]
     lo, hi = rs.geometry_bounds()
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)) or not len(pts):
         return
@@ -161,14 +162,17 @@ def prepare(exp: Experiment) -> Prepared:
     rs = driver_scene(exp)
     check_targets(exp, rs)
     check_boxes_clear(exp, rs)
-    baseline = rs.rss_dbm(None)
+    baseline = rs.baseline_dbm()
     obj = exp.objective
-    focus = focus_mask(baseline, obj.coverage_threshold_dbm, obj.focus_margin_db)
+    focus = focus_mask(baseline, obj.coverage_threshold_dbm, obj.focus_margin_db, rs.n_targets)
     starts = initial_poses(exp, rs, exp.search.worlds, focus)
-    b = rss_stats(baseline, obj.coverage_threshold_dbm)
-    covered = int(round(b.coverage * len(baseline)))
-    say(f"scene ready: {len(rs.targets)} targets, baseline min RSS {fmt_power(b.min_rss_dbm)}, "
-        f"{covered}/{len(baseline)} covered{f', {b.no_path} with no path' if b.no_path else ''}"
+    n = rs.n_targets
+    b = rss_stats(baseline[:n], obj.coverage_threshold_dbm)
+    covered = int(round(b.coverage * n))
+    guarded = (f", {len(baseline) - n} protected points ({int(objectives.of(exp, rs, baseline).rule.constrained.sum())} "
+               "covered without the plate)" if len(baseline) > n else "")
+    say(f"scene ready: {n} targets, baseline min RSS {fmt_power(b.min_rss_dbm)}, "
+        f"{covered}/{n} covered{f', {b.no_path} with no path' if b.no_path else ''}{guarded}"
         f"{f', {rs.targets_dropped} area points inside buildings dropped' if rs.targets_dropped else ''} "
         f"({time.perf_counter() - t0:.1f} s)")
     return Prepared(rs, baseline, starts)
@@ -262,6 +266,16 @@ def target_rows(targets, base, win, thr: float, worst: list | None = None,
                               worst_rss_dbm=w, covered_worst=None if not worst else (w is not None and w >= thr),
                               plate=plates[i] if plates else None))
     return rows
+
+
+def protect_result(objective, win_final) -> ProtectResult | None:
+    """`summary.objective.protect`: the constraint at the winner (None without `objective.protect`)."""
+    rule = getattr(objective, "rule", None)
+    if rule is None:
+        return None
+    c = rule.check(np.asarray(win_final, float)[objective.n:])
+    return ProtectResult(held=c["held"], margin_db=c["margin_db"], lost=c["lost"], lost_area_m2=c["lost_area_m2"],
+                         area_margin_m2=c["area_margin_m2"], **rule.params())
 
 
 def world_rank(o: WorldOutcome, area_rank: int | None = None, objective=None) -> tuple:
@@ -421,7 +435,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     collected, phase_stats = robust_phase(exp, prep, collected)
     rs = prep.rs
     thr = exp.objective.coverage_threshold_dbm
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs, prep.baseline)
     space = PoseSpace.of(exp)
     options = catalogue.options(exp) if catalogue.has_catalogue(exp) else None
     outcomes = [_outcome(c, space, exp.search.steps, options) for c in collected]
@@ -445,10 +459,12 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     say(f"winner: world {best.world} at {win_pose}; re-evaluating with {final_samples} samples")
     base_final = rs.rss_dbm(None, samples_per_src=final_samples)
     win_final = rs.rss_dbm(win_pose, samples_per_src=final_samples)
-    base_m, win_m = objective.stats(base_final), objective.stats(win_final)
-    objective_result = ObjectiveResult(kind=objective.kind, params=objective.params(),
-                                       baseline=objective.truth(base_final), winner=objective.truth(win_final))
-    conv, conv_evals = convergence(rs, exp, win_pose, run_truth, win_final, thr)
+    final = objectives.of(exp, rs, base_final)  # objective.protect judged against the baseline at this count
+    base_m, win_m = final.stats(base_final), final.stats(win_final)
+    objective_result = ObjectiveResult(kind=final.kind, params=final.params(), baseline=final.truth(base_final),
+                                       winner=final.truth(win_final), protect=protect_result(final, win_final))
+    wanted = final.wanted  # the targets' part of every receiver array (objective.protect appends its points)
+    conv, conv_evals = convergence(rs, exp, win_pose, wanted(run_truth), wanted(win_final), thr)
     # truth evaluations in the driver: the baseline, the winner at the run's settings, baseline and winner
     # at the final sample count, which plate serves each target, the convergence check, the tolerance margin
     serving = rs.serving_plates(win_pose, samples_per_src=final_samples)  # targets.csv's `plate`
@@ -496,7 +512,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     prune = exp.search.prune
     rung_list = [] if prune == "off" else rungs(exp.search.steps, prune.grace_steps, prune.reduction_factor)
     devices = sorted({o.device for o in outcomes if o.device})
-    n = len(rs.targets)
+    n = rs.n_targets
     cov_b, cov_w = int(round(base_m.coverage * n)), int(round(win_m.coverage * n))
     frames = tolerance.frames(rs, exp)
     mounts = mount_figures_of(rs, exp, win_pose, frames)
@@ -506,7 +522,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
                             tolerance=chk.plates[k] if chk is not None and k < len(chk.plates) else None,
                             mount=mounts[k])
                 for k, (p, r) in enumerate(zip(win_pose.plates, exp.plates()))], mount=mounts[0],
-        world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(run_truth, thr).min_rss_dbm,
+        world=best.world, samples_per_src=final_samples, search_min_rss_dbm=rss_stats(wanted(run_truth), thr).min_rss_dbm,
         pose_arg=win_pose.cli_value(),
         size_arg=catalogue.cli_value(catalogue.of_plates(exp)) if sizes else None,
         on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
@@ -517,9 +533,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         created_utc=meta.created_utc, finished_utc=now_utc(), wall_time_s=round(time.perf_counter() - t_start, 3),
         scene=exp.scene, frequency_hz=exp.frequency_hz, device="+".join(devices) or "cpu", output=meta.run_uri,
         threshold_dbm=thr, targets_count=n, targets_dropped=rs.targets_dropped, solver=exp.solver.effective(), baseline=base_m,
-        winner=winner, objective=objective_result, gain_db=_gain(base_final, win_final),
+        winner=winner, objective=objective_result, gain_db=_gain(wanted(base_final), wanted(win_final)),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
-                                   gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
+                                   gained_path=int(np.sum(~has_path(wanted(base_final)) & has_path(wanted(win_final))))),
         worlds=outcomes, failures=failures, reused=reused, sizes=sizes, counts=counts, evaluations=evaluations,
         pruning=Pruning(enabled=bool(rung_list), reduction_factor=None if prune == "off" else prune.reduction_factor,
                         grace_steps=None if prune == "off" else prune.grace_steps, rungs=rung_list),
@@ -528,7 +544,7 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
         peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
         versions=backend.versions(), tolerance_frames=frames)
-    return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
-                                                          chk.target_worst_dbm if chk is not None else None,
-                                                          serving),
+    return Concluded(summary=summary, targets=target_rows(rs.targets[:n], wanted(base_final), wanted(win_final), thr,
+                                                          chk.target_worst_dbm[:n] if chk is not None
+                                                          and chk.target_worst_dbm else None, serving[:n]),
                      steps=steps, winner_pose=win_pose, exp=exp, rs=rs)

@@ -56,11 +56,12 @@ class World:
                                                                           threads=threads)
         self.space = PoseSpace.of(exp, self.rs)  # rejects poses whose plates overlap or cut the scene
         if baseline_rss is None:
-            baseline_rss = self.rs.rss_dbm(None)
+            baseline_rss = self.rs.baseline_dbm()
         self.baseline_rss = np.asarray(baseline_rss, float)
         obj = exp.objective
-        self.objective = objectives.of(exp)
-        self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db)
+        self.objective = objectives.of(exp, self.rs, self.baseline_rss)
+        self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db,
+                                self.rs.n_targets)
         self.initial_pose = JointPose.of(initial_pose)
         self.unit = self.space.project_unit(self.space.to_unit(self.space.to_vec(self.initial_pose)))
         self.rng = np.random.default_rng([exp.search.seed, self.world_id, 7])

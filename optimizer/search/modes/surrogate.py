@@ -15,6 +15,9 @@ The world climbs the truth, not only the model:
   a step is under TRUST_BAD_RATIO of the corrected model's (both ends of the step under the same
   correction), doubled (up to 1) above TRUST_GOOD_RATIO.
 
+`objective.protect`: the model objective is less `ShadowPenalty` (optimizer.objectives.protect), the plates'
+predicted shadow on the protected points, in every inner step (value and gradient) and every exploration score.
+
 Antennas and `objective.combine` (optimizer.physics.antenna): the plate path includes each transmitter's
 pattern toward the plate, the targets' pattern and the polarisation through it; with `combine: sinr` each
 target's model value is its serving transmitter's plate path over the others' power plus noise from one truth
@@ -99,6 +102,9 @@ class SurrogateMode(GradientMode):
         self.last_objective: float | None = None  # [dBm] the truth's soft-min at the last truth check
         self.last_model: np.ndarray | None = None  # [targets] the model's power there [dBm]
         self.multi = len(exp.plates()) > 1
+        from optimizer.objectives.protect import ShadowPenalty
+
+        self.penalty = ShadowPenalty.of(world.objective, world.rs, exp)  # objective.protect (None without it)
         if self.multi:  # (the truth correction and trust region are one-plate only, for now)
             self._init_multi(world)
             return
@@ -125,6 +131,25 @@ class SurrogateMode(GradientMode):
         self.last_objective = state.get("last_objective")
         model = state.get("last_model")
         self.last_model = None if model is None else np.asarray(model, float)
+
+    # --- objective.protect: the plates' shadow on the protected points, subtracted from the model ------------------
+    def protect_penalty(self, vec, grad: bool = True) -> tuple[float, np.ndarray]:
+        """(penalty [dB], its gradient w.r.t. the pose vector) of `optimizer.objectives.protect.ShadowPenalty`
+        at the joint pose vector `vec`; (0, 0) without objective.protect."""
+        space = self.world.space
+        if self.penalty is None:
+            return 0.0, np.zeros(space.dim)
+        vecs = [np.asarray(vec, float)[ax.slice] for ax in space.plates] if self.multi else [vec]
+        value, grads = self.penalty.evaluate(vecs, [r.size_m for r in self.world.exp.plates()], grad)
+        if not self.multi:
+            return value, grads[0][: space.dim]
+        return value, np.concatenate([g[: ax.dim] for g, ax in zip(grads, space.plates)])
+
+    def _penalised(self, vecs, scores) -> np.ndarray:
+        """Surrogate scores of candidate pose vectors less their protect penalty."""
+        if self.penalty is None:
+            return scores
+        return np.asarray(scores, float) - np.array([self.protect_penalty(v, grad=False)[0] for v in vecs])
 
     # --- exploration, shared by one and several plates -----------------------------------------------------------
     def _explore_due(self) -> bool:
@@ -234,7 +259,7 @@ class SurrogateMode(GradientMode):
         scores = self.surrogate.evaluate_many([self._plate_vecs(v) for v in vecs], w.edge_factor(frac), occlusion_db=occl,
                                               focus=w.focus, objective=w.objective,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
-        return self._jump(cands, scores)
+        return self._jump(cands, self._penalised(vecs, scores))
 
     def _multi_step(self) -> ModeStep:
         w = self.world
@@ -246,8 +271,9 @@ class SurrogateMode(GradientMode):
             frac = w.progress(i)
             vec = w.space.from_unit(w.unit)
             r = self._multi_eval(vec, frac, self._multi_occlusion([vec])[0])
-            surrogate_obj = r["objective"]
-            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)])
+            pen, pen_grad = self.protect_penalty(vec)
+            surrogate_obj = r["objective"] - pen
+            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)]) - pen_grad
             w.adam_ascent(g * w.space.span, w.learning_rate(frac))
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
@@ -285,7 +311,7 @@ class SurrogateMode(GradientMode):
         k = w.edge_factor(frac)
         scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, objective=w.objective,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
-        return self._jump(cands, scores)  # every score is finite (evaluate_many raises otherwise)
+        return self._jump(cands, self._penalised(vecs, scores))  # every score is finite (evaluate_many raises otherwise)
 
     def step(self) -> ModeStep:
         if self.multi:
@@ -301,8 +327,9 @@ class SurrogateMode(GradientMode):
             occl = self.occlusion_db_batch([vec])[0]
             r = self.surrogate.evaluate(vec, w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
                                         objective=w.objective, offsets=self.offsets, bias_db=bias)
-            surrogate_obj = r["objective"]
-            w.adam_ascent(r["grad"][: w.space.dim] * w.space.span, w.learning_rate(frac) * self.trust)
+            pen, pen_grad = self.protect_penalty(vec)
+            surrogate_obj = r["objective"] - pen
+            w.adam_ascent((r["grad"][: w.space.dim] - pen_grad) * w.space.span, w.learning_rate(frac) * self.trust)
         before = self.last_objective
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
