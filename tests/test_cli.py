@@ -17,7 +17,7 @@ def run_cli(*args, cwd=REPO):
 
 
 @pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade", "two-plates", "sector-street",
-                                  "two-aps-sinr"])
+                                  "two-aps-sinr", "shop-floor", "street-corner-protect"])
 def test_examples_parse(name):
     exp = load_experiment(EXAMPLES / f"{name}.yaml")
     assert exp.name == name
