@@ -440,9 +440,11 @@ class Experiment(_Strict):
                                                                   "`reflectors` list)")
     reflectors: list[Reflector] | None = Field(default=None, max_length=MAX_PLATES,
                                                description="several plates, placed jointly")
-    targets: Targets = Field(description="where the signal is wanted: points, a region grid and/or polygon areas")
+    targets: Targets = Field(description="where the signal is wanted: points, a region grid and/or polygon areas; "
+                             "optional weights (targets.weights per point, an area's weight)")
     objective: Objective = Field(default=Objective(), description="what a pose is worth: the kind (min, "
-                                 "percentile, coverage), the coverage threshold, how transmitters combine")
+                                 "percentile, coverage), the coverage threshold, how transmitters combine, and "
+                                 "protect (points / areas the plate must not take coverage from)")
     solver: Solver = Field(default=Solver(), description="the ray tracer's settings (depth, samples, diffraction, "
                            "the plate's physics)")
     search: Search = Field(default=Search(), description="the worlds, their steps, pruning, reuse, starts and the "

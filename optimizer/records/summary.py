@@ -254,7 +254,8 @@ class Summary(Record):
     solver: dict = Field(description="every effective PathSolver setting of the truth")
     baseline: RssStats = Field(description="truth without the plate, at the winner's sample count")
     winner: Winner = Field(description="the winning pose and its truth")
-    objective: ObjectiveResult | None = Field(default=None, description="the objective, at baseline and winner")
+    objective: ObjectiveResult | None = Field(default=None, description="the objective, at baseline and winner; "
+                                              "objective.protect's verdict at the winner (held, margin)")
     gain_db: Gain = Field(description="winner minus baseline [dB], only where both sides have a path")
     coverage_gain: CoverageGain = Field(description="targets covered (and given a path) by the plate")
     worlds: list[WorldOutcome] = Field(description="every world: start, status, best pose and truth")
