@@ -10,7 +10,7 @@ mounting tolerance box (its corners; `--interior` more poses) and the constraint
 the box. Prints both, the cost (worst case without minus with) and PASS/MISS for "the protected winner keeps
 the constraint" (nominal and over the whole box).
 
-    .venv/bin/python benchmarks/protect_cost.py [--worlds 2] [--steps 4] [--samples 50000] [--interior 0]
+    .venv/bin/python benchmarks/protect_cost.py [--worlds 2] [--steps 4] [--samples 20000] [--interior 0]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worlds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--samples", type=int, default=50_000, help="solver.samples_per_src of both (default 50000)")
+    ap.add_argument("--samples", type=int, default=20_000, help="solver.samples_per_src of both (default 20000)")
     ap.add_argument("--interior", type=int, default=0, help="interior poses of the tolerance box besides its corners")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -189,10 +189,11 @@ class RadioScene:
         pts, _ = exp.protect_points()
         return np.concatenate([targets, np.asarray(pts, float).reshape(-1, 3)]) if pts else targets
 
-    def baseline_dbm(self) -> np.ndarray:
-        """`rss_dbm` without the plates at every receiver, computed once (the rule of `objective.protect`)."""
+    def baseline_dbm(self, known=None) -> np.ndarray:
+        """`rss_dbm` without the plates at every receiver, computed once (the rule of `objective.protect`);
+        `known`: that truth from elsewhere (the driver's, same settings), kept instead of tracing it again."""
         if self._baseline is None:
-            self._baseline = self.rss_dbm(None)
+            self._baseline = np.asarray(known, float) if known is not None else self.rss_dbm(None)
         return self._baseline
 
     # --- antenna groups ---------------------------------------------------------------------------------------

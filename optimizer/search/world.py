@@ -55,9 +55,8 @@ class World:
         self.rs = radio_scene if radio_scene is not None else RadioScene(exp, device=device or exp.device,
                                                                           threads=threads)
         self.space = PoseSpace.of(exp, self.rs)  # rejects poses whose plates overlap or cut the scene
-        if baseline_rss is None:
-            baseline_rss = self.rs.baseline_dbm()
-        self.baseline_rss = np.asarray(baseline_rss, float)
+        cached = self.rs.baseline_dbm(baseline_rss)  # given (the driver's) or traced once; kept by the scene
+        self.baseline_rss = cached if baseline_rss is None else np.asarray(baseline_rss, float)
         obj = exp.objective
         self.objective = objectives.of(exp, self.rs, self.baseline_rss)
         self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db,
