@@ -291,3 +291,27 @@ def test_weights_follow_the_targets_through_the_area_drop():
 
     with pytest.raises(ConfigError, match=r"^test: targets.weights: 1 given for 2 points"):
         street(targets={"points": [[24.0, -32.0, 1.5], [23.0, -32.0, 1.5]], "weights": [2.0]})
+
+
+def test_min_drjit_model_ignores_a_left_out_target_far_below():
+    """A target outside the focus 220 dB below it (a protected point, a blocked target): exp overflows float32
+    there; the soft-min and its gradient stay those of the focus (they were NaN: inf * 0)."""
+    from optimizer.physics import backend
+
+    backend.init("cpu", 1)
+    import drjit as dr
+
+    from optimizer.physics.backend import to_float
+
+    obj = default(1.0)
+    v = np.array([-80.0, -82.0, -300.0, -79.0])
+    focus = np.array([True, True, False, True])
+    x = to_float(v)
+    dr.enable_grad(x)
+    value = obj.model_dr(x, v, focus)
+    dr.backward(value)
+    want, grad = obj.model_grad(v, focus)
+    assert float(np.array(value)[0]) == pytest.approx(want, abs=1e-3)
+    np.testing.assert_allclose(np.array(dr.grad(x)), grad, atol=1e-5)
+    many = obj.model_dr_many(to_float(np.tile(v, 2)), np.tile(v, (2, 1)), focus)
+    assert np.allclose(many, want, atol=1e-3)

@@ -144,3 +144,18 @@ def test_bad_protect_is_one_line_naming_the_key(protect, key, words, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and key in err[0] and words in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_surrogate_world_steps_with_the_penalty():
+    """A surrogate world of the street with a protected strip across the side street: the mode holds the penalty,
+    its gradient is finite, and every truth it records carries the constraint's verdict."""
+    from optimizer.records import PlatePose
+    from optimizer.search.world import World
+
+    exp = street(**{"objective.protect": {"area": CORRIDOR}, "search.steps": 2})
+    w = World(exp, 0, PlatePose(24.0, 8.0, 5.0, 135.0), device="cpu", threads=1)
+    assert w.mode.penalty is not None and w.focus[w.rs.n_targets:].sum() == 0
+    value, grad = w.mode.protect_penalty(w.space.from_unit(w.unit))
+    assert np.isfinite(value) and value >= 0 and grad.shape == (w.space.dim,) and np.isfinite(grad).all()
+    row = w.step()
+    assert row.truth.protect_held is not None and row.best.protect_held is not None
