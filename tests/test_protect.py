@@ -147,12 +147,14 @@ def test_bad_protect_is_one_line_naming_the_key(protect, key, words, tmp_path, c
 
 
 def test_a_surrogate_world_steps_with_the_penalty():
-    """A surrogate world of the street with a protected strip across the side street: the mode holds the penalty,
-    its gradient is finite, and every truth it records carries the constraint's verdict."""
+    """A surrogate world of the street with a protected patch of the main street near the access point (covered
+    without the plate): the mode holds the penalty, its gradient is finite, and every truth it records carries the
+    constraint's verdict."""
     from optimizer.records import PlatePose
     from optimizer.search.world import World
 
-    exp = street(**{"objective.protect": {"area": CORRIDOR}, "search.steps": 2})
+    patch = {"polygon": [[0.0, -2.0], [4.0, -2.0], [4.0, 2.0], [0.0, 2.0]], "z": 1.5, "spacing_m": 2.0}
+    exp = street(**{"objective.protect": {"area": patch}, "search.steps": 2})
     w = World(exp, 0, PlatePose(24.0, 8.0, 5.0, 135.0), device="cpu", threads=1)
     assert w.mode.penalty is not None and w.focus[w.rs.n_targets:].sum() == 0
     value, grad = w.mode.protect_penalty(w.space.from_unit(w.unit))

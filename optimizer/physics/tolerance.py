@@ -336,6 +336,6 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
             off = np.array([da, 0.0, 0.0, dy, 0.0])
             p = JointPose(plates=[offset_pose(pose.first, off, frame_yaw), *pose.plates[1:]])
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
-            mins[i, j] = float(np.min(r))
+            mins[i, j] = float(np.min(objective.wanted(r)))
             cov[i, j] = objective.holds(r)
     return {"along_m": along, "yaw_deg": yaw, "min_rss_dbm": mins, "covered": cov}

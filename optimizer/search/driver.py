@@ -351,7 +351,7 @@ def size_note(sizes: list[SizeResult]) -> str:
 def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: float) -> tuple[Convergence, int]:
     """The winner's min RSS at the run's settings, at max_depth + 1 and at 4 x the samples (the final
     re-evaluation); a warning when either moves it by more than CONVERGENCE_LIMIT_DB."""
-    deeper = rs.rss_dbm(pose, max_depth=exp.solver.max_depth + 1)
+    deeper = rs.rss_dbm(pose, max_depth=exp.solver.max_depth + 1)[:len(at_run)]  # the targets (`at_run`'s)
     run_m, deep_m, fin_m = rss_stats(at_run, thr), rss_stats(deeper, thr), rss_stats(at_final, thr)
 
     def change(m):
