@@ -11,13 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from optimizer.constants import (BANDWIDTH_HZ_LIMIT, COLLATERAL_MARGIN_DB, ENV_CPU_PER_WORLD, MAX_TARGETS,
-                                 PROTECT_MAP_SPACING_M, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE,
+from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE,
                                  NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
 from optimizer.experiment.devices import Transmitter
 from optimizer.experiment.fields import NAME_RE, Degrees, Metres, Seed, Vec3, _no_control_chars, _Strict
-from optimizer.experiment.targets import Area, Targets
+from optimizer.experiment.protect import Protect
+from optimizer.experiment.targets import Targets
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
 
 MAX_PLATE_SIDE_M = 100.0  # [m]
@@ -173,41 +173,6 @@ def _plate_size(v, what: str, whole: bool = False) -> list[float]:
                                                                    for x in out):
         raise ValueError(msg)
     return out
-
-
-class Protect(_Strict):
-    """`objective.protect` (optimizer.objectives.protect): points and areas the plate must not take coverage from.
-    A protected point is lost when it is covered without the plate, falls below the coverage threshold with it
-    and loses more than `max_loss_db` (the collateral report's rule). A pose holds when no protected point is
-    lost, or with `max_area_m2`, when the lost area points stand for at most that area (explicit points must
-    never be lost)."""
-
-    points: list[Vec3] | None = Field(default=None, max_length=MAX_TARGETS,
-                                      description="protected points [[x, y, z], ...] [m]")
-    area: list[Area] | None = Field(default=None, description="protected polygon areas {polygon, z, spacing_m} (one "
-                                    "or a list); each point stands for a spacing_m x spacing_m cell")
-    max_loss_db: float = Field(default=COLLATERAL_MARGIN_DB, ge=0, le=200,
-                               description="[dB] a protected point falling below the threshold is lost only if it "
-                                           "loses more than this (default: the collateral report's margin)")
-    max_area_m2: float | None = Field(default=None, ge=0, le=1e8,
-                                      description="[m^2] the lost area allowed (area points x their cell); alone, "
-                                                  "the protected area is the report's radio-map rectangle sampled "
-                                                  f"every {PROTECT_MAP_SPACING_M:g} m")
-
-    @field_validator("area", mode="before")
-    @classmethod
-    def _one_area(cls, v):
-        return [v] if isinstance(v, dict) else v
-
-    @model_validator(mode="after")
-    def _some(self):
-        if self.points is not None and not self.points:
-            raise ValueError("points: the list is empty; give protected points [[x, y, z], ...] or leave points out")
-        if self.area is not None and not self.area:
-            raise ValueError("area: the list is empty; give a polygon area or leave area out")
-        if not self.points and not self.area and self.max_area_m2 is None:
-            raise ValueError("nothing to protect: give points, area and/or max_area_m2")
-        return self
 
 
 class Objective(_Strict):
@@ -561,29 +526,10 @@ class Experiment(_Strict):
         return out + [a.weight for a in t.area or [] for _ in range(len(areas.sample(a.polygon, a.z, a.spacing_m)))]
 
     def protect_points(self) -> tuple[list[list[float]], list[float]]:
-        """The protected points [m] of `objective.protect` ([] without it) and the area each stands for [m^2]
-        (0: an explicit point, which must never be lost); see `optimizer.objectives.protect`."""
-        import numpy as np
+        """`objective.protect`'s points [m] and the area each stands for [m^2] (`protect.points_of`)."""
+        from optimizer.experiment.protect import points_of
 
-        from optimizer.experiment import areas
-
-        pr = self.objective.protect
-        if pr is None:
-            return [], []
-        pts = [list(map(float, p)) for p in pr.points or []]
-        cells = [0.0] * len(pts)
-        shapes = [(a.polygon, a.z, a.spacing_m) for a in pr.area or []]
-        if not pr.points and not pr.area:  # max_area_m2 alone: the report's map rectangle
-            from optimizer.report.radio_maps import map_area
-
-            x0, x1, y0, y1 = map_area(self, np.asarray(self.target_points(), float))
-            z = float(np.median(np.asarray(self.target_points(), float)[:, 2]))
-            shapes = [([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], z, PROTECT_MAP_SPACING_M)]
-        for poly, z, spacing in shapes:
-            grid = areas.sample(poly, z, spacing).tolist()
-            pts += grid
-            cells += [spacing * spacing] * len(grid)
-        return pts, cells
+        return points_of(self)
 
     def target_key(self, i: int) -> str:
         """Where target `i` of `target_points()` comes from: `targets.points[i]`, or `targets.region` (a
