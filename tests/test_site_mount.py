@@ -106,14 +106,14 @@ def test_frame_and_winner_mount_from_the_site_json_wall(on_wall):
 
 
 def test_a_box_by_coordinates_takes_the_site_wall_behind_it(on_wall, helsinki, tmp_path, capsys):
-    """The same box written as {min, max}: the nearest site.json wall behind it (before the mesh); a wall
+    """The same box written by hand (min, max and its frame): the nearest site.json wall behind it (before the mesh); a wall
     named by mounted_on_wall is taken as named; one not in site.json, or on a scene without one, is bad input
     (one line naming the key, exit 2, nothing written)."""
     from optimizer.cli.main import main
 
     exp, rs, _ = on_wall
     b = exp.reflector.bounds
-    hand = _experiment(helsinki, {"min": list(b.min), "max": list(b.max)},
+    hand = _experiment(helsinki, b.model_dump(mode="json", exclude_none=True),  # with its frame: the wall is oblique
                        yaw_deg={"min": exp.reflector.yaw_deg.min, "max": exp.reflector.yaw_deg.max})
     by_hand = _load(tmp_path, hand, "hand.yaml")
     assert by_hand.reflector.mounted_on_wall is None and by_hand.sha256() != exp.sha256()

@@ -11,11 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE,
+from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD,
                                  NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
+from optimizer.experiment.box import Box3
 from optimizer.experiment.devices import Transmitter
-from optimizer.experiment.fields import NAME_RE, Degrees, Metres, Seed, Vec3, _no_control_chars, _Strict
+from optimizer.experiment.fields import (NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict,
+                                        check_frequency_hz)
 from optimizer.experiment.protect import Protect
 from optimizer.experiment.targets import Targets
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
@@ -24,18 +26,6 @@ MAX_PLATE_SIDE_M = 100.0  # [m]
 MAX_PLATES = 8  # plates per experiment
 MAX_CATALOGUE_SIZES = 8  # entries of one plate's sizes_m
 MAX_SIZE_OPTIONS = 32  # size combinations of all plates' catalogues together
-
-
-class Box3(_Strict):
-    min: Vec3  # [m]
-    max: Vec3  # [m]
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        for i, axis in enumerate("xyz"):
-            if self.min[i] > self.max[i]:
-                raise ValueError(f"min.{axis} ({self.min[i]}) is above max.{axis} ({self.max[i]}); swap them")
-        return self
 
 
 class AngleRange(_Strict):
@@ -368,16 +358,19 @@ def _pose_outside(exp: Experiment, i: int, pose: list[float]) -> str | None:
         tol = r.tolerance
         yaw_span = r.yaw_deg.max - r.yaw_deg.min
         wraps = yaw_span >= 360 - 1e-9 or (yaw_span >= 180 - 1e-9 and r.pitch_deg is None)  # as PoseSpace
-        axes = [("x", r.bounds.min[0], r.bounds.max[0], tol.position_m, "m", f"{key}.bounds"),
-                ("y", r.bounds.min[1], r.bounds.max[1], tol.position_m, "m", f"{key}.bounds"),
-                ("z", r.bounds.min[2], r.bounds.max[2], tol.position_m, "m", f"{key}.bounds"),
-                ("yaw_deg", r.yaw_deg.min, r.yaw_deg.max, None if wraps else tol.yaw_deg, "deg", f"{key}.yaw_deg")]
+        lo3, hi3 = r.bounds.box_range()  # a box in a wall's frame: along, off, z
+        axes = [(name, lo3[j], hi3[j], tol.position_m, "m", f"{key}.bounds")
+                for j, name in enumerate(r.bounds.axis_names)]
+        axes.append(("yaw_deg", r.yaw_deg.min, r.yaw_deg.max, None if wraps else tol.yaw_deg, "deg", f"{key}.yaw_deg"))
         if r.pitch_deg is not None:
             axes.append(("pitch_deg", r.pitch_deg.min, r.pitch_deg.max, tol.pitch_deg, "deg", f"{key}.pitch_deg"))
+        values = [float(v) for v in pose[offset:offset + len(axes)]]
+        if len(values) >= 3:
+            values[:3] = r.bounds.to_box(values[:3])
         for j, (axis, lo, hi, slack, unit, bound_key) in enumerate(axes):
-            if slack is None or offset + j >= len(pose):
+            if slack is None or j >= len(values):
                 continue
-            v = float(pose[offset + j])
+            v = values[j]
             off = max(lo - v, v - hi, 0.0)
             if off > slack + 1e-9 * max(1.0, abs(v)):
                 where = (f"search.initial_poses[{i}].{axis}: {v:g}" if len(plates) == 1 else
@@ -397,8 +390,8 @@ class Experiment(_Strict):
     scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                      description="the scene bundle's content hash (`reflectopt scene hash`): "
                                                  "a scene that does not match is refused")
-    frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1],
-                                description="[Hz] the carrier frequency")
+    frequency_hz: float | list[float] = Field(description="[Hz] the carrier frequency, or a band: a list of up to "
+                                              "16 (each a truth solve; the objective is the worst over them)")
     transmitters: list[Transmitter] = Field(min_length=1, description="the access points: name, position [m] (or "
                                             "{lat, lon, height_m} on a site), power_dbm, antenna")
     reflector: Reflector | None = Field(default=None, description="one plate (shorthand of a one-entry "
@@ -418,6 +411,11 @@ class Experiment(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where Dr.Jit runs: auto takes the "
                                                    "GPU where one is visible")
     output: str = Field(default="results/", description="a folder or s3://bucket/prefix for the results")
+
+    @field_validator("frequency_hz", mode="before")
+    @classmethod
+    def _frequency_hz(cls, v):
+        return check_frequency_hz(v)
 
     @field_validator("scene")
     @classmethod
@@ -497,6 +495,17 @@ class Experiment(_Strict):
         return self.objective.combine or "sum"
 
     # --- derived ---------------------------------------------------------------------------------
+    def frequencies_hz(self) -> list[float]:
+        """Every frequency of the truth [Hz], in the order given (one for a scalar `frequency_hz`)."""
+        f = self.frequency_hz
+        return [float(x) for x in f] if isinstance(f, list) else [float(f)]
+
+    def centre_frequency_hz(self) -> float:
+        """The band's centre [Hz], midway between its lowest and highest frequency (a scalar: itself): the
+        radio maps' frequency."""
+        f = self.frequencies_hz()
+        return f[0] if len(f) == 1 else 0.5 * (min(f) + max(f))
+
     def plates(self) -> list[Reflector]:
         """Every plate, in order: `reflectors`, or the one `reflector`."""
         return list(self.reflectors) if self.reflectors is not None else [self.reflector]

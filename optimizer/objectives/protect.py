@@ -193,7 +193,7 @@ class ShadowPenalty:
         pts = np.asarray(rs.targets, float)[objective.n:]
         tx = rs.tx_positions
         clear = rs.visible(np.repeat(tx, len(pts), axis=0), np.tile(pts, (len(tx), 1))).reshape(len(tx), len(pts))
-        return cls(objective.rule, pts, tx, rs.tx_power_dbm, clear, wavelength_m(exp.frequency_hz),
+        return cls(objective.rule, pts, tx, rs.tx_power_dbm, clear, wavelength_m(exp.centre_frequency_hz()),
                    objective.temperature_db)
 
     def evaluate(self, plate_vecs, sizes_m, grad: bool = True) -> tuple[float, list[np.ndarray]]:

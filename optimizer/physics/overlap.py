@@ -68,15 +68,22 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
     `samples` joint poses (the corners of both boxes, then seeded uniform draws) overlaps. A pose box
     with room to spare has a non-overlapping pose among them; a sliver of room below the sampling's
     resolution counts as forced."""
-    def box(r):  # x, y, z, yaw[, pitch] bounds of one plate's search box
-        lo = list(r.bounds.min) + [r.yaw_deg.min] + ([r.pitch_deg.min] if r.pitch_deg is not None else [])
-        hi = list(r.bounds.max) + [r.yaw_deg.max] + ([r.pitch_deg.max] if r.pitch_deg is not None else [])
+    def box(r):  # box coordinates (x, y, z or along, off, z), yaw[, pitch] bounds of one plate's search box
+        lo, hi = r.bounds.box_range()
+        lo = lo + [r.yaw_deg.min] + ([r.pitch_deg.min] if r.pitch_deg is not None else [])
+        hi = hi + [r.yaw_deg.max] + ([r.pitch_deg.max] if r.pitch_deg is not None else [])
         return np.array(lo, float), np.array(hi, float)
+
+    def pose(r, v):  # a plate pose from box coordinates
+        x, y = (v[0], v[1]) if r.bounds.frame is None else r.bounds.frame.to_scene(v[0], v[1])
+        return PlatePose.from_seq([x, y] + list(v[2:]) + [0.0] * (5 - v.size))
 
     (lo_a, hi_a), (lo_b, hi_b) = box(ra), box(rb)
     sizes = [ra.size_m, rb.size_m]
     reach = 0.5 * (np.hypot(*ra.size_m) + np.hypot(*rb.size_m)) + PLATE_CLEARANCE_M
-    gap = np.maximum(0.0, np.maximum(lo_b[:3] - hi_a[:3], lo_a[:3] - hi_b[:3]))  # between the centre boxes
+    box_lo = [np.array(r.bounds.min, float) for r in (ra, rb)]  # the centre boxes' plan extents
+    box_hi = [np.array(r.bounds.max, float) for r in (ra, rb)]
+    gap = np.maximum(0.0, np.maximum(box_lo[1] - box_hi[0], box_lo[0] - box_hi[1]))  # between the centre boxes
     if np.linalg.norm(gap) > reach:
         return False
     lo, hi = np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi_b])
@@ -84,8 +91,7 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
     units = np.vstack([np.zeros(lo.size), np.ones(lo.size), rng.uniform(0.0, 1.0, (samples - 2, lo.size))])
     for u in units:
         v = lo + u * (hi - lo)
-        va, vb = v[:lo_a.size], v[lo_a.size:]
-        pose = JointPose(plates=[PlatePose.from_seq(list(x) + [0.0] * (5 - x.size)) for x in (va, vb)])
-        if not overlapping_pairs(pose, sizes):
+        joint = JointPose(plates=[pose(ra, v[:lo_a.size]), pose(rb, v[lo_a.size:])])
+        if not overlapping_pairs(joint, sizes):
             return False
     return True

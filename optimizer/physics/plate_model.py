@@ -108,15 +108,27 @@ class PoPlateModel(PlateModel):
     def __init__(self, radio_scene):
         super().__init__(radio_scene)
         rs = radio_scene
-        self.frequency_hz = float(rs.exp.frequency_hz)
-        self.wavelength = wavelength_m(self.frequency_hz)
         self.sizes = [np.asarray(p.size_m, float) for p in rs.exp.plates()]
         self.ids = self.plate_ids()
-        self.materials = []
-        for obj in rs.plates:
+
+    @property
+    def frequency_hz(self) -> float:
+        """The scene's frequency now (a band: the one being solved, `RadioScene.at_frequency`)."""
+        return float(self.rs.frequency_hz)
+
+    @property
+    def wavelength(self) -> float:
+        return wavelength_m(self.frequency_hz)
+
+    @property
+    def materials(self) -> list[tuple[float, float]]:
+        """Per plate (relative permittivity, conductivity [S/m]) of its material at the scene's frequency now."""
+        out = []
+        for obj in self.rs.plates:
             mat = obj.radio_material
-            self.materials.append((float(np.array(mat.relative_permittivity).reshape(-1)[0]),
-                                   float(np.array(mat.conductivity).reshape(-1)[0])))
+            out.append((float(np.array(mat.relative_permittivity).reshape(-1)[0]),
+                        float(np.array(mat.conductivity).reshape(-1)[0])))
+        return out
 
     @property
     def tx(self) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ from optimizer.errors import SceneError
 from optimizer.experiment import areas
 from optimizer.physics import antenna, backend
 from optimizer.physics.geometry import plate_corners, plate_frame
-from optimizer.physics.metrics import checked_rss, combine_dbm, noise_mw
+from optimizer.physics.metrics import checked_rss, combine_dbm, noise_mw, worst_over_band
 from optimizer.physics.plate_model import make_plate_model
 from optimizer.records import JointPose, PlatePose
 
@@ -139,7 +140,11 @@ class RadioScene:
             raise SceneError(f"scene: {exp.scene}: cannot be loaded by Sionna ({str(err).splitlines()[0]})") \
                 from None
         sc = self.scene
-        sc.frequency = float(exp.frequency_hz)
+        # a band (`frequency_hz` a list): the scene rests at its centre (radio maps, `serving_plates`, a single
+        # `paths` solve); `rss_dbm` solves at every frequency (`at_frequency`)
+        self.frequencies_hz = exp.frequencies_hz()
+        self.frequency_hz = exp.centre_frequency_hz()
+        sc.frequency = self.frequency_hz
         self.plates: list = []  # none yet: the area drop's ray test (`enclosing_objects`) runs on the scene alone
         self._occluder = None
         self.targets, self.targets_dropped, kept = areas.outside_buildings(exp, self)  # targets.area: none in buildings
@@ -289,8 +294,35 @@ class RadioScene:
         without diffraction, plus the paths with a diffraction from a solve with it. One solve with
         diffraction drops specular chains erratically (measured: a plate path 40 m from the plate came and
         went between 1e5, 2e5, 4e5 and 1e6 samples; without diffraction it is found at every count)."""
+        return worst_over_band(self.band_rss_dbm(pose, samples_per_src, max_depth))
+
+    def band_rss_dbm(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
+                     max_depth: int | None = None) -> np.ndarray:
+        """[num_frequencies, num_targets] `rss_dbm` at each frequency of `frequency_hz` (one row for a scalar):
+        one truth evaluation, a PathSolver solve per frequency (`at_frequency`: Sionna's materials follow the
+        scene's frequency; the plate model's PO factor follows the scene's wavelength). `rss_dbm` is each
+        target's worst row."""
         self.evaluations += 1
-        return self._to_dbm(self.power_per_tx(pose, samples_per_src, max_depth), pose)
+        rows = []
+        for f in self.frequencies_hz:
+            with self.at_frequency(f):
+                rows.append(self._to_dbm(self.power_per_tx(pose, samples_per_src, max_depth), pose))
+        return np.stack(rows)
+
+    @contextmanager
+    def at_frequency(self, frequency_hz: float):
+        """Within the block, the scene (materials, wavelength) and `frequency_hz` are at `frequency_hz`; back where
+        they were (the band's centre, outside such blocks) after it. A frequency the scene is at already is not
+        set again (one frequency: the scene is never touched)."""
+        before = self.frequency_hz
+        if frequency_hz == before:
+            yield
+            return
+        self.scene.frequency = self.frequency_hz = float(frequency_hz)
+        try:
+            yield
+        finally:
+            self.scene.frequency = self.frequency_hz = before
 
     def power_per_tx(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
                      max_depth: int | None = None) -> np.ndarray:

@@ -11,7 +11,8 @@ box (`reflector.bounds`, `yaw_deg`) and the scene, never per pose (the box stays
    WALL_SEARCH_M of the box's centre whose plane the plate, at the middle of its yaw range, faces (within
    WALL_MAX_ANGLE_DEG; any face where the yaw range is 180 deg or wider); its object's coplanar faces give
    the wall's ends;
-3. `bounds`: the mounting box's long horizontal axis is along the wall;
+3. `bounds`: the mounting box's frame (`bounds.frame`) where it has one, else its long horizontal axis is
+   along the wall;
 4. `plate`: a box with no long horizontal axis: the plate's own frame at the middle of its yaw range.
 
 Of the two yaws that describe one wall line, the frame takes the one nearer the middle of the plate's yaw
@@ -92,6 +93,9 @@ def find_frame(refl, walls: list[Wall] | None = None, faces: Faces | None = None
             return WallFrame(plate=name, yaw_deg=_nearer(_yaw_of_normal(*normal), ref), source=source,
                              wall_id=wall_id, point=[float(v) for v in point], normal=[float(v) + 0.0 for v in normal],
                              ends_m=[float(v) for v in ends] if ends is not None else None)
+    box_frame = getattr(refl.bounds, "frame", None)
+    if box_frame is not None:  # a box in a wall's frame (optimizer.experiment.box): along that wall
+        return WallFrame(plate=name, yaw_deg=_nearer(box_frame.along_deg, ref), source="bounds")
     ext = np.array(refl.bounds.max, float)[:2] - np.array(refl.bounds.min, float)[:2]
     if ext.max() <= 1e-9 or abs(ext[0] - ext[1]) <= 1e-9:
         return WallFrame(plate=name, yaw_deg=_nearer(ref, ref), source="plate")

@@ -10,15 +10,15 @@ from optimizer.records.collateral import Collateral
 from optimizer.records.mount import FrameSource, Mount, WallFrame
 from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
 from optimizer.records.stats import STAT_FIELDS, RssStats
-from optimizer.records.summary import (Convergence, CoverageGain, Counts, Failure, Gain, Overrides, Pruning,
-                                       ObjectiveResult, ProtectResult, RobustPhase, RunLease, RunMeta, RunStatus, SizeResult, Summary,
+from optimizer.records.summary import (BandFrequency, Convergence, CoverageGain, Counts, Failure, Gain, Overrides,
+                                       Pruning, ObjectiveResult, ProtectResult, RobustPhase, RunLease, RunMeta, RunStatus, SizeResult, Summary,
                                        TargetRow, Winner, WinnerPlate)
 from optimizer.records.tolerance import PlateTolerance, ToleranceCheck
 from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, StartKind, WorldOutcome, WorldState,
                                      WorldStatus, WorldStep)
 
-__all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BestSoFar", "Collateral", "Convergence", "CoverageGain", "Counts",
-           "Failure", "FrameSource", "Gain", "JointPose", "Mount", "ObjectiveResult", "Overrides", "ProtectResult", "PlatePose",
+__all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BandFrequency", "BestSoFar", "Collateral", "Convergence",
+           "CoverageGain", "Counts", "Failure", "FrameSource", "Gain", "JointPose", "Mount", "ObjectiveResult", "Overrides", "PlatePose", "ProtectResult",
            "PlateTolerance", "Pruning", "Record", "RobustPhase", "RssStats", "RunLease", "RunMeta", "RunStatus",
            "ReusedSlot", "SizeResult", "ReuseKind", "StartKind", "Summary", "TargetRow", "ToleranceCheck",
            "WallFrame", "Winner", "WinnerPlate", "WorldOutcome", "WorldState", "WorldStatus", "WorldStep",

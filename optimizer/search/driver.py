@@ -19,8 +19,9 @@ import numpy as np
 from optimizer import objectives
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.physics import backend, tolerance
-from optimizer.physics.metrics import focus_mask, has_path, rss_stats
+from optimizer.physics.metrics import focus_mask, has_path, rss_stats, worst_over_band
 from optimizer.records import (
+    BandFrequency,
     Convergence,
     Counts,
     CoverageGain,
@@ -151,6 +152,17 @@ def check_targets(exp: Experiment, rs) -> None:
         i, obj = inside[0]
         say(f"warning: {named(i)}{more(len(inside))} lies inside {obj!r}; its power is what reaches it there "
             "(through walls or not at all)")
+
+
+def band_frequencies(objective, exp: Experiment, base_band, win_band) -> list[BandFrequency]:
+    """A band's per-frequency figures (`Summary.band`) from the truths [frequencies, targets] at the final
+    sample count; none for one frequency."""
+    freqs = exp.frequencies_hz()
+    if len(freqs) == 1:
+        return []
+    return [BandFrequency(frequency_hz=f, objective_baseline=objective.truth(b), objective_winner=objective.truth(w),
+                          baseline=objective.stats(b), winner=objective.stats(w))
+            for f, b, w in zip(freqs, base_band, win_band)]
 
 
 def prepare(exp: Experiment) -> Prepared:
@@ -457,8 +469,9 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     run_truth = rs.rss_dbm(win_pose)  # at the run's settings (the worlds' own truth of this pose)
     final_samples = exp.final_samples()
     say(f"winner: world {best.world} at {win_pose}; re-evaluating with {final_samples} samples")
-    base_final = rs.rss_dbm(None, samples_per_src=final_samples)
-    win_final = rs.rss_dbm(win_pose, samples_per_src=final_samples)
+    base_band = rs.band_rss_dbm(None, samples_per_src=final_samples)  # [frequencies, targets]
+    win_band = rs.band_rss_dbm(win_pose, samples_per_src=final_samples)
+    base_final, win_final = worst_over_band(base_band), worst_over_band(win_band)
     final = objectives.of(exp, rs, base_final)  # objective.protect judged against the baseline at this count
     base_m, win_m = final.stats(base_final), final.stats(win_final)
     objective_result = ObjectiveResult(kind=final.kind, params=final.params(), baseline=final.truth(base_final),
@@ -531,7 +544,8 @@ def conclude(exp: Experiment, meta: RunMeta, prep: Prepared, collected: list[Col
     summary = Summary(
         name=exp.name, run_id=meta.run_id, experiment_sha256=meta.experiment_sha256,
         created_utc=meta.created_utc, finished_utc=now_utc(), wall_time_s=round(time.perf_counter() - t_start, 3),
-        scene=exp.scene, frequency_hz=exp.frequency_hz, device="+".join(devices) or "cpu", output=meta.run_uri,
+        scene=exp.scene, frequency_hz=exp.frequency_hz, band=band_frequencies(objective, exp, base_band, win_band),
+        device="+".join(devices) or "cpu", output=meta.run_uri,
         threshold_dbm=thr, targets_count=n, targets_dropped=rs.targets_dropped, solver=exp.solver.effective(), baseline=base_m,
         winner=winner, objective=objective_result, gain_db=_gain(wanted(base_final), wanted(win_final)),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,

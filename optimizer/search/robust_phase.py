@@ -117,7 +117,7 @@ def model_order(rs, exp: Experiment, pose: JointPose, nominal_rss, baseline_rss)
     None with several plates or where the model cannot be evaluated (the box's own order is then used)."""
     if len(exp.plates()) != 1 or baseline_rss is None:
         return None
-    from optimizer.physics.geometry import wavelength_m
+    from optimizer.physics.band import band_surrogate
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import antenna_specs, occlusion_db
 
@@ -125,9 +125,9 @@ def model_order(rs, exp: Experiment, pose: JointPose, nominal_rss, baseline_rss)
     vecs = np.array([pose.first.as_list()] + [p.first.as_list() for p in poses], float)
     try:
         backend.init(getattr(rs, "device", None) or exp.device)  # the scene's Mitsuba variant (a stand-in: cpu)
-        model = PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters],
-                               rs.targets, exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                               antennas=antenna_specs(exp, rs.targets))
+        model = band_surrogate(lambda lam, _f: PlateSurrogate(
+            [t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters], rs.targets,
+            exp.plates()[0].size_m, lam, antennas=antenna_specs(exp, rs.targets)), exp)
         plate = model.evaluate_many(vecs, EDGE_FACTOR_END, occlusion_db=occlusion_db(model, rs, vecs),
                                     temperature_db=exp.objective.softmin_temperature_db)["power_dbm"]
     except (NumericsError, ValueError, AttributeError):

@@ -120,6 +120,6 @@ class SionnaMode(GradientMode):
         rss, grad = rss_dbm_with_grad(w.rs, pose, w.focus, w.objective)
         w.evaluations += 1
         result = w.record(pose, rss)
-        w.adam_ascent(grad[: w.space.dim] * w.space.span, w.learning_rate(w.progress()))
+        w.adam_ascent(w.space.grad_to_unit(grad[: w.space.dim]), w.learning_rate(w.progress()))
         result.surrogate_dbm = result.objective_dbm
         return result

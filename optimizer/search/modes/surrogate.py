@@ -48,7 +48,8 @@ from optimizer.constants import (
     TRUST_MIN,
     TRUST_MIN_PREDICTED_DB,
 )
-from optimizer.physics.geometry import specular_yaw_pitch, wavelength_m
+from optimizer.physics.band import band_surrogate
+from optimizer.physics.geometry import specular_yaw_pitch
 from optimizer.physics.tolerance import corner_offsets, frames, half_widths, world_offsets
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 from optimizer.search.starts import fit_yaw
@@ -76,13 +77,14 @@ def antenna_specs(exp, targets) -> tuple[list, list]:
     return antenna.transmitter_specs(exp), antenna.target_specs(exp, targets)
 
 
-def sinr_terms(exp, rs):
+def sinr_terms(exp, rs, frequency_hz: float | None = None):
     """For `objective.combine: sinr`: per target, the serving transmitter (the strongest without the plates) and
-    the others' power plus the noise [dBm], from one truth (`rs`) without the plates; None for sum and
-    best_server."""
+    the others' power plus the noise [dBm], from one truth (`rs`) without the plates at `frequency_hz` (None:
+    the scene's); None for sum and best_server."""
     if exp.combine() != "sinr":
         return None
-    per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
+    with rs.at_frequency(rs.frequency_hz if frequency_hz is None else frequency_hz):
+        per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
     serving = per_tx.argmax(axis=1)
     rest = per_tx.sum(axis=1) - per_tx.max(axis=1) + rs.noise_mw
     return serving, 10.0 * np.log10(rest)
@@ -108,12 +110,12 @@ class SurrogateMode(GradientMode):
         if self.multi:  # (the truth correction and trust region are one-plate only, for now)
             self._init_multi(world)
             return
-        self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
-                                        [t.power_dbm for t in exp.transmitters], world.rs.targets,
-                                        exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                                        aperture=exp.search.surrogate_level == "po",
-                                        antennas=antenna_specs(exp, world.rs.targets),
-                                        sinr=sinr_terms(exp, world.rs))
+        self.surrogate = band_surrogate(  # a band: one model per frequency (`optimizer.physics.band`)
+            lambda lam, f: PlateSurrogate([t.position for t in exp.transmitters],
+                                          [t.power_dbm for t in exp.transmitters], world.rs.targets,
+                                          exp.plates()[0].size_m, lam, aperture=exp.search.surrogate_level == "po",
+                                          antennas=antenna_specs(exp, world.rs.targets),
+                                          sinr=sinr_terms(exp, world.rs, f)), exp, world.objective)
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         tol = exp.plates()[0].tolerance
         self.offsets = (world_offsets(corner_offsets(half_widths(tol)), frames(world.rs, exp)[0].yaw_deg)
@@ -181,11 +183,12 @@ class SurrogateMode(GradientMode):
 
         exp = world.exp
         plates = exp.plates()
-        self.surrogate = MultiPlateSurrogate([t.position for t in exp.transmitters],
-                                             [t.power_dbm for t in exp.transmitters], world.rs.targets,
-                                             [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
-                                             aperture=exp.search.surrogate_level == "po",
-                                             antennas=antenna_specs(exp, world.rs.targets))
+        self.surrogate = band_surrogate(
+            lambda lam, _f: MultiPlateSurrogate([t.position for t in exp.transmitters],
+                                                [t.power_dbm for t in exp.transmitters], world.rs.targets,
+                                                [r.size_m for r in plates], lam,
+                                                aperture=exp.search.surrogate_level == "po",
+                                                antennas=antenna_specs(exp, world.rs.targets)), exp, world.objective)
         self.offsets = [world_offsets(corner_offsets(half_widths(r.tolerance)), f.yaw_deg) if r.tolerance.active
                         else None for r, f in zip(plates, frames(world.rs, exp))]
 
@@ -274,7 +277,7 @@ class SurrogateMode(GradientMode):
             pen, pen_grad = self.protect_penalty(vec)
             surrogate_obj = r["objective"] - pen
             g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)]) - pen_grad
-            w.adam_ascent(g * w.space.span, w.learning_rate(frac))
+            w.adam_ascent(w.space.grad_to_unit(g), w.learning_rate(frac))
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
         return result
@@ -329,7 +332,7 @@ class SurrogateMode(GradientMode):
                                         objective=w.objective, offsets=self.offsets, bias_db=bias)
             pen, pen_grad = self.protect_penalty(vec)
             surrogate_obj = r["objective"] - pen
-            w.adam_ascent((r["grad"][: w.space.dim] - pen_grad) * w.space.span, w.learning_rate(frac) * self.trust)
+            w.adam_ascent(w.space.grad_to_unit(r["grad"][: w.space.dim] - pen_grad), w.learning_rate(frac) * self.trust)
         before = self.last_objective
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
