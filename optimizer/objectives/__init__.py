@@ -20,12 +20,13 @@ def of(exp, rs=None, baseline_dbm=None) -> Objective:
     from optimizer.registry import OBJECTIVES
 
     cfg = exp.objective
-    n = getattr(rs, "n_targets", None) if rs is not None else None
-    n = len(exp.target_points()) if rs is None else (len(rs.targets) if n is None else n)
-    weights = getattr(rs, "target_weights", None) if rs is not None else np.asarray(exp.target_weights(), float)
-    inner = OBJECTIVES.get(cfg.kind)(cfg, weights=weights if exp.targets.weighted() else None)
+    weights = None  # all 1 (and `min` ignores them): the kinds' unweighted arithmetic
+    if exp.targets.weighted():
+        weights = rs.target_weights if rs is not None else np.asarray(exp.target_weights(), float)
+    inner = OBJECTIVES.get(cfg.kind)(cfg, weights=weights)
     if cfg.protect is None:
         return inner
+    n = rs.n_targets if rs is not None else len(exp.target_points())
     from optimizer.objectives.protect import Protected, ProtectRule
 
     _, cells = exp.protect_points()

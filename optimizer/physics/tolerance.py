@@ -280,9 +280,10 @@ def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
                    f"±{tol.yaw_deg * scale:.2f}° ({scale:.0%} of the requested ±{100 * tol.position_m:.1f} cm / "
                    f"±{tol.yaw_deg:g}°)")
     thr = exp.objective.coverage_threshold_dbm
-    worst = (check.target_worst_dbm or [])[:rs.n_targets]  # the targets (objective.protect's points follow)
+    n = getattr(rs, "n_targets", None)  # the targets (objective.protect's points follow them)
+    worst = (check.target_worst_dbm or [])[:n]
     lost = np.array([v is None or v < thr for v in worst], bool) if worst else None
-    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg, rs.targets[:rs.n_targets])
+    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg, rs.targets[:n])
             if len(exp.plates()) == 1
             else None)  # which plate: unknown
     if size is not None:
