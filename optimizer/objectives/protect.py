@@ -10,8 +10,8 @@ area and must never be lost).
 
 The search's view (`ShadowPenalty`): the plate's shadow on the protected points, differentiable in the pose.
 Per transmitter t and point i, the segment t -> i crosses the plate's plane at a point whose plate coordinates
-give a soft indicator s (log-sigmoid edges of width one Fresnel radius there, times "the point is behind the
-plane"); the point keeps 1 - sum_t s f_ti of its baseline power, f_ti the share of it that is t's line of sight
+give a soft indicator s (log-sigmoid edges of width one Fresnel radius there, at the band's centre frequency,
+times "the point is behind the plane"); the point keeps 1 - sum_t s f_ti of its baseline power, f_ti the share of it that is t's line of sight
 (free space, when the scene leaves that line clear). The predicted RSS r^ = b + 10 log10(max(that,
 PROTECT_SHADOW_FLOOR)) gives each constrained point a violation x = min(threshold, b - L) - r^, and the penalty
 is PROTECT_PENALTY_PER_DB * sum_i T softplus(x_i / T) [dB], T = softmin_temperature_db. Only the line of sight
