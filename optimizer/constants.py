@@ -168,6 +168,15 @@ PNG_RSS_CDF = "rss_cdf.png"
 PNG_COLLATERAL = "collateral.png"  # the loss over the cells covered without the plate, collateral cells marked
 COLLATERAL_MARGIN_DB = 1.5  # [dB] a covered cell falling below the threshold is lost to the plate only if it
 # loses more than this: smaller drops are within the radio maps' sampling noise (benchmarks/collateral_noise.py)
+# objective.protect (optimizer.objectives.protect): a protected point is lost by the rule of the collateral cells
+# above (covered without the plate, not with it, losing more than protect.max_loss_db, default the margin above)
+PROTECT_MAP_SPACING_M = 4.0  # [m] protect.max_area_m2 alone: the report's map rectangle sampled at this spacing
+PROTECT_PENALTY_PER_DB = 1.0  # the search's penalty [dB of objective] per dB a protected point is predicted to fall
+# below what the rule allows (summed over points, soft-plus of width softmin_temperature_db)
+PROTECT_SHADOW_FLOOR = 1e-3  # a plate shadowing a point's whole line-of-sight power leaves this share (-30 dB)
+PROTECT_BROKEN_RANK_DB = 600.0  # a result that breaks objective.protect ranks this far below one that keeps it
+# (more than any kind's score spread, e.g. COVERAGE_SCORE_SPAN_DB; a broken result never earns SIZE_RANK_BONUS_DB)
+MAX_TARGET_WEIGHT = 1e6  # targets.weights / area weight: positive, at most this
 RADIO_MAP_MAX_CELLS = 100  # cells along the longer side of a radio map
 RADIO_MAP_MIN_CELL_M = 0.25  # [m] no finer cells than this
 RADIO_MAP_MARGIN_M = 3.0  # [m] around targets, transmitters and the plate box (at least; 5 % of the span)

@@ -17,7 +17,7 @@ def run_cli(*args, cwd=REPO):
 
 
 @pytest.mark.parametrize("name", ["street-corner", "indoor-corridor", "wide-facade", "two-plates", "sector-street",
-                                  "two-aps-sinr"])
+                                  "two-aps-sinr", "shop-floor", "street-corner-protect"])
 def test_examples_parse(name):
     exp = load_experiment(EXAMPLES / f"{name}.yaml")
     assert exp.name == name
@@ -75,6 +75,19 @@ def test_evaluate_reports_truth_json(tmp_path):
     assert out["with_plate"]["coverage"] == 1.0
     assert len(out["targets"]) == 15  # 5 x 3 region
     assert out["plate_model"] == "po"  # the truth says which plate model it used
+
+
+def test_evaluate_judges_objective_protect(tmp_path):
+    """With objective.protect the targets stay the 15 of the region (the protected points are not targets), and the
+    JSON carries the constraint at the pose; the text names it."""
+    corridor = {"polygon": [[20.0, -20.0], [24.0, -20.0], [24.0, -18.0], [20.0, -18.0]], "z": 1.5, "spacing_m": 2.0}
+    f = write_yaml(tmp_path / "e.yaml", street(**{"objective.protect": {"area": corridor}}))
+    r = run_cli("evaluate", str(f), "--pose", "23.7,8.26,5,139.2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["targets"]) == 15 and out["with_plate"]["coverage"] == 1.0
+    p = out["protect"]
+    assert p["points"] == 6 and p["max_loss_db"] == 1.5 and isinstance(p["held"], bool) and p["lost"] >= 0
 
 
 def test_grid_finds_a_covering_pose(tmp_path):

@@ -48,6 +48,27 @@ def test_collateral_of_hand_made_maps():
     assert rec0.area_m2 == 0 and rec0.centroid_xy_m is None and rec0.worst_loss_db == 0.0
 
 
+def test_the_constraint_verdict_on_the_maps():
+    """objective.protect in summary.collateral: held when the protected points held and the maps' area is within
+    max_area_m2 (margin = max_area_m2 - area); without max_area_m2 the points' verdict alone; none without protect."""
+    from optimizer.records import ProtectResult
+    from optimizer.report.collateral import with_constraint
+
+    x, y = _grid()
+    b = np.full((40, 40), -60.0)
+    w = b.copy()
+    w[:4, :6] = -80.0  # 24 cells of 0.25 m²: 6 m² lost
+    rec, _ = collateral_loss(x, y, b, w, -70.0, cell_m=0.5)
+    held = dict(held=True, margin_db=2.0, lost=0, lost_area_m2=0.0, points=10, constrained=10, max_loss_db=1.5)
+    assert with_constraint(rec, None) == rec and rec.constraint_held is None
+    ok = with_constraint(rec, ProtectResult(**held, max_area_m2=6.5))
+    assert ok.constraint_held and ok.constraint_margin_m2 == pytest.approx(0.5)
+    over = with_constraint(rec, ProtectResult(**held, max_area_m2=5.0))
+    assert not over.constraint_held and over.constraint_margin_m2 == pytest.approx(-1.0)
+    points = with_constraint(rec, ProtectResult(**{**held, "held": False, "lost": 1, "margin_db": -3.0}))
+    assert points.constraint_held is False and points.constraint_margin_m2 is None
+
+
 def test_cells_in_footprints():
     x, y = _grid(1.0, 10)
     sq = np.array([[[2, 2], [6, 2], [6, 5]], [[2, 2], [6, 5], [2, 5]]], float)  # a 4 m x 3 m building

@@ -232,3 +232,86 @@ def test_bad_area_is_one_line_naming_the_key(area, words, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "targets.area" in err[0] and words in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+# --- target weights ------------------------------------------------------------------------------------------
+W = np.array([1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 0.25, 1.0, 4.0, 1.0])
+
+
+@pytest.mark.parametrize("p", [0.0, 5.0, 30.0, 50.0, 95.0, 100.0])
+def test_weighted_percentile_is_numpys_inverted_cdf(p):
+    """Weighted percentile = numpy's `percentile(..., weights=, method="inverted_cdf")`, and by hand: the smallest
+    value whose share of the total weight (itself and those below) reaches p / 100."""
+    obj = _obj("percentile", p=p, weights=W)
+    want = float(np.percentile(RSS, p, weights=W, method="inverted_cdf"))
+    order = np.argsort(RSS)
+    share = np.cumsum(W[order]) / W.sum()
+    by_hand = RSS[order][min(int(np.searchsorted(share, p / 100.0 - 1e-12)), RSS.size - 1)]
+    assert obj.truth(RSS) == want == by_hand
+
+
+def test_weighted_coverage_and_min_ignoring_weights():
+    """Coverage: sum of covered weights / total (numpy); holds against `required` on that share; min: the same
+    as without weights (the worst target is the worst whatever its weight)."""
+    cov = _obj("coverage", required=0.8, weights=W)
+    share = float(np.sum(W * (RSS >= -90.0)) / W.sum())
+    assert cov.truth(RSS) == pytest.approx(share) and share != np.mean(RSS >= -90.0)
+    assert cov.stats(RSS).objective_value == pytest.approx(share)
+    assert cov.holds(RSS) == (share >= 0.8) and cov.met(cov.stats(RSS)) == (share >= 0.8)
+    plain, weighted = _obj("min"), _obj("min", weights=W)
+    assert weighted.truth(RSS) == plain.truth(RSS) and weighted.model_grad(RSS)[0] == plain.model_grad(RSS)[0]
+
+
+@pytest.mark.parametrize("kind,params", [("percentile", {"p": 20}), ("coverage", {})])
+def test_weighted_model_gradient_matches_finite_difference(kind, params):
+    obj = _obj(kind, weights=W, **params)
+    focus = RSS < -70.0
+    _, g = obj.model_grad(RSS, focus)
+    h = 1e-4
+    fd = np.array([(obj.model(RSS + h * e, focus) - obj.model(RSS - h * e, focus)) / (2 * h) for e in np.eye(RSS.size)])
+    assert np.all(g[~focus] == 0) and np.abs(g).max() > 1e-3
+    np.testing.assert_allclose(g, fd, atol=1e-5 + 1e-4 * np.abs(fd).max())
+    assert not np.allclose(g, _obj(kind, **params).model_grad(RSS, focus)[1])  # the weights change it
+
+
+def test_weights_follow_the_targets_through_the_area_drop():
+    """Point weights, the region's 1, an area's weight: one per target; the scene keeps those of kept points; an
+    experiment without weights hashes as before; a weight count that does not match the points: one line."""
+    from optimizer import objectives
+    from optimizer.physics.scene import RadioScene
+
+    exp = street(targets={"points": [[24.0, -32.0, 1.5], [23.0, -32.0, 1.5]], "weights": [2.0, 0.5],
+                          "area": {**AREA, "weight": 3.0}}, objective={"kind": "percentile", "p": 10})
+    assert exp.target_weights() == [2.0, 0.5] + [3.0] * 55
+    rs = RadioScene(exp, device="cpu", threads=1)
+    assert rs.target_weights.tolist() == [2.0, 0.5] + [3.0] * 30
+    assert objectives.of(exp, rs).weights.tolist() == rs.target_weights.tolist()
+    assert street(targets={"area": {**AREA, "weight": 1.0}}).sha256() == street(targets={"area": AREA}).sha256()
+    from optimizer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^test: targets.weights: 1 given for 2 points"):
+        street(targets={"points": [[24.0, -32.0, 1.5], [23.0, -32.0, 1.5]], "weights": [2.0]})
+
+
+def test_min_drjit_model_ignores_a_left_out_target_far_below():
+    """A target outside the focus 220 dB below it (a protected point, a blocked target): exp overflows float32
+    there; the soft-min and its gradient stay those of the focus (they were NaN: inf * 0)."""
+    from optimizer.physics import backend
+
+    backend.init("cpu", 1)
+    import drjit as dr
+
+    from optimizer.physics.backend import to_float
+
+    obj = default(1.0)
+    v = np.array([-80.0, -82.0, -300.0, -79.0])
+    focus = np.array([True, True, False, True])
+    x = to_float(v)
+    dr.enable_grad(x)
+    value = obj.model_dr(x, v, focus)
+    dr.backward(value)
+    want, grad = obj.model_grad(v, focus)
+    assert float(np.array(value)[0]) == pytest.approx(want, abs=1e-3)
+    np.testing.assert_allclose(np.array(dr.grad(x)), grad, atol=1e-5)
+    many = obj.model_dr_many(to_float(np.tile(v, 2)), np.tile(v, (2, 1)), focus)
+    assert np.allclose(many, want, atol=1e-3)

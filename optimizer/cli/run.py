@@ -241,7 +241,9 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
         from optimizer.report.build import run_collateral, write_report
 
         write_report(store.local, done.spec, summary=summary, radio_scene=done.rs, threads=os.cpu_count() or 1)
-        summary = summary.model_copy(update={"collateral": run_collateral(store.local, summary.threshold_dbm)})
+        protect = summary.objective.protect if summary.objective is not None else None
+        summary = summary.model_copy(update={"collateral": run_collateral(store.local, summary.threshold_dbm,
+                                                                          protect)})
     except Exception as err:  # noqa: BLE001
         say(f"warning: report not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
     summary = summary.model_copy(update={"report_time_s": round(time.perf_counter() - t_rep, 3),
@@ -285,6 +287,13 @@ def print_final(s: Summary, run_uri: str, notes: list[WinnerNote]):
         worst = "" if k.worst_loss_db is None else f"; worst covered cell loses {k.worst_loss_db:.0f} dB"
         out.write(f"collateral loss: {k.area_m2:.1f} m² covered without the plate are not with it{worst} "
                   f"(radio maps, {k.margin_db:g} dB noise margin; heatmaps/collateral.png)\n")
+    p = s.objective.protect if s.objective is not None else None
+    if p is not None:
+        margin = "no protected point is covered without the plate" if p.margin_db is None else \
+            f"margin {p.margin_db:+.1f} dB"
+        area = "" if p.max_area_m2 is None else f", lost area {p.lost_area_m2:g} of {p.max_area_m2:g} m² allowed"
+        out.write(f"protect:     {'HELD' if p.held else 'BROKEN'}: {p.lost} of {p.constrained} covered protected "
+                  f"points lost ({margin}{area})\n")
     if w.on_bounds:
         out.write(f"note: the winner lies on the mounting box's bound(s) {', '.join(w.on_bounds)}; widening "
                   "`reflector.bounds` / `yaw_deg` there may find a better pose\n")

@@ -19,7 +19,7 @@ from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.experiment import load_submitted, with_overrides
 from optimizer.physics.metrics import rss_stats, worst_over_band
 from optimizer.records import JointPose
-from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
+from optimizer.records.text import fmt_db, fmt_dbm, fmt_pct, fmt_power
 from optimizer.console import say
 from optimizer.search.driver import check_boxes_clear, check_targets, driver_scene
 from optimizer.search.space import PoseSpace
@@ -103,11 +103,20 @@ def cmd_evaluate(args) -> int:
     base_band = rs.band_rss_dbm(None, samples_per_src=samples)  # [frequencies, targets]: one row per frequency
     band_rows = rs.band_rss_dbm(pose, samples_per_src=samples)
     base, rss = worst_over_band(base_band), worst_over_band(band_rows)
+    from optimizer import objectives
+    from optimizer.search.driver import protect_result
+
+    objective = objectives.of(exp, rs, base)
+    guard = protect_result(objective, rss)  # objective.protect at this pose (None without it)
+    n = rs.n_targets  # the targets; objective.protect's points follow them
+    full_rss = rss  # every receiver (the tolerance check judges the protected points too)
+    targets, base, rss = rs.targets[:n], objective.wanted(base), objective.wanted(rss)
+    base_band, band_rows = [b[:n] for b in base_band], [r[:n] for r in band_rows]
     bm, pm = rss_stats(base, thr), rss_stats(rss, thr)
     per_f = [(f, rss_stats(b, thr), rss_stats(r, thr)) for f, b, r in zip(exp.frequencies_hz(), base_band, band_rows)
              ] if len(base_band) > 1 else []
     conv = _convergence(rs, exp, pose, samples, rss, thr) if args.convergence else None
-    chk = _tolerance(rs, exp, pose, samples, rss) if args.tolerance else None
+    chk = _tolerance(rs, exp, pose, samples, full_rss) if args.tolerance else None
     if args.json:
         def db(v):
             return float(v) if v > -float("inf") else None
@@ -116,7 +125,9 @@ def cmd_evaluate(args) -> int:
                "plate_model": exp.solver.plate_model,
                "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
                "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
-                           for t, b, r in zip(rs.targets.tolist(), base, rss)]}
+                           for t, b, r in zip(targets.tolist(), base, rss)]}
+        if guard is not None:
+            out["protect"] = guard.model_dump(mode="json")
         if per_f:
             out["band"] = [{"frequency_hz": f, "baseline": b.model_dump(), "with_plate": w.model_dump()}
                            for f, b, w in per_f]
@@ -142,8 +153,11 @@ def cmd_evaluate(args) -> int:
         print("objective.combine: sinr: every figure above and below is dB SINR, not dBm")
     if args.targets:
         print(f"\n{'target':>6} {'x':>8} {'y':>8} {'z':>6} {'no plate':>9} {'plate':>9}")
-        for i, (t, b, r) in enumerate(zip(rs.targets, base, rss)):
+        for i, (t, b, r) in enumerate(zip(targets, base, rss)):
             print(f"{i:>6} {t[0]:>8.2f} {t[1]:>8.2f} {t[2]:>6.2f} {fmt_dbm(b):>9} {fmt_dbm(r):>9}")
+    if guard is not None:
+        print(f"protect: {'held' if guard.held else 'BROKEN'}: {guard.lost} of {guard.constrained} covered protected "
+              f"points lost (margin {fmt_db(guard.margin_db)}, lost area {guard.lost_area_m2:g} m²)")
     if conv is not None:
         _print_convergence(conv)
     if chk is not None:
@@ -160,7 +174,7 @@ def _convergence(rs, exp, pose, samples: int, at_run, thr: float) -> list[dict]:
     ref = rss_stats(at_run, thr)
     out = []
     for label, d, n, rss in rows:
-        rss = rss if rss is not None else rs.rss_dbm(pose, samples_per_src=n, max_depth=d)
+        rss = rss if rss is not None else rs.rss_dbm(pose, samples_per_src=n, max_depth=d)[:rs.n_targets]
         m = rss_stats(rss, thr)
         change = None if m.min_rss_dbm is None or ref.min_rss_dbm is None else m.min_rss_dbm - ref.min_rss_dbm
         out.append({"setting": label, "max_depth": d, "samples_per_src": n, "with_plate": m.model_dump(),

@@ -57,16 +57,24 @@ def spans(exp) -> list[tuple[int, int]]:
     return out[::-1]
 
 
-def outside_buildings(exp, rs) -> tuple[np.ndarray, int]:
+def outside_buildings(exp, rs) -> tuple[np.ndarray, int, np.ndarray]:
     """The experiment's targets [N, 3] without the area points that lie inside scene objects (one ray launch),
-    and how many were dropped. Explicit points and the region grid are kept as given (the driver warns about
-    those inside buildings). ConfigError (exit 2) when an area keeps no point."""
+    how many were dropped, and which were kept ([len(target_points)] bool). Explicit points and the region grid
+    are kept as given (the driver warns about those inside buildings). ConfigError (exit 2) when an area keeps
+    no point."""
+    pts = np.array(exp.target_points(), float).reshape(-1, 3)
+    keep = kept_mask(exp, rs)
+    return pts[keep], int((~keep).sum()), keep
+
+
+def kept_mask(exp, rs) -> np.ndarray:
+    """[len(target_points)] bool: the targets the scene keeps (area points inside scene objects dropped)."""
     from optimizer.errors import ConfigError
 
     pts = np.array(exp.target_points(), float).reshape(-1, 3)
     where = spans(exp)
     if not where:
-        return pts, 0
+        return np.ones(len(pts), bool)
     first = where[0][0]
     inside = np.array([o is not None for o in rs.enclosing_objects(pts[first:])], bool)
     keep = np.concatenate([np.ones(first, bool), ~inside])
@@ -74,4 +82,4 @@ def outside_buildings(exp, rs) -> tuple[np.ndarray, int]:
         if inside[lo - first:hi - first].all():
             raise ConfigError(f"targets.area[{k}]: all {hi - lo} of its points lie inside buildings of the scene; "
                               "draw the area over open ground, or give targets.points")
-    return pts[keep], int(inside.sum())
+    return keep

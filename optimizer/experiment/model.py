@@ -18,6 +18,7 @@ from optimizer.experiment.box import Box3
 from optimizer.experiment.devices import Transmitter
 from optimizer.experiment.fields import (NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict,
                                         check_frequency_hz)
+from optimizer.experiment.protect import Protect
 from optimizer.experiment.targets import Targets
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS, REFLECTOR_KINDS
 
@@ -194,6 +195,9 @@ class Objective(_Strict):
                                   "others plus kTB*NF; threshold and figures in dB SINR)")
     noise_figure_db: float = Field(default=NOISE_FIGURE_DB_DEFAULT, ge=0, le=50, description="[dB] (sinr)")
     bandwidth_hz: float | None = Field(default=None, gt=0, le=BANDWIDTH_HZ_LIMIT, description="[Hz] (sinr)")
+    protect: Protect | None = Field(default=None, description="a constraint: protected points / areas the plate "
+                                    "must not take coverage from (max_loss_db, max_area_m2); a pose that breaks "
+                                    "it does not hold")
 
     @model_validator(mode="after")
     def _sinr(self):
@@ -401,9 +405,11 @@ class Experiment(_Strict):
                                                                   "`reflectors` list)")
     reflectors: list[Reflector] | None = Field(default=None, max_length=MAX_PLATES,
                                                description="several plates, placed jointly")
-    targets: Targets = Field(description="where the signal is wanted: points, a region grid and/or polygon areas")
+    targets: Targets = Field(description="where the signal is wanted: points, a region grid and/or polygon areas; "
+                             "optional weights (targets.weights per point, an area's weight)")
     objective: Objective = Field(default=Objective(), description="what a pose is worth: the kind (min, "
-                                 "percentile, coverage), the coverage threshold, how transmitters combine")
+                                 "percentile, coverage), the coverage threshold, how transmitters combine, and "
+                                 "protect (points / areas the plate must not take coverage from)")
     solver: Solver = Field(default=Solver(), description="the ray tracer's settings (depth, samples, diffraction, "
                            "the plate's physics)")
     search: Search = Field(default=Search(), description="the worlds, their steps, pruning, reuse, starts and the "
@@ -528,6 +534,21 @@ class Experiment(_Strict):
 
         return pts + [p for a in self.targets.area or [] for p in areas.sample(a.polygon, a.z, a.spacing_m).tolist()]
 
+    def target_weights(self) -> list[float]:
+        """One weight per point of `target_points()`: `targets.weights`, 1 on the region grid, each area's."""
+        from optimizer.experiment import areas
+
+        t = self.targets
+        out = list(t.weights) if t.weights is not None else [1.0] * len(t.points)
+        out += [1.0] * (len(self.target_points()) - len(out) - sum(e - s for s, e in areas.spans(self)))
+        return out + [a.weight for a in t.area or [] for _ in range(len(areas.sample(a.polygon, a.z, a.spacing_m)))]
+
+    def protect_points(self) -> tuple[list[list[float]], list[float]]:
+        """`objective.protect`'s points [m] and the area each stands for [m^2] (`protect.points_of`)."""
+        from optimizer.experiment.protect import points_of
+
+        return points_of(self)
+
     def target_key(self, i: int) -> str:
         """Where target `i` of `target_points()` comes from: `targets.points[i]`, or `targets.region` (a
         point of its grid)."""
@@ -562,6 +583,13 @@ class Experiment(_Strict):
                 plate.pop("kind", None)
         if data["targets"].get("area") is None:  # no area: the targets hash as they did before areas
             data["targets"].pop("area", None)
+        if obj.get("protect") is None:  # no constraint: as it hashed before objective.protect
+            obj.pop("protect", None)
+        if data["targets"].get("weights") is None:
+            data["targets"].pop("weights", None)
+        for a in data["targets"].get("area") or []:
+            if a.get("weight") == 1.0:
+                a.pop("weight")
         if self.objective.kind == "min":  # today's objective hashes as it did before objective kinds
             for key in ("kind", "p", "required"):
                 data["objective"].pop(key, None)

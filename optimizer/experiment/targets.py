@@ -4,12 +4,16 @@ targets' shared antenna."""
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from optimizer.constants import MAX_TARGETS, POSITION_LIMIT_M
+from optimizer.constants import MAX_TARGET_WEIGHT, MAX_TARGETS, POSITION_LIMIT_M
 from optimizer.experiment.devices import Antenna, _check_look_at
 from optimizer.experiment.fields import Metres, Vec2, Vec3, _Strict
+
+
+Weight = Annotated[float, Field(gt=0, le=MAX_TARGET_WEIGHT)]  # a target's weight (percentile, coverage)
 
 
 class Region(_Strict):
@@ -36,6 +40,8 @@ class Area(_Strict):
     polygon: list[Vec2] = Field(description="corners [[x, y], ...] [m], in order, at least 3, not crossing")
     z: Metres = 1.5
     spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
+    weight: float = Field(default=1.0, gt=0, le=MAX_TARGET_WEIGHT,
+                          description="each of its points' weight in percentile and coverage (default 1)")
 
     @model_validator(mode="after")
     def _simple(self):
@@ -57,6 +63,8 @@ class Targets(_Strict):
     points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
     region: Region | None = None
     area: list[Area] | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
+    weights: list[Weight] | None = Field(default=None, description="one weight per explicit point, in order "
+                                         "(default 1 each; percentile and coverage weigh targets, min does not)")
     antenna: Antenna | None = Field(default=None, description="every target's antenna (default: isotropic, "
                                                               "V); `look_at` aims each target at one point")
 
@@ -72,4 +80,12 @@ class Targets(_Strict):
                              "area: {polygon: [[x, y], ...], z, spacing_m}")
         for p in self.points:
             _check_look_at(self.antenna, p, "")
+        if self.weights is not None and len(self.weights) != len(self.points):
+            raise ValueError(f"weights: {len(self.weights)} given for {len(self.points)} points; give one weight per "
+                             "point of targets.points, in order")
         return self
+
+    def weighted(self) -> bool:
+        """Whether any target weighs other than 1."""
+        return self.weights is not None and any(w != 1.0 for w in self.weights) or any(
+            a.weight != 1.0 for a in self.area or [])

@@ -9,12 +9,36 @@ from __future__ import annotations
 from optimizer.objectives.base import Objective
 
 
-def of(exp) -> Objective:
-    """The objective an experiment asks for (`exp.objective`: kind and parameters)."""
+def of(exp, rs=None, baseline_dbm=None) -> Objective:
+    """The objective an experiment asks for (`exp.objective`: kind and parameters) on scene `rs`
+    (`optimizer.physics.scene.RadioScene`: its targets after the area drop, their weights, and with
+    `objective.protect` the protected points it appends as receivers and their RSS without the plate;
+    `baseline_dbm` [all receivers], when given, instead of the scene's own baseline). Without `rs` the targets are
+    the experiment's (`target_points`, no drop), and `objective.protect` needs `baseline_dbm`."""
+    import numpy as np
+
     from optimizer.registry import OBJECTIVES
 
     cfg = exp.objective
-    return OBJECTIVES.get(cfg.kind)(cfg)
+    weights = None  # all 1 (and `min` ignores them): the kinds' unweighted arithmetic
+    if exp.targets.weighted():
+        weights = rs.target_weights if rs is not None else np.asarray(exp.target_weights(), float)
+    inner = OBJECTIVES.get(cfg.kind)(cfg, weights=weights)
+    if cfg.protect is None:
+        return inner
+    n = rs.n_targets if rs is not None else len(exp.target_points())
+    from optimizer.objectives.protect import Protected, ProtectRule
+
+    _, cells = exp.protect_points()
+    if baseline_dbm is None:
+        if rs is None:
+            raise ValueError("objective.protect: the rule needs the protected points' RSS without the plate "
+                             "(a scene or baseline_dbm)")
+        baseline_dbm = rs.baseline_dbm()
+    base = np.asarray(baseline_dbm, float).reshape(-1)[n:]
+    rule = ProtectRule(base, np.asarray(cells, float), float(cfg.coverage_threshold_dbm),
+                       float(cfg.protect.max_loss_db), cfg.protect.max_area_m2)
+    return Protected(inner, n, rule)
 
 
 def default(temperature_db: float = 1.0, threshold_dbm: float = -90.0) -> Objective:

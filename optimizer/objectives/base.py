@@ -46,15 +46,29 @@ class Objective:
 
     kind = ""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, weights=None):
+        """weights: one per target (`targets.weights`, area weights), or None (all 1); `min` ignores them."""
         self.cfg = cfg
         self.threshold_dbm = float(cfg.coverage_threshold_dbm)
         self.temperature_db = float(cfg.softmin_temperature_db)
+        self.weights = None if weights is None else np.asarray(weights, float).reshape(-1)
+
+    def weights_of(self, n: int) -> np.ndarray:
+        """The first `n` targets' weights (the targets come first in every array; 1 each without weights)."""
+        if self.weights is None:
+            return np.ones(n)
+        w = self.weights[:n]
+        return np.concatenate([w, np.ones(n - w.size)]) if w.size < n else w
+
+    def wanted(self, rss_dbm):
+        """The targets' part of an array over every receiver (all of it, unless `objective.protect` appends its
+        points)."""
+        return np.asarray(rss_dbm, float)
 
     @classmethod
-    def with_settings(cls, *, temperature_db: float = 1.0, threshold_dbm: float = -90.0, **params):
+    def with_settings(cls, *, temperature_db: float = 1.0, threshold_dbm: float = -90.0, weights=None, **params):
         return cls(SimpleNamespace(kind=cls.kind, softmin_temperature_db=temperature_db,
-                                   coverage_threshold_dbm=threshold_dbm, **params))
+                                   coverage_threshold_dbm=threshold_dbm, **params), weights=weights)
 
     # --- 1. the truth value ---------------------------------------------------------------------------------
     def stats(self, rss_dbm) -> RssStats:

@@ -23,23 +23,34 @@ from optimizer.registry import OBJECTIVES
 class CoverageObjective(Objective):
     kind = "coverage"
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, weights=None):
+        super().__init__(cfg, weights)
         self.required = float(1.0 if getattr(cfg, "required", None) is None else cfg.required)
 
     def params(self) -> dict:
         return {"required": self.required, **super().params()}
 
+    def share(self, r) -> float:
+        """The (weighted) share of targets covered."""
+        ok = self.covered(r)
+        if self.weights is None:
+            return float(np.mean(ok))
+        w = self.weights_of(ok.size)
+        return float(np.sum(w * ok) / np.sum(w))
+
     def _truth(self, r):
-        return float(np.mean(self.covered(r)))
+        return self.share(r)
 
     def stats(self, rss_dbm) -> RssStats:
         r = np.asarray(rss_dbm, float).reshape(-1)
         s = rss_stats(r, self.threshold_dbm)
         ok = self.covered(r)
         margin = float(np.min(r[ok]) - self.threshold_dbm) if ok.any() else 0.0
-        head = COVERAGE_SCORE_SPAN_DB * (ok.sum() + margin / (margin + COVERAGE_MARGIN_SCALE_DB)) / r.size
-        return s.model_copy(update={"objective_value": float(ok.mean()),
+        if self.weights is None:
+            head = COVERAGE_SCORE_SPAN_DB * (ok.sum() + margin / (margin + COVERAGE_MARGIN_SCALE_DB)) / r.size
+        else:  # the weighted share first, the margin as a fraction of one target after it
+            head = COVERAGE_SCORE_SPAN_DB * (self.share(r) + margin / (margin + COVERAGE_MARGIN_SCALE_DB) / r.size)
+        return s.model_copy(update={"objective_value": self.share(r),
                                     "objective_score": with_tie_breaks(float(head), s)})
 
     def model_grad(self, values_db, focus=None):
@@ -47,14 +58,20 @@ class CoverageObjective(Objective):
         mask = focus_mask(v.size, focus)
         t = self.temperature_db
         s = _sigmoid((v - self.threshold_dbm) / t)
+        if self.weights is not None:
+            w = np.where(mask, self.weights_of(v.size), 0.0)
+            w = w / w.sum()
+            return COVERAGE_MODEL_SCALE * float(np.sum(w * s)), COVERAGE_MODEL_SCALE * w * s * (1.0 - s) / t
         value = COVERAGE_MODEL_SCALE * float(np.mean(s[mask]))
         grad = np.where(mask, COVERAGE_MODEL_SCALE * s * (1.0 - s) / t / mask.sum(), 0.0)
         return value, grad
 
     def _holds(self, r):
-        return np.mean(self.covered(r)) >= self.required
+        return self.share(r) >= self.required
 
     def met(self, stats: RssStats) -> bool:
+        if self.weights is not None and stats.objective_value is not None:
+            return stats.objective_value >= self.required
         return stats.coverage >= self.required
 
     def score(self, stats: RssStats) -> float:

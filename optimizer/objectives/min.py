@@ -1,7 +1,8 @@
 """`objective.kind: min` (the default): maximise the worst target's RSS. Truth: the minimum over targets
 (None when a target has no path); model: the soft-min (log-sum-exp, temperature `softmin_temperature_db`)
 over the focus targets; a pose holds when every target has a path at or above the coverage threshold;
-ranking: min RSS, then coverage, then mean RSS (`base.with_tie_breaks`)."""
+ranking: min RSS, then coverage, then mean RSS (`base.with_tie_breaks`). Target weights do not apply: the
+worst target is the worst whatever its weight."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ class MinObjective(Objective):
         t = self.temperature_db
         mask = focus_mask(values_np.size, focus)
         pmin = dr.opaque(mi.Float, float(values_np[mask].min()))
-        e = dr.exp(-(values - pmin) / t) * to_float(mask)
+        # select, not a product with the mask: a target left out far below the focus (a protected point, a
+        # blocked target) overflows exp to inf, and inf * 0 is NaN; where exp is finite the two are the same bits
+        e = dr.select(to_float(mask) > 0.5, dr.exp(-(values - pmin) / t), 0.0)
         return pmin - t * dr.log(dr.sum(e) / dr.opaque(mi.Float, float(mask.sum())))
 
     def model_dr_many(self, values, values_np, focus) -> np.ndarray:
@@ -59,7 +62,8 @@ class MinObjective(Objective):
         mask = focus_mask(n_tg, focus)
         t = self.temperature_db
         pmin = values_np[:, mask].min(axis=1)  # as `model_dr`, per pose
-        e = dr.exp(-(values - to_float(np.repeat(pmin, n_tg))) / t) * to_float(np.tile(mask, n_p))
+        e = dr.select(to_float(np.tile(mask, n_p)) > 0.5, dr.exp(-(values - to_float(np.repeat(pmin, n_tg))) / t),
+                      0.0)  # as `model_dr`: select, not a product (inf * 0)
         obj = to_float(pmin) - t * dr.log(dr.block_sum(e, n_tg) / float(mask.sum()))
         return np.array(obj, dtype=float).reshape(n_p)
 

@@ -53,11 +53,14 @@ def rss_stats(rss_dbm, threshold_dbm: float) -> RssStats:
                     coverage=float(np.mean(ok & (r >= threshold_dbm))), no_path=int((~ok).sum()))
 
 
-def focus_mask(baseline_rss, threshold_dbm: float, margin_db: float) -> np.ndarray:
-    """Targets that need the plate: baseline below threshold + margin (all targets if none do)."""
+def focus_mask(baseline_rss, threshold_dbm: float, margin_db: float, targets: int | None = None) -> np.ndarray:
+    """Targets that need the plate: baseline below threshold + margin (all targets if none do). With `targets`,
+    only the first that many entries are targets (`objective.protect`'s points follow them): False after."""
     b = no_path_as_floor(baseline_rss)
-    mask = b < threshold_dbm + margin_db
-    return mask if mask.any() else np.ones_like(mask)
+    n = b.size if targets is None else int(targets)
+    mask = b[:n] < threshold_dbm + margin_db
+    mask = mask if mask.any() else np.ones_like(mask)
+    return np.concatenate([mask, np.zeros(b.size - n, bool)]) if n < b.size else mask
 
 
 def noise_mw(bandwidth_hz: float | None, noise_figure_db: float) -> float:

@@ -107,7 +107,11 @@ class RadioScene:
         sc.frequency = self.frequency_hz
         self.plates: list = []  # none yet: the area drop's ray test (`enclosing_objects`) runs on the scene alone
         self._occluder = None
-        self.targets, self.targets_dropped = areas.outside_buildings(exp, self)  # targets.area: none in buildings
+        self.targets, self.targets_dropped, kept = areas.outside_buildings(exp, self)  # targets.area: none in buildings
+        self.target_weights = np.asarray(exp.target_weights(), float)[kept]
+        self.n_targets = len(self.targets)  # the targets; `objective.protect` appends its points as receivers
+        self.targets = self._with_protected(exp, self.targets)
+        self._baseline: np.ndarray | None = None
         # Antennas (optimizer.physics.antenna): Sionna holds one tx_array per scene, so transmitters of several
         # patterns are solved group by group (`_each_group`); the targets share one pattern.
         self.tx_specs = antenna.transmitter_specs(exp)
@@ -143,6 +147,20 @@ class RadioScene:
         if with_plate:
             self._add_plates()
         self.plate_model = make_plate_model(exp.solver.plate_model, self)
+
+    @staticmethod
+    def _with_protected(exp: Experiment, targets: np.ndarray) -> np.ndarray:
+        """The receivers: the targets, then `objective.protect`'s points (`optimizer.objectives.protect`), which
+        every truth evaluation then covers too (`n_targets` says where they start)."""
+        pts, _ = exp.protect_points()
+        return np.concatenate([targets, np.asarray(pts, float).reshape(-1, 3)]) if pts else targets
+
+    def baseline_dbm(self, known=None) -> np.ndarray:
+        """`rss_dbm` without the plates at every receiver, computed once (the rule of `objective.protect`);
+        `known`: that truth from elsewhere (the driver's, same settings), kept instead of tracing it again."""
+        if self._baseline is None:
+            self._baseline = np.asarray(known, float) if known is not None else self.rss_dbm(None)
+        return self._baseline
 
     # --- antenna groups ---------------------------------------------------------------------------------------
     def _activate(self, group: int):

@@ -133,7 +133,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
     box's own order); "offsets", "rss" and "plates" come back in the order traced."""
     tol = exp.plates()[0].tolerance
     thr = exp.objective.coverage_threshold_dbm
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs)
     names = [r.name for r in exp.plates()]
     per_plate = plate_offsets(exp, scale, interior, seed)
     yaws = [f.yaw_deg for f in frames(rs, exp)]
@@ -180,7 +180,7 @@ def check(rs, pose: JointPose, exp, *, scale: float = 1.0, samples_per_src: int 
             pitch_deg=float(r.tolerance.pitch_deg) * scale, poses_checked=int(mine.size),
             complete=int(mine.size) + int(cut_k.size) == int(np.sum(owner == k)),
             holds=bool(covered[1:][mine].all()) and not cut_k.size,
-            worst_min_rss_dbm=rss_stats(sub.min(axis=0), thr).min_rss_dbm,
+            worst_min_rss_dbm=rss_stats(objective.wanted(sub.min(axis=0)), thr).min_rss_dbm,
             worst_coverage=float(min([per_pose[0].coverage] + [per_pose[1 + i].coverage for i in mine])),
             cut_by=cuts[cut_k[0]][1] if cut_k.size else None))
     nom, worst = per_pose[0], objective.stats(worst_per_target)
@@ -213,7 +213,7 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     truth: bisect on the probe set (first the worst offset at s = 1), then confirm at the found scale on the
     offsets that failed at s = 1 and on the whole box; an offset that fails there joins the probe set and
     the bracket shrinks. Returns (scale, truth evaluations spent)."""
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs)
     if chk.holds:
         return 1.0, 0
     if not objective.met(chk.nominal):
@@ -280,8 +280,11 @@ def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
                    f"±{tol.yaw_deg * scale:.2f}° ({scale:.0%} of the requested ±{100 * tol.position_m:.1f} cm / "
                    f"±{tol.yaw_deg:g}°)")
     thr = exp.objective.coverage_threshold_dbm
-    lost = np.array([v is None or v < thr for v in check.target_worst_dbm], bool) if check.target_worst_dbm else None
-    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg, rs.targets) if len(exp.plates()) == 1
+    n = getattr(rs, "n_targets", None)  # the targets (objective.protect's points follow them)
+    worst = (check.target_worst_dbm or [])[:n]
+    lost = np.array([v is None or v < thr for v in worst], bool) if worst else None
+    size = (larger_plate(exp, check.pose, lost, frames(rs, exp)[0].yaw_deg, rs.targets[:n])
+            if len(exp.plates()) == 1
             else None)  # which plate: unknown
     if size is not None:
         w, h = exp.plates()[0].size_m
@@ -324,7 +327,7 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
     (`steps`, e.g. -2..2; the other axes nominal): {"along_m" [A], "yaw_deg" [Y], "min_rss_dbm" [Y, A]
     (-inf: a target without a path), "covered" [Y, A]}."""
     tol = exp.plates()[0].tolerance
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, rs)
     along = np.array([s * max(tol.position_m, 0.01) for s in steps])
     yaw = np.array([s * max(tol.yaw_deg, 0.1) for s in steps])
     frame_yaw = frames(rs, exp)[0].yaw_deg
@@ -335,6 +338,6 @@ def along_yaw_grid(rs, exp, pose: JointPose, steps, samples_per_src: int | None 
             off = np.array([da, 0.0, 0.0, dy, 0.0])
             p = JointPose(plates=[offset_pose(pose.first, off, frame_yaw), *pose.plates[1:]])
             r = rs.rss_dbm(p, samples_per_src=samples_per_src)
-            mins[i, j] = float(np.min(r))
+            mins[i, j] = float(np.min(objective.wanted(r)))
             cov[i, j] = objective.holds(r)
     return {"along_m": along, "yaw_deg": yaw, "min_rss_dbm": mins, "covered": cov}

@@ -12,7 +12,7 @@ from optimizer.records.notes import NoteKind, WinnerNote
 from optimizer.records.pose import POSE_AXES, JointPose, PlatePose
 from optimizer.records.stats import STAT_FIELDS, RssStats
 from optimizer.records.summary import (BandFrequency, Convergence, CoverageGain, Counts, Failure, Gain, Overrides,
-                                       Pruning, ObjectiveResult, RobustPhase, RunLease, RunMeta, RunStatus, SizeResult, Summary,
+                                       Pruning, ObjectiveResult, ProtectResult, RobustPhase, RunLease, RunMeta, RunStatus, SizeResult, Summary,
                                        TargetRow, Winner, WinnerPlate)
 from optimizer.records.tolerance import PlateTolerance, ToleranceCheck
 from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, StartKind, WorldOutcome, WorldState,
@@ -20,7 +20,7 @@ from optimizer.records.world import (Adam, BestSoFar, ReusedSlot, ReuseKind, Sta
 
 __all__ = ["POSE_AXES", "STAT_FIELDS", "Adam", "BandFrequency", "BestSoFar", "Collateral", "Convergence",
            "CoverageGain", "Counts", "Failure", "FrameSource", "Gain", "JointPose", "Mount", "NoteKind",
-           "ObjectiveResult", "Overrides", "PlatePose", "PlateTolerance", "Pruning", "Record", "RobustPhase",
-           "RssStats", "RunLease", "RunMeta", "RunStatus", "ReusedSlot", "SizeResult", "ReuseKind", "StartKind",
-           "Summary", "TargetRow", "ToleranceCheck", "WallFrame", "Winner", "WinnerNote", "WinnerPlate",
+           "ObjectiveResult", "Overrides", "PlatePose", "PlateTolerance", "ProtectResult", "Pruning", "Record",
+           "RobustPhase", "RssStats", "RunLease", "RunMeta", "RunStatus", "ReusedSlot", "SizeResult", "ReuseKind",
+           "StartKind", "Summary", "TargetRow", "ToleranceCheck", "WallFrame", "Winner", "WinnerNote", "WinnerPlate",
            "WorldOutcome", "WorldState", "WorldStatus", "WorldStep", "finite_or_none"]

@@ -33,3 +33,8 @@ class Collateral(Record):
     samples_per_tx: int = Field(ge=0, description="rays per transmitter of each map")
     map: str = Field(description="the picture (heatmaps/collateral.png); the cells: `collateral` in "
                                  "heatmaps/radio_maps.npz")
+    constraint_held: bool | None = Field(default=None, description="objective.protect: the winner keeps it on its "
+                                         "protected points (summary.objective.protect.held) and, with max_area_m2, "
+                                         "these maps' area_m2 is within it; null without objective.protect")
+    constraint_margin_m2: float | None = Field(default=None, description="objective.protect.max_area_m2 - area_m2 "
+                                               "[m^2] (negative: over); null without max_area_m2")

@@ -23,6 +23,14 @@ class RssStats(Record):
                                           "(objective.kind): its truth value (percentile [dBm], coverage [share])")
     objective_score: float | None = Field(default=None, description="an objective other than min: its ranking "
                                           "score, which needs more than the fields above")
+    protect_held: bool | None = Field(default=None, description="objective.protect: whether the result keeps the "
+                                      "constraint (no protected point lost, or the lost area within max_area_m2); "
+                                      "null without it")
+    protect_margin_db: float | None = Field(default=None, description="objective.protect: the smallest margin of "
+                                            "a protected point covered without the plate [dB] (negative: lost)")
+    protect_lost: int | None = Field(default=None, ge=0, description="objective.protect: protected points lost")
+    protect_lost_area_m2: float | None = Field(default=None, ge=0, description="objective.protect: the lost area "
+                                               "points' cells [m^2]")
 
     @property
     def all_covered(self) -> bool:

@@ -204,6 +204,24 @@ class Pruning(Record):
     rungs: list[int]
 
 
+class ProtectResult(Record):
+    """`objective.protect` at the winner (final sample count, against the baseline at that count): a protected
+    point covered without the plate is lost when it falls below the threshold losing more than max_loss_db."""
+
+    held: bool = Field(description="the constraint holds at the winner (no point lost; with max_area_m2: the "
+                                   "lost area within it and no explicit point lost)")
+    margin_db: float | None = Field(description="the smallest margin of a constrained point [dB] (negative: lost "
+                                                "by that much); null: no protected point is covered without the plate")
+    lost: int = Field(ge=0, description="protected points lost")
+    lost_area_m2: float = Field(ge=0, description="the lost area points' cells [m^2]")
+    area_margin_m2: float | None = Field(default=None, description="max_area_m2 - lost_area_m2 [m^2]; null without "
+                                                                    "max_area_m2")
+    points: int = Field(ge=0, description="protected points (receivers appended after the targets)")
+    constrained: int = Field(ge=0, description="of them, covered without the plate (the others cannot be lost)")
+    max_loss_db: float = Field(description="objective.protect.max_loss_db [dB]")
+    max_area_m2: float | None = Field(default=None, description="objective.protect.max_area_m2 [m^2]")
+
+
 class ObjectiveResult(Record):
     """What the run maximised (`objective.kind`, optimizer.objectives) and its truth value at the baseline and at
     the winner (final sample count): min and percentile in dBm (null: a target without a path decides it),
@@ -213,6 +231,8 @@ class ObjectiveResult(Record):
     params: dict = Field(description="the kind's parameters (p [%], required [share], threshold [dBm], ...)")
     baseline: float | None = Field(description="the objective's truth value without the plate")
     winner: float | None = Field(description="the objective's truth value at the winning pose")
+    protect: ProtectResult | None = Field(default=None, description="objective.protect: whether the winner keeps "
+                                          "the constraint and by what margin; null without it")
 
 
 class BandFrequency(Record):
@@ -248,7 +268,8 @@ class Summary(Record):
     solver: dict = Field(description="every effective PathSolver setting of the truth")
     baseline: RssStats = Field(description="truth without the plate, at the winner's sample count")
     winner: Winner = Field(description="the winning pose and its truth")
-    objective: ObjectiveResult | None = Field(default=None, description="the objective, at baseline and winner")
+    objective: ObjectiveResult | None = Field(default=None, description="the objective, at baseline and winner; "
+                                              "objective.protect's verdict at the winner (held, margin)")
     gain_db: Gain = Field(description="winner minus baseline [dB], only where both sides have a path")
     coverage_gain: CoverageGain = Field(description="targets covered (and given a path) by the plate")
     worlds: list[WorldOutcome] = Field(description="every world: start, status, best pose and truth")

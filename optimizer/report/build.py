@@ -38,7 +38,7 @@ from optimizer.constants import (
     TOLERANCE_MAP_STEPS,
 )
 from optimizer.records import Summary, TargetRow, WorldStep
-from optimizer.report.collateral import collateral_of_maps
+from optimizer.report.collateral import collateral_of_maps, with_constraint
 from optimizer.report.radio_maps import compute_radio_maps, map_area, scene_geometry
 from optimizer.report.text import build_document, to_html, to_markdown
 from optimizer.store.runstore import RunStore
@@ -324,13 +324,14 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
     return [p for p in dict.fromkeys(written) if p is not None]
 
 
-def run_collateral(run_dir, threshold_dbm: float):
-    """`summary.collateral` of a run folder whose report saved its radio maps (None: no maps, no winner map)."""
+def run_collateral(run_dir, threshold_dbm: float, protect=None):
+    """`summary.collateral` of a run folder whose report saved its radio maps (None: no maps, no winner map);
+    `protect` (summary.objective.protect) adds the constraint's verdict (`collateral.with_constraint`)."""
     npz = Path(run_dir) / HEATMAPS_DIR / RADIO_MAPS_FILE
     if not npz.is_file():
         return None
     coll = collateral_of_maps(dict(np.load(npz)), threshold_dbm)
-    return coll[0] if coll is not None else None
+    return with_constraint(coll[0], protect) if coll is not None else None
 
 
 def _write(path: Path, text: str) -> Path:

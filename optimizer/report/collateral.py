@@ -81,6 +81,16 @@ def collateral_loss(x, y, baseline_dbm, winner_dbm, threshold_dbm: float, *, cel
     return rec, mask
 
 
+def with_constraint(rec: Collateral | None, protect) -> Collateral | None:
+    """`rec` with `objective.protect`'s verdict (`protect`: summary.objective.protect, a ProtectResult or None):
+    held on the protected points and, with max_area_m2, the maps' collateral area within it."""
+    if rec is None or protect is None:
+        return rec
+    margin = None if protect.max_area_m2 is None else float(protect.max_area_m2 - rec.area_m2)
+    return rec.model_copy(update={"constraint_held": bool(protect.held and (margin is None or margin >= 0)),
+                                  "constraint_margin_m2": margin})
+
+
 def collateral_of_maps(maps: dict, threshold_dbm: float) -> tuple[Collateral, np.ndarray, np.ndarray] | None:
     """(record, collateral mask, building mask) from a radio_maps.npz dict; None without a winner map."""
     if "winner_dbm" not in maps or "baseline_dbm" not in maps:

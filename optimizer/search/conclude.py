@@ -26,6 +26,7 @@ from optimizer.records import (
     JointPose,
     NoteKind,
     ObjectiveResult,
+    ProtectResult,
     Pruning,
     ReusedSlot,
     RunMeta,
@@ -183,7 +184,7 @@ def size_note(sizes: list[SizeResult]) -> str:
 def convergence(rs, exp: Experiment, pose: JointPose, at_run, at_final, thr: float) -> tuple[Convergence, int]:
     """The winner's min RSS at the run's settings, at max_depth + 1 and at 4 x the samples (the final
     re-evaluation); a warning when either moves it by more than CONVERGENCE_LIMIT_DB."""
-    deeper = rs.rss_dbm(pose, max_depth=exp.solver.max_depth + 1)
+    deeper = rs.rss_dbm(pose, max_depth=exp.solver.max_depth + 1)[:len(at_run)]  # the targets (`at_run`'s)
     run_m, deep_m, fin_m = rss_stats(at_run, thr), rss_stats(deeper, thr), rss_stats(at_final, thr)
 
     def change(m):
@@ -289,12 +290,23 @@ class Evaluated:
     win_final: np.ndarray  # [targets] dBm, the winner at the final sample count
     base_band: np.ndarray  # [frequencies, targets] dBm, the baseline per frequency (final samples)
     win_band: np.ndarray  # [frequencies, targets] dBm, the winner per frequency (final samples)
+    objective: object  # the objective judged at the final sample count (objective.protect: its baseline there)
     conv: Convergence
     chk: object  # ToleranceCheck (complete) or None
     serving: list  # per target, the plate on its strongest path
     evaluations: int  # truth evaluations in the driver
     sizes: list[SizeResult]  # with the chosen size's row from the winner's complete check
     notes: list[WinnerNote]
+
+
+def protect_result(objective, win_final) -> ProtectResult | None:
+    """`summary.objective.protect`: the constraint at the winner (None without `objective.protect`)."""
+    rule = getattr(objective, "rule", None)
+    if rule is None:
+        return None
+    c = rule.check(np.asarray(win_final, float)[objective.n:])
+    return ProtectResult(held=c["held"], margin_db=c["margin_db"], lost=c["lost"], lost_area_m2=c["lost_area_m2"],
+                         area_margin_m2=c["area_margin_m2"], **rule.params())
 
 
 def band_frequencies(objective, exp: Experiment, base_band, win_band) -> list[BandFrequency]:
@@ -312,7 +324,8 @@ def rank(spec: RunSpec, prep: Prepared, collected: list[Collected], scenes: dict
     """The worlds' outcomes and the best by `world_rank` (under sizes_m: the catalogue's rule)."""
     from optimizer.experiment import catalogue
 
-    space, options, objective = PoseSpace.of(spec.exp), spec.options, spec.objective
+    space, options = PoseSpace.of(spec.exp), spec.options
+    objective = objectives.of(spec.exp, prep.rs, prep.baseline)  # objective.protect: against the baseline
     outcomes = [_outcome(c, space, spec.search.steps, options) for c in collected]
     candidates = [o for o in outcomes if o.best is not None]
     if not candidates:
@@ -339,7 +352,9 @@ def re_evaluate(r: Ranked) -> Evaluated:
     base_band = rs.band_rss_dbm(None, samples_per_src=final_samples)  # [frequencies, targets]
     win_band = rs.band_rss_dbm(win_pose, samples_per_src=final_samples)
     base_final, win_final = worst_over_band(base_band), worst_over_band(win_band)
-    conv, conv_evals = convergence(rs, exp, win_pose, run_truth, win_final, thr)
+    final = objectives.of(exp, rs, base_final)  # objective.protect judged against the baseline at this count
+    wanted = final.wanted  # the targets' part of every receiver array (objective.protect appends its points)
+    conv, conv_evals = convergence(rs, exp, win_pose, wanted(run_truth), wanted(win_final), thr)
     # truth evaluations in the driver: the baseline, the winner at the run's settings, baseline and winner
     # at the final sample count, which plate serves each target, the convergence check, the tolerance margin
     serving = rs.serving_plates(win_pose, samples_per_src=final_samples)  # targets.csv's `plate`
@@ -375,7 +390,7 @@ def re_evaluate(r: Ranked) -> Evaluated:
         notes.append(WinnerNote(NoteKind.PLATE_MODEL, (
             "plate paths are geometric optics (solver.plate_model: go; the power of an infinite mirror "
             "wherever the specular point lies on the plate): small or distant plates are optimistic")))
-    return Evaluated(win_pose, run_truth, final_samples, base_final, win_final, base_band, win_band, conv, chk, serving, evaluations,
+    return Evaluated(win_pose, run_truth, final_samples, base_final, win_final, base_band, win_band, final, conv, chk, serving, evaluations,
                      sizes, notes)
 
 
@@ -394,13 +409,15 @@ def assemble(meta: RunMeta, r: Ranked, e: Evaluated, collected: list[Collected],
     from optimizer.experiment import catalogue
 
     spec, rs, outcomes, best = r.spec, r.rs, r.outcomes, r.best
-    exp, objective = spec.exp, spec.objective
+    exp, objective = spec.exp, e.objective
     thr = exp.objective.coverage_threshold_dbm
     space = PoseSpace.of(exp)
     win_pose, chk, sizes, base_final, win_final = e.pose, e.chk, e.sizes, e.base_final, e.win_final
     base_m, win_m = objective.stats(base_final), objective.stats(win_final)
     objective_result = ObjectiveResult(kind=objective.kind, params=objective.params(),
-                                       baseline=objective.truth(base_final), winner=objective.truth(win_final))
+                                       baseline=objective.truth(base_final), winner=objective.truth(win_final),
+                                       protect=protect_result(objective, win_final))
+    wanted = objective.wanted
     evaluations = e.evaluations + sum(o.evaluations for o in outcomes)
     failures = [Failure(world=o.world, restarts=o.restarts, status=o.status,
                         error=o.error or "process died; resumed from its last checkpoint")
@@ -417,7 +434,7 @@ def assemble(meta: RunMeta, r: Ranked, e: Evaluated, collected: list[Collected],
     prune = exp.search.prune
     rung_list = [] if prune == "off" else rungs(exp.search.steps, prune.grace_steps, prune.reduction_factor)
     devices = sorted({o.device for o in outcomes if o.device})
-    n = len(rs.targets)
+    n = rs.n_targets
     cov_b, cov_w = int(round(base_m.coverage * n)), int(round(win_m.coverage * n))
     frames = tolerance.frames(rs, exp)
     mounts = mount_figures_of(rs, exp, win_pose, frames)
@@ -428,7 +445,7 @@ def assemble(meta: RunMeta, r: Ranked, e: Evaluated, collected: list[Collected],
                             mount=mounts[k])
                 for k, (p, p_) in enumerate(zip(win_pose.plates, spec.plates))], mount=mounts[0],
         world=best.world, samples_per_src=e.final_samples,
-        search_min_rss_dbm=rss_stats(e.run_truth, thr).min_rss_dbm, pose_arg=win_pose.cli_value(),
+        search_min_rss_dbm=rss_stats(wanted(e.run_truth), thr).min_rss_dbm, pose_arg=win_pose.cli_value(),
         size_arg=catalogue.cli_value(catalogue.of_plates(exp)) if sizes else None,
         on_bounds=space.on_bounds(space.to_vec(win_pose)), tolerance=chk,
         truth_convergence=e.conv, notes=[note.text for note in e.notes])
@@ -439,9 +456,9 @@ def assemble(meta: RunMeta, r: Ranked, e: Evaluated, collected: list[Collected],
         scene=exp.scene, frequency_hz=exp.frequency_hz,
         band=band_frequencies(objective, exp, e.base_band, e.win_band), device="+".join(devices) or "cpu", output=meta.run_uri,
         threshold_dbm=thr, targets_count=n, targets_dropped=rs.targets_dropped, solver=exp.solver.effective(),
-        baseline=base_m, winner=winner, objective=objective_result, gain_db=_gain(base_final, win_final),
+        baseline=base_m, winner=winner, objective=objective_result, gain_db=_gain(wanted(base_final), wanted(win_final)),
         coverage_gain=CoverageGain(targets=cov_w - cov_b, share=win_m.coverage - base_m.coverage,
-                                   gained_path=int(np.sum(~has_path(base_final) & has_path(win_final)))),
+                                   gained_path=int(np.sum(~has_path(wanted(base_final)) & has_path(wanted(win_final))))),
         worlds=outcomes, failures=failures, reused=reused, sizes=sizes, counts=counts, evaluations=evaluations,
         pruning=Pruning(enabled=bool(rung_list), reduction_factor=None if prune == "off" else prune.reduction_factor,
                         grace_steps=None if prune == "off" else prune.grace_steps, rungs=rung_list),
@@ -450,7 +467,7 @@ def assemble(meta: RunMeta, r: Ranked, e: Evaluated, collected: list[Collected],
         peak_host_mb_per_world=max((float(o.peak_host_mb) for o in outcomes if o.peak_host_mb), default=None),
         search=exp.search.model_dump(mode="json"), resources=exp.resources.model_dump(mode="json"),
         versions=backend.versions(), tolerance_frames=frames)
-    return Concluded(summary=summary, targets=target_rows(rs.targets, base_final, win_final, thr,
-                                                          chk.target_worst_dbm if chk is not None else None,
-                                                          e.serving),
+    return Concluded(summary=summary, targets=target_rows(rs.targets[:n], wanted(base_final), wanted(win_final), thr,
+                                                          chk.target_worst_dbm[:n] if chk is not None
+                                                          and chk.target_worst_dbm else None, e.serving[:n]),
                      steps=steps, winner_pose=win_pose, spec=spec, rs=rs, notes=e.notes)

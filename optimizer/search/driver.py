@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from optimizer import objectives
 from optimizer.errors import ConfigError
 from optimizer.physics import backend
 from optimizer.physics.metrics import focus_mask, rss_stats
@@ -99,7 +100,7 @@ def check_targets(exp: Experiment, rs) -> None:
     rest. A scene without geometry has nothing to check against."""
     from optimizer.constants import TARGET_OUTSIDE_MARGIN_M
 
-    pts = np.asarray(rs.targets, float).reshape(-1, 3)
+    pts = np.asarray(rs.targets, float).reshape(-1, 3)[:rs.n_targets]
     lo, hi = rs.geometry_bounds()
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)) or not len(pts):
         return
@@ -145,14 +146,17 @@ def prepare(exp: Experiment) -> Prepared:
     rs = driver_scene(exp)
     check_targets(exp, rs)
     check_boxes_clear(exp, rs)
-    baseline = rs.rss_dbm(None)
+    baseline = rs.baseline_dbm()
     obj = exp.objective
-    focus = focus_mask(baseline, obj.coverage_threshold_dbm, obj.focus_margin_db)
+    focus = focus_mask(baseline, obj.coverage_threshold_dbm, obj.focus_margin_db, rs.n_targets)
     starts = initial_poses(exp, rs, exp.search.worlds, focus)
-    b = rss_stats(baseline, obj.coverage_threshold_dbm)
-    covered = int(round(b.coverage * len(baseline)))
-    say(f"scene ready: {len(rs.targets)} targets, baseline min RSS {fmt_power(b.min_rss_dbm)}, "
-        f"{covered}/{len(baseline)} covered{f', {b.no_path} with no path' if b.no_path else ''}"
+    n = rs.n_targets
+    b = rss_stats(baseline[:n], obj.coverage_threshold_dbm)
+    covered = int(round(b.coverage * n))
+    guarded = (f", {len(baseline) - n} protected points ({int(objectives.of(exp, rs, baseline).rule.constrained.sum())} "
+               "covered without the plate)" if len(baseline) > n else "")
+    say(f"scene ready: {n} targets, baseline min RSS {fmt_power(b.min_rss_dbm)}, "
+        f"{covered}/{n} covered{f', {b.no_path} with no path' if b.no_path else ''}{guarded}"
         f"{f', {rs.targets_dropped} area points inside buildings dropped' if rs.targets_dropped else ''} "
         f"({time.perf_counter() - t0:.1f} s)")
     return Prepared(rs, baseline, starts)

@@ -68,7 +68,7 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
         raise ConfigError(f"grid: {len(poses)} poses exceed the limit of {max_evals}; raise --spacing or "
                           "--yaw-step, or use --refine with a coarse grid")
     thr = exp.objective.coverage_threshold_dbm
-    objective = objectives.of(exp)
+    objective = objectives.of(exp, radio_scene)
     results = []
     skipped = [0]
     t0 = time.perf_counter()
@@ -103,6 +103,6 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
                           "reflector.bounds off the scene's walls or use a finer --spacing")
     results.sort(key=lambda t: t[0], reverse=True)
     best_key, best_vec, best_rss = results[0]
-    return {"pose": space.to_pose(best_vec), "stats": rss_stats(best_rss, thr), "rss": best_rss,
+    return {"pose": space.to_pose(best_vec), "stats": rss_stats(objective.wanted(best_rss), thr), "rss": best_rss,
             "evaluations": len(results), "grid_evaluations": len(poses), "skipped_cut": skipped[0],
             "wall_s": time.perf_counter() - t0}

@@ -50,7 +50,7 @@ class _Polish:
     def __init__(self, rs, exp: Experiment, space: PoseSpace, limit: int, screen_samples: int | None = None):
         self.rs, self.exp, self.space = rs, exp, space
         self.screen_samples = screen_samples  # the screens' sample count (None: the run's)
-        self.objective = objectives.of(exp)
+        self.objective = objectives.of(exp, rs)
         self.limit = int(limit)
         self.yaws = [f.yaw_deg for f in tolerance.frames(rs, exp)]  # each plate's wall frame (once)
         self.spent = 0
@@ -103,7 +103,7 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
     free = np.flatnonzero(space.free)
     cost = tolerance.box_cost(exp)
     if (not free.size or limit < cost or chk.pose is None or chk.cut_by is not None
-            or not objectives.of(exp).met(chk.nominal)):
+            or not objectives.of(exp, rs).met(chk.nominal)):
         return chk, 0
     run = _Polish(rs, exp, space, limit, screen_samples)
     run.learn(raw)

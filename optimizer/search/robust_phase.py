@@ -89,7 +89,7 @@ def rank(holds: bool, worst: float, nominal: float, area: int = 0) -> tuple:
     return (True, bool(holds), -area if holds else 0, worst, nominal)
 
 
-def candidates(exp: Experiment, collected: list[Collected], area_of) -> list[Candidate]:
+def candidates(exp: Experiment, collected: list[Collected], area_of, objective=None) -> list[Candidate]:
     """The completed worlds' candidates (not yet checked), best bound first. `area_of(config)`: (area rank,
     size option) of a world's config."""
     out = []
@@ -98,7 +98,7 @@ def candidates(exp: Experiment, collected: list[Collected], area_of) -> list[Can
         if c.status != "completed" or st is None or st.tolerance is not None:
             continue
         area, size = area_of(c.config)
-        out += [Candidate(i, b.pose, b.truth, area, size, objectives.of(exp)) for b in st.candidates]
+        out += [Candidate(i, b.pose, b.truth, area, size, objective or objectives.of(exp)) for b in st.candidates]
     return sorted(out, key=lambda c: c.bound, reverse=True)
 
 
@@ -132,6 +132,7 @@ def model_order(rs, exp: Experiment, pose: JointPose, nominal_rss, baseline_rss)
     base = no_path_as_floor(baseline_rss)
     total = 10.0 * np.log10(10.0 ** (base / 10.0) + 10.0 ** (np.maximum(plate, NO_PATH_FLOOR_DBM) / 10.0))
     predicted = no_path_as_floor(nominal_rss) + total[1:] - total[0]  # [poses, targets]
+    predicted = predicted[:, :getattr(rs, "n_targets", predicted.shape[1])]  # the targets (not protected points)
     key = predicted.min(axis=1) + 1e-6 * predicted.mean(axis=1)
     return [int(i) for i in np.argsort(key, kind="stable")]
 
@@ -288,7 +289,7 @@ def run(exp: Experiment, collected: list[Collected], baseline_rss, scene_for, ex
     and the phase's figures."""
     if exp.search.robust_phase != "halving" or not any(r.tolerance.active for r in exp.plates()):
         return collected, None
-    cands = candidates(exp, collected, area_of)
+    cands = candidates(exp, collected, area_of, objectives.of(exp, scene_for(None), baseline_rss))
     if not cands:
         return collected, None
     phase = Phase(exp, baseline_rss, scene_for, exp_for, parallel)

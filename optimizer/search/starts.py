@@ -50,7 +50,8 @@ def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: i
     space = PoseSpace([plate])
     units = space.sobol(n_candidates, seed)
     vecs = space.from_unit(units)
-    targets = radio_scene.targets if focus is None else radio_scene.targets[np.asarray(focus, bool)]
+    targets = (radio_scene.targets[:getattr(radio_scene, "n_targets", None)] if focus is None
+               else radio_scene.targets[np.asarray(focus, bool)])
     tx = np.array([t.position for t in exp.transmitters], float)
     centres = vecs[:, :3]
     m = centres.shape[0]
@@ -170,7 +171,7 @@ def joint_informed(exp: Experiment, radio_scene, n: int, focus=None) -> list[tup
     s = exp.search
     plates = exp.plates()
     space = PoseSpace.of(exp, radio_scene)
-    tg = radio_scene.targets
+    tg = radio_scene.targets[:getattr(radio_scene, "n_targets", None)]
     sel = np.flatnonzero(np.asarray(focus, bool)) if focus is not None and np.any(focus) else np.arange(len(tg))
     groups = target_groups(tg[sel], min(len(plates), len(sel)))
     n_groups = int(groups.max()) + 1

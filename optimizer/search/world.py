@@ -55,12 +55,16 @@ class World:
         self.rs = radio_scene if radio_scene is not None else RadioScene(exp, device=device or exp.device,
                                                                           threads=threads)
         self.space = PoseSpace.of(exp, self.rs)  # rejects poses whose plates overlap or cut the scene
+        keep = getattr(self.rs, "baseline_dbm", None)  # a RadioScene keeps it (objective.protect); a test double not
         if baseline_rss is None:
-            baseline_rss = self.rs.rss_dbm(None)
+            baseline_rss = keep() if keep is not None else self.rs.rss_dbm(None)
+        elif keep is not None:
+            keep(baseline_rss)  # the driver's: the scene need not trace it again
         self.baseline_rss = np.asarray(baseline_rss, float)
         obj = exp.objective
-        self.objective = objectives.of(exp)
-        self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db)
+        self.objective = objectives.of(exp, self.rs, self.baseline_rss)
+        self.focus = focus_mask(self.baseline_rss, obj.coverage_threshold_dbm, obj.focus_margin_db,
+                                getattr(self.rs, "n_targets", None))
         self.initial_pose = JointPose.of(initial_pose)
         self.unit = self.space.project_unit(self.space.to_unit(self.space.to_vec(self.initial_pose)))
         self.rng = np.random.default_rng([exp.search.seed, self.world_id, 7])

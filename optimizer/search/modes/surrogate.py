@@ -26,6 +26,9 @@ at random, to the specular yaw toward the focus targets that the other plates se
 one plate: all focus targets). The truth correction and the trust region run with one plate (several plates
 keep their results from before they shared the model). Candidates that are rejected (plates that overlap
 each other or cut through the scene, `PoseSpace.rejections`) are skipped.
+
+`objective.protect`: the model objective is less `ShadowPenalty` (optimizer.objectives.protect), the plates'
+predicted shadow on the protected points, in every inner step (value and gradient) and every exploration score.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from optimizer.constants import (
     TRUST_MIN_PREDICTED_DB,
 )
 from optimizer.physics.geometry import specular_yaw_pitch
+from optimizer.objectives.protect import ShadowPenalty
 from optimizer.physics.surrogate import surrogate_for
 from optimizer.physics.tolerance import corner_offsets, frames, half_widths, world_offsets
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
@@ -95,6 +99,7 @@ class SurrogateMode(GradientMode):
         self.last_model: np.ndarray | None = None  # [targets] the model's power there [dBm]
         self.corrects = len(exp.plates()) == 1  # the truth correction and trust region (see the module)
         self.surrogate = surrogate_for(exp, world.rs.targets, rs=world.rs, objective=world.objective)
+        self.penalty = ShadowPenalty.of(world.objective, world.rs, exp)  # objective.protect (None without it)
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
         self.offsets = corner_offsets_of(exp, world.rs)
 
@@ -123,6 +128,23 @@ class SurrogateMode(GradientMode):
         return self.surrogate.evaluate(self._plate_vecs(vec), w.edge_factor(frac), occlusion_db=self.occlusion([vec])[0],
                                        focus=w.focus, objective=w.objective, grad=grad, offsets=self.offsets,
                                        bias_db=bias)
+
+    # --- objective.protect: the plates' shadow on the protected points, subtracted from the model ---------------
+    def protect_penalty(self, vec, grad: bool = True) -> tuple[float, np.ndarray]:
+        """(penalty [dB], its gradient w.r.t. the joint pose vector) of
+        `optimizer.objectives.protect.ShadowPenalty` at the joint pose vector `vec`; (0, 0) without
+        objective.protect."""
+        space = self.world.space
+        if self.penalty is None:
+            return 0.0, np.zeros(space.dim)
+        value, grads = self.penalty.evaluate(self._plate_vecs(vec), [r.size_m for r in self.world.exp.plates()], grad)
+        return value, np.concatenate([g[: ax.dim] for g, ax in zip(grads, space.plates)])
+
+    def _penalised(self, vecs, scores) -> np.ndarray:
+        """Surrogate scores of candidate pose vectors less their protect penalty."""
+        if self.penalty is None:
+            return scores
+        return np.asarray(scores, float) - np.array([self.protect_penalty(v, grad=False)[0] for v in vecs])
 
     # --- exploration ------------------------------------------------------------------------------------------
     def _explore_due(self) -> bool:
@@ -181,6 +203,7 @@ class SurrogateMode(GradientMode):
         scores = self.surrogate.evaluate_many([self._plate_vecs(v) for v in vecs], w.edge_factor(frac),
                                               occlusion_db=self.occlusion(vecs), focus=w.focus, objective=w.objective,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
+        scores = self._penalised(vecs, scores)
         best = int(np.argmax(scores))  # every score is finite (evaluate_many raises otherwise)
         if best == 0:
             return False
@@ -197,9 +220,11 @@ class SurrogateMode(GradientMode):
         surrogate_obj = None
         for i in range(s.inner_steps):
             frac = w.progress(i)
-            r = self._eval(w.space.from_unit(w.unit), frac, bias=bias)
-            surrogate_obj = r["objective"]
-            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)])
+            vec = w.space.from_unit(w.unit)
+            r = self._eval(vec, frac, bias=bias)
+            pen, pen_grad = self.protect_penalty(vec)
+            surrogate_obj = r["objective"] - pen
+            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)]) - pen_grad
             w.adam_ascent(w.space.grad_to_unit(g), w.learning_rate(frac) * self.trust)
         before = self.last_objective
         result = w.truth(w.unit)
