@@ -1,4 +1,4 @@
-"""Progress of a run on the terminal: a live per-world table on a tty, periodic lines otherwise."""
+"""Progress of a run on the terminal: a live per-world table on a tty (`rich`), periodic lines otherwise."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import time
 from optimizer.console import PREFIX
 from optimizer.records.text import fmt_dbm, fmt_power
 
+COLUMNS = ("world", "step", "min RSS [dBm]", "best [dBm]", "cover", "status")
+
 
 class ProgressView:
-    """Live per-world table on the terminal (rewritten in place on a tty, periodic lines otherwise)."""
+    """Live per-world table on the terminal: on a tty a `rich.live.Live` table redrawn in place, otherwise a
+    progress line every `interval` seconds. The live display is not pickled (Tune pickles its callbacks): a
+    restored view starts a new one."""
 
     def __init__(self, steps: int):
         self.steps = steps
@@ -19,7 +23,12 @@ class ProgressView:
         self.tty = sys.stderr.isatty()
         self.interval = 0.3 if self.tty else 10.0  # [s] between redraws / progress lines
         self._last = 0.0
-        self._lines = 0
+        self._live = None  # rich.live.Live on a tty, started at the first redraw
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_live"] = None
+        return state
 
     def update(self, world: int, row: dict | None = None, status: str | None = None, force=False):
         if row is not None:
@@ -32,38 +41,58 @@ class ProgressView:
             self._last = now
             self.render()
 
-    def table(self) -> list[str]:
-        lines = [f"{'world':>5} {'step':>9} {'min RSS [dBm]':>14} {'best [dBm]':>11} {'cover':>6}  status"]
+    def cells(self) -> list[tuple[str, ...]]:
+        """One row of `COLUMNS` per world, in world order."""
+        out = []
         for w in sorted(set(self.rows) | set(self.status)):
             r = self.rows.get(w)
             st = self.status.get(w, "pending")
             if r is None:
-                lines.append(f"{w:>5} {'-':>9} {'-':>14} {'-':>11} {'-':>6}  {st}")
+                out.append((str(w), "-", "-", "-", "-", st))
                 continue
-            mark = " (pruned)" if st == "pruned" else ""
-            lines.append(f"{w:>5} {r['step']:>4}/{self.steps:<4} {fmt_dbm(r['min_rss_dbm']):>14} "
-                         f"{fmt_dbm(r['best_min_rss_dbm']):>11} {r['best_coverage']:>6.0%}  {st}{mark}")
-        return lines
+            out.append((str(w), f"{r['step']}/{self.steps}", fmt_dbm(r["min_rss_dbm"]), fmt_dbm(r["best_min_rss_dbm"]),
+                        f"{r['best_coverage']:.0%}", st))
+        return out
 
-    @property
-    def stream(self):  # resolved at each use: Tune pickles callbacks, and streams do not pickle
-        return sys.stderr
+    def table(self):
+        """The live table as a `rich.table.Table`."""
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(box=None, pad_edge=False)
+        for k, name in enumerate(COLUMNS):  # Text: no markup ("[dBm]" is not a style)
+            t.add_column(Text(name), justify="left" if k == len(COLUMNS) - 1 else "right")
+        for row in self.cells():
+            t.add_row(*(Text(c) for c in row), style="dim" if row[-1] == "pruned" else None)
+        return t
+
+    def line(self) -> str:
+        """The periodic progress line (not a tty)."""
+        counts: dict[str, int] = {}
+        for st in self.status.values():
+            counts[st] = counts.get(st, 0) + 1
+        steps = sum(int(r["step"]) for r in self.rows.values())
+        best = max((r["best_score"] for r in self.rows.values()), default=None)
+        best_row = next((r for r in self.rows.values() if r["best_score"] == best), None)
+        state = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        best_rss = fmt_power(best_row["best_min_rss_dbm"]) if best_row else "-"
+        return f"{PREFIX} {steps} world-steps, best min RSS {best_rss}; worlds: {state}"
 
     def render(self):
-        lines = self.table()
-        if self.tty and self._lines:
-            self.stream.write(f"\x1b[{self._lines}F\x1b[J")
-        elif not self.tty:
-            counts = {}
-            for st in self.status.values():
-                counts[st] = counts.get(st, 0) + 1
-            steps = sum(int(r["step"]) for r in self.rows.values())
-            best = max((r["best_score"] for r in self.rows.values()), default=None)
-            best_row = next((r for r in self.rows.values() if r["best_score"] == best), None)
-            state = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-            best_rss = fmt_power(best_row["best_min_rss_dbm"]) if best_row else "-"
-            self.stream.write(f"{PREFIX} {steps} world-steps, best min RSS {best_rss}; worlds: {state}\n")
-        if self.tty:
-            self.stream.write("\n".join(lines) + "\n")
-            self._lines = len(lines)
-        self.stream.flush()
+        if not self.tty:
+            sys.stderr.write(self.line() + "\n")
+            sys.stderr.flush()
+            return
+        if self._live is None:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self.table(), console=Console(file=sys.stderr), auto_refresh=False, transient=False)
+            self._live.start()
+        self._live.update(self.table(), refresh=True)
+
+    def close(self):
+        """Stop the live display (the table stays on screen)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

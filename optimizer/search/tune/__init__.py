@@ -124,10 +124,11 @@ def run_worlds(spec: RunSpec, starts, baseline_rss, storage_path: str, storage_f
         raise StoreUnreachable(state.outage or _outage_line(err)) from None
     finally:
         outage.poll(force=True)  # what the worlds noted last
+        if progress:  # the table's last state, left on screen
+            view.render()
+            view.close()
     if state.outage is not None:
         raise StoreUnreachable(state.outage)
-    if progress:
-        view.render()
     return collect(grid, s.steps, len(starts), state.pruned, state.crashes, state.merged)
 
 
