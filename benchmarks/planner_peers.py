@@ -233,6 +233,8 @@ def main(argv=None):
         sys.stderr.write(f"[{name}] reference {oq.fmt_db(r['ref_fig'])}, reflectopt {oq.fmt_db(r['product'])}, "
                          f"best peer {oq.fmt_db(r['peer_best'])} dBm, {r['evaluations']} evals, "
                          f"{r['wall_s']:.0f} s: {'PASS' if r['ok'] else 'MISS'}\n")
+        if len(rows) < len(cases):
+            report(rows, args, sys.stderr)  # the table so far (a long run stopped early keeps its cases)
     report(rows, args)
 
 
