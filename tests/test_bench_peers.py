@@ -74,3 +74,12 @@ def test_verdict_gap_and_peer_margin():
     assert not pp.verdict(-70.0, -75.0, -69.7)[0]  # 0.3 dB behind the best peer
     assert pp.verdict(-70.0, None, None)[0]  # no reference figure: judged on the peers alone
     assert not pp.verdict(None, -70.0, -80.0)[0]  # the product without a figure misses
+
+
+def test_a_case_is_informative_when_some_method_lifts_the_worst_case():
+    row = {"ref_fig": -104.3, "product": -75.3, "no_plate": -100.0,
+           "peers": {"random": {"mean": -104.3}, "grid": {"mean": None}}}
+    assert pp.informative(row)  # the product lifts it, whatever the (small) reference found
+    flat = {**row, "product": -99.8}
+    assert not pp.informative(flat)  # nobody beats the no-plate value by more than LIFT_DB
+    assert not pp.informative({**row, "no_plate": None})
