@@ -1,32 +1,27 @@
 #!/usr/bin/env python3
-"""Sector antennas (issue 23): the product against the peers at the same truth budget on generated suite cases
-whose transmitter is a 3GPP sector (tr38901, V), and the cost of a step with that antenna.
+"""Sector antennas (issue 23): the cost of a step with a 3GPP sector antenna (tr38901, V) against an isotropic
+one, on a generated suite case; and the sector cases of `benchmarks/planner_peers.py --antenna`, which runs the
+product against the peers on them.
 
-    .venv/bin/python benchmarks/antenna_sectors.py [--cases 5] [--seed 1] [--worlds 8] [--steps 20]
-        [--samples 30000] [--only CASE,...] [--cost-only] [--cost-repeats 5]
+    .venv/bin/python benchmarks/antenna_sectors.py [--seed 1] [--cost-repeats 10]
 
 Every case of `scripts/make_scenes.py SEED CASES` gets its transmitter's antenna `{pattern: tr38901,
 polarization: V, azimuth_deg, downtilt_deg}`: the azimuth is the direction from the transmitter to the
 shadowed target cluster's centroid plus a uniform draw in +-AZIMUTH_SPREAD_DEG, the downtilt a uniform draw in
-DOWNTILT_RANGE_DEG (the case's own random stream). Then, as in `benchmarks/optimizer_quality.py` (its reference,
-product run and peers, imported from it): the worst-case grid reference, the product through `run`, and the
-peers (Optuna TPE, CMA-ES, random, grid) at the product's evaluation count.
-
-PASS/MISS per case: the product's gap to the worst-case reference <= GAP_TARGET_DB, and it is never behind the
-best peer's worst case by more than PEER_MARGIN_DB.
+DOWNTILT_RANGE_DEG (the case's own random stream). `planner_peers.py --antenna` judges the product on them:
+PASS/MISS per case for a gap to the worst-case reference <= GAP_TARGET_DB and never behind the best peer's worst
+case by more than PEER_MARGIN_DB.
 
 Cost: one search step (search.inner_steps surrogate updates with the gradient, one truth evaluation) on the
-first case with the sector antenna and with an isotropic one (two scenes built once, then their steps
+first case of SEED with the sector antenna and with an isotropic one (two scenes built once, then their steps
 alternated `--cost-repeats` times, the same pose); the ratio of the medians, PASS at <= COST_RATIO_TARGET.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,25 +89,14 @@ class Stepper:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--worlds", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--samples", type=int, default=30_000)
-    ap.add_argument("--only", default="")
-    ap.add_argument("--cost-only", action="store_true", help="only the step cost ratio (first case)")
+    ap.add_argument("--cost-only", action="store_true", help="(the only part now; accepted for old command lines)")
     ap.add_argument("--cost-repeats", type=int, default=10)
     args = ap.parse_args()
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_scenes import suite_cases
 
-    scenes = CACHE / "scenes" / f"seed-{args.seed}"
-    index = scenes / "index.json"
-    if not index.exists() or len(json.loads(index.read_text())["cases"]) < args.cases:
-        subprocess.run([sys.executable, str(REPO / "scripts" / "make_scenes.py"), str(args.seed), str(args.cases)],
-                       check=True, stdout=sys.stderr)
-    cases = [(c["name"], scenes / c["folder"] / "experiment.yaml") for c in json.loads(index.read_text())["cases"]
-             if c["name"] not in ("etoile", "florence")][: args.cases]
-    if args.only:
-        cases = [c for c in cases if c[0] in args.only.split(",")]
+    cases = suite_cases(args.seed, 1)
 
     # --- cost: a step with tr38901 against a step with iso, alternated -------------------------------------
     name, src = cases[0]
@@ -128,40 +112,6 @@ def main():
     print(f"cost [{name}]: a step with tr38901 {statistics.median(times['tr38901']):.3f} s, with iso "
           f"{statistics.median(times['iso']):.3f} s (medians of {len(times['iso'])}): ratio {ratio:.3f} "
           f"(target <= {COST_RATIO_TARGET}) {'PASS' if ratio <= COST_RATIO_TARGET else 'MISS'}")
-    if args.cost_only:
-        return
-
-    # --- quality: the product against the peers ------------------------------------------------------------
-    import optimizer_quality as oq
-    from optimizer.physics.scene import RadioScene
-    from optimizer.physics.tolerance import check
-
-    print(f"# peers: {oq.ensure_peers()}")
-    passes = 0
-    for ci, (name, src) in enumerate(cases):
-        folder = CACHE / "antenna" / name
-        exp_path = oq.bench_experiment(sector_experiment(src, folder, np.random.default_rng([args.seed, ci])),
-                                       args, folder / "bench")
-        exp = load_experiment(exp_path)
-        rs = RadioScene(exp, device="cpu", threads=1)
-        ref = oq.reference(rs, exp, oq.reference_key(exp))
-        summ, _ = oq.run_product(exp_path, "product")
-        tol = summ.winner.tolerance
-        if tol is None or not tol.complete:
-            tol = check(rs, summ.winner.joint_pose, exp)[0]
-        worst = tol.worst_min_rss_dbm
-        peers = {m: oq.run_peer(m, rs, exp, summ.evaluations, seed=ci)["check"] for m in oq.PEERS}
-        peer_worst = [c.worst_min_rss_dbm for c in peers.values() if c is not None and c.worst_min_rss_dbm is not None]
-        best_peer = max(peer_worst) if peer_worst else None
-        gap = None if worst is None or ref["worst_min_rss_dbm"] is None else ref["worst_min_rss_dbm"] - worst
-        ok = gap is not None and gap <= GAP_TARGET_DB and (best_peer is None or worst >= best_peer - PEER_MARGIN_DB)
-        passes += ok
-        ant = exp.transmitters[0].antenna
-        print(f"[{name}] tr38901 az {ant.azimuth_deg:g} deg, tilt {ant.downtilt_deg:g} deg: reference worst "
-              f"{oq.fmt_db(ref['worst_min_rss_dbm'])} dBm, reflectopt {oq.fmt_db(worst)} dBm (gap "
-              f"{oq.fmt_db(gap)} dB, target <= {GAP_TARGET_DB}), best peer {oq.fmt_db(best_peer)} dBm "
-              f"(margin {PEER_MARGIN_DB}), {summ.evaluations} evals: {'PASS' if ok else 'MISS'}")
-    print(f"quality: {passes}/{len(cases)} cases PASS")
 
 
 if __name__ == "__main__":

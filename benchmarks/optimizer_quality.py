@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from optimizer.experiment import load_experiment  # noqa: E402
+from optimizer import objectives  # noqa: E402
 from optimizer.objectives import default  # noqa: E402
 from optimizer.physics.metrics import rss_stats  # noqa: E402
 from optimizer.physics.tolerance import box_cost, check  # noqa: E402
@@ -121,6 +122,7 @@ class Truth:
     def __init__(self, rs, exp, space):
         self.rs, self.exp, self.space = rs, exp, space
         self.thr = exp.objective.coverage_threshold_dbm
+        self.objective = objectives.of(exp)  # the experiment's own (min: the same scores as default())
         self.seen: list[tuple[float, np.ndarray, np.ndarray]] = []  # (score, vec, rss)
         self.mins: list[float | None] = []  # nominal min RSS per evaluation, in order
         self.evaluations = 0
@@ -129,10 +131,10 @@ class Truth:
         vec = self.space.from_unit(self.space.project_unit(np.asarray(unit, float)))
         rss = self.rs.rss_dbm(self.space.to_pose(vec))
         self.evaluations += 1
-        st = rss_stats(rss, self.thr)
-        self.seen.append((default().score(st), vec, rss))
+        st = self.objective.stats(rss)
+        self.seen.append((self.objective.score(st), vec, rss))
         self.mins.append(st.min_rss_dbm)
-        return default().score(st)
+        return self.objective.score(st)
 
     def check(self, vec, fail_fast=False):
         chk, raw = check(self.rs, self.space.to_pose(vec), self.exp, fail_fast=fail_fast,
@@ -148,7 +150,8 @@ class Truth:
 
 
 def rank(chk) -> tuple:
-    return (chk.holds, default().score(chk.worst))
+    return (chk.holds, default().score(chk.worst) if chk.worst.objective_score is None  # min: no objective_score
+            else chk.worst.objective_score)
 
 
 def distinct(seen, exp, space, k):
@@ -315,7 +318,7 @@ def reference(rs, exp, key):
             memo[k] = truth.check(vec, fail_fast=best_holds[0])
             if rank(memo[k]) > rank(best_holds[1]):
                 best_holds[:] = [memo[k].holds, memo[k]]
-        return default().score(memo[k].worst) + (1000.0 if memo[k].holds else 0.0)
+        return rank(memo[k])[1] + (1000.0 if memo[k].holds else 0.0)
 
     best_holds = [best.holds, best]
     x = space.to_vec(best.pose)
@@ -327,6 +330,7 @@ def reference(rs, exp, key):
                    f"check of the best {TOP_K}, worst-case pattern search ({WORST_STEP[0]:g} m along the wall, "
                    f"{WORST_STEP[1]:g} deg yaw, {len(memo)} boxes)",
            "nominal_min_rss_dbm": nominal_min, "worst_min_rss_dbm": final.worst_min_rss_dbm, "holds": final.holds,
+           "worst_objective": final.worst.objective_value,  # the objective's worst case (None for min)
            "worst_coverage": final.worst_coverage, "pose": final.pose.model_dump(mode="json"),
            "evaluations": truth.evaluations, "full_grid_poses": len(grid_poses(space, 0.25, 5.0)),
            "wall_s": time.perf_counter() - t0}
