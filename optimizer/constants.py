@@ -210,6 +210,8 @@ ROBUST_PHASE_STOP_GAIN_DB = 0.05  # [dB]
 # nominal and its first box poses), and the rest of the reserve is given to the search as more steps per world
 ROBUST_RESERVE_ALLOWANCES = 1.5
 ROBUST_REFUTE_EVALS = 3
+ROBUST_FREED_STEPS_MAX_SHARE = 0.5  # the freed steps per world at most this share of search.steps (a small run
+# stays small: 2 worlds x 3 steps would otherwise get 37 more steps each)
 
 # --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
 CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling

@@ -209,7 +209,9 @@ def test_the_freed_reserve_goes_to_the_search_and_the_total_is_fixed():
     assert robust_phase.allowance(exp) == allowance
     assert robust_phase.phase_budget(exp) == allowance + 3 * w
     extra = robust_phase.freed_steps(exp)
-    assert extra == (int(1.5 * allowance) - allowance - 3 * w) // w and extra > 0
+    assert extra == min((int(1.5 * allowance) - allowance - 3 * w) // w, exp.search.steps // 2) and extra > 0
+    short = _exp().model_copy(update={"search": exp.search.model_copy(update={"steps": 3})})
+    assert robust_phase.freed_steps(short) == 1  # at most half the run's own steps: a small run stays small
     new = robust_phase.with_freed_steps(exp)
     assert new.search.steps == exp.search.steps + extra and exp.search.steps == _exp().search.steps  # a copy
     assert w * new.search.steps + robust_phase.phase_budget(new) <= w * exp.search.steps + int(1.5 * allowance)

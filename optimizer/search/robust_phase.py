@@ -32,7 +32,8 @@ The run's truth budget (`search.robust_phase: halving`, tolerance on) is fixed: 
 plus a reserve of ROBUST_RESERVE_ALLOWANCES allowances (one allowance: a box check plus
 `search.robust_polish_boxes` boxes of polish, what each completed world spent under `every_world`). The
 phase is estimated at one allowance plus ROBUST_REFUTE_EVALS evaluations per world; what the reserve holds
-beyond that estimate is given to the search before it starts, as more steps per world (`with_freed_steps`),
+beyond that estimate is given to the search before it starts, as more steps per world (`with_freed_steps`;
+at most ROBUST_FREED_STEPS_MAX_SHARE of `search.steps`, so a small run stays small),
 and the phase spends at most the estimate on polishes (`phase_budget`).
 
 Every truth evaluation is counted in the world whose candidate it checks (`summary.json`'s `evaluations`);
@@ -47,8 +48,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optimizer import objectives
-from optimizer.constants import (EDGE_FACTOR_END, NO_PATH_FLOOR_DBM, ROBUST_PHASE_STOP_GAIN_DB, ROBUST_REFUTE_EVALS,
-                                 ROBUST_RESERVE_ALLOWANCES, ROBUST_SCREEN_SAMPLES_SHARE)
+from optimizer.constants import (EDGE_FACTOR_END, NO_PATH_FLOOR_DBM, ROBUST_FREED_STEPS_MAX_SHARE,
+                                 ROBUST_PHASE_STOP_GAIN_DB, ROBUST_REFUTE_EVALS, ROBUST_RESERVE_ALLOWANCES,
+                                 ROBUST_SCREEN_SAMPLES_SHARE)
 from optimizer.errors import NumericsError
 from optimizer.physics import backend, tolerance
 from optimizer.physics.metrics import no_path_as_floor
@@ -115,12 +117,14 @@ def phase_budget(exp: Experiment) -> int:
 
 def freed_steps(exp: Experiment) -> int:
     """The steps per world the search gets on top of `search.steps`: the reserve beyond `phase_budget`,
-    spread over the worlds (0 under every_world or with every plate's tolerance off: no phase, no reserve)."""
+    spread over the worlds, at most ROBUST_FREED_STEPS_MAX_SHARE of `search.steps` (0 under every_world or
+    with every plate's tolerance off: no phase, no reserve)."""
     if (exp.search.robust_phase != "halving" or not any(r.tolerance.active for r in exp.plates())
             or exp.search.worlds < 1):
         return 0
     reserve = int(ROBUST_RESERVE_ALLOWANCES * allowance(exp))
-    return max(0, reserve - phase_budget(exp)) // exp.search.worlds
+    return min(max(0, reserve - phase_budget(exp)) // exp.search.worlds,
+               int(ROBUST_FREED_STEPS_MAX_SHARE * exp.search.steps))
 
 
 def with_freed_steps(exp: Experiment) -> Experiment:
