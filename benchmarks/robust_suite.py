@@ -178,8 +178,10 @@ def report(cases: list[dict], out) -> None:
             f"{f'{hh}/{he}':>11}{wall:>14}{model:>7}{db(c['fidelity_db'], True):>8}")
         on_m, on_best = best_peer(c["peers_on"])
         off_m, off_best = best_peer(c["peers_off"])
-        rows.append({"ratio": ratio, "diff": diff, "same_miss": same_miss, "holds": (not he) or hh, "on": behind(on_best, wh),
-                     "off": behind(off_best, c["off_nominal"]), "on_m": on_m, "off_m": off_m})
+        none = "no peer figure"
+        rows.append({"ratio": ratio, "diff": diff, "same_miss": same_miss, "holds": (not he) or hh,
+                     "on": behind(on_best, wh), "off": behind(off_best, c["off_nominal"]),
+                     "on_m": on_m if on_best is not None else none, "off_m": off_m if off_best is not None else none})
     say(f"\nPeers ({len(PEERS)} x seeds; median [min..max] per peer; product: worst case over the box / "
         "nominal min RSS with the tolerance off) [dBm]")
     for c in cases:
@@ -235,10 +237,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC: {' '.join(sys.argv)}; "
           f"{os.cpu_count()} cores; peers: {oq.ensure_peers()}")
-    print(f"# product {args.worlds} worlds x {args.steps} steps, {args.samples} samples per source"
-          f"{'' if args.polish_boxes is None else f', robust_polish_boxes {args.polish_boxes:g}'}"
-          f"{', tolerance box over position only' if args.position_only else ''}, pruning {args.prune}; peers "
-          f"{', '.join(PEERS)} x {args.seeds} seeds at the product's truth budget")
+    if not args.report:
+        print(f"# product {args.worlds} worlds x {args.steps} steps, {args.samples} samples per source"
+              f"{'' if args.polish_boxes is None else f', robust_polish_boxes {args.polish_boxes:g}'}"
+              f"{', tolerance box over position only' if args.position_only else ''}, pruning {args.prune}; peers "
+              f"{', '.join(PEERS)} x {args.seeds} seeds at the product's truth budget")
     sys.path.insert(0, str(REPO / "scripts"))
     from make_scenes import suite_cases
 
