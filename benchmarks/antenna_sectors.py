@@ -72,10 +72,8 @@ class Stepper:
     case's first informed start."""
 
     def __init__(self, exp_path: Path):
-        from optimizer.physics.geometry import wavelength_m
         from optimizer.physics.scene import RadioScene
-        from optimizer.physics.surrogate import PlateSurrogate
-        from optimizer.search.modes.surrogate import sinr_terms
+        from optimizer.physics.surrogate import sinr_terms, surrogate_for
         from optimizer.search.starts import initial_poses
 
         exp = self.exp = load_experiment(exp_path)
@@ -83,9 +81,7 @@ class Stepper:
         self.pose = initial_poses(exp, self.rs, n=1)[0][0]
         p = self.pose.plates[0]
         self.vec = np.array([*p.position, p.yaw_deg, p.pitch_deg], float)
-        self.sur = PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters],
-                                  self.rs.targets, exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                                  antennas=(self.rs.tx_specs, self.rs.rx_specs), sinr=sinr_terms(exp, self.rs))
+        self.sur = surrogate_for(exp, self.rs.targets, sinr=sinr_terms(exp, self.rs), aperture=False)
         self()  # warm-up (kernel compilation)
 
     def __call__(self) -> float:

@@ -48,9 +48,10 @@ def gpu_info() -> dict:
 def street(samples: int):
     from optimizer.experiment import load_experiment
 
+    from optimizer.experiment import with_overrides
+
     exp = load_experiment(REPO / "examples" / "street-corner.yaml")
-    exp.solver.samples_per_src = samples
-    return exp
+    return with_overrides(exp, "street-corner", {"solver.samples_per_src": samples})
 
 
 def street_truth(device: str, samples: int) -> dict:

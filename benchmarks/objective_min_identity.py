@@ -25,6 +25,7 @@ WORLDS = r'''
 import sys
 sys.path.insert(0, "tests")
 from worlds_helpers import street
+from optimizer.experiment import with_overrides
 from optimizer.records import PlatePose as Pose
 from optimizer.physics.scene import RadioScene
 from optimizer.search.world import World
@@ -34,8 +35,7 @@ exp = street(**{"solver.max_depth": 2, "solver.samples_per_src": 20000,
 rs = RadioScene(exp, device="cpu", threads=2)
 base = rs.rss_dbm(None)
 for mode, steps in (("surrogate", 5), ("spsa", 3)):
-    e = exp.model_copy(deep=True)
-    e.search.steps, e.search.gradient = steps, mode
+    e = with_overrides(exp, exp.name, {"search.steps": steps, "search.gradient": mode})
     w = World(e, 1, Pose(27.5, 8.4, 5.0, 95.0), radio_scene=rs, baseline_rss=base)
     while w.step_index < steps:
         w.step()
@@ -48,13 +48,23 @@ for mode, steps in (("surrogate", 5), ("spsa", 3)):
 '''
 
 
-def run(tree: Path) -> str:
+def run(tree: Path, code: str = WORLDS) -> str:
+    """`code` run in its own process on the tree's `optimizer` package; its stdout."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", WORLDS], cwd=tree, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True,
                          timeout=1200)
     if out.returncode:
         raise SystemExit(f"worlds failed in {tree}:\n{out.stderr[-2000:]}")
     return out.stdout
+
+
+def base_tree(rev: str, tmp: Path) -> Path:
+    """The tree of git revision `rev`, unpacked under `tmp` (`git archive`)."""
+    archive = Path(tmp) / "base.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), rev], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(Path(tmp) / "base", filter="data")
+    return Path(tmp) / "base"
 
 
 def main() -> int:
@@ -62,11 +72,7 @@ def main() -> int:
     ap.add_argument("--base", default="main", help="a revision without objectives (default: main)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "base.tar"
-        subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), args.base], check=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(Path(tmp) / "base", filter="data")
-        before = run(Path(tmp) / "base")
+        before = run(base_tree(args.base, Path(tmp)))
     now = run(ROOT)
     print(f"--- {args.base}\n{before}--- this tree\n{now}")
     # by (mode, what): a tree whose worlds end without a tolerance check (it moved to the driver) has no such line

@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
+from optimizer.experiment import load_experiment, parse_experiment, with_overrides  # noqa: E402
 from optimizer.physics.geometry import free_space_gain_db, wavelength_m  # noqa: E402
 from optimizer.objectives import default  # noqa: E402
 from optimizer.physics.metrics import rss_stats  # noqa: E402
@@ -124,9 +124,7 @@ def examples_table(names, n_worlds, steps):
         starts = [p for p, _ in initial_poses(exp, rs, n_worlds)]
         variants, step_s = {}, {}
         for label, model, level in (("go", "go", "edges"), ("po", "po", "edges"), ("po, PO level", "po", "po")):
-            e = exp.model_copy(deep=True)
-            e.solver.plate_model = model
-            e.search.surrogate_level = level
+            e = with_overrides(exp, name, {"solver.plate_model": model, "search.surrogate_level": level})
             rs.plate_model = models[model]
             variants[label], wall, step_s[label] = _worlds(e, rs, starts, base, steps)
             sys.stderr.write(f"[{name}] {label}: {n_worlds} worlds x {steps} steps in {wall:.0f} s\n")

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from optimizer.experiment import load_experiment  # noqa: E402
+from optimizer.experiment import load_experiment, with_overrides  # noqa: E402
 from optimizer.records import PlatePose as Pose  # noqa: E402
 
 
@@ -55,9 +55,10 @@ def bare_step_s(exp, pose, steps):
 
 def tune_rows(exp, starts, base, tmp):
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
     t0 = time.time()
-    out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp), progress=False)
+    out = run_worlds(RunSpec.of(exp), starts, base, str(tmp), progress=False)
     rows = []
     for f in Path(tmp).glob("worlds/world-*/result.json"):
         rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
@@ -97,10 +98,8 @@ def main():
     from optimizer.search.cluster import init_ray
 
     exp = load_experiment(args.example)
-    exp.device = "cpu"
-    exp.search.steps = args.steps
-    exp.search.prune = "off"
-    exp.resources.cpu_per_world = 1
+    exp = with_overrides(exp, args.example, {"device": "cpu", "search.steps": args.steps, "search.prune": "off",
+                                             "resources.cpu_per_world": 1})
     pose = Pose(21.0, 8.0, 5.0, 120.0)
     report = []
 
@@ -116,8 +115,7 @@ def main():
                        tune1 / bare - 1, "<= +5 %", tune1 / bare - 1 <= 0.05))
 
     if "scaling" in sections:
-        e2 = exp.model_copy(deep=True)
-        e2.search.steps = args.steps * 2
+        e2 = with_overrides(exp, args.example, {"search.steps": args.steps * 2})
         with tempfile.TemporaryDirectory() as tmp:
             _, r1, _ = tune_rows(e2, [(pose, "explicit")], base, tmp)
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,9 +130,7 @@ def main():
     ray.shutdown()
     if "first" in sections:
         with tempfile.TemporaryDirectory() as tmp:
-            small = exp.model_copy(deep=True)
-            small.search.worlds, small.search.steps = 2, 3
-            small.output = tmp
+            small = with_overrides(exp, args.example, {"search.worlds": 2, "search.steps": 3, "output": tmp})
             f = Path(tmp) / "e.yaml"
             import yaml
 
@@ -155,14 +151,12 @@ def main():
         from optimizer.search.starts import initial_poses
 
         e8 = load_experiment(args.example)
-        e8.device = "cpu"
-        e8.search.worlds, e8.search.steps = 8, 20
+        e8 = with_overrides(e8, args.example, {"device": "cpu", "search.worlds": 8, "search.steps": 20})
         rs = RadioScene(e8, device="cpu", threads=2)
         starts = initial_poses(e8, rs, 8)
         results = {}
         for label, prune in (("off", "off"), ("asha", {"reduction_factor": 2, "grace_steps": 5})):
-            e = e8.model_copy(deep=True)
-            e.search.prune = prune if prune == "off" else type(e8.search.prune)(**prune)
+            e = with_overrides(e8, args.example, {"search.prune": prune})
             with tempfile.TemporaryDirectory() as tmp:
                 out, _, wall = tune_rows(e, starts, base, tmp)
             best = max(o.state.best.truth.min_rss_dbm for o in out if o.state and o.state.best)

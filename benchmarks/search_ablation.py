@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from optimizer.experiment import load_experiment  # noqa: E402
+from optimizer.experiment import load_experiment, with_overrides  # noqa: E402
 from optimizer.physics.metrics import focus_mask  # noqa: E402
 
 OFF = dict(residual_correction=False, trust_region=False, polish_share=0.0, robust_polish_boxes=0.0)
@@ -51,10 +51,9 @@ def world_variants(exp, rs, base, starts):
 
     rows = {}
     for label, kw in WORLD_VARIANTS.items():
-        e = exp.model_copy(deep=True)
-        e.search.robust_phase = "every_world"  # each world's own result (its check and polish at its end)
-        for k, v in kw.items():
-            setattr(e.search, k, v)
+        # each world's own result (its check and polish at its end)
+        e = with_overrides(exp, exp.name, {"search.robust_phase": "every_world",
+                                           **{f"search.{k}": v for k, v in kw.items()}})
         t0 = time.perf_counter()
         worst, holds = [], 0
         for i, pose in enumerate(starts):
@@ -75,6 +74,7 @@ def run_variants(exp, base, starts):
 
     from optimizer.search.cluster import init_ray
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
     from optimizer.objectives import default
 
     variants = {"pruned, reuse mixed (default)": dict(reuse="mixed"), "pruned, reuse off": dict(reuse="off"),
@@ -83,15 +83,12 @@ def run_variants(exp, base, starts):
     init_ray(None)
     try:
         for label, kw in variants.items():
-            e = exp.model_copy(deep=True)
-            e.search.concurrency = 1
-            e.search.robust_phase = "every_world"  # the worlds' own checks (run_worlds alone has no robust phase)
-            for k, v in kw.items():
-                setattr(e.search, k, v)
-            e = type(e).model_validate(e.model_dump())
+            # the worlds' own checks (run_worlds alone has no robust phase)
+            e = with_overrides(exp, exp.name, {"search.concurrency": 1, "search.robust_phase": "every_world",
+                                               **{f"search.{k}": v for k, v in kw.items()}})
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
-                out = run_worlds(e, e.model_dump(mode="json"), [(p, "uniform") for p in starts], base, tmp,
+                out = run_worlds(RunSpec.of(e), [(p, "uniform") for p in starts], base, tmp,
                                  progress=False)
             checked = [o.state.tolerance for o in out if o.state is not None and o.state.tolerance is not None]
             best = max(checked, key=default().rank_check) if checked else None
@@ -121,12 +118,10 @@ def main():
     checks, tables = [], []
     for name in args.examples.split(","):
         exp = load_experiment(REPO / "examples" / f"{name}.yaml")
-        exp.search.steps = args.steps
-        exp.search.worlds = args.worlds
+        exp = with_overrides(exp, name, {"search.steps": args.steps, "search.worlds": args.worlds})
         rs = RadioScene(exp, device="cpu", threads=1)
         base = rs.rss_dbm(None)
-        e0 = exp.model_copy(deep=True)
-        e0.search.starts = "uniform"
+        e0 = with_overrides(exp, name, {"search.starts": "uniform"})
         starts = [p for p, _ in initial_poses(e0, rs, args.worlds, focus_mask(
             base, exp.objective.coverage_threshold_dbm, exp.objective.focus_margin_db))]
         if not args.skip_worlds:

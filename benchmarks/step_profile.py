@@ -53,7 +53,7 @@ TARGET_SHARE = 0.25
 TARGET_PLATE_RATIO = 2.0  # a two-plate step costs at most this many one-plate steps
 
 from optimizer.constants import EXPLORE_SAMPLES  # noqa: E402
-from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
+from optimizer.experiment import load_experiment, parse_experiment, with_overrides  # noqa: E402
 from optimizer.records import PlatePose  # noqa: E402
 
 # Munich (sionna's built-in city, 39k triangles): the access point in the open square north of the town hall,
@@ -92,8 +92,7 @@ def experiment(name: str):
     else:
         exp = load_experiment(REPO / "examples" / f"{name}.yaml" if name != "street" else
                               REPO / "examples" / "street-corner.yaml")
-    exp.device = DEVICE
-    return exp
+    return with_overrides(exp, name, {"device": DEVICE})
 
 
 # --- exclusive-time profiler -------------------------------------------------------------------------------
@@ -166,7 +165,6 @@ def instrument(prof: Profiler):
     import drjit as dr
 
     from optimizer.physics import plate_model
-    from optimizer.physics.multi_surrogate import MultiPlateSurrogate
     from optimizer.physics.scene import RadioScene
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import SurrogateMode
@@ -175,12 +173,9 @@ def instrument(prof: Profiler):
 
     prof.wrap(World, "step", "other", phase="inner steps")
     prof.wrap(SurrogateMode, "explore", "exploration numpy", phase="exploration")
-    prof.wrap(SurrogateMode, "_multi_explore", "exploration numpy", phase="exploration")
     prof.wrap(World, "truth", "other", phase="truth")
     prof.wrap(PlateSurrogate, "evaluate", "surrogate forward")
     prof.wrap(PlateSurrogate, "evaluate_many", "surrogate forward")
-    prof.wrap(MultiPlateSurrogate, "evaluate", "surrogate forward")
-    prof.wrap(MultiPlateSurrogate, "evaluate_many", "surrogate forward")
     prof.wrap(PoseSpace, "overlaps", "overlap checks")
     prof.wrap(dr, "backward", "surrogate backward")
     prof.wrap(RadioScene, "visible", "occlusion ray tests")
@@ -196,7 +191,8 @@ def instrument(prof: Profiler):
 def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=False):
     """Patch back what each cut replaced (benchmark only: the reference side of each comparison)."""
     from optimizer.constants import OCCLUSION_PENALTY_DB
-    from optimizer.physics import multi_surrogate, surrogate
+    from optimizer.physics import double_bounce, surrogate
+    from optimizer.physics.reflectors import flat_plate
     from optimizer.physics.scene import RadioScene
     from optimizer.physics.surrogate import PlateSurrogate
     from optimizer.search.modes.surrogate import SurrogateMode
@@ -216,19 +212,19 @@ def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=F
                 self.set_pose(pose)
             return clear
 
-        def occlusion_db_batch(self, pose_vecs):  # two launches
+        def occlusion(self, pose_vecs):  # two launches (one plate)
             rs = self.world.rs
-            pts = np.stack([self.surrogate.specular_points(v) for v in pose_vecs])
+            pts = np.stack([self.surrogate.specular_points(self._plate_vecs(v))[0][0] for v in pose_vecs])
             num_p, num_t, num_n = pts.shape[:3]
             flat = pts.reshape(-1, 3)
             tx = np.tile(np.repeat(self.surrogate.tx, num_n, axis=0), (num_p, 1))
             leg1 = rs.visible(tx, flat)
             leg2 = rs.visible(flat, np.tile(rs.targets, (num_p * num_t, 1)))
             blocked = (~leg1).astype(float) + (~leg2).astype(float)
-            return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+            return [[o] for o in (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)]
 
         patch(RadioScene, "visible", visible)
-        patch(SurrogateMode, "occlusion_db_batch", occlusion_db_batch)
+        patch(SurrogateMode, "occlusion", occlusion)
     if writes:
         set_pose, park = RadioScene.set_pose, RadioScene.park_plate
 
@@ -244,10 +240,10 @@ def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=F
         patch(RadioScene, "park_plate", park_always)
     if explore:
         def evaluate_many(self, pose_vecs, edge_factor, occlusion_db=None, focus=None, temperature_db=1.0,
-                          edge_width_m=None, offsets=None, corner_temperature_db=0.5):  # one evaluation per pose
+                          edge_width_m=None, offsets=None, corner_temperature_db=0.5, **kw):  # one per pose
             objs = [self.evaluate(v, edge_factor, occlusion_db=o, focus=focus, temperature_db=temperature_db,
                                   grad=False, edge_width_m=edge_width_m, offsets=offsets,
-                                  corner_temperature_db=corner_temperature_db)["objective"]
+                                  corner_temperature_db=corner_temperature_db, **kw)["objective"]
                     for v, o in zip(pose_vecs, occlusion_db)]
             return {"objective": np.array(objs)}
 
@@ -258,14 +254,14 @@ def legacy(rays=False, writes=False, explore=False, align=False, multi_explore=F
 
             return mi.Float(np.asarray(values, dtype=np.float32).reshape(-1))
 
-        patch(surrogate, "to_float", to_float)
-        patch(multi_surrogate, "to_float", to_float)
+        for module in (surrogate, flat_plate, double_bounce):
+            patch(module, "to_float", to_float)
     if multi_explore:
         def multi_many(self, poses, edge_factor, occlusion_db=None, **kw):  # one evaluation per candidate
             return {"objective": np.array([self.evaluate(p, edge_factor, occlusion_db=o, grad=False, **kw)["objective"]
                                            for p, o in zip(poses, occlusion_db)])}
 
-        patch(multi_surrogate.MultiPlateSurrogate, "evaluate_many", multi_many)
+        patch(surrogate.PlateSurrogate, "evaluate_many", multi_many)
     try:
         yield
     finally:
@@ -296,7 +292,7 @@ def run_world(rs, exp, start, steps, world_id=0):
     wall = time.perf_counter() - t0
     traj = [([x for p in r.pose.plates for x in p.as_list()], r.truth.min_rss_dbm) for r in w.history]
     explore = []
-    call = w.mode._multi_explore if w.mode.multi else w.mode.explore
+    call = w.mode.explore
     for _ in range(3):  # one exploration call on its own (the trajectory is recorded already)
         t = time.perf_counter()
         call(w.progress())
@@ -319,17 +315,16 @@ def tune_bookkeeping_s(exp, start, steps) -> float:
 
     from optimizer.search.cluster import init_ray
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
-    e = exp.model_copy(deep=True)
-    e.search.steps, e.search.prune = steps + 2, "off"
-    e.resources.cpu_per_world = 1
+    e = with_overrides(exp, exp.name, {"search.steps": steps + 2, "search.prune": "off", "resources.cpu_per_world": 1})
     init_ray(None)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             from optimizer.physics.scene import RadioScene
 
             base = RadioScene(e, device=DEVICE, threads=1).rss_dbm(None)
-            run_worlds(e, e.model_dump(mode="json"), [(start, "explicit")], base, tmp, progress=False)
+            run_worlds(RunSpec.of(e), [(start, "explicit")], base, tmp, progress=False)
             rows = []
             for f in Path(tmp).glob("worlds/world-*/result.json"):
                 rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
@@ -430,9 +425,8 @@ def plate_experiment(indices, samples: int):
     data["reflectors"] = [plates[i] for i in indices]
     data["solver"]["samples_per_src"] = int(samples)
     data["search"]["steps"] = 1000  # no world reaches its end (the tolerance check) within the profile
-    out = parse_experiment(data, "two-plates")
-    out.device = DEVICE
-    return out
+    data["device"] = DEVICE
+    return parse_experiment(data, "two-plates")
 
 
 def plates_profile(args, checks) -> list:
@@ -508,8 +502,8 @@ def winners(steps=5, worlds=3, befores=None):
     out = []
     for name in ("street-corner", "indoor-corridor", "wide-facade"):
         exp = load_experiment(REPO / "examples" / f"{name}.yaml")
-        exp.device, exp.search.steps = DEVICE, steps + 1  # no world reaches its end (the tolerance check)
-        exp.search.worlds = worlds
+        # no world reaches its end (the tolerance check)
+        exp = with_overrides(exp, name, {"device": DEVICE, "search.steps": steps + 1, "search.worlds": worlds})
         rs = RadioScene(exp, device=DEVICE, threads=1)
         base = rs.rss_dbm(None)
         starts = initial_poses(exp, rs, worlds)

@@ -41,7 +41,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from optimizer.experiment import load_experiment, parse_experiment  # noqa: E402
+from optimizer.experiment import load_experiment, parse_experiment, with_overrides  # noqa: E402
 from optimizer.objectives import default  # noqa: E402
 from optimizer.physics.metrics import focus_mask  # noqa: E402
 from optimizer.records import JointPose  # noqa: E402
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     for path in paths:
         exp = load_experiment(path)
         if args.samples:
-            exp.solver.samples_per_src = args.samples
+            exp = with_overrides(exp, str(path), {"solver.samples_per_src": args.samples})
         plates = [r.model_dump(mode="json") for r in exp.plates()]
         if len(plates) != 2:
             print(f"{path}: {len(plates)} plates; this benchmark compares two")

@@ -60,6 +60,7 @@ RAY_EPSILON_M = 1.0e-3  # [m] offset for ray tests that start/stop on a surface
 POSITION_LIMIT_M = 1.0e6  # [m] every coordinate (transmitters, bounds, targets, poses) within +-this
 TX_POWER_DBM_RANGE = (-50.0, 90.0)  # [dBm]
 FREQUENCY_HZ_RANGE = (1.0e8, 3.0e11)  # [Hz] 100 MHz .. 300 GHz
+MAX_BAND_FREQUENCIES = 16  # entries of a frequency_hz list (a band): each one costs a truth solve
 ANGLE_LIMIT_DEG = 360.0  # [deg] yaw and pitch values within +-this
 # --- antennas (optimizer.physics.antenna) ---
 ANTENNA_DEFAULT_PATTERN = "iso"  # any name in Sionna's antenna pattern registry
@@ -157,6 +158,7 @@ INFORMED_CANDIDATES_PER_WORLD = 48  # candidate poses ray-tested per informed st
 
 # --- report ---------------------------------------------------------------------------------------
 RADIO_MAPS_FILE = "radio_maps.npz"  # in HEATMAPS_DIR: x, y cell centres [m], baseline/winner [dBm], gain [dB]
+RADIO_MAPS_GEOTIFF = "radio_maps.tif"  # in HEATMAPS_DIR where the scene has site.json (optimizer.sites.geotiff)
 PNG_RADIO_MAP_BASELINE = "radio_map_baseline.png"
 PNG_RADIO_MAP_WINNER = "radio_map_winner.png"
 PNG_RADIO_MAP_GAIN = "radio_map_gain.png"

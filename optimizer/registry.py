@@ -6,6 +6,8 @@ its allowed values from here, so it needs no import of the code that implements 
     PLATE_MODELS: the plate's reflection in the truth (`solver.plate_model`), see
         `optimizer.physics.plate_model`.
     OBJECTIVES: what a pose is worth and when it holds (`objective.kind`), see `optimizer.objectives`.
+    REFLECTOR_KINDS: what a plate is (`reflectors[].kind`): its frame, mesh, specular points, PO factor,
+        overlap and scene-cut tests and surrogate path power, see `optimizer.physics.reflectors`.
 """
 
 from __future__ import annotations
@@ -65,3 +67,5 @@ PLATE_MODELS = Registry("solver.plate_model", "plate model", ("optimizer.physics
 
 OBJECTIVES = Registry("objective.kind", "objective", (
     "optimizer.objectives.min", "optimizer.objectives.percentile", "optimizer.objectives.coverage"))
+
+REFLECTOR_KINDS = Registry("reflectors[].kind", "reflector kind", ("optimizer.physics.reflectors.flat_plate",))

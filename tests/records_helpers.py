@@ -14,7 +14,7 @@ from optimizer.physics.metrics import rss_stats
 from optimizer.records import (Counts, CoverageGain, Failure, JointPose, Overrides, PlatePose, Pruning, RunMeta,
                                Summary, WallFrame, Winner, WinnerPlate, WorldOutcome, WorldStep)
 from optimizer.physics.wall import mount_figures
-from optimizer.search.driver import _gain, target_rows
+from optimizer.search.conclude import _gain, target_rows
 from optimizer.store.runstore import RunStore
 
 RUN_ID = "20261126T101500Z-3fa9"

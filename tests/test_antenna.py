@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from optimizer.experiment import with_overrides
 from optimizer.physics import backend
 from optimizer.physics.geometry import free_space_gain_db, image_method, specular_yaw_pitch, wavelength_m
 from optimizer.records import PlatePose
@@ -100,7 +101,7 @@ def _sector_case(empty, target_antenna=None):
     targets = np.array([[x, y, 1.5] for x in (8.0, 10.0, 12.0) for y in (12.0, 15.0)])
     exp = _exp(empty, [{"name": "mast", "position": tx.tolist(), "power_dbm": 30.0, "antenna": antenna}], targets,
                target_antenna=target_antenna)
-    exp.solver.los = False
+    exp = with_overrides(exp, "test", {"solver.los": False})
     return exp, tx, targets
 
 
@@ -119,10 +120,10 @@ def test_surrogate_sector_plate_path_matches_go_truth(empty, target_antenna):
     truth = rs.rss_dbm(pose)
     exists = image_method(pose, (4.0, 4.0), tx, targets, LAM)["exists"] & np.isfinite(truth)
     assert exists.sum() >= 4
-    sur = PlateSurrogate([tx], [30.0], targets, (4.0, 4.0), LAM, antennas=(rs.tx_specs, rs.rx_specs))
+    sur = PlateSurrogate([tx], [30.0], targets, [(4.0, 4.0)], LAM, antennas=(rs.tx_specs, rs.rx_specs))
     got = sur.evaluate(vec, 1.0, edge_width_m=1e-3, grad=False)["power_dbm"]
     assert np.abs(got[exists] - truth[exists]).max() <= 0.5, got - truth
-    iso = PlateSurrogate([tx], [30.0], targets, (4.0, 4.0), LAM).evaluate(vec, 1.0, edge_width_m=1e-3, grad=False)
+    iso = PlateSurrogate([tx], [30.0], targets, [(4.0, 4.0)], LAM).evaluate(vec, 1.0, edge_width_m=1e-3, grad=False)
     assert np.abs(iso["power_dbm"][exists] - truth[exists]).max() > 3.0
 
 
@@ -133,7 +134,7 @@ def test_surrogate_sector_gradient_matches_finite_differences(empty):
 
     exp, tx, targets = _sector_case(empty, {"pattern": "hw_dipole", "polarization": "V", "downtilt_deg": 15.0})
     rs = _scene(exp)
-    sur = PlateSurrogate([tx], [30.0], targets, (4.0, 4.0), LAM, antennas=(rs.tx_specs, rs.rx_specs))
+    sur = PlateSurrogate([tx], [30.0], targets, [(4.0, 4.0)], LAM, antennas=(rs.tx_specs, rs.rx_specs))
     vec = np.array([0.3, -0.2, 4.0, *specular_yaw_pitch(np.array([0.0, 0.0, 4.0]), tx, targets.mean(0), True)])
     vec[3:] += [2.0, -1.5]
     kw = {"temperature_db": 3.0, "edge_width_m": 0.6}  # a fixed edge width: the Fresnel one is detached by design
@@ -202,6 +203,24 @@ def test_bad_antenna_input_is_one_line_naming_the_key(empty, key, tx_extra, obje
     assert len(lines) == 1 and f": {key}:" in lines[0], lines
 
 
+@pytest.mark.parametrize("combine", ["best_server", "sinr"])
+def test_sionna_gradient_refuses_a_combine_it_would_ignore(empty, combine):
+    """`search.gradient: sionna` differentiates the power sum over transmitters (Sionna's own solve): with
+    `combine: best_server` or `sinr` the experiment is refused, one line naming search.gradient and the way out;
+    with `sum` it is accepted."""
+    from optimizer.errors import ConfigError
+    from optimizer.experiment import with_overrides
+
+    txs = [{"name": "a", "position": [0.0, 0.0, 10.0]}, {"name": "b", "position": [5.0, 0.0, 10.0]}]
+    exp = _exp(empty, txs, [[1.0, 1.0, 1.5]], combine=combine, bandwidth_hz=20e6)
+    with pytest.raises(ConfigError) as err:
+        with_overrides(exp, "test", {"search.gradient": "sionna"})
+    lines = str(err.value).splitlines()
+    assert len(lines) == 1 and "search.gradient: sionna" in lines[0] and "surrogate" in lines[0], lines
+    ok = _exp(empty, txs, [[1.0, 1.0, 1.5]], combine="sum")
+    assert with_overrides(ok, "test", {"search.gradient": "sionna"}).search.gradient == "sionna"
+
+
 def test_bad_antenna_in_a_file_exits_2(tmp_path, empty):
     """`reflectopt run` on a file with an unknown pattern: exit 2, one line naming the key, no traceback, nothing
     written."""
@@ -258,11 +277,44 @@ def test_sinr_surrogate_is_the_serving_plate_path_over_the_rest():
     serving = np.array([0, 1, 0, 1, 1, 0])
     rest = np.array([-80.0, -75.0, -90.0, -60.0, -85.0, -70.0])
     vec = [0.0, 0.0, 4.0, 3.0, 2.0]
-    got = PlateSurrogate(tx, [30.0, 20.0], targets, (4.0, 4.0), LAM, sinr=(serving, rest)).evaluate(
+    got = PlateSurrogate(tx, [30.0, 20.0], targets, [(4.0, 4.0)], LAM, sinr=(serving, rest)).evaluate(
         vec, 1.0, grad=False)["power_dbm"]
-    alone = np.array([PlateSurrogate(tx[t:t + 1], [[30.0, 20.0][t]], targets, (4.0, 4.0), LAM).evaluate(
+    alone = np.array([PlateSurrogate(tx[t:t + 1], [[30.0, 20.0][t]], targets, [(4.0, 4.0)], LAM).evaluate(
         vec, 1.0, grad=False)["power_dbm"] for t in range(2)])
     np.testing.assert_allclose(got, alone[serving, np.arange(6)] - rest, atol=0.01)
+
+
+def test_sinr_and_sum_with_two_plates_against_a_hand_computation():
+    """Two plates, two transmitters (issue 23: `sinr` fell back to the power sum with several plates). The hand
+    computation: each transmitter's power at each target as the sum in mW of its four hard-edge image-method
+    paths (two single bounces, `image_method`; two plate -> plate double bounces, `double_bounce_points`, Friis
+    over the unfolded length). With `sinr` the surrogate (1 mm edges) gives the serving transmitter's power
+    minus the interference-plus-noise constant; without (`sum`, and `best_server`, which keeps the power sum),
+    the power sum over transmitters; both within 0.001 dB."""
+    from optimizer.physics.double_bounce import double_bounce_points
+    from optimizer.physics.surrogate import PlateSurrogate
+
+    backend.init("cpu", threads=2)
+    tx, p_dbm = np.array([[-6.0, 8.0, 4.0], [7.0, 12.0, 3.0]]), [30.0, 24.0]
+    plates = [PlatePose(0.0, 0.0, 3.0, 0.0, 0.0), PlatePose(1.0, 20.0, 3.0, 180.0, 0.0)]  # facing each other
+    sizes = [(12.0, 6.0), (12.0, 6.0)]
+    targets = np.array([[x, y, 2.0] for x in (-3.0, 0.0, 4.0) for y in (6.0, 14.0)])
+    mw = np.zeros((2, len(targets)))
+    for t in range(2):
+        for k in range(2):
+            im = image_method(plates[k], sizes[k], tx[t], targets, LAM)
+            mw[t] += np.where(im["exists"], 10.0 ** ((p_dbm[t] + im["gain_db"]) / 10.0), 0.0)
+        for i, j in ((0, 1), (1, 0)):
+            _, _, length, exists = double_bounce_points(plates[i], plates[j], sizes[i], sizes[j], tx[t], targets)
+            mw[t] += np.where(exists, 10.0 ** ((p_dbm[t] + free_space_gain_db(length, LAM)) / 10.0), 0.0)
+    serving = np.array([0, 1, 0, 1, 1, 0])
+    rest = np.array([-80.0, -75.0, -90.0, -60.0, -85.0, -70.0])
+    vecs = [p.as_list() for p in plates]
+    kw = {"edge_width_m": 1e-3, "grad": False}
+    sinr = PlateSurrogate(tx, p_dbm, targets, sizes, LAM, sinr=(serving, rest)).evaluate(vecs, 1.0, **kw)
+    np.testing.assert_allclose(sinr["power_dbm"], 10.0 * np.log10(mw[serving, np.arange(6)]) - rest, atol=1e-3)
+    total = PlateSurrogate(tx, p_dbm, targets, sizes, LAM).evaluate(vecs, 1.0, **kw)
+    np.testing.assert_allclose(total["power_dbm"], 10.0 * np.log10(mw.sum(axis=0)), atol=1e-3)
 
 
 def test_a_pattern_registered_with_sionna_works_without_other_changes(empty):

@@ -14,7 +14,7 @@ from optimizer.errors import ConfigError
 from optimizer.experiment import catalogue, parse_experiment
 from optimizer.objectives import default
 from optimizer.records import JointPose, PlatePose, RssStats, WorldOutcome
-from optimizer.search.driver import size_results, world_rank
+from optimizer.search.conclude import size_results, world_rank
 from worlds_helpers import REPO, STREET, street, write_yaml
 
 CLI = [sys.executable, "-m", "optimizer.cli"]

@@ -63,7 +63,7 @@ def test_winner_mount_on_the_street_example_by_hand(street_scene):
     -8.613335 - -12.0 = 3.386665 -> 3.39 m; height 4.5 - -0.030794 = 4.530794 -> 4.53 m; angle |135 - 90| =
     45.0; pitch 3.2 -> 3.0 (0.5 deg); with +y as north, the normal away from the wall (-0.707, -0.707)
     bears 225.0 deg."""
-    from optimizer.search.driver import mount_figures_of
+    from optimizer.search.conclude import mount_figures_of
 
     exp, rs = street_scene
     pose = JointPose.single(PlatePose(30.32, -12.0, 4.5, 135.0, 3.2))

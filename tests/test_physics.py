@@ -75,7 +75,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
     (existence, and power within 0.05 dB) on every link whose specular point is not within 5 cm of an edge."""
     import mitsuba as mi
 
-    from optimizer.physics.scene import write_plate_ply
+    from optimizer.physics.reflectors.flat_plate import FlatPlate
 
     rng = np.random.default_rng(3)
     size = (2.0, 1.5)
@@ -85,7 +85,7 @@ def test_hard_edge_image_method_matches_sionna(rt):
     import tempfile
     from pathlib import Path
 
-    ply = write_plate_ply(Path(tempfile.mkdtemp()) / "plate.ply", size)
+    ply = FlatPlate(size).write_mesh(Path(tempfile.mkdtemp()) / "plate.ply")
     sc = _empty_scene(rt, mi)
     plate = rt.SceneObject(fname=str(ply), name="plate",
                            radio_material=rt.ITURadioMaterial("plate-metal", "metal", thickness=0.01))
@@ -131,7 +131,7 @@ def surrogate():
 
     tx = np.array([[-45.0, 0.0, 10.0], [0.0, 0.0, 10.0]])
     tg = np.array([[24.0, -20.0, 1.5], [22.0, -30.0, 1.5], [27.0, -25.0, 1.5]])
-    return PlateSurrogate(tx, [30.0, 20.0], tg, [2.0, 1.0], wavelength_m(FREQ_HZ))
+    return PlateSurrogate(tx, [30.0, 20.0], tg, [[2.0, 1.0]], wavelength_m(FREQ_HZ))
 
 
 def test_surrogate_gradient_matches_finite_difference(surrogate):
@@ -159,18 +159,18 @@ def test_surrogate_tends_to_hard_edge_model(surrogate):
         yaw, pitch = specular_yaw_pitch(c, surrogate.tx[i % 2], surrogate.targets[i % 3], with_pitch=True)
         pose = Pose(*c, yaw + rng.uniform(-3, 3), pitch + rng.uniform(-3, 3))
         r = surrogate.evaluate(pose.as_list(), edge_factor=0.0, edge_width_m=1e-3, grad=False)
-        per_tx = [image_method(pose, surrogate.size, surrogate.tx[t], surrogate.targets, lam)
+        per_tx = [image_method(pose, surrogate.sizes[0], surrogate.tx[t], surrogate.targets, lam)
                   for t in range(2)]
         ref_mw = sum(10 ** ((surrogate.tx_power_dbm[t] + per_tx[t]["gain_db"]) / 10) for t in range(2))
         for k in range(3):
-            inside = any(_margin(pose, surrogate.size, per_tx[t]["point"][k]) > 0.05 and per_tx[t]["exists"][k]
+            inside = any(_margin(pose, surrogate.sizes[0], per_tx[t]["point"][k]) > 0.05 and per_tx[t]["exists"][k]
                          for t in range(2))
             missing = not any(per_tx[t]["exists"][k] for t in range(2))
-            if inside and all(per_tx[t]["exists"][k] or _margin(pose, surrogate.size, per_tx[t]["point"][k]) < -0.05
+            if inside and all(per_tx[t]["exists"][k] or _margin(pose, surrogate.sizes[0], per_tx[t]["point"][k]) < -0.05
                               for t in range(2)):
                 seen_inside += 1
                 assert abs(r["power_dbm"][k] - 10 * np.log10(ref_mw[k])) < 0.01
-            elif missing and all(_margin(pose, surrogate.size, per_tx[t]["point"][k]) < -0.05 for t in range(2)):
+            elif missing and all(_margin(pose, surrogate.sizes[0], per_tx[t]["point"][k]) < -0.05 for t in range(2)):
                 seen_miss += 1
                 assert r["power_dbm"][k] < 10 * np.log10(
                     sum(10 ** ((surrogate.tx_power_dbm[t] + free_space_gain_db(per_tx[t]["length_m"][k], lam)) / 10)

@@ -147,7 +147,7 @@ def test_two_plate_surrogate_matches_image_method_per_plate(drjit_cpu):
     """With a tiny edge width each plate's single-bounce path is the hard-edge image method of that plate alone
     (within 0.01 dB where it exists, at least 40 dB below where it does not), and the total is their power sum
     (no double bounce between two plates back to back)."""
-    from optimizer.physics.multi_surrogate import MultiPlateSurrogate
+    from optimizer.physics.surrogate import PlateSurrogate
 
     from optimizer.physics.geometry import plate_frame
 
@@ -165,7 +165,7 @@ def test_two_plate_surrogate_matches_image_method_per_plate(drjit_cpu):
             d = (q - tx) / np.linalg.norm(q - tx)
             targets.append(q + 20.0 * (d - 2.0 * np.dot(d, n) * n))
     targets = np.array(targets)
-    sur = MultiPlateSurrogate([tx], [30.0], targets, sizes, LAM)
+    sur = PlateSurrogate([tx], [30.0], targets, sizes, LAM)
     r = sur.evaluate([np.array(p.as_list()) for p in poses], edge_factor=0.0, edge_width_m=1e-4, grad=False)
     any_hit = np.zeros(len(targets), bool)
     for k, (p, s) in enumerate(zip(poses, sizes)):
@@ -191,9 +191,10 @@ CORNER_LENGTH_M = math.hypot(7.0 + 3.0, 2.0 + 6.0)
 
 
 def test_double_bounce_matches_analytic_corner_reflector(drjit_cpu):
-    from optimizer.physics.multi_surrogate import MultiPlateSurrogate, double_bounce_points
+    from optimizer.physics.double_bounce import double_bounce_points
+    from optimizer.physics.surrogate import PlateSurrogate
 
-    sur = MultiPlateSurrogate([CORNER_TX], [0.0], CORNER_RX, CORNER_SIZE, LAM)
+    sur = PlateSurrogate([CORNER_TX], [0.0], CORNER_RX, CORNER_SIZE, LAM)
     r = sur.evaluate([np.array(p.as_list()) for p in CORNER], edge_factor=0.0, edge_width_m=1e-4, grad=False)
     names = sur.path_names
     expected = 20.0 * math.log10(LAM / (4.0 * math.pi * CORNER_LENGTH_M))
@@ -337,10 +338,10 @@ def test_multi_surrogate_value_and_gradient_match_a_float64_reference(drjit_cpu)
     """Two plates of a corner reflector, two Tx, tolerance corners on both plates, occlusion penalties, a focus
     mask: every path, the objective and its gradient w.r.t. both plates' five parameters agree with the model
     written out in float64 numpy (finite differences for the gradient)."""
-    from optimizer.physics.multi_surrogate import MultiPlateSurrogate
+    from optimizer.physics.surrogate import PlateSurrogate
 
     vecs, offs, occl = _ref_case()
-    sur = MultiPlateSurrogate(REF_TX, REF_TX_DBM, REF_RX, REF_SIZE, LAM)
+    sur = PlateSurrogate(REF_TX, REF_TX_DBM, REF_RX, REF_SIZE, LAM)
     r = sur.evaluate(vecs, edge_factor=0.0, edge_width_m=WIDTH_M, occlusion_db=occl, focus=REF_FOCUS,
                      offsets=_world(offs))
     ref, ref_paths = _ref_objective(vecs, offs, occl)
@@ -364,10 +365,10 @@ def test_multi_surrogate_batch_equals_one_by_one_and_compiles_once(drjit_cpu):
     second evaluation at other poses compiles no new kernel (host arrays handed to Dr.Jit aligned)."""
     import drjit as dr
 
-    from optimizer.physics.multi_surrogate import MultiPlateSurrogate
+    from optimizer.physics.surrogate import PlateSurrogate
 
     vecs, offs, occl = _ref_case()
-    sur = MultiPlateSurrogate(REF_TX, REF_TX_DBM, REF_RX, REF_SIZE, LAM)
+    sur = PlateSurrogate(REF_TX, REF_TX_DBM, REF_RX, REF_SIZE, LAM)
     rng = np.random.default_rng(5)
     poses = [[v + rng.normal(0.0, 0.3, 5) for v in vecs] for _ in range(5)]
     kw = {"edge_factor": 0.7, "focus": REF_FOCUS, "offsets": _world(offs)}

@@ -336,7 +336,7 @@ def test_surrogate_aperture_level_and_gradient_match_po():
 
     backend.init("cpu", threads=2)
     tx, target, size = np.array([-45.0, 0.0, 10.0]), np.array([[24.0, -25.0, 1.5]]), (2.0, 1.0)
-    sur = PlateSurrogate(tx[None], [30.0], target, size, LAM, aperture=True)
+    sur = PlateSurrogate(tx[None], [30.0], target, [size], LAM, aperture=True)
     c = np.array([24.0, 8.0, 5.0])
     yaw, pitch = specular_yaw_pitch(c, tx, target[0], with_pitch=True)
     for d_yaw, d_pitch in ((0.0, 0.0), (0.5, 0.3), (1.0, -0.5)):
@@ -359,7 +359,7 @@ def test_surrogate_aperture_still_pulls_from_far_away():
 
     backend.init("cpu", threads=2)
     tx, target = np.array([-45.0, 0.0, 10.0]), np.array([[24.0, -25.0, 1.5]])
-    sur = PlateSurrogate(tx[None], [30.0], target, (2.0, 1.0), LAM, aperture=True)
+    sur = PlateSurrogate(tx[None], [30.0], target, [(2.0, 1.0)], LAM, aperture=True)
     c = np.array([24.0, 8.0, 5.0])
     yaw, _ = specular_yaw_pitch(c, tx, target[0], with_pitch=False)
     for off in (-30.0, -12.0, 12.0, 30.0):

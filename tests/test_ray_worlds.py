@@ -53,11 +53,12 @@ def test_quarter_gpu_worlds_pack_four_per_node(ray_cluster, tmp_path):
     """9 worlds at 0.25 GPU on 2 one-GPU nodes: never more than 4 on a node at once, none on the GPU-less
     head, and the 9th waits until a slot frees."""
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
     exp = street(**TINY, **{"search.worlds": 9, "search.steps": 2, "search.prune": "off",
                             "resources.gpu_per_world": 0.25, "resources.cpu_per_world": 0.5})
     rs, base, starts = _driver(exp)
-    out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path), progress=False)
+    out = run_worlds(RunSpec.of(exp), starts, base, str(tmp_path), progress=False)
     assert [o.status for o in out] == ["completed"] * 9
     rows = _progress_rows(tmp_path)
     spans = {}
@@ -93,12 +94,13 @@ def test_worlds_are_independent_and_failures_resume(kill_world_1, local_ray, tmp
     """Each world's reported truth equals a fresh single-world evaluation of its pose; a world whose
     process is killed mid-run resumes from its checkpoint and the failure is recorded."""
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
     exp = street(**TINY, **{"search.worlds": 3, "search.steps": 4, "search.prune": "off",
                             "search.max_failures": 2, "search.checkpoint_every": 1})
     rs, base, starts = _driver(exp)
     marker = kill_world_1
-    out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path / "tune"), progress=False)
+    out = run_worlds(RunSpec.of(exp), starts, base, str(tmp_path / "tune"), progress=False)
     assert marker.exists()  # the world's process really was killed
     assert [o.status for o in out] == ["completed"] * 3
     assert out[1].restarts == 1 and out[0].restarts == 0 and out[2].restarts == 0
@@ -135,13 +137,14 @@ def _replay_asha(trajectories, steps, grace, rf):
 
 def test_successive_halving_prunes_the_predicted_worlds(local_ray, tmp_path):
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
     steps, grace, rf = 8, 2, 2
     exp = street(**TINY, **{"search.worlds": 6, "search.steps": steps, "search.concurrency": 1,
                             "search.starts": "uniform", "search.reuse": "off", "search.merge": False,
                             "search.prune": {"grace_steps": grace, "reduction_factor": rf}})
     rs, base, starts = _driver(exp)
-    out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path), progress=False)
+    out = run_worlds(RunSpec.of(exp), starts, base, str(tmp_path), progress=False)
     traj = {o.world: {r.step: r for r in o.history} for o in out}
     predicted = _replay_asha(traj, steps, grace, rf)
     observed = {o.world: o.steps for o in out}
@@ -183,11 +186,11 @@ def test_collect_lists_every_failure_and_never_drops_a_world(tmp_path):
     grid = [_Result(0, {"error": "truth at (1, 2, 3) m: NaN received power at 1 of 15 targets", "world": 0}),
             _Result(1, {"step": 3, "world": 1}, checkpoint=_Checkpoint(bad)),
             _Result(2, {"step": 1, "world": 2}, checkpoint=_Checkpoint(tmp_path / "gone"))]
-    out = collect(grid, exp, 4, restarts={1: 2})
+    out = collect(grid, exp.search.steps, 4, restarts={1: 2})
     assert [(o.world, o.status) for o in out] == [(0, "failed"), (1, "failed"), (2, "failed"), (3, "interrupted")]
     assert "NaN received power" in out[0].error
     assert "is not a world state" in out[1].error and out[1].restarts == 2
     assert "cannot be read" in out[2].error
     down = [_Result(0, {"step": 3}, checkpoint=_Checkpoint(error=StoreUnreachable("s3://b/k: read failed")))]
     with pytest.raises(StoreUnreachable):
-        collect(down, exp, 1)
+        collect(down, exp.search.steps, 1)

@@ -72,13 +72,14 @@ def _row(world, step, pose, best_score, done=False):
 def test_searcher_reuses_freed_budget_and_never_exceeds_it():
     from ray.tune.search import Searcher
 
-    from optimizer.search.hooks import WorldSearcher
+    from optimizer.search.tune.searcher import WorldSearcher
+
+    from optimizer.spec import RunSpec
 
     exp = street(**TOL)
-    data = exp.model_dump(mode="json")
-    configs = [{"experiment": data, "world": i, "initial_pose": _pose(21.0 + i, 8.0, 5.0, 120.0).model_dump(
-        mode="json"), "start_kind": "uniform", "baseline_rss": [-200.0]} for i in range(4)]
-    s = WorldSearcher(configs, reuse="mixed", steps=10, grace_steps=2, seed=0)
+    spec = RunSpec.of(exp)
+    configs = [spec.trial_config(i, _pose(21.0 + i, 8.0, 5.0, 120.0), "uniform", [-200.0]) for i in range(4)]
+    s = WorldSearcher(spec, configs, reuse="mixed", steps=10, grace_steps=2, seed=0)
     assert s.reuse_len == 5 and s.budget == 40
     got = [s.suggest(f"t{i}")["__world__"]["world"] for i in range(4)]
     assert got == [0, 1, 2, 3]
@@ -105,7 +106,7 @@ def test_searcher_reuses_freed_budget_and_never_exceeds_it():
     s.on_trial_complete("t6", _row(6, 5, _pose(22.0, 8.0, 5.0, 120.0), -60.0, done=True))
     assert s._committed() <= s.budget
     assert s.suggest("t7") == Searcher.FINISHED
-    assert WorldSearcher(configs, reuse="off", steps=10, grace_steps=2, seed=0).max_worlds == 4
+    assert WorldSearcher(spec, configs, reuse="off", steps=10, grace_steps=2, seed=0).max_worlds == 4
 
 
 class _Trial:
@@ -117,22 +118,23 @@ class _Trial:
 def test_the_worse_of_two_worlds_at_the_same_mount_stops():
     from ray.tune.schedulers import TrialScheduler
 
-    from optimizer.search.hooks import Merging, MergingFIFO
+    from optimizer.search.tune.schedulers import MergingFIFO
+    from optimizer.search.tune.state import RunState
 
     tol = street(**TOL).reflector.tolerance
-    Merging.merged = {}
-    sch = MergingFIFO(tolerance=tol, merge=True)
+    state = RunState()
+    sch = MergingFIFO(tolerance=tol, merge=True, state=state)
     a, b, c = _Trial(0), _Trial(1), _Trial(2)
     here, there = _pose(24.0, 8.0, 5.0, 130.0), _pose(26.0, 8.0, 5.0, 100.0)
     assert sch.on_trial_result(None, a, _row(0, 1, here, -60.0)) == TrialScheduler.CONTINUE
     assert sch.on_trial_result(None, c, _row(2, 1, there, -50.0)) == TrialScheduler.CONTINUE
     # world 1 arrives within the tolerance of world 0 with a worse best: it stops, merged into 0
     assert sch.on_trial_result(None, b, _row(1, 2, _pose(24.03, 8.0, 5.0, 130.5), -70.0)) == TrialScheduler.STOP
-    assert Merging.merged == {1: 0}
+    assert state.merged == {1: 0}
     # world 2 moves onto world 0's mount with a better best: world 0 stops at its next result
     assert sch.on_trial_result(None, c, _row(2, 2, _pose(24.02, 8.01, 5.0, 129.6), -50.0)) == TrialScheduler.CONTINUE
     assert sch.on_trial_result(None, a, _row(0, 2, here, -60.0)) == TrialScheduler.STOP
-    assert Merging.merged == {1: 0, 0: 2}
+    assert state.merged == {1: 0, 0: 2}
     off = MergingFIFO(tolerance=tol, merge=False)
     assert off.on_trial_result(None, a, _row(0, 1, here, -60.0)) == TrialScheduler.CONTINUE
     assert off.on_trial_result(None, b, _row(1, 1, here, -70.0)) == TrialScheduler.CONTINUE
@@ -145,6 +147,7 @@ def test_pruned_budget_starts_new_worlds_on_ray(local_ray, tmp_path):
     from optimizer.physics.scene import RadioScene
     from optimizer.search.starts import initial_poses
     from optimizer.search.tune import run_worlds
+    from optimizer.spec import RunSpec
 
     steps, worlds = 8, 4
     exp = street(**{"solver.max_depth": 1, "solver.samples_per_src": 5000, "device": "cpu", "search.worlds": worlds,
@@ -153,7 +156,7 @@ def test_pruned_budget_starts_new_worlds_on_ray(local_ray, tmp_path):
     rs = RadioScene(exp, device="cpu", threads=2)
     base = rs.rss_dbm(None)
     starts = initial_poses(exp, rs, worlds, focus_mask(base, -90, 10))
-    out = run_worlds(exp, exp.model_dump(mode="json"), starts, base, str(tmp_path), progress=False)
+    out = run_worlds(RunSpec.of(exp), starts, base, str(tmp_path), progress=False)
     new = [o for o in out if o.world >= worlds]
     assert new, "no pruned budget was reused"
     assert sum(o.steps for o in out) <= worlds * steps

@@ -76,13 +76,20 @@ def test_wall_box_is_the_box_given_by_hand(helsinki, tmp_path):
     assert n[:2] == pytest.approx(out_n, abs=1e-7)  # the yaw is rounded to 1e-6 deg
     frame = LocalFrame.from_record(site_of(helsinki)["frame"])
     assert frame.bearing_deg(x0, y0, *out_n) == pytest.approx(row["normal_bearing_deg"], abs=0.01)
-    # the same box by hand: the same experiment, the same search space
-    hand = {"min": [x0, y0, 4.0], "max": [x1, y1, 7.0]}
+    # the facade is 2.5 deg off y: the box is in the wall's frame, its corners the offset stretch's ends
+    ends = np.array(substring(offset, *along).coords)
+    assert np.abs(r.bounds.frame.corners()[[0, 1]] - ends).max() < 1e-5
+    # the same box by hand (its frame written from the wall's ends): the same experiment, the same space
+    turn = math.degrees(math.atan2(end[1] - start[1], end[0] - start[0]))
+    hand = {"min": [x0, y0, 4.0], "max": [x1, y1, 7.0],
+            "frame": {"origin_m": list(start), "along_deg": turn, "along_m": list(along), "off_m": [s, s]}}
     by_hand = _load(tmp_path, _experiment(helsinki, hand, yaw_deg={"min": r.yaw_deg.min, "max": r.yaw_deg.max}),
                     "hand.yaml")
     a, b = PoseSpace.of(by_wall), PoseSpace.of(by_hand)
     assert np.allclose(a.lo, b.lo, atol=1e-5) and np.allclose(a.hi, b.hi, atol=1e-5)
     assert a.plates[0].yaw_period == b.plates[0].yaw_period
+    units = np.random.default_rng(1).uniform(0, 1, (50, a.dim))
+    assert np.allclose(a.from_unit(units), b.from_unit(units), atol=1e-5)
     dump = lambda e: {**e.model_dump(mode="json"), "reflector": None}  # noqa: E731
     assert dump(by_wall) == dump(by_hand)
     # a yaw range given stays as given; several plates take the form too
@@ -175,7 +182,7 @@ def test_site_geojson_and_kml(helsinki, tmp_path):
     assert area[2].geom_type == "Polygon" and np.abs(area[0].min(0) - [-62, -50]).max() < 0.01
     (box,) = by_role["mounting-box"]
     b = exp.reflector.bounds
-    assert box[2].geom_type == "Polygon"  # the wall is not along y: its box has an area
+    assert box[2].geom_type == "LineString"  # the box in the wall's frame: the stretch at one stand-off
     assert np.abs(box[0].min(0) - b.min[:2]).max() < 0.01 and np.abs(box[0].max(0) - b.max[:2]).max() < 0.01
     assert (box[1]["z_min_m"], box[1]["z_max_m"]) == (4.0, 7.0)
     (plate,) = by_role["plate"]
@@ -219,6 +226,70 @@ def test_report_writes_the_site_files(helsinki, tmp_path):
     gj = json.loads((run / "site.geojson").read_text())
     (plate,) = [f for f in gj["features"] if f["properties"]["role"] == "plate"]
     assert plate["properties"]["height_m"] == 5.0 and math.isfinite(plate["properties"]["lat_deg"])
+
+
+# --- radio maps as GeoTIFF -------------------------------------------------------------------------------------
+def _maps(nx=7, ny=5, cell=1.824714088214763, x0=-84.95619202, y0=-50.79705429) -> dict:
+    """Radio maps as the report holds them: cell centres ascending in x and y (float32, as Sionna gives them;
+    the cell size and origin of a real run's map), rows along y; every cell's
+    value is its own (column, row), so a flipped or transposed raster cannot pass."""
+    x, y = (np.float32(v0 + cell * np.arange(n)).astype(float) for v0, n in ((x0, nx), (y0, ny)))  # as Sionna
+    base = -100.0 + np.add.outer(10.0 * np.arange(ny), np.arange(nx))  # [ny, nx]: -100 + 10 row + column
+    return {"x": x, "y": y, "cell_m": np.float64(cell), "height_m": np.float64(1.5), "baseline_dbm": base,
+            "winner_dbm": base + 3.0, "gain_db": np.full_like(base, 3.0)}
+
+
+def test_radio_maps_geotiff_is_georeferenced(helsinki, tmp_path):
+    """Read back with rasterio: the site's EPSG, three described bands, and a known cell's centre maps to
+    the latitude/longitude of its scene point within 1 cm (pyproj's Geod), holding that cell's value."""
+    rasterio = pytest.importorskip("rasterio")
+    from pyproj import Geod, Transformer
+
+    from optimizer.sites.geotiff import write_radio_maps_geotiff
+
+    site = site_of(helsinki)
+    maps = _maps()
+    (path,) = write_radio_maps_geotiff(tmp_path, maps, site)
+    frame = LocalFrame.from_record(site["frame"])
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == site["frame"]["epsg"] == 32635
+        assert src.descriptions == ("baseline_dbm", "winner_dbm", "gain_db") and (src.width, src.height) == (7, 5)
+        data = src.read()
+        to_geo = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
+        for col, row in ((0, 0), (6, 4), (2, 3)):  # map indices (x ascending, y ascending)
+            r, c = src.index(*src.xy(4 - row, col))  # the raster's first row is the north one
+            assert (r, c) == (4 - row, col)
+            e, n = src.xy(4 - row, col)  # the cell's centre in the CRS
+            lon, lat = to_geo.transform(e, n)
+            (lat_s,), (lon_s,) = frame.to_geo([maps["x"][col]], [maps["y"][row]])
+            assert abs(Geod(ellps="WGS84").inv(lon, lat, float(lon_s), float(lat_s))[2]) < 0.01
+            assert data[0, 4 - row, col] == pytest.approx(-100.0 + 10 * row + col)
+            assert data[1, 4 - row, col] == pytest.approx(-97.0 + 10 * row + col)
+
+
+def test_report_writes_the_geotiff_for_a_site(helsinki, tmp_path):
+    """write_report writes heatmaps/radio_maps.tif from the run's saved radio maps where the scene has a
+    site.json (and where rasterio is missing, says so as one skipped step)."""
+    from records_helpers import synthetic_run
+
+    from optimizer.constants import HEATMAPS_DIR, RADIO_MAPS_FILE, RADIO_MAPS_GEOTIFF
+    from optimizer.report.build import write_report
+
+    exp = _load(tmp_path, _experiment(helsinki, {"wall": WALL, "along_m": [20, 28], "height_m": [4, 7],
+                                                 "standoff_m": 2.15}))
+    run = tmp_path / "run"
+    synthetic_run(run, exp, winner_pose=_winner(exp).plates[0], worlds=2, steps=3)
+    (run / HEATMAPS_DIR).mkdir(exist_ok=True)
+    np.savez_compressed(run / HEATMAPS_DIR / RADIO_MAPS_FILE, **_maps(), sections=np.zeros((0, 2, 2)),
+                        footprints=np.zeros((0, 3, 2)))
+    files = write_report(run, exp=exp, radio_maps=False)
+    tif = run / HEATMAPS_DIR / RADIO_MAPS_GEOTIFF
+    try:
+        import rasterio  # noqa: F401
+    except ImportError:
+        assert not tif.exists() and "rasterio" in (run / "report.md").read_text()
+        pytest.skip("rasterio is not installed: the report says the GeoTIFF was skipped")
+    assert tif in files and tif.is_file()
 
 
 # --- an antenna aimed by a compass bearing ----------------------------------------------------------------

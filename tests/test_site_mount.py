@@ -82,7 +82,7 @@ def test_frame_and_winner_mount_from_the_site_json_wall(on_wall):
     wall), 2.15 m off it, 10 deg to it, its normal bearing the wall's normal bearing (pyproj Geod, `scene
     walls`) less 10 deg, 5.5 m above the flat ground; the centre's lat/lon goes back to the pose within 1 cm."""
     from optimizer.physics import tolerance
-    from optimizer.search.driver import mount_figures_of
+    from optimizer.search.conclude import mount_figures_of
 
     exp, rs, row = on_wall
     assert exp.reflector.mounted_on_wall == WALL
@@ -106,14 +106,14 @@ def test_frame_and_winner_mount_from_the_site_json_wall(on_wall):
 
 
 def test_a_box_by_coordinates_takes_the_site_wall_behind_it(on_wall, helsinki, tmp_path, capsys):
-    """The same box written as {min, max}: the nearest site.json wall behind it (before the mesh); a wall
+    """The same box written by hand (min, max and its frame): the nearest site.json wall behind it (before the mesh); a wall
     named by mounted_on_wall is taken as named; one not in site.json, or on a scene without one, is bad input
     (one line naming the key, exit 2, nothing written)."""
     from optimizer.cli.main import main
 
     exp, rs, _ = on_wall
     b = exp.reflector.bounds
-    hand = _experiment(helsinki, {"min": list(b.min), "max": list(b.max)},
+    hand = _experiment(helsinki, b.model_dump(mode="json", exclude_none=True),  # with its frame: the wall is oblique
                        yaw_deg={"min": exp.reflector.yaw_deg.min, "max": exp.reflector.yaw_deg.max})
     by_hand = _load(tmp_path, hand, "hand.yaml")
     assert by_hand.reflector.mounted_on_wall is None and by_hand.sha256() != exp.sha256()
@@ -140,7 +140,7 @@ def test_report_and_mounting_sheet_credit_osm(on_wall, tmp_path):
     sheet gives the plate centre's latitude and longitude."""
     from optimizer.constants import MOUNTING_HTML, REPORT_HTML, REPORT_MD
     from optimizer.report.build import write_report
-    from optimizer.search.driver import mount_figures_of
+    from optimizer.search.conclude import mount_figures_of
     from records_helpers import synthetic_run
 
     exp, rs, row = on_wall

@@ -236,8 +236,14 @@ def test_fixture_meshes_courtyard_and_outward_normals(blocks, rt):
 
 # --- bad input: one line naming the flag, exit 2, nothing written ----------------------------------------
 @pytest.mark.parametrize("case", ["corrupt", "empty", "no-buildings", "too-big", "lat", "lon", "center-alone",
-                                  "order", "not-geojson", "radius-too-big", "level-height"])
-def test_bad_input(case, tmp_path, capsys, helsinki_pbf):
+                                  "order", "not-geojson", "radius-too-big", "level-height", "corrupt-geojson",
+                                  "too-many-buildings"])
+def test_bad_input(case, tmp_path, capsys, helsinki_pbf, monkeypatch):
+    import optimizer.sites.importer as importer
+
+    monkeypatch.setattr(importer, "MAX_BUILDINGS", 20)  # the block holds over 60: over a limit of 20 (20 000 in use)
+    cut = tmp_path / "cut.geojson"
+    cut.write_text('{"type": "FeatureCollection", "features": [')  # a GeoJSON cut short
     corrupt = tmp_path / "bad.osm.pbf"
     corrupt.write_bytes(b"\x00\x00\x00\x0dnot a pbf at all" * 10)
     empty = tmp_path / "empty.osm"
@@ -257,11 +263,20 @@ def test_bad_input(case, tmp_path, capsys, helsinki_pbf):
         "not-geojson": ([str(notgeo)], "FILE"),
         "radius-too-big": ([helsinki_pbf, "--center", "60.17,24.94", "--radius", "5000"], "--radius"),
         "level-height": ([str(FIXTURE), "--level-height", "nan"], "--level-height"),
+        "corrupt-geojson": ([str(cut)], "FILE"),
+        "too-many-buildings": ([helsinki_pbf, "--bbox", BLOCK], "--bbox"),
     }[case]
     assert main(["scene", "import", *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"reflectopt: error: {flag}"), err
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("near", ["95,24.94", "60.17,190"])
+def test_walls_near_out_of_range(near, blocks, capsys):
+    assert main(["scene", "walls", str(blocks), "--near", near]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reflectopt: error: --near: l") and "out of range" in err[0], err
 
 
 def test_walls_of_a_folder_without_site_json(tmp_path, capsys):
@@ -350,9 +365,11 @@ def test_geo_positions_become_scene_metres(blocks, tmp_path):
     assert load_experiment(g).transmitters[0].position == pytest.approx(exp.transmitters[0].position)
 
 
-@pytest.mark.parametrize("case", ["builtin", "no-site-json", "outside", "lat", "height", "keys"])
+@pytest.mark.parametrize("case", ["builtin", "no-site-json", "outside", "lat", "lon", "height", "keys", "target",
+                                  "bearing-no-site-json"])
 def test_geo_positions_bad_input(case, blocks, tmp_path, capsys):
     here = {"lat": 48.8566, "lon": 2.3525, "height_m": 10}
+    l_corridor = Path(__file__).parent.parent / "examples" / "scenes" / "l-corridor"
     scene, tx, key = {
         "builtin": ("builtin:simple_street_canyon", here, "transmitters[0].position"),
         "no-site-json": (Path(__file__).parent.parent / "examples" / "scenes" / "l-corridor", here,
@@ -361,12 +378,22 @@ def test_geo_positions_bad_input(case, blocks, tmp_path, capsys):
         "lat": (blocks, {"lat": 91, "lon": 2.3525, "height_m": 10}, "transmitters[0].position"),
         "height": (blocks, {"lat": 48.8566, "lon": 2.3525, "height_m": -1}, "transmitters[0].position"),
         "keys": (blocks, {"lat": 48.8566, "lon": 2.3525, "z": 1}, "transmitters[0].position"),
+        "lon": (blocks, {"lat": 48.8566, "lon": 181, "height_m": 10}, "transmitters[0].position"),
+        "target": (blocks, [0, 0, 10], "targets.points[1]"),
+        "bearing-no-site-json": (l_corridor, [1, 1, 2], "transmitters[0].antenna.bearing_deg"),
     }[case]
+    data = _geo_experiment(scene, tx, [[0, 0, 1.5]] + ([{"lat": 48.9, "lon": 2.3525, "height_m": 1.5}]
+                                                       if case == "target" else []))
+    if case == "bearing-no-site-json":
+        data["transmitters"][0]["antenna"] = {"pattern": "tr38901", "bearing_deg": 90.0}
     f = tmp_path / "e.yaml"
-    f.write_text(yaml.safe_dump(_geo_experiment(scene, tx, [[0, 0, 1.5]])))
+    f.write_text(yaml.safe_dump(data))
     assert main(["evaluate", str(f), "--pose=0.5,0.5,1.5,0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"reflectopt: error: {f}: {key}:"), err
+    out = tmp_path / "out"  # a run refuses it the same way and writes nothing
+    assert main(["run", str(f), "--output", str(out), "--no-progress"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_osm_xml_reads_like_the_pbf(helsinki, helsinki_pbf, tmp_path):

@@ -36,7 +36,7 @@ def test_batched_surrogate_equals_one_pose_at_a_time(aperture):
 
     tx = np.array([[-45.0, 0.0, 10.0], [0.0, 0.0, 10.0]])
     tg = np.array([[24.0, -20.0, 1.5], [22.0, -30.0, 1.5], [27.0, -25.0, 1.5], [25.0, -28.0, 1.5]])
-    s = PlateSurrogate(tx, [30.0, 20.0], tg, [2.0, 1.0], wavelength_m(3.5e9), aperture=aperture)
+    s = PlateSurrogate(tx, [30.0, 20.0], tg, [[2.0, 1.0]], wavelength_m(3.5e9), aperture=aperture)
     rng = np.random.default_rng(4)
     poses = np.column_stack([rng.uniform(20, 28, 12), rng.uniform(6, 9, 12), rng.uniform(3, 7, 12),
                              rng.uniform(100, 170, 12), rng.uniform(-10, 10, 12)])

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from optimizer.experiment import with_overrides
 from optimizer.physics import tolerance
 from optimizer.physics.geometry import plate_corners, plate_frame
 from optimizer.physics.metrics import has_path, rss_stats
@@ -123,7 +124,7 @@ def test_surrogate_worst_case_is_the_soft_min_over_corner_poses():
 
     exp = street(**SMALL)
     targets = np.array(exp.target_points())
-    sur = PlateSurrogate([exp.transmitters[0].position], [30.0], targets, exp.reflector.size_m, 0.0857)
+    sur = PlateSurrogate([exp.transmitters[0].position], [30.0], targets, [exp.reflector.size_m], 0.0857)
     pose = PlatePose(23.7, 8.26, 5.0, 139.2)
     offs = tolerance.corner_offsets(tolerance.half_widths(exp.reflector.tolerance))
     kw = dict(edge_factor=0.3, grad=False, temperature_db=1.0)
@@ -178,9 +179,8 @@ def test_world_checks_its_best_over_the_tolerance_at_its_end(scene):
     from optimizer.search.world import World
 
     exp, rs = scene
-    exp = exp.model_copy(deep=True)
-    exp.search.steps = 2
-    exp.search.robust_phase = "every_world"  # (halving: the driver checks after the search)
+    exp = with_overrides(exp, "test", {"search.steps": 2,
+                                       "search.robust_phase": "every_world"})  # (halving: the driver checks after)
     w = World(exp, 0, PlatePose(23.7, 8.26, 5.0, 139.2), radio_scene=rs)
     w.step()
     assert w.tolerance is None
@@ -203,7 +203,7 @@ def test_diffraction_truth_keeps_every_specular_chain():
     pose = PlatePose(23.7, 8.26, 5.0, 139.2)
     with_d = rs.rss_dbm(pose)
     base_d = rs.rss_dbm(None)
-    exp.solver.diffraction = False
+    rs.exp = with_overrides(exp, "test", {"solver.diffraction": False})  # the same scene, another solver
     without = rs.rss_dbm(pose)
     base = rs.rss_dbm(None)
     assert np.all(with_d >= without - 1e-6)

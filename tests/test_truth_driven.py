@@ -19,7 +19,7 @@ def surrogate():
 
     tx = np.array([[-45.0, 0.0, 10.0]])
     tg = np.array([[24.0, -20.0, 1.5], [22.0, -30.0, 1.5], [27.0, -25.0, 1.5]])
-    return PlateSurrogate(tx, [30.0], tg, [2.0, 1.0], wavelength_m(FREQ_HZ))
+    return PlateSurrogate(tx, [30.0], tg, [[2.0, 1.0]], wavelength_m(FREQ_HZ))
 
 
 def test_residual_moves_the_softmin_weights_not_the_per_target_gradients(surrogate):
@@ -119,8 +119,8 @@ def test_trust_region_shrinks_when_the_truth_disagrees_and_grows_back():
     w = World(exp, 0, Pose(24.0, 8.0, 5.0, 130.0), radio_scene=truth, baseline_rss=truth.rss_dbm(None))
     mode = w.mode
     vec = w.space.from_unit(w.unit)
-    model = mode.surrogate.evaluate(vec, w.edge_factor(w.progress(exp.search.inner_steps - 1)),
-                                    occlusion_db=mode.occlusion_db_batch([vec])[0], focus=w.focus, grad=False,
+    model = mode.surrogate.evaluate(mode._plate_vecs(vec), w.edge_factor(w.progress(exp.search.inner_steps - 1)),
+                                    occlusion_db=mode.occlusion([vec])[0], focus=w.focus, grad=False,
                                     temperature_db=exp.objective.softmin_temperature_db,
                                     offsets=mode.offsets)["power_dbm"]
     temp = exp.objective.softmin_temperature_db

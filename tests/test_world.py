@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from optimizer.experiment import with_overrides
 from optimizer.records import PlatePose as Pose
 from optimizer.physics.metrics import rss_stats
 from worlds_helpers import street
@@ -22,8 +23,7 @@ def test_cold_start_reaches_coverage(scene):
     from optimizer.search.world import World
 
     exp, rs = scene
-    exp = exp.model_copy(deep=True)
-    exp.search.steps = 15
+    exp = with_overrides(exp, "test", {"search.steps": 15})
     cold = Pose(27.5, 8.4, 5.0, 95.0)
     rss0 = rs.rss_dbm(cold)
     base = rs.rss_dbm(None)
@@ -69,9 +69,7 @@ def test_comparison_modes_count_truth_evaluations(scene, mode, evals_per_step):
     from optimizer.search.world import World
 
     exp, rs = scene
-    exp = exp.model_copy(deep=True)
-    exp.search.gradient = mode
-    exp.solver.samples_per_src = 5000
+    exp = with_overrides(exp, "test", {"search.gradient": mode, "solver.samples_per_src": 5000})
     w = World(exp, 1, Pose(24.0, 8.0, 5.0, 140.0), radio_scene=rs, baseline_rss=rs.rss_dbm(None))
     w.step()
     w.step()
@@ -86,8 +84,7 @@ def test_informed_starts_see_transmitter_and_targets(scene):
     from optimizer.search.starts import initial_poses
 
     exp, rs = scene
-    exp = exp.model_copy(deep=True)
-    exp.search.starts = "informed"
+    exp = with_overrides(exp, "test", {"search.starts": "informed"})
     poses = initial_poses(exp, rs, 4)
     assert len(poses) == 4 and all(kind == "informed" for _, kind in poses)
     space = PoseSpace.of(exp)

@@ -25,11 +25,13 @@ from optimizer.constants import (CHECKPOINTS_DIR, EXIT_INTERRUPTED, EXIT_TERMINA
 from optimizer.errors import ConfigError, ReflectoptError, StorageError, StoreUnreachable
 from optimizer.experiment import load_run_experiment, load_submitted, with_overrides
 from optimizer.experiment.loading import check_run_experiment_unchanged
-from optimizer.records import Overrides, RunMeta, Summary
+from optimizer.records import Overrides, RunMeta, Summary, WinnerNote
 from optimizer.records.text import fmt_pct, fmt_power
 from optimizer.console import say
 from optimizer.search import robust_phase
-from optimizer.search.driver import conclude, now_utc, prepare, run_search, start_ray
+from optimizer.search.conclude import conclude
+from optimizer.search.driver import now_utc, prepare, run_search, start_ray
+from optimizer.spec import RunSpec
 from optimizer.store import lease, storage, tunefs
 from optimizer.store.runstore import RunStore
 
@@ -207,12 +209,13 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     if prep is None:
         prep = prepare(exp)
     _stop_leftovers(earlier, resuming=resume)
-    info = start_ray(exp, getattr(args, "address", None))
+    info, exp = start_ray(exp, getattr(args, "address", None))
+    spec = RunSpec.of(exp)  # the run as resolved, once: the worlds, the robust phase and the winner read it
     _catch_sigterm()
     meta = meta.model_copy(update={"ray_session": info.get("session_dir")})
     store.write_meta(meta)
     tune_path, tune_fs = tunefs.tune_storage(store.join(CHECKPOINTS_DIR))
-    collected = run_search(exp, prep, tune_path, tune_fs, meta, resume=resume,
+    collected = run_search(spec, prep, tune_path, tune_fs, meta, resume=resume,
                            progress=not getattr(args, "no_progress", False))
     meta = meta.model_copy(update={"pruned": sorted(c.world for c in collected if c.status == "pruned"),
                                    "merged": {c.world: c.merged_into for c in collected if c.status == "merged"},
@@ -225,7 +228,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     if unfinished:
         store.write_meta(meta.model_copy(update={"status": "interrupted"}))
         return _interrupted(store, f": {len(unfinished)} worlds unfinished")
-    done = conclude(exp, meta, prep, collected, t_start)
+    done = conclude(spec, meta, prep, collected, t_start)
     summary = done.summary
     store.write_targets(done.targets)
     store.write_trajectories(done.steps)
@@ -239,7 +242,7 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     try:
         from optimizer.report.build import run_collateral, write_report
 
-        write_report(store.local, done.exp, summary=summary, radio_scene=done.rs, threads=os.cpu_count() or 1)
+        write_report(store.local, done.spec, summary=summary, radio_scene=done.rs, threads=os.cpu_count() or 1)
         summary = summary.model_copy(update={"collateral": run_collateral(store.local, summary.threshold_dbm)})
     except Exception as err:  # noqa: BLE001
         say(f"warning: report not drawn ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
@@ -249,11 +252,11 @@ def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_
     store.write_meta(meta.model_copy(update={"status": "complete", "finished_utc": summary.finished_utc}))
     store.write_summary(summary)  # last: its presence marks a complete run
     store.publish()
-    print_final(summary, store.uri)
+    print_final(summary, store.uri, done.notes)
     return 0
 
 
-def print_final(s: Summary, run_uri: str):
+def print_final(s: Summary, run_uri: str, notes: list[WinnerNote]):
     b, w = s.baseline, s.winner
     out = sys.stdout
     c = s.counts
@@ -287,9 +290,9 @@ def print_final(s: Summary, run_uri: str):
     if w.on_bounds:
         out.write(f"note: the winner lies on the mounting box's bound(s) {', '.join(w.on_bounds)}; widening "
                   "`reflector.bounds` / `yaw_deg` there may find a better pose\n")
-    for note in w.notes:
-        if not note.startswith("coverage holds"):
-            out.write(f"note: {note}\n")
+    for note in notes:
+        if note.on_console:
+            out.write(f"note: {note.text}\n")
     out.write(f"results: {run_uri}\n")
     out.flush()
 

@@ -17,7 +17,7 @@ from optimizer.constants import (ANGLE_LIMIT_DEG, CALIBRATE_GROWTH_PER_DOUBLING,
                                  POSITION_LIMIT_M)
 from optimizer.errors import ConfigError, ReflectoptError
 from optimizer.experiment import load_submitted, with_overrides
-from optimizer.physics.metrics import rss_stats
+from optimizer.physics.metrics import rss_stats, worst_over_band
 from optimizer.records import JointPose
 from optimizer.records.text import fmt_dbm, fmt_pct, fmt_power
 from optimizer.console import say
@@ -100,9 +100,12 @@ def cmd_evaluate(args) -> int:
                           f"({0.5 * r.size_m[0]:g} m) or turn it")
     thr = exp.objective.coverage_threshold_dbm
     samples = exp.solver.samples_per_src
-    base = rs.rss_dbm(None, samples_per_src=samples)
-    rss = rs.rss_dbm(pose, samples_per_src=samples)
+    base_band = rs.band_rss_dbm(None, samples_per_src=samples)  # [frequencies, targets]: one row per frequency
+    band_rows = rs.band_rss_dbm(pose, samples_per_src=samples)
+    base, rss = worst_over_band(base_band), worst_over_band(band_rows)
     bm, pm = rss_stats(base, thr), rss_stats(rss, thr)
+    per_f = [(f, rss_stats(b, thr), rss_stats(r, thr)) for f, b, r in zip(exp.frequencies_hz(), base_band, band_rows)
+             ] if len(base_band) > 1 else []
     conv = _convergence(rs, exp, pose, samples, rss, thr) if args.convergence else None
     chk = _tolerance(rs, exp, pose, samples, rss) if args.tolerance else None
     if args.json:
@@ -114,6 +117,9 @@ def cmd_evaluate(args) -> int:
                "baseline": bm.model_dump(), "with_plate": pm.model_dump(),
                "targets": [{"x": t[0], "y": t[1], "z": t[2], "baseline_rss_dbm": db(b), "rss_dbm": db(r)}
                            for t, b, r in zip(rs.targets.tolist(), base, rss)]}
+        if per_f:
+            out["band"] = [{"frequency_hz": f, "baseline": b.model_dump(), "with_plate": w.model_dump()}
+                           for f, b, w in per_f]
         if conv is not None:
             out["convergence"] = conv
         if chk is not None:  # what text mode prints: the check, its margin and what would make it hold
@@ -123,9 +129,14 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"pose {pose}; truth from Sionna PathSolver ({samples} samples, depth {exp.solver.max_depth}, "
           f"plate model {exp.solver.plate_model})")
-    print(f"{'':<12}{'min':>14}{'P5':>14}{'mean':>14}{'coverage':>10}")
-    for label, m in (("no plate", bm), ("with plate", pm)):
-        print(f"{label:<12}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
+    rows = [("no plate", bm), ("with plate", pm)]
+    if per_f:  # a band: each target's worst over it, then each frequency alone
+        rows = [(f"{label} (worst of the band)", m) for label, m in rows] + [
+            (f"{label} at {f / 1e9:.3f} GHz", m) for f, b, w in per_f for label, m in (("no plate", b), ("with plate", w))]
+    width = max(len(label) for label, _ in rows) + 2
+    print(f"{'':<{width}}{'min':>14}{'P5':>14}{'mean':>14}{'coverage':>10}")
+    for label, m in rows:
+        print(f"{label:<{width}}{fmt_power(m.min_rss_dbm):>14}{fmt_power(m.p5_rss_dbm):>14}"
               f"{fmt_power(m.mean_rss_dbm):>14}{fmt_pct(m.coverage):>10}")
     if exp.combine() == "sinr":
         print("objective.combine: sinr: every figure above and below is dB SINR, not dBm")

@@ -199,7 +199,7 @@ def load_submitted(src: str | os.PathLike) -> Submitted:
         for line in refl.tolerance.warnings():
             sys.stderr.write(f"reflectopt: warning: {line}\n")
     sha = exp.sha256()
-    exp.scene = resolve_scene_path(exp.scene, base)
+    exp = exp.model_copy(update={"scene": resolve_scene_path(exp.scene, base)})
     return Submitted(exp=exp, text=text, sha256=sha, source=src, base_dir=base)
 
 

@@ -11,30 +11,20 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD, FREQUENCY_HZ_RANGE,
+from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_PER_WORLD,
                                  NO_PATH_FLOOR_DBM, NOISE_FIGURE_DB_DEFAULT, PLATE_MODEL_DEFAULT, TX_POWER_DBM_RANGE)
 from optimizer.errors import ConfigError
+from optimizer.experiment.box import Box3
 from optimizer.experiment.devices import Transmitter
-from optimizer.experiment.fields import NAME_RE, Degrees, Metres, Seed, Vec3, _no_control_chars, _Strict
+from optimizer.experiment.fields import (NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict,
+                                        check_frequency_hz)
 from optimizer.experiment.targets import Targets
-from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS
+from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS, REFLECTOR_KINDS
 
 MAX_PLATE_SIDE_M = 100.0  # [m]
 MAX_PLATES = 8  # plates per experiment
 MAX_CATALOGUE_SIZES = 8  # entries of one plate's sizes_m
 MAX_SIZE_OPTIONS = 32  # size combinations of all plates' catalogues together
-
-
-class Box3(_Strict):
-    min: Vec3  # [m]
-    max: Vec3  # [m]
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        for i, axis in enumerate("xyz"):
-            if self.min[i] > self.max[i]:
-                raise ValueError(f"min.{axis} ({self.min[i]}) is above max.{axis} ({self.max[i]}); swap them")
-        return self
 
 
 class AngleRange(_Strict):
@@ -94,6 +84,8 @@ class Tolerance(_Strict):
 class Reflector(_Strict):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$",
                              description="the plate's name (default plate-1, plate-2, ... in list order)")
+    kind: str = Field(default="flat_plate", description="what the reflector is (optimizer.registry.REFLECTOR_KINDS): "
+                                                        "flat_plate, a flat metal rectangle of `size_m`")
     size_m: list[float] | None = Field(default=None, description="width, height of the flat plate [m] (with "
                                                                  "`sizes_m`: set to the catalogue's smallest)")
     sizes_m: list[list[float]] | None = Field(
@@ -112,6 +104,11 @@ class Reflector(_Strict):
     pitch_deg: AngleRange | None = None
     tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
                                                                         "hold over it")
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, v: str):
+        return REFLECTOR_KINDS.validate(v)
 
     @field_validator("size_m", mode="before")
     @classmethod
@@ -144,8 +141,8 @@ class Reflector(_Strict):
                              "catalogue to choose from)")
         if self.size_m is None and self.sizes_m is None:
             raise ValueError("size_m: required key is missing (or give sizes_m: a catalogue of sizes)")
-        if self.sizes_m is not None:
-            self.size_m = list(self.sizes_m[0])
+        if self.sizes_m is not None:  # derived while it is built (frozen from then on)
+            object.__setattr__(self, "size_m", list(self.sizes_m[0]))
         return self
 
     @model_serializer(mode="wrap")
@@ -364,16 +361,19 @@ def _pose_outside(exp: Experiment, i: int, pose: list[float]) -> str | None:
         tol = r.tolerance
         yaw_span = r.yaw_deg.max - r.yaw_deg.min
         wraps = yaw_span >= 360 - 1e-9 or (yaw_span >= 180 - 1e-9 and r.pitch_deg is None)  # as PoseSpace
-        axes = [("x", r.bounds.min[0], r.bounds.max[0], tol.position_m, "m", f"{key}.bounds"),
-                ("y", r.bounds.min[1], r.bounds.max[1], tol.position_m, "m", f"{key}.bounds"),
-                ("z", r.bounds.min[2], r.bounds.max[2], tol.position_m, "m", f"{key}.bounds"),
-                ("yaw_deg", r.yaw_deg.min, r.yaw_deg.max, None if wraps else tol.yaw_deg, "deg", f"{key}.yaw_deg")]
+        lo3, hi3 = r.bounds.box_range()  # a box in a wall's frame: along, off, z
+        axes = [(name, lo3[j], hi3[j], tol.position_m, "m", f"{key}.bounds")
+                for j, name in enumerate(r.bounds.axis_names)]
+        axes.append(("yaw_deg", r.yaw_deg.min, r.yaw_deg.max, None if wraps else tol.yaw_deg, "deg", f"{key}.yaw_deg"))
         if r.pitch_deg is not None:
             axes.append(("pitch_deg", r.pitch_deg.min, r.pitch_deg.max, tol.pitch_deg, "deg", f"{key}.pitch_deg"))
+        values = [float(v) for v in pose[offset:offset + len(axes)]]
+        if len(values) >= 3:
+            values[:3] = r.bounds.to_box(values[:3])
         for j, (axis, lo, hi, slack, unit, bound_key) in enumerate(axes):
-            if slack is None or offset + j >= len(pose):
+            if slack is None or j >= len(values):
                 continue
-            v = float(pose[offset + j])
+            v = values[j]
             off = max(lo - v, v - hi, 0.0)
             if off > slack + 1e-9 * max(1.0, abs(v)):
                 where = (f"search.initial_poses[{i}].{axis}: {v:g}" if len(plates) == 1 else
@@ -393,8 +393,8 @@ class Experiment(_Strict):
     scene_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                      description="the scene bundle's content hash (`reflectopt scene hash`): "
                                                  "a scene that does not match is refused")
-    frequency_hz: float = Field(ge=FREQUENCY_HZ_RANGE[0], le=FREQUENCY_HZ_RANGE[1],
-                                description="[Hz] the carrier frequency")
+    frequency_hz: float | list[float] = Field(description="[Hz] the carrier frequency, or a band: a list of up to "
+                                              "16 (each a truth solve; the objective is the worst over them)")
     transmitters: list[Transmitter] = Field(min_length=1, description="the access points: name, position [m] (or "
                                             "{lat, lon, height_m} on a site), power_dbm, antenna")
     reflector: Reflector | None = Field(default=None, description="one plate (shorthand of a one-entry "
@@ -412,6 +412,11 @@ class Experiment(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where Dr.Jit runs: auto takes the "
                                                    "GPU where one is visible")
     output: str = Field(default="results/", description="a folder or s3://bucket/prefix for the results")
+
+    @field_validator("frequency_hz", mode="before")
+    @classmethod
+    def _frequency_hz(cls, v):
+        return check_frequency_hz(v)
 
     @field_validator("scene")
     @classmethod
@@ -438,10 +443,9 @@ class Experiment(_Strict):
             raise ValueError("reflector: required key is missing (or give reflectors: a list of plates)")
         if self.reflectors is not None and not self.reflectors:
             raise ValueError("reflectors: the list is empty; give at least one plate, or use reflector:")
-        plates = self.plates()
-        for k, r in enumerate(plates):
-            if r.name is None:
-                r.name = f"plate-{k + 1}"
+        plates = [r if r.name is not None else r.model_copy(update={"name": f"plate-{k + 1}"})
+                  for k, r in enumerate(self.plates())]  # a new plate where one is named (frozen)
+        object.__setattr__(self, *(("reflectors", plates) if self.reflectors is not None else ("reflector", plates[0])))
         names = [r.name for r in plates]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -484,6 +488,9 @@ class Experiment(_Strict):
             raise ValueError(f"objective.combine: required with {len(names)} transmitters; choose sum (powers "
                              "add up), best_server (each target's strongest) or sinr (strongest over the others "
                              "plus noise)")
+        if self.search.gradient == "sionna" and self.combine() != "sum":
+            raise ValueError(f"search.gradient: sionna differentiates the transmitters' power sum only, not "
+                             f"objective.combine: {self.combine()}; use search.gradient: surrogate (or combine: sum)")
         return self
 
     def combine(self) -> str:
@@ -491,6 +498,17 @@ class Experiment(_Strict):
         return self.objective.combine or "sum"
 
     # --- derived ---------------------------------------------------------------------------------
+    def frequencies_hz(self) -> list[float]:
+        """Every frequency of the truth [Hz], in the order given (one for a scalar `frequency_hz`)."""
+        f = self.frequency_hz
+        return [float(x) for x in f] if isinstance(f, list) else [float(f)]
+
+    def centre_frequency_hz(self) -> float:
+        """The band's centre [Hz], midway between its lowest and highest frequency (a scalar: itself): the
+        radio maps' frequency."""
+        f = self.frequencies_hz()
+        return f[0] if len(f) == 1 else 0.5 * (min(f) + max(f))
+
     def plates(self) -> list[Reflector]:
         """Every plate, in order: `reflectors`, or the one `reflector`."""
         return list(self.reflectors) if self.reflectors is not None else [self.reflector]
@@ -540,6 +558,8 @@ class Experiment(_Strict):
                 plate.pop("sizes_m", None)
             if plate.get("mounted_on_wall") is None:  # no wall named: as it hashed before
                 plate.pop("mounted_on_wall", None)
+            if plate.get("kind") == "flat_plate":  # the default kind: as it hashed before kinds
+                plate.pop("kind", None)
         if data["targets"].get("area") is None:  # no area: the targets hash as they did before areas
             data["targets"].pop("area", None)
         if self.objective.kind == "min":  # today's objective hashes as it did before objective kinds

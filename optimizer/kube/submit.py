@@ -148,7 +148,7 @@ def plan_submission(args) -> dict:
 
         sha = assets.bundle_hash(scene_dir)
         scene_uri = storage.join(prefix, "scenes", sha[:16])
-        exp.scene, exp.scene_sha256 = scene_uri, sha
+        exp = exp.model_copy(update={"scene": scene_uri, "scene_sha256": sha})
     document = _experiment_document(exp, results_uri)
     uploaded = load_experiment_text(document, experiment_uri)  # what the cluster will read must load
     cluster_spec = kube.raycluster_spec(values, args.cluster) if args.ephemeral else None

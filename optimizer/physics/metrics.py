@@ -81,3 +81,10 @@ def combine_dbm(per_tx_mw, combine: str, noise: float = 0.0) -> np.ndarray:
         if combine == "sinr":
             return np.where(best > 0, 10.0 * np.log10(best / (p.sum(axis=1) - best + noise)), -np.inf)
     raise ValueError(f"objective.combine: {combine!r} is not one of sum, best_server, sinr")
+
+
+def worst_over_band(band_rss_dbm) -> np.ndarray:
+    """Per target, the worst [dBm] over a band's rows [frequencies, targets] (`RadioScene.band_rss_dbm`; one
+    row: that row itself)."""
+    band = np.asarray(band_rss_dbm, float)
+    return band[0] if len(band) == 1 else band.min(axis=0)

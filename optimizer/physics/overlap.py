@@ -16,6 +16,7 @@ import numpy as np
 
 from optimizer.constants import PLATE_CLEARANCE_M
 from optimizer.physics.geometry import plate_corners, plate_frame, position
+from optimizer.physics.reflectors import as_kind, kind_of
 from optimizer.records import JointPose, PlatePose
 
 _EDGE_STEP_M = 0.01  # [m] spacing of the edge points
@@ -48,17 +49,18 @@ def plate_distance(pa: PlatePose, size_a, pb: PlatePose, size_b) -> float:
                      _to_plate(_edge_points(pb, size_b), pa, size_a).min()))
 
 
-def overlapping_pairs(pose: JointPose, sizes) -> list[tuple[int, int]]:
-    """Index pairs (i, j) of the plates of `pose` that overlap (closer than PLATE_CLEARANCE_M)."""
+def overlapping_pairs(pose: JointPose, plates) -> list[tuple[int, int]]:
+    """Index pairs (i, j) of the plates of `pose` that overlap (closer than PLATE_CLEARANCE_M). plates: per
+    plate its reflector kind (`optimizer.physics.reflectors`: its reach and distance test) or its size."""
     out = []
-    plates = pose.plates
-    for i in range(len(plates)):
-        for j in range(i + 1, len(plates)):
-            ci, cj = np.array(plates[i].position), np.array(plates[j].position)
-            reach = 0.5 * (np.hypot(*sizes[i]) + np.hypot(*sizes[j])) + PLATE_CLEARANCE_M
-            if np.linalg.norm(ci - cj) > reach:
+    kinds = [as_kind(p) for p in plates]
+    poses = pose.plates
+    for i in range(len(poses)):
+        for j in range(i + 1, len(poses)):
+            ci, cj = np.array(poses[i].position), np.array(poses[j].position)
+            if np.linalg.norm(ci - cj) > kinds[i].reach_m() + kinds[j].reach_m() + PLATE_CLEARANCE_M:
                 continue  # bounding spheres apart
-            if plate_distance(plates[i], sizes[i], plates[j], sizes[j]) < PLATE_CLEARANCE_M:
+            if kinds[i].distance_m(poses[i], kinds[j], poses[j]) < PLATE_CLEARANCE_M:
                 out.append((i, j))
     return out
 
@@ -68,15 +70,22 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
     `samples` joint poses (the corners of both boxes, then seeded uniform draws) overlaps. A pose box
     with room to spare has a non-overlapping pose among them; a sliver of room below the sampling's
     resolution counts as forced."""
-    def box(r):  # x, y, z, yaw[, pitch] bounds of one plate's search box
-        lo = list(r.bounds.min) + [r.yaw_deg.min] + ([r.pitch_deg.min] if r.pitch_deg is not None else [])
-        hi = list(r.bounds.max) + [r.yaw_deg.max] + ([r.pitch_deg.max] if r.pitch_deg is not None else [])
+    def box(r):  # box coordinates (x, y, z or along, off, z), yaw[, pitch] bounds of one plate's search box
+        lo, hi = r.bounds.box_range()
+        lo = lo + [r.yaw_deg.min] + ([r.pitch_deg.min] if r.pitch_deg is not None else [])
+        hi = hi + [r.yaw_deg.max] + ([r.pitch_deg.max] if r.pitch_deg is not None else [])
         return np.array(lo, float), np.array(hi, float)
 
+    def pose(r, v):  # a plate pose from box coordinates
+        x, y = (v[0], v[1]) if r.bounds.frame is None else r.bounds.frame.to_scene(v[0], v[1])
+        return PlatePose.from_seq([x, y] + list(v[2:]) + [0.0] * (5 - v.size))
+
     (lo_a, hi_a), (lo_b, hi_b) = box(ra), box(rb)
-    sizes = [ra.size_m, rb.size_m]
-    reach = 0.5 * (np.hypot(*ra.size_m) + np.hypot(*rb.size_m)) + PLATE_CLEARANCE_M
-    gap = np.maximum(0.0, np.maximum(lo_b[:3] - hi_a[:3], lo_a[:3] - hi_b[:3]))  # between the centre boxes
+    kinds = [kind_of(ra), kind_of(rb)]
+    reach = kinds[0].reach_m() + kinds[1].reach_m() + PLATE_CLEARANCE_M
+    box_lo = [np.array(r.bounds.min, float) for r in (ra, rb)]  # the centre boxes' plan extents
+    box_hi = [np.array(r.bounds.max, float) for r in (ra, rb)]
+    gap = np.maximum(0.0, np.maximum(box_lo[1] - box_hi[0], box_lo[0] - box_hi[1]))  # between the centre boxes
     if np.linalg.norm(gap) > reach:
         return False
     lo, hi = np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi_b])
@@ -84,8 +93,7 @@ def forced_overlap(ra, rb, samples: int = FORCED_OVERLAP_SAMPLES, seed: int = 0)
     units = np.vstack([np.zeros(lo.size), np.ones(lo.size), rng.uniform(0.0, 1.0, (samples - 2, lo.size))])
     for u in units:
         v = lo + u * (hi - lo)
-        va, vb = v[:lo_a.size], v[lo_a.size:]
-        pose = JointPose(plates=[PlatePose.from_seq(list(x) + [0.0] * (5 - x.size)) for x in (va, vb)])
-        if not overlapping_pairs(pose, sizes):
+        joint = JointPose(plates=[pose(ra, v[:lo_a.size]), pose(rb, v[lo_a.size:])])
+        if not overlapping_pairs(joint, kinds):
             return False
     return True

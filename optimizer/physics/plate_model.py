@@ -37,7 +37,8 @@ import numpy as np
 
 from optimizer.constants import PO_OFF_PLATE_RANGE_DB
 from optimizer.physics import antenna, po
-from optimizer.physics.geometry import plate_frame, position, specular_point, wavelength_m
+from optimizer.physics.geometry import position, wavelength_m
+from optimizer.physics.reflectors import kinds
 from optimizer.registry import PLATE_MODELS
 
 _SPECULAR = 1  # sionna.rt.constants.InteractionType.SPECULAR
@@ -108,15 +109,27 @@ class PoPlateModel(PlateModel):
     def __init__(self, radio_scene):
         super().__init__(radio_scene)
         rs = radio_scene
-        self.frequency_hz = float(rs.exp.frequency_hz)
-        self.wavelength = wavelength_m(self.frequency_hz)
-        self.sizes = [np.asarray(p.size_m, float) for p in rs.exp.plates()]
+        self.kinds = kinds(rs.exp)  # each plate's frame, specular points and PO factor
         self.ids = self.plate_ids()
-        self.materials = []
-        for obj in rs.plates:
+
+    @property
+    def frequency_hz(self) -> float:
+        """The scene's frequency now (a band: the one being solved, `RadioScene.at_frequency`)."""
+        return float(self.rs.frequency_hz)
+
+    @property
+    def wavelength(self) -> float:
+        return wavelength_m(self.frequency_hz)
+
+    @property
+    def materials(self) -> list[tuple[float, float]]:
+        """Per plate (relative permittivity, conductivity [S/m]) of its material at the scene's frequency now."""
+        out = []
+        for obj in self.rs.plates:
             mat = obj.radio_material
-            self.materials.append((float(np.array(mat.relative_permittivity).reshape(-1)[0]),
-                                   float(np.array(mat.conductivity).reshape(-1)[0])))
+            out.append((float(np.array(mat.relative_permittivity).reshape(-1)[0]),
+                        float(np.array(mat.conductivity).reshape(-1)[0])))
+        return out
 
     @property
     def tx(self) -> np.ndarray:
@@ -126,9 +139,8 @@ class PoPlateModel(PlateModel):
     def frames(self):
         """Per plate (centre, u, v, n) at the scene's current pose."""
         out = []
-        for p in self.rs.pose.plates:
-            u, v, n = plate_frame(p.yaw_deg, p.pitch_deg)
-            out.append((position(p), u, v, n))
+        for kind, p in zip(self.kinds, self.rs.pose.plates):
+            out.append((position(p), *kind.frame(p)))
         return out
 
     def power(self, paths, only_diffracted: bool = False) -> np.ndarray:
@@ -177,15 +189,13 @@ class PoPlateModel(PlateModel):
         v = np.where(used[..., None], v, rx[r_idx][:, None, :])
         chain = np.concatenate([self.tx[t_idx][:, None, :], v, rx[r_idx][:, None, :]], axis=1)
         source, observer = virtual_ends(chain, d_idx)
-        frames = self.frames()
         f2 = np.ones(d_idx.size)
         obj = objects[d_idx, r_idx, t_idx, p_idx]
         for k, pid in enumerate(self.ids):
             sel = obj == pid
             if sel.any():
-                c, u, vv, n = frames[k]
-                f2[sel] = np.abs(po.po_factor(source[sel], observer[sel], c, u, vv, n, self.sizes[k],
-                                              self.wavelength)) ** 2
+                f2[sel] = np.abs(self.kinds[k].po_factor(source[sel], observer[sel], self.rs.pose.plates[k],
+                                                         self.wavelength)) ** 2
         np.multiply.at(factors, (r_idx, t_idx, p_idx), f2)
         return factors
 
@@ -210,9 +220,10 @@ class PoPlateModel(PlateModel):
         cands = []  # (k, t, receiver indices, specular points on the plane, nearest plate points, F^2, L)
         frames = self.frames()
         for k, pose in enumerate(rs.pose.plates):
-            c, u, v, n = frames[k]
+            c = frames[k][0]
+            kind = self.kinds[k]
             for t in range(num_t):
-                sp = specular_point(pose, self.tx[t], rx)
+                sp = kind.specular(pose, self.tx[t], rx)
                 ok = (sp.side_tx * sp.side_rx > 0) & ~found[:, t, k]
                 idx = np.flatnonzero(ok)
                 if idx.size == 0:
@@ -220,12 +231,12 @@ class PoPlateModel(PlateModel):
                 point = sp.point()[idx]
                 src = np.broadcast_to(self.tx[t], (idx.size, 3))
                 shift = c - point  # the same legs with the specular point at the plate's centre: the reference
-                f2, f2_ref = np.abs(po.po_factor(np.concatenate([src, src + shift]),
-                                                 np.concatenate([rx[idx], rx[idx] + shift]), c, u, v, n,
-                                                 self.sizes[k], self.wavelength)).reshape(2, -1) ** 2
+                f2, f2_ref = np.abs(kind.po_factor(np.concatenate([src, src + shift]),
+                                                   np.concatenate([rx[idx], rx[idx] + shift]), pose,
+                                                   self.wavelength)).reshape(2, -1) ** 2
                 keep = f2 >= f2_ref * 10.0 ** (-PO_OFF_PLATE_RANGE_DB / 10.0)
                 if keep.any():
-                    cands.append((k, t, idx[keep], point[keep], sp.point(self.sizes[k])[idx[keep]], f2[keep],
+                    cands.append((k, t, idx[keep], point[keep], sp.point(kind.size)[idx[keep]], f2[keep],
                                   sp.length_m[idx[keep]]))
         if not cands:
             return out if per_plate else out.sum(-1)

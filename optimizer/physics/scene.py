@@ -7,9 +7,9 @@ Gradients come from elsewhere (`optimizer.search.modes`).
 
 A plate that cuts through scene geometry (a wall, a building, the ground) could not be mounted there:
 `RadioScene.scene_cuts` finds it with one Mitsuba ray launch against the scene without the plates, along
-`plate_cut_segments` of every plate: its 4 edges, its 2 diagonals, PLATE_CUT_LINES interior lines along
-each of its axes, and short segments across its thickness (`reflector.thickness_m`) at its corners and
-centre. A surface met inside a segment is cut. Resolution: a surface that crosses the plate's outline
+the `cut_segments` of every plate's reflector kind (`optimizer.physics.reflectors`; a flat plate: its 4
+edges, its 2 diagonals, PLATE_CUT_LINES interior lines along each of its axes, and short segments across its
+thickness (`reflector.thickness_m`) at its corners and centre). A surface met inside a segment is cut. Resolution: a surface that crosses the plate's outline
 (every wall, slab or floor larger than the plate) or reaches a line of that grid is found, so what can be
 missed is a cut that stays inside one cell of width/(PLATE_CUT_LINES + 1) x height/(PLATE_CUT_LINES + 1)
 (for a 4 m x 2 m plate 1 m x 0.5 m), e.g. a thin pole through the middle of the plate; a plate parallel to
@@ -19,8 +19,7 @@ a surface is cut within half its thickness of it.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,27 +37,13 @@ from optimizer.constants import (
 from optimizer.errors import SceneError
 from optimizer.experiment import areas
 from optimizer.physics import antenna, backend
-from optimizer.physics.geometry import plate_corners, plate_frame
-from optimizer.physics.metrics import checked_rss, combine_dbm, noise_mw
+from optimizer.physics.metrics import checked_rss, combine_dbm, noise_mw, worst_over_band
 from optimizer.physics.plate_model import make_plate_model
+from optimizer.physics.reflectors import kinds
 from optimizer.records import JointPose, PlatePose
 
 if TYPE_CHECKING:
     from optimizer.experiment import Experiment
-
-
-def write_plate_ply(path: Path, size_m, corners: np.ndarray | None = None) -> Path:
-    """A two-triangle rectangle: centred at the origin in the x-z plane (normal +y) or at `corners`."""
-    if corners is None:
-        hw, hh = 0.5 * size_m[0], 0.5 * size_m[1]
-        corners = np.array([[-hw, 0, -hh], [hw, 0, -hh], [hw, 0, hh], [-hw, 0, hh]], float)
-    lines = ["ply", "format ascii 1.0", "element vertex 4", "property float x", "property float y",
-             "property float z", "element face 2", "property list uchar int vertex_indices", "end_header"]
-    lines += [f"{x:.9g} {y:.9g} {z:.9g}" for x, y, z in corners]
-    lines += ["3 0 1 2", "3 0 2 3"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def plate_object_name(index: int) -> str:
@@ -93,30 +78,6 @@ def scene_source_path(scene: str, sha256: str | None = None) -> Path:
     return xml
 
 
-PLATE_CUT_LINES = 3  # interior lines of the scene-cut test along each plate axis (a 4 x 4 grid of cells)
-
-
-def plate_cut_segments(pose: PlatePose, size_m, thickness_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """(origins [S, 3], ends [S, 3]) of the segments along which a plate at `pose` is tested against the
-    scene (see the module): the 4 edges, the 2 diagonals, PLATE_CUT_LINES interior lines along the width
-    and as many along the height, then segments of `thickness_m` along the normal through the 4 corners
-    and the centre."""
-    u, v, n = plate_frame(pose.yaw_deg, pose.pitch_deg)
-    c = plate_corners(pose, size_m)
-    hw, hh = 0.5 * float(size_m[0]), 0.5 * float(size_m[1])
-    centre = np.array(pose.position, float)
-    starts = [c[0], c[1], c[2], c[3], c[0], c[1]]
-    ends = [c[1], c[2], c[3], c[0], c[2], c[3]]
-    for f in np.linspace(-1.0, 1.0, PLATE_CUT_LINES + 2)[1:-1]:
-        starts += [centre - hw * u + f * hh * v, centre + f * hw * u - hh * v]
-        ends += [centre + hw * u + f * hh * v, centre + f * hw * u + hh * v]
-    half_t = 0.5 * float(thickness_m) * n
-    for p in [*c, centre]:
-        starts.append(p - half_t)
-        ends.append(p + half_t)
-    return np.array(starts, float), np.array(ends, float)
-
-
 _PARKED = "parked"  # RadioScene._mounted: the plates are parked below the scene
 
 
@@ -139,7 +100,11 @@ class RadioScene:
             raise SceneError(f"scene: {exp.scene}: cannot be loaded by Sionna ({str(err).splitlines()[0]})") \
                 from None
         sc = self.scene
-        sc.frequency = float(exp.frequency_hz)
+        # a band (`frequency_hz` a list): the scene rests at its centre (radio maps, `serving_plates`, a single
+        # `paths` solve); `rss_dbm` solves at every frequency (`at_frequency`)
+        self.frequencies_hz = exp.frequencies_hz()
+        self.frequency_hz = exp.centre_frequency_hz()
+        sc.frequency = self.frequency_hz
         self.plates: list = []  # none yet: the area drop's ray test (`enclosing_objects`) runs on the scene alone
         self._occluder = None
         self.targets, self.targets_dropped = areas.outside_buildings(exp, self)  # targets.area: none in buildings
@@ -162,6 +127,7 @@ class RadioScene:
         self.noise_mw = noise_mw(exp.objective.bandwidth_hz, exp.objective.noise_figure_db)
         self.solver = rt.PathSolver(deterministic=exp.solver.deterministic)
         self.plates: list = []
+        self.kinds = kinds(exp)  # each plate's reflector kind: its mesh, corners and scene-cut segments
         self.pose: JointPose | None = None
         self._mounted: JointPose | str | None = None  # what the plates' vertex buffers hold: a pose, PARKED, None
         self._occluder = None  # the scene without the plates, for the detached ray tests (built once)
@@ -199,17 +165,13 @@ class RadioScene:
     # --- plates --------------------------------------------------------------------------------------------
     def _add_plates(self):
         rt = self._rt
-        tmp = Path(tempfile.mkdtemp(prefix="reflectopt-plate-"))
-        try:
-            for k, refl in enumerate(self.exp.plates()):
-                ply = write_plate_ply(tmp / f"plate-{k}.ply", refl.size_m)
-                mat = rt.ITURadioMaterial(f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME, "metal",
-                                          thickness=float(refl.thickness_m))
-                self.plates.append(rt.SceneObject(fname=str(ply), name=plate_object_name(k), radio_material=mat))
-            self.scene.edit(add=self.plates)
-            self._occluder = None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for k, (refl, kind) in enumerate(zip(self.exp.plates(), self.kinds)):  # in-memory meshes, no files
+            mat = rt.ITURadioMaterial(f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME, "metal",
+                                      thickness=float(refl.thickness_m))
+            self.plates.append(rt.SceneObject(mi_mesh=kind.mi_mesh(plate_object_name(k)), name=plate_object_name(k),
+                                              radio_material=mat))
+        self.scene.edit(add=self.plates)
+        self._occluder = None
         self.park_plate()
 
     def set_pose(self, pose: JointPose | PlatePose):
@@ -221,8 +183,8 @@ class RadioScene:
         self.pose = pose
         if self._mounted == pose:  # already there: no vertex write, no rebuild of the acceleration structure
             return
-        for k, (refl, p) in enumerate(zip(self.exp.plates(), pose.plates)):
-            self.write_plate_vertices(k, self._mi.Float(plate_corners(p, refl.size_m).ravel().astype(np.float32)))
+        for k, (kind, p) in enumerate(zip(self.kinds, pose.plates)):
+            self.write_plate_vertices(k, self._mi.Float(kind.corners(p).ravel().astype(np.float32)))
         self._mounted = pose
 
     def write_plate_vertices(self, index: int, flat_xyz):
@@ -238,9 +200,9 @@ class RadioScene:
         self.pose = None
         if self._mounted == _PARKED:
             return
-        for k, refl in enumerate(self.exp.plates()[: len(self.plates)]):
+        for k, kind in enumerate(self.kinds[: len(self.plates)]):
             parked = PlatePose(0.0, 10.0 * k, float(PLATE_PARKING_Z_M), 0.0)
-            self.write_plate_vertices(k, self._mi.Float(plate_corners(parked, refl.size_m).ravel().astype(np.float32)))
+            self.write_plate_vertices(k, self._mi.Float(kind.corners(parked).ravel().astype(np.float32)))
         self._mounted = _PARKED
 
     def plate_vertices(self, index: int = 0) -> np.ndarray:
@@ -271,8 +233,35 @@ class RadioScene:
         without diffraction, plus the paths with a diffraction from a solve with it. One solve with
         diffraction drops specular chains erratically (measured: a plate path 40 m from the plate came and
         went between 1e5, 2e5, 4e5 and 1e6 samples; without diffraction it is found at every count)."""
+        return worst_over_band(self.band_rss_dbm(pose, samples_per_src, max_depth))
+
+    def band_rss_dbm(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
+                     max_depth: int | None = None) -> np.ndarray:
+        """[num_frequencies, num_targets] `rss_dbm` at each frequency of `frequency_hz` (one row for a scalar):
+        one truth evaluation, a PathSolver solve per frequency (`at_frequency`: Sionna's materials follow the
+        scene's frequency; the plate model's PO factor follows the scene's wavelength). `rss_dbm` is each
+        target's worst row."""
         self.evaluations += 1
-        return self._to_dbm(self.power_per_tx(pose, samples_per_src, max_depth), pose)
+        rows = []
+        for f in self.frequencies_hz:
+            with self.at_frequency(f):
+                rows.append(self._to_dbm(self.power_per_tx(pose, samples_per_src, max_depth), pose))
+        return np.stack(rows)
+
+    @contextmanager
+    def at_frequency(self, frequency_hz: float):
+        """Within the block, the scene (materials, wavelength) and `frequency_hz` are at `frequency_hz`; back where
+        they were (the band's centre, outside such blocks) after it. A frequency the scene is at already is not
+        set again (one frequency: the scene is never touched)."""
+        before = self.frequency_hz
+        if frequency_hz == before:
+            yield
+            return
+        self.scene.frequency = self.frequency_hz = float(frequency_hz)
+        try:
+            yield
+        finally:
+            self.scene.frequency = self.frequency_hz = before
 
     def power_per_tx(self, pose: JointPose | PlatePose | None = None, samples_per_src: int | None = None,
                      max_depth: int | None = None) -> np.ndarray:
@@ -440,8 +429,7 @@ class RadioScene:
         poses = list(poses)
         if not poses:
             return []
-        refl = self.exp.plates()
-        segs = [plate_cut_segments(p, refl[k].size_m, refl[k].thickness_m) for p, k in zip(poses, plate_index)]
+        segs = [self.kinds[k].cut_segments(p) for p, k in zip(poses, plate_index)]
         o = np.concatenate([a for a, _ in segs])
         d = np.concatenate([b for _, b in segs]) - o
         length = np.linalg.norm(d, axis=1)
@@ -528,7 +516,7 @@ class RadioScene:
         for k, (refl, p) in enumerate(zip(self.exp.plates(), pose.plates)):
             name = plate_object_name(k)
             mat = f"{PLATE_MATERIAL_NAME}-{k}" if k else PLATE_MATERIAL_NAME
-            write_plate_ply(dest / "meshes" / f"{name}.ply", None, corners=plate_corners(p, refl.size_m))
+            self.kinds[k].write_mesh(dest / "meshes" / f"{name}.ply", p)
             added += (f"    <!-- reflectopt: plate {k + 1} at {p} -->\n"
                       f'    <bsdf type="itu-radio-material" id="{mat}">\n'
                       f'        <string name="type" value="metal"/>\n'

@@ -1,45 +1,33 @@
-"""Differentiable single-bounce plate model (the gradient source; never a reported number).
+"""Differentiable model of the plate paths (the gradient source; never a reported number), for one plate or
+several: one plate is the one-element case.
 
-Image method for a finite, two-sided flat plate, written in Dr.Jit so reverse-mode AD gives the
-gradient of the objective w.r.t. the pose (x, y, z, yaw, pitch):
+* each plate's single bounce, by its reflector kind (`optimizer.physics.reflectors`, `path_power_db`: for
+  `flat_plate` the image method with soft edges, occlusion penalty, optional PO aperture level and antennas);
+* with several plates every plate -> plate double bounce (`optimizer.physics.double_bounce`);
+* each path's worst case over its tolerance lanes (the box's corners as scene-frame moves: each plate's own
+  for a single bounce, each of the two plates' in turn for a double bounce), a soft-min per target;
+* the transmitters combined as `objective.combine` asks (`sinr`): the power sum over transmitters (`sum`,
+  `best_server`: a smooth maximum within 3 dB of it), or, with `sinr`, each target's serving transmitter's
+  paths over the others' power plus noise (a constant from one truth without the plates: dB SINR, the
+  truth's unit);
+* per target, the power sum of the paths (a lower bound of the worst case of the sum), and the objective
+  (`optimizer.objectives`) of those per-target values, with its gradient w.r.t. every plate's
+  (x, y, z, yaw_deg, pitch_deg) by reverse-mode AD.
 
-* specular point from the plate-local coordinates of Tx and target (same formula as `geometry.image_method`);
-* power = Tx power + free-space gain over the unfolded length;
-* the plate's edges (and the "target behind the plate" condition) are log-sigmoids of the signed
-  distance over an edge width `w` = factor * first Fresnel-zone radius, added in dB: a target the plate
-  misses by `d` metres costs about 4.34 * d / w dB, so it still pulls the plate (the gradient never
-  vanishes), and as the factor anneals toward a fraction of a Fresnel zone the model tends to the
-  hard-edge image method;
-* legs blocked by the scene (detached ray tests) cost a constant `OCCLUSION_PENALTY_DB` each: they shift
-  the soft-min's weights without zeroing any gradient;
-* the objective is a soft-min (log-sum-exp, temperature [dB]) over targets of the plate path's own
-  power in dB (adding the other paths' power masks the gradient: measured).
-
-With `aperture` (`search.surrogate_level: po`, for a truth under `solver.plate_model: po`) the level comes from
-the same PO factor as the truth (`po.po_factor_local`, with its analytic gradient): aperture loss
-for small and distant plates, the Fresnel ripple and the smooth fall-off across the edge, with a floor
-`PO_OFF_PLATE_RANGE_DB` below the plate's far-field best (capped at the mirror) so nulls and side lobes stay
-finite. Beyond `SURROGATE_PULL_MARGIN_FRESNEL` Fresnel radii outside an edge the PO level is held at its
-value there (the geometry shifted so the specular point stays on the margin: no side lobes to trap a
-world) and the log-sigmoid edges, moved out to the margin, pull from far away.
+Legs blocked by the scene (detached ray tests) cost a constant `OCCLUSION_PENALTY_DB` each: they shift the
+soft-min's weights without zeroing any gradient. The objective is of the plate paths' own power (adding the
+other paths' power masks the gradient: measured).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from optimizer.constants import (
-    DB_PER_NEPER_POWER,
-    EDGE_WIDTH_MIN_M,
-    PO_OFF_PLATE_RANGE_DB,
-    SURROGATE_PULL_MARGIN_FRESNEL,
-)
+from optimizer.constants import DB_PER_NEPER_POWER
 from optimizer.errors import NumericsError
-from optimizer.physics import antenna, po
 from optimizer.physics.backend import to_float
-from optimizer.physics.geometry import specular_point
+from optimizer.physics.double_bounce import double_bounce_points, double_db
+from optimizer.physics.reflectors import as_kind
 from optimizer.records import PlatePose
 
 
@@ -66,27 +54,38 @@ def model_of(objective, temperature_db: float):
     return objectives.default(temperature_db)
 
 
-def _log_sigmoid(dr, x):
-    return dr.minimum(x, 0.0) - dr.log(1.0 + dr.exp(-dr.abs(x)))
+def power_sum_db(dr, terms):
+    """The power sum of Dr.Jit Floats in dB (stable log-sum-exp)."""
+    if len(terms) == 1:
+        return terms[0]
+    m = terms[0]
+    for p in terms[1:]:
+        m = dr.maximum(m, p)
+    m = dr.detach(m)
+    acc = 0.0
+    for p in terms:
+        acc = acc + dr.exp((p - m) / DB_PER_NEPER_POWER)
+    return m + DB_PER_NEPER_POWER * dr.log(acc)
 
 
-def _dot(a, b):
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+def _pad5(vec) -> np.ndarray:
+    v = np.asarray(vec, float).reshape(-1)
+    return np.append(v, 0.0) if v.size == 4 else v
 
 
 class PlateSurrogate:
-    """Smooth model of the plate path for a fixed set of transmitters and targets."""
+    """Smooth model of every plate path (single bounces and, with several plates, plate -> plate double
+    bounces) for fixed transmitters and targets."""
 
-    def __init__(self, tx_positions, tx_power_dbm, targets, size_m, wavelength_m: float, aperture: bool = False,
-                 antennas=None, sinr=None):
-        """aperture: the plate path's level by the truth's PO factor (`search.surrogate_level: po`).
-        antennas: (transmitter specs, target specs) (`optimizer.physics.antenna.AntennaSpec`, one per device):
-        the plate path then includes the Tx pattern toward the specular point, the target's from it and the
-        polarisation match through the plate (a perfect conductor); None or all default: no antenna term
-        (isotropic V, as before antennas).
-        sinr: (serving transmitter [N], interference plus noise [N] [dBm]) for `objective.combine: sinr`: each
-        target's value is then its serving transmitter's plate path over that constant (in dB SINR, the
-        truth's unit); None: the plate paths' power sum over transmitters [dBm]."""
+    def __init__(self, tx_positions, tx_power_dbm, targets, plates, wavelength_m: float, aperture: bool = False,
+                 double_bounce: bool = True, antennas=None, sinr=None):
+        """plates: per plate its reflector kind (`optimizer.physics.reflectors`) or its size [width, height]
+        [m] (a flat plate). aperture: the single bounces' level by the truth's PO factor
+        (`search.surrogate_level: po`). antennas: (transmitter specs, target specs)
+        (`optimizer.physics.antenna.AntennaSpec`, one per device): the single bounces then include the Tx
+        pattern toward the specular point, the target's from it and the polarisation match through the plate;
+        None or all default: isotropic V. sinr: (serving transmitter [N], interference plus noise [N] [dBm])
+        for `objective.combine: sinr` (`sinr_terms`); None: the power sum over transmitters [dBm]."""
         import drjit as dr
         import mitsuba as mi
 
@@ -94,223 +93,210 @@ class PlateSurrogate:
         self.tx = np.asarray(tx_positions, float).reshape(-1, 3)
         self.tx_power_dbm = np.asarray(tx_power_dbm, float).reshape(-1)
         self.targets = np.asarray(targets, float).reshape(-1, 3)
-        self.size = (float(size_m[0]), float(size_m[1]))
+        self.kinds = [as_kind(p) for p in plates]
+        self.sizes = [k.size for k in self.kinds]
         self.wavelength = float(wavelength_m)
         self.aperture = bool(aperture)
         self.sinr = None if sinr is None else (np.asarray(sinr[0], int), np.asarray(sinr[1], float))
         self.antennas = None
         if antennas is not None and not all(a.is_default for a in [*antennas[0], *antennas[1]]):
             self.antennas = (list(antennas[0]), list(antennas[1]))
+        n = len(self.kinds)
+        self.pairs = [(i, j) for i in range(n) for j in range(n) if i != j] if double_bounce else []
 
-    def _opaque(self, value):
-        return self.dr.opaque(self.mi.Float, float(value))
+    @property
+    def path_names(self) -> list[str]:
+        """The modelled paths, in the order of `evaluate`'s `paths_dbm`: 'k' single bounce off plate k,
+        'i>j' double bounce (0-based plate indices)."""
+        return [str(k) for k in range(len(self.kinds))] + [f"{i}>{j}" for i, j in self.pairs]
 
-    def evaluate(self, pose_vec, edge_factor: float, occlusion_db=None, focus=None,
-                 temperature_db: float = 1.0, grad: bool = True, edge_width_m: float | None = None,
-                 offsets=None, corner_temperature_db: float = 0.5, bias_db=None, objective=None):
-        """Plate-path power per target [dBm], the soft-min objective [dBm] and its gradient w.r.t.
-        (x, y, z, yaw_deg, pitch_deg) [dB per m / per deg].
+    # --- one plate's pose given alone (the one-element joint pose) ---------------------------------------------
+    def _joint(self, pose, occlusion_db, offsets, many: bool = False):
+        """(joint vectors, occlusion per path, offsets per plate): a pose given as one plate's vector (of a
+        one-plate model; `many`: [P, 5]) with its [T, N] occlusion (`many`: [P, T, N]) and [K, 5] offsets is
+        the one-element joint pose."""
+        first = pose[0][0] if many else pose[0]
+        flat = np.ndim(first) == 0  # a number: the pose is one plate's vector (`many`: P of them)
+        if not flat:
+            return pose, occlusion_db, offsets, False
+        if len(self.kinds) != 1:
+            raise ValueError(f"a pose of one plate for a model of {len(self.kinds)} plates")
+        if many:
+            pose = [[v] for v in np.asarray(pose, float)]
+            occlusion_db = None if occlusion_db is None else [[o] for o in np.asarray(occlusion_db, float)]
+        else:
+            pose = [pose]
+            occlusion_db = None if occlusion_db is None else [occlusion_db]
+        return pose, occlusion_db, (None if offsets is None else [offsets]), True
 
-        occlusion_db: [num_tx, num_targets] detached penalties [dB] (>= 0), or None.
-        focus: boolean mask of the targets in the soft-min (None: all).
-        edge_width_m: a fixed edge width [m] instead of factor * Fresnel radius (tests, hard-edge limit).
-        offsets: [K, 5] mounting offsets as scene-frame moves (dx, dy, dz [m], yaw, pitch [deg]): the wall-frame
-        box's corners through `optimizer.physics.tolerance.world_offsets`, the one helper that places a box in
-        its wall's frame; each target's power is then its soft-min over the K offset poses
-        (temperature `corner_temperature_db`), i.e. the worst case over the tolerance box, in one launch.
-        bias_db: [num_targets] constant shifts [dB] added to each target's power before the soft-min (the
-        truth correction of `search.residual_correction`: it moves the soft-min's weights, not the
-        per-target gradients); `power_dbm` is returned without it.
-        objective: what the per-target powers reduce to (`optimizer.objectives`; None: the soft-min of
-        `temperature_db`).
-        """
+    def _offsets(self, offsets) -> list[np.ndarray]:
+        return [np.zeros((1, 5)) if (offsets is None or offsets[k] is None) else np.asarray(offsets[k], float)
+                .reshape(-1, 5) for k in range(len(self.kinds))]
+
+    def _over_tx(self, per_tx, k: int, n_pose: int):
+        """One path's lanes combined over transmitters: the power sum [dBm], or (sinr) the serving transmitter's
+        over the interference plus noise [dB] (the paths' power sum is then the serving power's SINR)."""
+        if self.sinr is None:
+            return power_sum_db(self.dr, per_tx)
+        serving, rest_db = (np.tile(np.repeat(a, k), n_pose) for a in self.sinr)
+        out = to_float(-rest_db)
+        for t, p in enumerate(per_tx):
+            out = out + self.dr.select(to_float(serving == t) > 0.5, p, 0.0)
+        return out
+
+    def _paths_db(self, param_of, offs, n_pose: int, edge_factor: float, edge_width_m, occlusion_db, grad: bool,
+                  corner_temperature_db: float):
+        """Each path of `path_names` as a Dr.Jit Float per (pose, target) lane [dBm] (its worst case over its
+        tolerance lanes) and its detached copy [n_pose * N]. param_of(k, lanes): plate k's five parameters for
+        a path of `lanes` lanes per pose (scalars, or per-lane Floats, pose-major). occlusion_db: None or, per
+        path, [num_tx, N] (one pose) or [n_pose, num_tx, N]. All paths' lanes are evaluated together (one
+        kernel per lane count), then all their worst cases."""
         dr = self.dr
-        pose_vec = np.asarray(pose_vec, float)
-        if pose_vec.size == 4:
-            pose_vec = np.append(pose_vec, 0.0)
-        offsets = np.zeros((1, 5)) if offsets is None else np.asarray(offsets, float).reshape(-1, 5)
-        k_off = offsets.shape[0]
-        n_tg = self.targets.shape[0]
-        params = [self._opaque(v) for v in pose_vec]
+        n_plates, n_tg = len(self.kinds), self.targets.shape[0]
+        raw, ks = [], []
+        for k, kind in enumerate(self.kinds):
+            occ = None if occlusion_db is None else occlusion_db[k]
+            per_tx = kind.path_power_db(self, param_of(k, n_tg * offs[k].shape[0]), offs[k], edge_factor,
+                                        edge_width_m, occ, grad, n_pose)
+            raw.append(self._over_tx(per_tx, offs[k].shape[0], n_pose))
+            ks.append(offs[k].shape[0])
+        for m, (i, j) in enumerate(self.pairs):
+            occ = None if occlusion_db is None else occlusion_db[n_plates + m]
+            lanes_i = np.vstack([offs[i], np.zeros((offs[j].shape[0], 5))])
+            lanes_j = np.vstack([np.zeros((offs[i].shape[0], 5)), offs[j]])
+            if offs[i].shape[0] == 1 and offs[j].shape[0] == 1:
+                lanes_i, lanes_j = offs[i], offs[j]
+            n = n_tg * lanes_i.shape[0]
+            per_tx = double_db(self, param_of(i, n), param_of(j, n), self.sizes[i], self.sizes[j], lanes_i, lanes_j,
+                               edge_factor, edge_width_m, occ, n_pose)
+            raw.append(self._over_tx(per_tx, lanes_i.shape[0], n_pose))
+            ks.append(lanes_i.shape[0])
+        dr.eval(*raw)
+        paths = [p if k <= 1 else worst_over_lanes(p, np.array(dr.detach(p), dtype=float), n_pose * n_tg, k,
+                                                   corner_temperature_db, evaluate=False)[0]
+                 for p, k in zip(raw, ks)]
+        dr.eval(*paths)
+        return paths, [np.array(dr.detach(p), dtype=float) for p in paths]
+
+    def evaluate(self, pose, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
+                 grad: bool = True, edge_width_m: float | None = None, offsets=None,
+                 corner_temperature_db: float = 0.5, bias_db=None, objective=None):
+        """Per target the total plate power [dBm] (dB SINR with `sinr`), each path's [num_paths, N], the
+        objective and its gradient w.r.t. each plate's (x, y, z, yaw_deg, pitch_deg) [dB per m / per deg]
+        ([num_plates, 5]; [5] for a pose given as one plate's vector).
+
+        pose: per plate x, y, z, yaw_deg[, pitch_deg] (of a one-plate model also that plate's vector alone).
+        occlusion_db: None or a list, one [num_tx, N] penalty [dB] per path of `path_names` (a one-plate
+        vector: its [num_tx, N]). focus: boolean mask of the targets in the objective (None: all).
+        edge_width_m: a fixed edge width [m] instead of factor * Fresnel radius (tests, hard-edge limit).
+        offsets: None or one [K, 5] array (or None) per plate (a one-plate vector: its array), its tolerance
+        corners as scene-frame moves (`optimizer.physics.tolerance.world_offsets`).
+        bias_db: [N] constant shifts [dB] added to each target's total before the objective (the truth
+        correction of `search.residual_correction`); `power_dbm` is returned without it.
+        objective: what the per-target values reduce to (`optimizer.objectives`; None: the soft-min of
+        `temperature_db`)."""
+        dr, mi = self.dr, self.mi
+        plate_vecs, occlusion_db, offsets, flat = self._joint(pose, occlusion_db, offsets)
+        vecs = [_pad5(v) for v in plate_vecs]
+        offs = self._offsets(offsets)
+        params = [[dr.opaque(mi.Float, float(x)) for x in v] for v in vecs]
         if grad:
-            for p in params:
-                dr.enable_grad(p)
-        p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db, grad)  # [N*K]
-        p_np = np.array(dr.detach(p_all), dtype=float)
-        if k_off > 1:  # worst case over the offset poses, per target (lanes are target-major)
-            p_all, p_np = worst_over_lanes(p_all, p_np, n_tg, k_off, corner_temperature_db)
+            for ps in params:
+                for p in ps:
+                    dr.enable_grad(p)
+        paths, paths_np = self._paths_db(lambda k, _lanes: params[k], offs, 1, edge_factor, edge_width_m,
+                                         occlusion_db, grad, corner_temperature_db)
+        total = power_sum_db(dr, paths)
+        total_np = np.array(dr.detach(total), dtype=float)
+        model = model_of(objective, temperature_db)
         if bias_db is not None:
             bias = np.asarray(bias_db, float).reshape(-1)
-            obj = model_of(objective, temperature_db).model_dr(p_all + to_float(bias), p_np + bias, focus)
+            obj = model.model_dr(total + to_float(bias), total_np + bias, focus)
         else:
-            obj = model_of(objective, temperature_db).model_dr(p_all, p_np, focus)
+            obj = model.model_dr(total, total_np, focus)
         value = float(np.array(dr.detach(obj)).reshape(-1)[0])
-        gvec = np.zeros(5)
+        gvec = np.zeros((len(vecs), 5))
         if grad:
-            dr.backward(obj)
-            gvec = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
+            dr.backward(obj, flags=dr.ADFlag.Default | dr.ADFlag.AllowNoGrad)
+            gvec = np.array([[float(np.array(dr.grad(p)).reshape(-1)[0]) for p in ps] for ps in params])
         if not (np.isfinite(value) and np.isfinite(gvec).all()):
             what = "objective" if not np.isfinite(value) else "gradient"
-            raise NumericsError(f"surrogate at pose {list(map(float, pose_vec))}: the {what} is not finite "
+            raise NumericsError(f"surrogate at pose {[v.tolist() for v in vecs]}: the {what} is not finite "
                                 f"({value if what == 'objective' else gvec.tolist()}); stopped")
-        return {"power_dbm": p_np, "objective": value, "grad": gvec}
+        return {"power_dbm": total_np, "paths_dbm": np.stack(paths_np), "objective": value,
+                "grad": gvec[0] if flat else gvec}
 
-    def evaluate_many(self, pose_vecs, edge_factor: float, occlusion_db=None, focus=None,
-                      temperature_db: float = 1.0, edge_width_m: float | None = None, offsets=None,
-                      corner_temperature_db: float = 0.5, objective=None):
-        """`evaluate` without the gradient for P poses at once, as one batch of lanes (pose-major, then
-        target, then offset): the objective [dBm] per pose (`objective`, [P]) and the plate-path power
-        [dBm] per pose and target (`power_dbm`, [P, N]), each equal to what `evaluate` gives that pose.
+    def evaluate_many(self, poses, edge_factor: float, occlusion_db=None, focus=None, temperature_db: float = 1.0,
+                      edge_width_m: float | None = None, offsets=None, corner_temperature_db: float = 0.5,
+                      objective=None):
+        """`evaluate` without the gradient for P poses at once, as one batch of lanes (pose-major, then target,
+        then tolerance lane): the objective per pose (`objective`, [P]), the total (`power_dbm`, [P, N]) and
+        each path's (`paths_dbm`, [P, num_paths, N]), each equal to what `evaluate` gives that pose.
 
-        occlusion_db: [P, num_tx, num_targets] detached penalties [dB], or None; the rest as in `evaluate`."""
+        poses: P joint poses (lists of per-plate vectors; of a one-plate model also [P, 5] vectors).
+        occlusion_db: None or P lists, one [num_tx, N] penalty per path (one-plate vectors: [P, num_tx, N])."""
         dr = self.dr
-        vecs = np.asarray(pose_vecs, float).reshape(len(pose_vecs), -1)
-        if vecs.shape[1] == 4:
-            vecs = np.concatenate([vecs, np.zeros((vecs.shape[0], 1))], axis=1)
-        offsets = np.zeros((1, 5)) if offsets is None else np.asarray(offsets, float).reshape(-1, 5)
-        n_p, k_off, n_tg = vecs.shape[0], offsets.shape[0], self.targets.shape[0]
-        params = [to_float(np.repeat(vecs[:, c], n_tg * k_off)) for c in range(5)]
-        p_all = self._plate_power_db(params, offsets, edge_factor, edge_width_m, occlusion_db, False, n_p)
-        p_np = np.array(dr.detach(p_all), dtype=float)
-        if k_off > 1:  # worst case over the offset poses, per (pose, target)
-            p_all, p_np = worst_over_lanes(p_all, p_np, n_p * n_tg, k_off, corner_temperature_db)
-        p_np = p_np.reshape(n_p, n_tg)
-        value = model_of(objective, temperature_db).model_dr_many(p_all, p_np, focus)
+        poses, occlusion_db, offsets, _ = self._joint(poses, occlusion_db, offsets, many=True)
+        vecs = np.array([[_pad5(v) for v in pv] for pv in poses], dtype=float)  # [P, plates, 5]
+        n_p, n_tg = vecs.shape[0], self.targets.shape[0]
+        offs = self._offsets(offsets)
+        occ = None if occlusion_db is None else [np.stack([np.asarray(o[q], float) for o in occlusion_db])
+                                                 for q in range(len(self.path_names))]
+        paths, paths_np = self._paths_db(lambda k, lanes: [to_float(np.repeat(vecs[:, k, c], lanes)) for c in range(5)],
+                                         offs, n_p, edge_factor, edge_width_m, occ, False, corner_temperature_db)
+        total = power_sum_db(dr, paths)
+        total_np = np.array(dr.detach(total), dtype=float).reshape(n_p, n_tg)
+        value = model_of(objective, temperature_db).model_dr_many(total, total_np, focus)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
             raise NumericsError(f"surrogate at pose {vecs[bad[0]].tolist()}: the objective is not finite "
                                 f"({value[bad[0]]}); stopped")
-        return {"power_dbm": p_np, "objective": value}
+        return {"power_dbm": total_np, "paths_dbm": np.stack([p.reshape(n_p, n_tg) for p in paths_np], axis=1),
+                "objective": value}
 
-    def _plate_power_db(self, params, offsets: np.ndarray, edge_factor: float, edge_width_m, occlusion_db,
-                        grad: bool = True, n_pose: int = 1):
-        """Soft-edged single-bounce power [dBm] per (target, offset) lane, target-major, summed over Tx.
-        With n_pose > 1, `params` are per-lane Floats and `occlusion_db` is [n_pose, num_tx, num_targets]:
-        the lanes are pose-major (pose, target, offset)."""
-        dr, mi = self.dr, self.mi
-        k_off = offsets.shape[0]
-        n_tg = self.targets.shape[0]
-
-        def lanes(col):
-            return to_float(np.tile(offsets[:, col], n_tg * n_pose))
-
-        x, y, z, yaw_deg, pitch_deg = params
-        d_x, d_y, d_z, d_yaw, d_pitch = (lanes(c) for c in range(5))  # scene-frame moves (`world_offsets`)
-        cx, cy, cz = x + d_x, y + d_y, z + d_z
-        a = (yaw_deg + d_yaw) * (math.pi / 180.0)
-        b = (pitch_deg + d_pitch) * (math.pi / 180.0)
-        sa, ca, sb, cb = dr.sin(a), dr.cos(a), dr.sin(b), dr.cos(b)
-        u = (ca, sa, mi.Float(0.0))
-        v = (sa * sb, -ca * sb, cb)
-        n = (-sa * cb, ca * cb, sb)
-        tgt = [to_float(np.tile(np.repeat(self.targets[:, c], k_off), n_pose))
-               for c in range(3)]
-        rel_r = (tgt[0] - cx, tgt[1] - cy, tgt[2] - cz)
-        ar, br, sr = _dot(rel_r, u), _dot(rel_r, v), _dot(rel_r, n)
-        hw, hh = 0.5 * self.size[0], 0.5 * self.size[1]
-        per_tx = []
-        for t in range(self.tx.shape[0]):
-            rel_t = (float(self.tx[t, 0]) - cx, float(self.tx[t, 1]) - cy, float(self.tx[t, 2]) - cz)
-            at, bt, st = _dot(rel_t, u), _dot(rel_t, v), _dot(rel_t, n)
-            side = dr.select(dr.detach(st) >= 0, 1.0, -1.0)  # the side of the plate facing this Tx
-            st_s, sr_s = st * side, sr * side
-            st_e = dr.maximum(st_s, 1e-3)
-            sr_e = dr.maximum(sr_s, 1e-3)
-            frac = st_e / (st_e + sr_e)
-            aq = at + (ar - at) * frac
-            bq = bt + (br - bt) * frac
-            length = dr.sqrt(dr.square(ar - at) + dr.square(br - bt) + dr.square(st_e + sr_e))
-            # Edge width: factor * first Fresnel-zone radius at the specular point (detached).
-            len_d = dr.detach(length)
-            frac_d = dr.detach(frac)
-            r_f = dr.sqrt(self.wavelength * len_d * frac_d * (1.0 - frac_d))
-            if edge_width_m is not None:
-                w = self._opaque(max(edge_width_m, EDGE_WIDTH_MIN_M))
-            else:
-                w = dr.maximum(self._opaque(edge_factor) * r_f, EDGE_WIDTH_MIN_M)
-            margin = SURROGATE_PULL_MARGIN_FRESNEL * r_f if self.aperture else 0.0
-            soft = (_log_sigmoid(dr, (hw + margin - aq) / w) + _log_sigmoid(dr, (hw + margin + aq) / w)
-                    + _log_sigmoid(dr, (hh + margin - bq) / w) + _log_sigmoid(dr, (hh + margin + bq) / w)
-                    + _log_sigmoid(dr, sr_s / w))
-            gain_db = 20.0 * dr.log(self.wavelength / (4.0 * math.pi * length)) / math.log(10.0)
-            p_db = float(self.tx_power_dbm[t]) + gain_db + DB_PER_NEPER_POWER * soft
-            if self.aperture:  # PO level, its specular point held within the margin (beyond it: the pull)
-                da = dr.clip(aq, -hw - margin, hw + margin) - aq
-                db = dr.clip(bq, -hh - margin, hh + margin) - bq
-                p_db = p_db + self._aperture_db((at + da, bt + db, st_e), (ar + da, br + db, sr_e), r_f, grad,
-                                                n_tg * k_off * n_pose)
-            if self.antennas is not None:  # patterns toward the specular point, polarisation through the plate
-                q = tuple((cx, cy, cz)[c] + aq * u[c] + bq * v[c] for c in range(3))
-                p_db = p_db + self._antenna_db(t, q, tgt, n, k_off, n_pose)
-            if occlusion_db is not None:
-                occl = np.asarray(occlusion_db, dtype=np.float32)
-                occl = occl[t] if n_pose == 1 else occl[:, t, :].reshape(-1)
-                p_db = p_db - to_float(np.repeat(occl, k_off))
-            per_tx.append(p_db)
-        if self.sinr is not None:  # the serving transmitter's plate path over the rest (dB SINR)
-            serving, rest_db = (np.tile(np.repeat(a, k_off), n_pose) for a in self.sinr)
-            out = to_float(-rest_db)
-            for t, p in enumerate(per_tx):
-                out = out + dr.select(to_float(serving == t) > 0.5, p, 0.0)
-            return out
-        if len(per_tx) == 1:
-            return per_tx[0]
-        m = per_tx[0]  # power sum over transmitters, in dB (stable log-sum-exp)
-        for p in per_tx[1:]:
-            m = dr.maximum(m, p)
-        m = dr.detach(m)
-        acc = mi.Float(0.0)
-        for p in per_tx:
-            acc = acc + dr.exp((p - m) / DB_PER_NEPER_POWER)
-        return m + DB_PER_NEPER_POWER * dr.log(acc)
-
-    def _antenna_db(self, t: int, q, tgt, n, k_off: int, n_pose: int):
-        """[dB] Tx t's field toward the specular point q, reflected by the plate (normal n), into each target's
-        field toward q (`antenna.mirror_coupling_dr`); lanes as `_plate_power_db`'s."""
-        dr = self.dr
-        tx_specs, rx_specs = self.antennas
-
-        def unit(vec):
-            norm = dr.sqrt(dr.maximum(sum(dr.square(c) for c in vec), 1e-12))
-            return tuple(c / norm for c in vec)
-
-        tx_ports = antenna.field(tx_specs[t], unit(tuple(q[c] - float(self.tx[t, c]) for c in range(3))))
-        rot = None  # the targets share a pattern; with look_at each has its own orientation: per-lane rotations
-        if any(sp != rx_specs[0] for sp in rx_specs):
-            mats = np.stack([antenna.rotation(sp.orientation_rad) for sp in rx_specs])  # [N, 3, 3]
-            rot = [[to_float(np.tile(np.repeat(mats[:, i, j], k_off), n_pose)) for j in range(3)] for i in range(3)]
-        rx_ports = antenna.field(rx_specs[0], unit(tuple(q[c] - tgt[c] for c in range(3))), rot)
-        return antenna.mirror_coupling_dr(tx_ports, rx_ports, n)
-
-    def _aperture_db(self, s, o, r_f, grad: bool = True, lanes: int | None = None):
-        """10 log10(|F|^2 + floor) [dB] per target as a Dr.Jit Float: the truth's PO factor (numpy, float64)
-        for the source s and observers o in plate coordinates (Dr.Jit, attached), entered into the AD graph
-        with its analytic gradient (value + sum_q dlevel/dq (q - detach(q)): deterministic, no scatter).
-        The floor lies PO_OFF_PLATE_RANGE_DB below the far-field factor (A cos th / lambda rho)^2 capped at 1
-        (detached; lambda rho = r_f^2). Without `grad` the value alone (no derivatives computed)."""
-        dr = self.dr
-        num = lanes or self.targets.shape[0]
-        q = list(s) + list(o)  # s_a, s_b, s_h, o_a, o_b, o_h
-        dr.eval(*[dr.detach(c) for c in q], r_f)  # one kernel for all the host copies below
-        q_np = [np.broadcast_to(np.array(dr.detach(c), float).reshape(-1), (num,)) for c in q]
-        half = (np.full(num, 0.5 * self.size[0]), np.full(num, 0.5 * self.size[1]))
-        f, df = (po.po_factor_local(q_np[:3], q_np[3:], *half, self.wavelength, gradient=True) if grad
-                 else (po.po_factor_local(q_np[:3], q_np[3:], *half, self.wavelength), None))
-        f2 = np.abs(f) ** 2
-        length = po.unfolded_length(q_np[:3], q_np[3:])
-        r_f2 = np.maximum(np.array(r_f, float).reshape(-1), 1e-6) ** 2
-        cos_i = (q_np[2] + q_np[5]) / length
-        floor = np.minimum((self.size[0] * self.size[1] * cos_i / r_f2) ** 2, 1.0) * 10.0 ** (-PO_OFF_PLATE_RANGE_DB / 10)
-        level = DB_PER_NEPER_POWER * np.log(f2 + floor)
-        if not grad:
-            return to_float(level)
-        slope = DB_PER_NEPER_POWER * 2.0 * np.real(np.conj(f)[:, None] * df) / (f2 + floor)[:, None]  # [N, 6]
-        out = to_float(level)
-        for j, c in enumerate(q):
-            out = out + to_float(slope[:, j]) * (c - dr.detach(c))
+    def specular_points(self, plate_vecs) -> list[list[np.ndarray]]:
+        """Per path of `path_names`, the points of its bounces ([num_tx, N, 3] each, clamped onto the plates):
+        the occlusion rays run Tx -> first point (-> second point) -> target."""
+        poses = [PlatePose.from_seq(_pad5(v)) for v in plate_vecs]
+        out = [[kind.specular_points(p, self.tx, self.targets)] for kind, p in zip(self.kinds, poses)]
+        for i, j in self.pairs:
+            pts = [double_bounce_points(poses[i], poses[j], self.sizes[i], self.sizes[j], tx, self.targets)
+                   for tx in self.tx]
+            out.append([np.stack([p[0] for p in pts]), np.stack([p[1] for p in pts])])
         return out
 
-    def specular_points(self, pose_vec) -> np.ndarray:
-        """[num_tx, num_targets, 3] specular points clamped onto the plate (for the occlusion rays)."""
-        pose = PlatePose.from_seq(list(pose_vec)[:5])
-        return np.stack([specular_point(pose, tx, self.targets).point(self.size) for tx in self.tx])
+
+def surrogate_for(exp, targets, sinr=None, aperture: bool | None = None, rs=None, objective=None):
+    """The one factory of the plate surrogate of an experiment: its transmitters and antennas, its plates'
+    kinds, `targets` [N, 3] (the truth's, after an area's drop), the PO level as `search.surrogate_level` asks
+    (or as `aperture` says), and with `combine: sinr` the `sinr` terms (`sinr_terms`) given, or else traced
+    from `rs` (the truth without the plates) at each frequency (None without either: power sum).
+
+    A band (`frequency_hz` a list): one model per frequency, reduced by the soft-min at the temperature of
+    `objective` (`optimizer.physics.band`); one frequency: the `PlateSurrogate` itself."""
+    from optimizer.physics import antenna
+    from optimizer.physics.band import band_surrogate
+    from optimizer.physics.reflectors import kinds
+
+    def make(wavelength: float, frequency_hz: float) -> PlateSurrogate:
+        terms = sinr if sinr is not None or rs is None else sinr_terms(exp, rs, frequency_hz)
+        return PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters],
+                              targets, kinds(exp), wavelength,
+                              aperture=exp.search.surrogate_level == "po" if aperture is None else aperture,
+                              antennas=(antenna.transmitter_specs(exp), antenna.target_specs(exp, targets)),
+                              sinr=terms)
+
+    return band_surrogate(make, exp, objective)
+
+
+def sinr_terms(exp, rs, frequency_hz: float | None = None):
+    """For `objective.combine: sinr`: per target, the serving transmitter (the strongest without the plates) and
+    the others' power plus the noise [dBm], from one truth (`rs`) without the plates at `frequency_hz` (None:
+    the scene's); None for sum and best_server."""
+    if exp.combine() != "sinr":
+        return None
+    with rs.at_frequency(rs.frequency_hz if frequency_hz is None else frequency_hz):
+        per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
+    serving = per_tx.argmax(axis=1)
+    rest = per_tx.sum(axis=1) - per_tx.max(axis=1) + rs.noise_mw
+    return serving, 10.0 * np.log10(rest)

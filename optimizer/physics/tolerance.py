@@ -295,12 +295,13 @@ def larger_plate(exp, pose: JointPose | None, targets_mask=None,
     """Width and height [m] that would keep the specular point of every (Tx, target) in `targets_mask` on
     the first plate at every corner of the tolerance box (wall frame of yaw `frame_yaw_deg`; geometric optics;
     None if it needs no change)."""
-    from optimizer.physics.geometry import specular_point
+    from optimizer.physics.reflectors import kind_of
 
     if pose is None:
         return None
     plate = pose.first
-    size = exp.plates()[0].size_m
+    kind = kind_of(exp.plates()[0])  # its specular points
+    size = kind.size
     need_a, need_b = 0.5 * size[0], 0.5 * size[1]
     targets = np.array(exp.target_points() if targets is None else targets, float).reshape(-1, 3)
     if targets_mask is not None and np.any(targets_mask):
@@ -308,7 +309,7 @@ def larger_plate(exp, pose: JointPose | None, targets_mask=None,
     for off in corner_offsets(half_widths(exp.plates()[0].tolerance)):
         p = offset_pose(plate, off, frame_yaw_deg)
         for t in exp.transmitters:
-            sp = specular_point(p, t.position, targets)
+            sp = kind.specular(p, t.position, targets)
             ok = sp.side_tx * sp.side_rx > 0
             if ok.any():
                 need_a = max(need_a, float(np.abs(sp.a[ok]).max()))

@@ -11,7 +11,8 @@ box (`reflector.bounds`, `yaw_deg`) and the scene, never per pose (the box stays
    WALL_SEARCH_M of the box's centre whose plane the plate, at the middle of its yaw range, faces (within
    WALL_MAX_ANGLE_DEG; any face where the yaw range is 180 deg or wider); its object's coplanar faces give
    the wall's ends;
-3. `bounds`: the mounting box's long horizontal axis is along the wall;
+3. `bounds`: the mounting box's frame (`bounds.frame`) where it has one, else its long horizontal axis is
+   along the wall;
 4. `plate`: a box with no long horizontal axis: the plate's own frame at the middle of its yaw range.
 
 Of the two yaws that describe one wall line, the frame takes the one nearer the middle of the plate's yaw
@@ -29,6 +30,7 @@ import numpy as np
 
 from optimizer.constants import (MOUNT_ROUND_DEG, MOUNT_ROUND_LATLON_DIGITS, MOUNT_ROUND_M, WALL_COPLANAR_M, WALL_MAX_ANGLE_DEG, WALL_MIN_AREA_M2,
                                  WALL_SEARCH_M, WALL_VERTICAL_TOL_DEG)
+from optimizer.physics.geometry import plate_frame
 from optimizer.records import Mount, PlatePose, WallFrame
 
 
@@ -92,6 +94,9 @@ def find_frame(refl, walls: list[Wall] | None = None, faces: Faces | None = None
             return WallFrame(plate=name, yaw_deg=_nearer(_yaw_of_normal(*normal), ref), source=source,
                              wall_id=wall_id, point=[float(v) for v in point], normal=[float(v) + 0.0 for v in normal],
                              ends_m=[float(v) for v in ends] if ends is not None else None)
+    box_frame = getattr(refl.bounds, "frame", None)
+    if box_frame is not None:  # a box in a wall's frame (optimizer.experiment.box): along that wall
+        return WallFrame(plate=name, yaw_deg=_nearer(box_frame.along_deg, ref), source="bounds")
     ext = np.array(refl.bounds.max, float)[:2] - np.array(refl.bounds.min, float)[:2]
     if ext.max() <= 1e-9 or abs(ext[0] - ext[1]) <= 1e-9:
         return WallFrame(plate=name, yaw_deg=_nearer(ref, ref), source="plate")
@@ -103,8 +108,8 @@ def _faces_plate(refl, normal) -> bool:
     where the yaw range is 180 deg or wider)."""
     if float(refl.yaw_deg.max) - float(refl.yaw_deg.min) >= 180.0:
         return True
-    a = math.radians(mid_yaw_deg(refl))
-    return abs(-math.sin(a) * normal[0] + math.cos(a) * normal[1]) >= math.cos(math.radians(WALL_MAX_ANGLE_DEG))
+    n = plate_frame(mid_yaw_deg(refl))[2]
+    return abs(n[0] * normal[0] + n[1] * normal[1]) >= math.cos(math.radians(WALL_MAX_ANGLE_DEG))
 
 
 def _towards(normal: np.ndarray, point: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -201,9 +206,10 @@ def frame_label(frame: WallFrame) -> str:
 
 
 def offset_axes(frame_yaw_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """(along, out) [3] unit vectors of a wall frame of this yaw (horizontal)."""
-    a = math.radians(frame_yaw_deg)
-    return np.array([math.cos(a), math.sin(a), 0.0]), np.array([-math.sin(a), math.cos(a), 0.0])
+    """(along, out) [3] unit vectors of a wall frame of this yaw (horizontal): a plate's width axis and normal
+    at this yaw."""
+    u, _, n = plate_frame(frame_yaw_deg)
+    return u, n
 
 
 def _round(v: float | None, step: float) -> float | None:
@@ -239,8 +245,8 @@ def mount_figures(pose: PlatePose, frame: WallFrame, refl, ground_z: float | Non
         # the plate's normal on the side away from the wall (its own +n where no wall is known)
         n_yaw = pose.yaw_deg
         if frame.normal is not None:
-            a = math.radians(pose.yaw_deg)
-            if -math.sin(a) * frame.normal[0] + math.cos(a) * frame.normal[1] < 0:
+            n_h = plate_frame(pose.yaw_deg)[2]  # the plate's horizontal normal
+            if n_h[0] * frame.normal[0] + n_h[1] * frame.normal[1] < 0:
                 n_yaw += 180.0
         bearing = (-(n_yaw - north_yaw_deg)) % 360.0  # compass bearings turn clockwise
     tol = refl.tolerance

@@ -215,6 +215,18 @@ class ObjectiveResult(Record):
     winner: float | None = Field(description="the objective's truth value at the winning pose")
 
 
+class BandFrequency(Record):
+    """One frequency of a band (`frequency_hz` a list): the truth at the final sample count at that frequency
+    alone, baseline and winner. The run's own figures (`baseline`, `winner`, `objective`) take each target's
+    worst over the band."""
+
+    frequency_hz: float = Field(description="[Hz]")
+    objective_baseline: float | None = Field(description="the objective's truth value without the plate")
+    objective_winner: float | None = Field(description="the objective's truth value at the winning pose")
+    baseline: RssStats = Field(description="truth without the plate at this frequency")
+    winner: RssStats = Field(description="truth at the winning pose at this frequency")
+
+
 class Summary(Record):
     """`summary.json`: everything a run found. Written last: its presence marks a complete run."""
 
@@ -225,7 +237,9 @@ class Summary(Record):
     finished_utc: str
     wall_time_s: float = Field(description="the whole run [s], report included")
     scene: str = Field(description="the scene as the run resolved it")
-    frequency_hz: float = Field(description="[Hz]")
+    frequency_hz: float | list[float] = Field(description="[Hz] the carrier, or the band's frequencies")
+    band: list[BandFrequency] = Field(default_factory=list, description="a band: per frequency, baseline and "
+                                                                        "winner (empty for one frequency)")
     device: str = Field(description="where the worlds' truth ran (cpu, cuda, or both: 'cpu+cuda')")
     output: str = Field(description="the run folder or s3:// URI")
     threshold_dbm: float = Field(description="coverage threshold [dBm]")

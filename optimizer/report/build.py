@@ -31,6 +31,7 @@ from optimizer.constants import (
     PNG_TRAJECTORIES,
     RADIO_MAP_SAMPLES_PER_TX,
     RADIO_MAPS_FILE,
+    RADIO_MAPS_GEOTIFF,
     REPORT_HTML,
     REPORT_MD,
     TOLERANCE_MAP_FILE,
@@ -41,6 +42,7 @@ from optimizer.report.collateral import collateral_of_maps
 from optimizer.report.radio_maps import compute_radio_maps, map_area, scene_geometry
 from optimizer.report.text import build_document, to_html, to_markdown
 from optimizer.store.runstore import RunStore
+from optimizer.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,19 @@ def _plan(exp: Experiment, targets: list[TargetRow] | None, sections, footprints
                      plate_size=tuple(exp.plates()[0].size_m), height_m=float(height),
                      plate_sizes=[tuple(r.size_m) for r in exp.plates()], plate_names=[r.name for r in exp.plates()],
                      more_boxes=[(r.bounds.min[0], r.bounds.min[1], r.bounds.max[0], r.bounds.max[1])
-                                 for r in exp.plates()[1:]])
+                                 for r in exp.plates()[1:]], box_rings=_box_rings(exp))
+
+
+def _box_rings(exp: Experiment) -> list:
+    """Every plate's mounting box in plan as its 4 corners where one is in a wall's frame; [] otherwise."""
+    if all(r.bounds.frame is None for r in exp.plates()):
+        return []
+    out = []
+    for r in exp.plates():
+        b = r.bounds
+        out.append(b.frame.corners() if b.frame is not None else
+                   np.array([[b.min[0], b.min[1]], [b.max[0], b.min[1]], [b.max[0], b.max[1]], [b.min[0], b.max[1]]]))
+    return out
 
 
 def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary | None = None,
@@ -112,6 +126,8 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                  samples_per_tx: int = RADIO_MAP_SAMPLES_PER_TX) -> list[Path]:
     """Draw the pictures and write report.html + report.md into the local run folder `run_dir`.
 
+    exp: the run's `RunSpec` (the run command passes the winner's) or an `Experiment` (default: the run
+    folder's).
     summary: the run's summary (default: read summary.json; the run command passes it before writing it).
     radio_scene: an existing `RadioScene` of this experiment to trace with (default: a new one on `device`
     with `threads`); its plate is parked afterwards.
@@ -131,6 +147,8 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
         from optimizer.experiment import load_run_experiment
 
         exp = steps.run("experiment", load_run_experiment, store)
+    spec = RunSpec.of(exp) if exp is not None and not isinstance(exp, RunSpec) else exp
+    exp = spec.exp if spec is not None else None
     thr = summary.threshold_dbm
     targets: list[TargetRow] | None = steps.run("targets.csv", store.read_targets)
     history: list[WorldStep] | None = steps.run("trajectories", store.read_trajectories)
@@ -180,6 +198,10 @@ def write_report(run_dir, exp=None, radio_maps: bool = True, *, summary: Summary
                 steps.run(RADIO_MAPS_FILE, np.savez_compressed, npz_path, **maps)
                 written.append(npz_path)
     maps = maps or {}
+    if site is not None and "baseline_dbm" in maps:  # the maps for GIS, in the site's projection
+        from optimizer.sites.geotiff import write_radio_maps_geotiff
+
+        written += steps.run(RADIO_MAPS_GEOTIFF, write_radio_maps_geotiff, heat, maps, site) or []
     coll = steps.run("collateral loss", collateral_of_maps, maps, thr)
     if coll is not None:
         summary = summary.model_copy(update={"collateral": coll[0]})

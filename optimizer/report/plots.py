@@ -18,7 +18,7 @@ from matplotlib import patheffects
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.lines import Line2D
 from matplotlib.colors import ListedColormap
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from optimizer.constants import (
@@ -55,6 +55,7 @@ class FloorPlan:
     plate_sizes: list = field(default_factory=list)  # [m] every plate's (width, height); empty: plate_size
     plate_names: list = field(default_factory=list)
     more_boxes: list = field(default_factory=list)  # search boxes (x0, y0, x1, y1) [m] of plates 2, 3, ...
+    box_rings: list = field(default_factory=list)  # where a box is in a wall's frame: every plate's [4, 2] corners
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -91,7 +92,11 @@ def draw_floor_plan(ax, plan: FloorPlan, *, on_dark=False, bounds=True, targets=
     if bounds:
         bx0, by0 = plan.bounds_min
         bx1, by1 = plan.bounds_max
-        for x0, y0, x1, y1 in [(bx0, by0, bx1, by1), *plan.more_boxes]:
+        if plan.box_rings:  # a box in a wall's frame: its own corners, not the axis-aligned box around them
+            for ring in plan.box_rings:
+                ax.add_patch(Polygon(np.asarray(ring, float), closed=True, fill=False, ls="--", lw=1.3, ec=box_c,
+                                     zorder=4, path_effects=halo))
+        for x0, y0, x1, y1 in [] if plan.box_rings else [(bx0, by0, bx1, by1), *plan.more_boxes]:
             ax.add_patch(Rectangle((x0, y0), max(x1 - x0, 0.05), max(y1 - y0, 0.05), fill=False,
                                    ls="--", lw=1.3, ec=box_c, zorder=4, path_effects=halo))
         handles.append(Line2D([], [], ls="--", color=box_c, lw=1.3, path_effects=halo, label="plate search box"))

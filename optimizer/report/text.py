@@ -92,6 +92,28 @@ def _combine(exp) -> str:
         exp.combine()]
 
 
+def _frequencies(f) -> str:
+    if not isinstance(f, list):
+        return f"{f / 1e9:.3f} GHz"
+    return (f"a band of {len(f)}: " + ", ".join(f"{x / 1e9:.3f}" for x in f) + " GHz (each target's worst of them "
+            "counts; the radio maps are at the centre)")
+
+
+def _band_rows(s: Summary) -> list[list[str]]:
+    """Per frequency of a band: the objective, min RSS and coverage without and with the plate."""
+    def obj(v):
+        return "-" if v is None else (fmt_pct(v) if s.objective is not None and s.objective.kind == "coverage"
+                                      else fmt_dbm(v))
+
+    return [[f"{b.frequency_hz / 1e9:.3f} GHz", obj(b.objective_baseline), obj(b.objective_winner),
+             fmt_dbm(b.baseline.min_rss_dbm), fmt_dbm(b.winner.min_rss_dbm), fmt_pct(b.baseline.coverage),
+             fmt_pct(b.winner.coverage)] for b in s.band]
+
+
+BAND_HEAD = ["frequency", "objective baseline", "objective winner", "min RSS baseline [dBm]",
+             "min RSS winner [dBm]", "coverage baseline", "coverage winner"]
+
+
 def _gain(v) -> str:
     return f"{fmt_db(v)} dB" if v is not None else "- (no path on a side: see coverage)"
 
@@ -99,7 +121,7 @@ def _gain(v) -> str:
 def _facts(s: Summary, exp) -> list[list[str]]:
     c = s.counts
     rows = [["experiment", s.name], ["run id", s.run_id], ["scene", s.scene],
-            ["frequency", f"{s.frequency_hz / 1e9:.3f} GHz"], ["coverage threshold", fmt_power(s.threshold_dbm)]]
+            ["frequency", _frequencies(s.frequency_hz)], ["coverage threshold", fmt_power(s.threshold_dbm)]]
     if exp is not None:
         plates = "; ".join(f"{r.size_m[0]:g} m × {r.size_m[1]:g} m {r.material}" for r in exp.plates())
         rows += [["transmitters", ", ".join(f"{t.name} ({t.power_dbm:g} dBm{_antenna(t.antenna)})"
@@ -181,6 +203,10 @@ def build_document(s: Summary, exp, pictures: list[Path], captions: dict, timing
     doc.add(Table(["metric", "baseline (no plate)", "winner (with plate)", "gain"], _metric_rows(s)),
             Para(f"A target that no path reaches has no dBm value ('{NO_PATH}'); a dB gain is given only where both "
                  "sides have a path, otherwise the coverage gained counts.", "small"))
+    if s.band:
+        doc.add(Heading("Per frequency (the band)"), Table(BAND_HEAD, _band_rows(s)),
+                Para("Each frequency's truth alone (a PathSolver solve at that frequency, final sample count); the "
+                     "figures above take each target's worst over the band.", "small"))
     if s.collateral is not None:
         doc.add(Heading("Collateral loss (no harm elsewhere)"), Table(None, collateral_rows(s.collateral),
                                                                       numeric_from=99))

@@ -26,7 +26,7 @@ def init_ray(address: str | None, num_gpus: float | None = None, quiet: bool = T
     # world restores from its own checkpoint.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "30")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # A world's failure is one line from optimizer.search.hooks.Watch, not Tune's traceback per failure
+    # A world's failure is one line from optimizer.search.tune.callbacks.Watch, not Tune's traceback per failure
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     address = address or os.environ.get(ENV_RAY_ADDRESS) or None
     if ray.is_initialized():

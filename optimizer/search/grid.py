@@ -30,6 +30,8 @@ def _axis(lo, hi, step, periodic=False):
 
 
 def grid_poses(space: PoseSpace, spacing_m: float, yaw_step_deg: float, center=None, radius=None):
+    """The grid's points in box coordinates (`PoseSpace.lo`/`hi`: along and off a wall where the box is in
+    its frame); `center`: box coordinates too."""
     lo, hi = space.lo.copy(), space.hi.copy()
     if center is not None:
         lo = np.maximum(space.lo, center - radius)
@@ -72,7 +74,7 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
     t0 = time.perf_counter()
 
     def run(batch, label):
-        batch = [space.project(vec) for vec in batch]
+        batch = [space.project(space.box_to_vec(b)) for b in batch]
         why = space.rejections([space.to_unit(vec) for vec in batch])
         skipped[0] += sum(r is not None for r in why)
         batch = [vec for vec, r in zip(batch, why) if r is None]
@@ -89,7 +91,7 @@ def grid_search(exp: Experiment, radio_scene, spacing_m: float = 0.25, yaw_step_
     step, ystep = spacing_m, yaw_step_deg
     for r in range(refine):
         results.sort(key=lambda t: t[0], reverse=True)
-        centers = [t[1] for t in results[:top_k]]
+        centers = [space.vec_to_box(t[1]) for t in results[:top_k]]
         radius = np.array([step, step, step, ystep] + ([ystep] if space.with_pitch else []))
         step, ystep = step / 4.0, ystep / 4.0
         batch = []

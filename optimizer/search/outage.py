@@ -4,7 +4,7 @@ again, however many processes of the run (the driver, every world) see it.
 Each process notes an outage once (`optimizer.store.storage.report_outages_to`). The driver's own notes go
 straight to `Console`. A world runs in a Ray worker whose output stays off the console, so its notes travel to
 the driver through Ray's key-value store (the cluster's GCS, not the object store that is down), in the run's
-Ray job's namespace; the driver reads them while Tune runs (`poll`, from `hooks.Watch`) and after. The console
+Ray job's namespace; the driver reads them while Tune runs (`poll`, from `tune.callbacks.Watch`) and after. The console
 merges them: the first "down" of an outage is printed, the first "up" after it closes it (timed from the
 earliest "down"), and the other processes' notes of that same outage are dropped.
 """

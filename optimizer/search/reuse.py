@@ -13,7 +13,7 @@ steps unspent; as soon as REUSE_STEPS_FRACTION of a world's steps are free, a ne
 
 Neither starts at a pose the space rejects (plates that overlap or cut the scene, `PoseSpace.rejections`).
 
-Everything here is plain numpy on records, so the Tune searcher (`hooks.WorldSearcher`) stays a thin shell
+Everything here is plain numpy on records, so the Tune searcher (`tune.searcher.WorldSearcher`) stays a thin shell
 and the rules are tested without Ray.
 """
 

@@ -7,7 +7,7 @@ their candidates (`World.candidates`: the best distinct poses, with their nomina
 search the driver ranks every completed world's candidates by what their robust result could still become:
 
 * a candidate's *bound* is its nominal truth (the pose is in its own box, so the box's worst case is no
-  better), in the order the winner is chosen (`driver.world_rank`: holding first, under sizes_m the smaller
+  better), in the order the winner is chosen (`conclude.world_rank`: holding first, under sizes_m the smaller
   plates, then the score); while its box is traced, the bound is the worst pose traced so far;
 * the best bound is checked (`tolerance.check`, fail-fast) and polished (`robust.worst_case_polish`): it is
   the *leader*, its confirmed worst case the bar;
@@ -97,7 +97,7 @@ class Checked:
 
 
 def rank(holds: bool, worst: float, nominal: float, area: int = 0) -> tuple:
-    """`driver.world_rank` of a checked result: holding first, under sizes_m the smaller plates among those
+    """`conclude.world_rank` of a checked result: holding first, under sizes_m the smaller plates among those
     that hold, then the worst case's score, then the nominal's."""
     return (True, bool(holds), -area if holds else 0, worst, nominal)
 
@@ -168,17 +168,14 @@ def model_order(rs, exp: Experiment, pose: JointPose, nominal_rss, baseline_rss)
     None with several plates or where the model cannot be evaluated (the box's own order is then used)."""
     if len(exp.plates()) != 1 or baseline_rss is None:
         return None
-    from optimizer.physics.geometry import wavelength_m
-    from optimizer.physics.surrogate import PlateSurrogate
-    from optimizer.search.modes.surrogate import antenna_specs, occlusion_db
+    from optimizer.physics.surrogate import surrogate_for
+    from optimizer.search.modes.surrogate import occlusion_db
 
     poses = tolerance.box_poses(pose, tolerance.plate_offsets(exp), [f.yaw_deg for f in tolerance.frames(rs, exp)])
-    vecs = np.array([pose.first.as_list()] + [p.first.as_list() for p in poses], float)
+    vecs = [[p.as_list() for p in jp.plates] for jp in [pose, *poses]]
     try:
         backend.init(getattr(rs, "device", None) or exp.device)  # the scene's Mitsuba variant (a stand-in: cpu)
-        model = PlateSurrogate([t.position for t in exp.transmitters], [t.power_dbm for t in exp.transmitters],
-                               rs.targets, exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                               antennas=antenna_specs(exp, rs.targets))
+        model = surrogate_for(exp, rs.targets, aperture=False)
         plate = model.evaluate_many(vecs, EDGE_FACTOR_END, occlusion_db=occlusion_db(model, rs, vecs),
                                     temperature_db=exp.objective.softmin_temperature_db)["power_dbm"]
     except (NumericsError, ValueError, AttributeError):
@@ -205,16 +202,15 @@ def check(rs, exp: Experiment, cand: Candidate, bar: float | None, baseline_rss)
     return Checked(cand, chk, raw, raw["evaluations"] + 1, worst_at, refuted)
 
 
-def _check_chunk(exp_data: dict, items: list, baseline_rss, threads: int, gpu_share: float) -> list[Checked]:
-    """A Ray task: the checks of some challengers (`items`: (Candidate, bar, exp data of its sizes or None)),
-    each size's scene built once."""
-    from optimizer.experiment import parse_experiment
+def _check_chunk(run_exp: Experiment, items: list, baseline_rss, threads: int, gpu_share: float) -> list[Checked]:
+    """A Ray task: the checks of some challengers (`items`: (Candidate, bar, the experiment at its sizes or
+    None)), each size's scene built once."""
     from optimizer.physics import backend
     from optimizer.physics.scene import RadioScene
 
     scenes, out = {}, []
     for cand, bar, sized in items:
-        exp = parse_experiment(sized or exp_data, "experiment")
+        exp = sized or run_exp
         if cand.size not in scenes:
             scenes[cand.size] = RadioScene(exp, device=backend.resolve_device(exp.device, gpu_share=gpu_share),
                                            threads=threads)
@@ -311,12 +307,11 @@ class Phase:
         slots = min(slots, len(challengers) // TASK_MIN_CHECKS)  # each task builds a scene: give it some work
         if slots < 2:
             return None
-        items = [(c, stop_score(c, self.leader),
-                  None if c.size is None else self.exp_for(c.size).model_dump(mode="json")) for c in challengers]
+        items = [(c, stop_score(c, self.leader), None if c.size is None else self.exp_for(c.size))
+                 for c in challengers]
         task = ray.remote(num_cpus=res.cpu_per_world, num_gpus=res.gpu_per_world)(_check_chunk)
-        data = self.exp.model_dump(mode="json")
         threads = max(1, int(round(res.cpu_per_world)))
-        refs = [task.remote(data, items[k::slots], self.baseline, threads, res.gpu_per_world) for k in range(slots)]
+        refs = [task.remote(self.exp, items[k::slots], self.baseline, threads, res.gpu_per_world) for k in range(slots)]
         self.stats.parallel_tasks += slots
         return [r for chunk in ray.get(refs) for r in chunk]
 

@@ -3,6 +3,13 @@
 A joint pose's vector is the plates' vectors one after another: (x, y, z, yaw[, pitch]) per plate, pitch
 only for plates with a `pitch_deg` range.
 
+The box lives in *box coordinates*: a plate whose mounting box is in a wall's frame (`bounds.frame`,
+`optimizer.experiment.box`) moves along the wall, off it and vertically (along, off, z, yaw[, pitch]); any
+other plate in (x, y, z, yaw[, pitch]), where box coordinates and the pose vector are the same numbers.
+`lo`/`hi`/`span` are in box coordinates; the unit cube maps linearly onto them, so every pose sampled,
+stepped to or clipped (`project_unit`) lies in the wall's box. `from_unit`/`to_unit` and the other
+conversions take and give pose vectors (scene coordinates).
+
 A pose the search may not take is *rejected* (`PoseSpace.rejection`): plates that overlap each other
 (`optimizer.physics.overlap`) or, given the scene, a plate that cuts through scene geometry
 (`RadioScene.scene_cuts`). Such a pose is never ray-traced.
@@ -14,6 +21,7 @@ import math
 
 import numpy as np
 
+from optimizer.physics.reflectors import kind_of
 from optimizer.records import JointPose, PlatePose
 
 AXIS_NAMES = ("x", "y", "z", "yaw", "pitch")
@@ -24,9 +32,11 @@ class PlateAxes:
 
     def __init__(self, reflector, offset: int):
         b = reflector.bounds
+        self.frame = getattr(b, "frame", None)  # a `BoxFrame`: the box is in a wall's frame
         self.with_pitch = reflector.pitch_deg is not None
-        lo = list(b.min) + [reflector.yaw_deg.min]
-        hi = list(b.max) + [reflector.yaw_deg.max]
+        lo, hi = b.box_range() if self.frame is not None else (list(b.min), list(b.max))
+        lo, hi = lo + [reflector.yaw_deg.min], hi + [reflector.yaw_deg.max]
+        self.axis_names = AXIS_NAMES if self.frame is None else ("along", "off") + AXIS_NAMES[2:]
         if self.with_pitch:
             lo.append(reflector.pitch_deg.min)
             hi.append(reflector.pitch_deg.max)
@@ -35,6 +45,7 @@ class PlateAxes:
         self.dim = len(lo)
         self.offset = offset
         self.size_m = tuple(float(s) for s in reflector.size_m)
+        self.kind = kind_of(reflector)  # its reflector kind (the overlap test)
         self.name = reflector.name
         yaw_range = reflector.yaw_deg.max - reflector.yaw_deg.min
         self.yaw_periodic = yaw_range >= 360.0 - 1e-9
@@ -70,9 +81,10 @@ class PoseSpace:
             self.plates.append(ax)
             offset += ax.dim
         self.dim = offset
-        self.lo = np.concatenate([p.lo for p in self.plates])
+        self.lo = np.concatenate([p.lo for p in self.plates])  # box coordinates (see the module)
         self.hi = np.concatenate([p.hi for p in self.plates])
         self.span = np.where(self.hi > self.lo, self.hi - self.lo, 0.0)
+        self._framed = [ax for ax in self.plates if ax.frame is not None]
 
     def overlaps(self, unit) -> bool:
         """Whether the plates of the unit-cube pose overlap each other (always False for one plate)."""
@@ -80,7 +92,7 @@ class PoseSpace:
             return False
         from optimizer.physics.overlap import overlapping_pairs
 
-        return bool(overlapping_pairs(self.unit_pose(unit), [ax.size_m for ax in self.plates]))
+        return bool(overlapping_pairs(self.unit_pose(unit), [ax.kind for ax in self.plates]))
 
     def rejections(self, units) -> list[str | None]:
         """Per unit-cube pose, why it is rejected ("plates overlap", or "plate 'NAME' cuts 'OBJECT'"), None
@@ -131,12 +143,45 @@ class PoseSpace:
         vec = np.asarray(vec, float)
         return JointPose(plates=[ax.to_pose(vec[ax.slice]) for ax in self.plates])
 
-    def to_unit(self, vec) -> np.ndarray:
+    def box_to_vec(self, box) -> np.ndarray:
+        """Pose vectors ([..., dim], scene coordinates) of box coordinates (the same numbers without frames)."""
+        box = np.asarray(box, float)
+        if not self._framed:
+            return box
+        vec = box.copy()
+        for ax in self._framed:
+            i = ax.offset
+            vec[..., i], vec[..., i + 1] = ax.frame.to_scene(box[..., i], box[..., i + 1])
+        return vec
+
+    def vec_to_box(self, vec) -> np.ndarray:
+        """Box coordinates of pose vectors [..., dim] (the inverse of `box_to_vec`)."""
         vec = np.asarray(vec, float)
-        return np.where(self.span > 0, (vec - self.lo) / np.where(self.span > 0, self.span, 1.0), 0.5)
+        if not self._framed:
+            return vec
+        box = vec.copy()
+        for ax in self._framed:
+            i = ax.offset
+            box[..., i], box[..., i + 1] = ax.frame.to_frame(vec[..., i], vec[..., i + 1])
+        return box
+
+    def grad_to_unit(self, grad) -> np.ndarray:
+        """A gradient with respect to the pose vector [dim], with respect to the unit cube (chain rule through
+        the frames and the box's span)."""
+        grad = np.asarray(grad, float)
+        if self._framed:
+            grad = grad.copy()
+            for ax in self._framed:
+                i = ax.offset
+                grad[i], grad[i + 1] = ax.frame.turn_to_frame(grad[i], grad[i + 1])
+        return grad * self.span
+
+    def to_unit(self, vec) -> np.ndarray:
+        box = self.vec_to_box(vec)
+        return np.where(self.span > 0, (box - self.lo) / np.where(self.span > 0, self.span, 1.0), 0.5)
 
     def from_unit(self, unit) -> np.ndarray:
-        return self.lo + np.asarray(unit, float) * self.span
+        return self.box_to_vec(self.lo + np.asarray(unit, float) * self.span)
 
     def unit_pose(self, unit) -> JointPose:
         return self.to_pose(self.from_unit(unit))
@@ -155,7 +200,7 @@ class PoseSpace:
         return self.from_unit(self.project_unit(self.to_unit(vec)))
 
     def contains(self, vec, tol=1e-6) -> bool:
-        vec = np.asarray(vec, float)
+        vec = self.vec_to_box(vec)
         for ax in self.plates:
             v = vec[ax.slice]
             yaw_ok = ax.yaw_periodic or (ax.lo[3] - tol <= v[3] <= ax.hi[3] + tol)
@@ -165,8 +210,9 @@ class PoseSpace:
         return True
 
     def on_bounds(self, vec, rel_tol: float = 1e-3) -> list[str]:
-        """Which bounds of the box the pose lies on, e.g. ['x max', 'yaw min'] (periodic yaw has none)."""
-        vec = np.asarray(vec, float)
+        """Which bounds of the box the pose lies on, e.g. ['x max', 'yaw min'] (periodic yaw has none; a box in a
+        wall's frame: 'along min', 'off max')."""
+        vec = self.vec_to_box(vec)
         out = []
         for i, ax in enumerate(self.plates):
             prefix = f"plate {i + 1} " if len(self.plates) > 1 else ""
@@ -177,15 +223,15 @@ class PoseSpace:
                 tol = rel_tol * (hi - lo)
                 val = vec[ax.offset + k]
                 if val <= lo + tol:
-                    out.append(f"{prefix}{AXIS_NAMES[k]} min ({lo:g})")
+                    out.append(f"{prefix}{ax.axis_names[k]} min ({lo:g})")
                 elif val >= hi - tol:
-                    out.append(f"{prefix}{AXIS_NAMES[k]} max ({hi:g})")
+                    out.append(f"{prefix}{ax.axis_names[k]} max ({hi:g})")
         return out
 
     def tolerance_unit(self, tol, fallback: float = 0.02) -> np.ndarray:
         """[dim] one mounting tolerance (`reflector.tolerance`, or a list of them: one per plate) per axis on
         the unit cube: position for x, y,
-        z, yaw_deg for yaw, pitch_deg for pitch; `fallback` (a share of the box) where the tolerance is 0;
+        z (along, off, z in a wall's frame), yaw_deg for yaw, pitch_deg for pitch; `fallback` (a share of the box) where the tolerance is 0;
         0 on fixed axes."""
         out = np.zeros(self.dim)
         tols = list(tol) if isinstance(tol, (list, tuple)) else [tol] * len(self.plates)

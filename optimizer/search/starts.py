@@ -56,7 +56,7 @@ def informed_candidates(exp: Experiment, radio_scene, n_candidates: int, seed: i
     m = centres.shape[0]
     vis_tx = np.stack([radio_scene.visible(np.repeat(tx[t:t + 1], m, 0), centres) for t in range(len(tx))], 1)
     vis_tg = radio_scene.visible(np.repeat(centres, len(targets), 0), np.tile(targets, (m, 1))).reshape(m, -1)
-    lam = wavelength_m(exp.frequency_hz)
+    lam = wavelength_m(exp.centre_frequency_hz())  # a band: its centre (only `exists` is read)
     weight = antenna_weights(exp, tx, centres)  # [M, T]: a plate behind a sector antenna is a poor start
     scores = np.zeros(m)
     for i in range(m):

@@ -82,9 +82,9 @@ def _read_tagged(p, tag: str, timeout_s: float):
 def measure(exp, n: int, steps: int = 5, warmup: int = 2, device: str = "cpu", threads: int = 1,
             timeout_s: float = 900.0) -> dict:
     """N worlds at once on `device`: world-steps/s in the common steady state, mean step time, memory."""
-    exp = exp.model_copy(deep=True)
-    exp.device = device
-    exp.search.steps = warmup + steps + 1  # no world reaches its last step (the final tolerance check)
+    # no world reaches its last step (the final tolerance check)
+    exp = exp.model_copy(update={"device": device,
+                                 "search": exp.search.model_copy(update={"steps": warmup + steps + 1})})
     with tempfile.TemporaryDirectory(prefix="reflectopt-calibrate-") as tmp:
         spec = Path(tmp) / "experiment.json"
         spec.write_text(json.dumps(exp.model_dump(mode="json")))

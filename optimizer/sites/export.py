@@ -7,8 +7,9 @@ Both hold the same placemarks, converted from scene metres with the site's frame
                    targets.csv also the baseline and winner RSS)
     target-area    the targets' region: a Polygon at its height (z_m, spacing_m)
     mounting-box   per plate, its `bounds`: in plan a Polygon (a LineString or a Point where the box is flat
-                   along x or y) with z_min_m/z_max_m and the yaw range; in KML its 12 edges in 3D (the bottom
-                   and top rings and 4 posts)
+                   along x or y; a box in a wall's frame: its own corners, a LineString at one stand-off) with
+                   z_min_m/z_max_m and the yaw range; in KML its 12 edges in 3D (the bottom and top rings and 4
+                   posts)
     plate          per plate, the winner's outline: the 4 corners (closed; in plan a LineString, as a vertical
                    plate has no area; in KML a Polygon in 3D), with size, yaw, pitch, the centre's lat/lon and
                    height, and the true bearing its normal faces (the plate is two-sided: also +180)
@@ -55,13 +56,24 @@ def _plan_box(x0: float, y0: float, x1: float, y1: float):
     return Point(x0, y0)
 
 
-def _box_edges(lo, hi):
-    """The 12 edges of the box lo..hi [m] as a 3-D MultiLineString: the bottom and top rings and the 4
-    posts (a flat box keeps its repeated edges)."""
+def _plan_ring(corners):
+    """The plan of a box in a wall's frame from its 4 corners: a Polygon, a LineString where it has no
+    width off the wall (a single stand-off) or along it, or a Point."""
+    from shapely.geometry import LineString, Point, Polygon
+
+    poly = Polygon(corners)
+    if poly.area > 1e-12:
+        return poly
+    far = max(((a, b) for a in corners for b in corners), key=lambda ab: math.dist(*ab))
+    return LineString(far) if math.dist(*far) > 0 else Point(corners[0])
+
+
+def _box_edges(ring4, z0: float, z1: float):
+    """The 12 edges of the box over the plan corners `ring4` from z0 to z1 [m] as a 3-D MultiLineString: the
+    bottom and top rings and the 4 posts (a flat box keeps its repeated edges)."""
     from shapely.geometry import MultiLineString
 
-    (x0, y0, z0), (x1, y1, z1) = lo, hi
-    ring = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+    ring = [*ring4, ring4[0]]
     lines = [[(x, y, z) for x, y in ring] for z in (z0, z1)]
     lines += [[(x, y, z0), (x, y, z1)] for x, y in ring[:4]]
     return MultiLineString(lines)
@@ -95,10 +107,17 @@ def placemarks(exp, frame: LocalFrame, joint_pose=None, targets=None) -> list[Pl
     poses = list(joint_pose.plates) if joint_pose is not None else []
     for k, r in enumerate(exp.plates()):
         lo, hi = [float(v) for v in r.bounds.min], [float(v) for v in r.bounds.max]
-        out.append(Placemark(f"{r.name}: mounting box", "mounting-box", _plan_box(lo[0], lo[1], hi[0], hi[1]),
-                             _box_edges(lo, hi),
-                             {"plate": r.name, "z_min_m": lo[2], "z_max_m": hi[2], "yaw_min_deg": r.yaw_deg.min,
-                              "yaw_max_deg": r.yaw_deg.max}))
+        props = {"plate": r.name, "z_min_m": lo[2], "z_max_m": hi[2], "yaw_min_deg": r.yaw_deg.min,
+                 "yaw_max_deg": r.yaw_deg.max}
+        if r.bounds.frame is None:
+            ring4 = [(lo[0], lo[1]), (hi[0], lo[1]), (hi[0], hi[1]), (lo[0], hi[1])]
+            plan = _plan_box(lo[0], lo[1], hi[0], hi[1])
+        else:  # the box in its wall's frame: its own corners, not the axis-aligned box around them
+            ring4 = [tuple(float(v) for v in c) for c in r.bounds.frame.corners()]
+            plan = _plan_ring(ring4)
+            props |= {"along_m": list(r.bounds.frame.along_m), "off_m": list(r.bounds.frame.off_m)}
+        out.append(Placemark(f"{r.name}: mounting box", "mounting-box", plan, _box_edges(ring4, lo[2], hi[2]),
+                             props))
         if k >= len(poses):
             continue
         p = poses[k]

@@ -12,11 +12,12 @@ against site.json). A plate
 whose `yaw_deg` is not given gets the half-space in front of the wall: yaws within 90 degrees either side
 of the plate lying flat on the wall facing out (the middle of the range).
 
-The search box is axis-aligned (`optimizer.search.space`): for a wall that is not parallel to x or y the box
-is the axis-aligned box of the segment from `a` to `b` at the stand-off, so it also holds points nearer to
-and farther from the wall than `s` (up to (b - a) |sin 2θ| / 2 off the segment for a wall at θ to the x
-axis). Keep `along_m` short on such walls; a pose that cuts the building is still refused by the search
-(`RadioScene.scene_cuts`).
+On a wall parallel to x or y the box is the axis-aligned `{min, max}` a person would write. On any other
+wall the axis-aligned box of the stretch would also hold points nearer to and farther from the wall than
+`s` (up to (b - a) |sin 2θ| / 2 off the stretch for a wall at θ to the x axis), so the box is kept in the
+wall's frame (`bounds.frame`, `optimizer.experiment.box`: along a..b, off s..s, from the wall's start
+point), with `min`/`max` its plan extent; the search moves in that frame (`optimizer.search.space`), so
+every pose it tries is on the stretch at the stand-off.
 
 Bad input (ConfigError, exit 2, one line each naming the key): the wall form (or `mounted_on_wall`) on a
 scene without site.json; an unknown wall id (also in `mounted_on_wall`, or one that is not the bounds' wall); `along_m` outside the wall; `height_m` outside the wall's height range; a stand-off
@@ -36,6 +37,7 @@ FORM = "a mounting box given by wall ({wall, along_m, height_m, standoff_m})", "
 NAMED_FORM = "a wall named by mounted_on_wall", "no mounted_on_wall (the wall is then found in the scene mesh)"
 ON_WALL_TOL_M = 1e-3  # [m] along_m / height_m may pass the wall's ends by this much (site.json rounds to 1 mm)
 DIGITS = 6  # the box's coordinates are rounded to 1 um (float noise of the arithmetic off)
+ANGLE_DIGITS = 9  # the frame's direction [deg] (1e-9 deg moves a point 70 m along by 1e-9 m)
 
 
 def _plates(data: dict):
@@ -73,8 +75,9 @@ def yaw_facing_deg(nx: float, ny: float) -> float:
 
 def wall_box(wall: Wall, along_m: tuple[float, float], height_m: tuple[float, float],
              standoff_m: float) -> tuple[dict, dict]:
-    """({min, max} of the plate centre [m], {min, max} of the yaw [deg] in front of the wall): the
-    axis-aligned box of the wall's stretch `along_m` from its start, `standoff_m` in front of its face."""
+    """(the bounds of the plate centre [m], {min, max} of the yaw [deg] in front of the wall): the wall's
+    stretch `along_m` from its start, `standoff_m` in front of its face; `{min, max}` where that is exact
+    (a wall parallel to x or y, or a stretch of no length), else also its `frame` (see the module)."""
     length = wall.length_m
     ux, uy = (wall.x1 - wall.x0) / length, (wall.y1 - wall.y0) / length
     nx, ny = wall.normal
@@ -82,7 +85,12 @@ def wall_box(wall: Wall, along_m: tuple[float, float], height_m: tuple[float, fl
     lo = [round(min(p[k] for p in ends), DIGITS) for k in (0, 1)] + [height_m[0]]
     hi = [round(max(p[k] for p in ends), DIGITS) for k in (0, 1)] + [height_m[1]]
     mid = round(yaw_facing_deg(nx, ny), DIGITS)
-    return {"min": lo, "max": hi}, {"min": round(mid - 90.0, DIGITS), "max": round(mid + 90.0, DIGITS)}
+    bounds = {"min": lo, "max": hi}
+    if (along_m[1] - along_m[0]) * abs(ux * uy) > 0.5 * 10.0 ** -DIGITS:  # the axis-aligned box is not exact
+        bounds["frame"] = {"origin_m": [wall.x0, wall.y0],
+                           "along_deg": round(math.degrees(math.atan2(uy, ux)), ANGLE_DIGITS),
+                           "along_m": [along_m[0], along_m[1]], "off_m": [standoff_m, standoff_m]}
+    return bounds, {"min": round(mid - 90.0, DIGITS), "max": round(mid + 90.0, DIGITS)}
 
 
 def resolve_wall_bounds(data, source: str, scene: str | None) -> None:

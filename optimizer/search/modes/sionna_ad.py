@@ -30,51 +30,25 @@ def _ad_solver(rs):
     return solver
 
 
-def _corners(params, size_m):
-    """The plate's 4 corners as a flat Dr.Jit Float, differentiable w.r.t. (x, y, z, yaw_deg, pitch_deg)
-    (the formula of `optimizer.physics.geometry.plate_corners`)."""
-    import drjit as dr
-    import mitsuba as mi
-
-    x, y, z, yaw, pitch = params
-    a, b = yaw * (math.pi / 180.0), pitch * (math.pi / 180.0)
-    u = (dr.cos(a), dr.sin(a), mi.Float(0.0))
-    v = (dr.sin(a) * dr.sin(b), -dr.cos(a) * dr.sin(b), dr.cos(b))
-    hw, hh = 0.5 * float(size_m[0]), 0.5 * float(size_m[1])
-    out = []
-    for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1)):  # the PLY's corner order
-        out += [c + su * hw * uu + sv * hh * vv for c, uu, vv in zip((x, y, z), u, v)]
-    return _interleave(out)
-
-
-def _interleave(values):
-    """[x0, y0, z0, x1, ...] scalars (Dr.Jit Floats of width 1) into one Float of width 12."""
-    import drjit as dr
-    import mitsuba as mi
-
-    idx = mi.UInt32(list(range(len(values))))
-    out = dr.zeros(mi.Float, len(values))
-    for i, val in enumerate(values):
-        out = dr.select(idx == i, val, out)
-    return out
-
-
 def rss_dbm_with_grad(rs, pose, focus, objective):
-    """RSS per target [dBm] (-inf: no path) and the gradient of the soft-min over the focus targets w.r.t.
-    (x, y, z, yaw_deg, pitch_deg) of the first plate."""
+    """RSS per target [dBm] (-inf: no path) and the gradient [num_plates, 5] of the objective over the focus
+    targets w.r.t. every plate's (x, y, z, yaw_deg, pitch_deg) (its vertices by its reflector kind)."""
     import drjit as dr
     import mitsuba as mi
+
+    from optimizer.physics.reflectors import kinds
 
     s = rs.exp.solver
-    p0 = pose.first
-    params = [dr.opaque(mi.Float, float(v)) for v in p0.as_list()]
-    for p in params:
+    params = [[dr.opaque(mi.Float, float(v)) for v in p.as_list()] for p in pose.plates]
+    flat = [p for ps in params for p in ps]
+    for p in flat:
         dr.enable_grad(p)
-    grad = np.zeros(5)
+    grad = np.zeros((len(params), 5))
     paths = None
     bad = None  # what was not finite
     try:
-        rs.write_plate_vertices(0, _corners(params, rs.exp.plates()[0].size_m))
+        for k, (kind, ps) in enumerate(zip(kinds(rs.exp), params)):
+            rs.write_plate_vertices(k, kind.corners_dr(ps))
         solver = _ad_solver(rs)
         paths = solver(rs.scene, max_depth=s.max_depth, samples_per_src=int(s.samples_per_src),
                           max_num_paths_per_src=int(s.samples_per_src), refraction=s.refraction,
@@ -94,13 +68,13 @@ def rss_dbm_with_grad(rs, pose, focus, objective):
                 bad = "received power"
             obj = objective.model_dr(db, db_np, focus)
             dr.backward(obj, flags=dr.ADFlag.Default | dr.ADFlag.AllowNoGrad)
-            grad = np.array([float(np.array(dr.grad(p)).reshape(-1)[0]) for p in params])
+            grad = np.array([[float(np.array(dr.grad(p)).reshape(-1)[0]) for p in ps] for ps in params])
             if bad is None and not np.isfinite(grad).all():
                 bad = "gradient"
     except Exception:  # noqa: BLE001 - a comparison mode: fall back to a zero gradient
-        grad = np.zeros(5)
+        grad = np.zeros((len(params), 5))
     finally:
-        for p in params:  # leave no AD graph behind (a later world on this scene would crash Dr.Jit at exit)
+        for p in flat:  # leave no AD graph behind (a later world on this scene would crash Dr.Jit at exit)
             dr.disable_grad(p)
         rs.set_pose(pose)  # detached vertex buffer again
         paths = None
@@ -120,6 +94,7 @@ class SionnaMode(GradientMode):
         rss, grad = rss_dbm_with_grad(w.rs, pose, w.focus, w.objective)
         w.evaluations += 1
         result = w.record(pose, rss)
-        w.adam_ascent(grad[: w.space.dim] * w.space.span, w.learning_rate(w.progress()))
+        g = np.concatenate([grad[k][: ax.dim] for k, ax in enumerate(w.space.plates)])
+        w.adam_ascent(w.space.grad_to_unit(g), w.learning_rate(w.progress()))
         result.surrogate_dbm = result.objective_dbm
         return result

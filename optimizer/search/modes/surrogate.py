@@ -15,17 +15,17 @@ The world climbs the truth, not only the model:
   a step is under TRUST_BAD_RATIO of the corrected model's (both ends of the step under the same
   correction), doubled (up to 1) above TRUST_GOOD_RATIO.
 
-Antennas and `objective.combine` (optimizer.physics.antenna): the plate path includes each transmitter's
-pattern toward the plate, the targets' pattern and the polarisation through it; with `combine: sinr` each
-target's model value is its serving transmitter's plate path over the others' power plus noise from one truth
-without the plates (`sinr_terms`, dB SINR like the truth); `best_server` keeps the power sum over
-transmitters (a smooth maximum within 3 dB of it). Several plates with `sinr`: the power sum, in dBm.
-
-With several plates the model is `optimizer.physics.multi_surrogate.MultiPlateSurrogate` (every plate's single
-bounce and the plate -> plate double bounces) and every pose vector is the joint one; exploration perturbs
-every plate and turns one plate, drawn at random, to the specular yaw toward the focus targets that the other
-plates serve worst (in the model). Candidates that are rejected (plates that overlap each other or cut
-through the scene, `PoseSpace.rejections`) are skipped, with one plate as with several.
+The model is `optimizer.physics.surrogate.PlateSurrogate` (built by `surrogate_for`), one plate being the
+one-element case of several: every plate's single bounce and, with several, the plate -> plate double bounces;
+every pose vector is the joint one. It includes each transmitter's pattern toward each plate, the targets'
+pattern and the polarisation through it; with `objective.combine: sinr` each target's model value is its
+serving transmitter's plate paths over the others' power plus noise from one truth without the plates
+(`sinr_terms`, dB SINR like the truth), with one plate or several; `best_server` keeps the power sum over
+transmitters (a smooth maximum within 3 dB of it). Exploration perturbs every plate and turns one plate, drawn
+at random, to the specular yaw toward the focus targets that the other plates serve worst in the model (with
+one plate: all focus targets). The truth correction and the trust region run with one plate (several plates
+keep their results from before they shared the model). Candidates that are rejected (plates that overlap
+each other or cut through the scene, `PoseSpace.rejections`) are skipped.
 """
 
 from __future__ import annotations
@@ -45,44 +45,41 @@ from optimizer.constants import (
     TRUST_MIN,
     TRUST_MIN_PREDICTED_DB,
 )
-from optimizer.physics.geometry import specular_yaw_pitch, wavelength_m
+from optimizer.physics.geometry import specular_yaw_pitch
+from optimizer.physics.surrogate import surrogate_for
 from optimizer.physics.tolerance import corner_offsets, frames, half_widths, world_offsets
 from optimizer.search.modes import GradientMode, ModeStep, register_gradient_mode
 from optimizer.search.starts import fit_yaw
 
 
-def occlusion_db(surrogate, rs, pose_vecs) -> np.ndarray:
-    """[P, T, N] penalties [dB] for P poses of a one-plate model with one batched ray test (both legs, every
-    pose, in one launch against the plate-free scene `rs`): OCCLUSION_PENALTY_DB per blocked leg (Tx -> plate,
-    plate -> target)."""
-    pts = np.stack([surrogate.specular_points(v) for v in pose_vecs])  # [P, T, N, 3]
-    num_p, num_t, num_n = pts.shape[:3]
-    flat = pts.reshape(-1, 3)
-    tx = np.tile(np.repeat(surrogate.tx, num_n, axis=0), (num_p, 1))
-    m = flat.shape[0]
-    clear = rs.visible(np.concatenate([tx, flat]), np.concatenate([flat, np.tile(rs.targets, (num_p * num_t, 1))]))
-    leg1, leg2 = clear[:m], clear[m:]
-    blocked = (~leg1).astype(float) + (~leg2).astype(float)
-    return (OCCLUSION_PENALTY_DB * blocked).reshape(num_p, num_t, num_n)
+def occlusion_db(surrogate, rs, pose_vecs) -> list[list[np.ndarray]]:
+    """Per joint pose (per-plate vectors), per modelled path (`surrogate.path_names`), [T, N] penalties [dB]:
+    OCCLUSION_PENALTY_DB per blocked leg (Tx -> bounce points -> target), all legs of all poses in one batched
+    ray test against the plate-free scene `rs`."""
+    tx, tg = surrogate.tx, rs.targets
+    origins, ends, where = [], [], []
+    for p, vecs in enumerate(pose_vecs):
+        for q, pts in enumerate(surrogate.specular_points(vecs)):
+            num_t, num_n = pts[0].shape[:2]
+            chain = [np.repeat(tx, num_n, axis=0)] + [x.reshape(-1, 3) for x in pts] + [np.tile(tg, (num_t, 1))]
+            for a, b in zip(chain[:-1], chain[1:]):
+                origins.append(a)
+                ends.append(b)
+                where.append((p, q, num_t, num_n))
+    clear = rs.visible(np.concatenate(origins), np.concatenate(ends))
+    out = [[np.zeros((len(tx), len(tg))) for _ in surrogate.path_names] for _ in pose_vecs]
+    start = 0
+    for o, (p, q, num_t, num_n) in zip(origins, where):
+        blocked = ~clear[start:start + len(o)]
+        start += len(o)
+        out[p][q] += OCCLUSION_PENALTY_DB * blocked.reshape(num_t, num_n)
+    return out
 
 
-def antenna_specs(exp, targets) -> tuple[list, list]:
-    """(transmitter specs, target specs) of the surrogate's antenna term (`optimizer.physics.antenna`)."""
-    from optimizer.physics import antenna
-
-    return antenna.transmitter_specs(exp), antenna.target_specs(exp, targets)
-
-
-def sinr_terms(exp, rs):
-    """For `objective.combine: sinr`: per target, the serving transmitter (the strongest without the plates) and
-    the others' power plus the noise [dBm], from one truth (`rs`) without the plates; None for sum and
-    best_server."""
-    if exp.combine() != "sinr":
-        return None
-    per_tx = rs.power_per_tx(None) * 10.0 ** (rs.tx_power_dbm / 10.0)  # [N, T] [mW]
-    serving = per_tx.argmax(axis=1)
-    rest = per_tx.sum(axis=1) - per_tx.max(axis=1) + rs.noise_mw
-    return serving, 10.0 * np.log10(rest)
+def corner_offsets_of(exp, rs) -> list:
+    """Per plate, its tolerance box's corners as scene-frame moves in its wall frame (None: tolerance off)."""
+    return [world_offsets(corner_offsets(half_widths(r.tolerance)), f.yaw_deg) if r.tolerance.active else None
+            for r, f in zip(exp.plates(), frames(rs, exp))]
 
 
 @register_gradient_mode
@@ -91,27 +88,15 @@ class SurrogateMode(GradientMode):
 
     def __init__(self, world):
         super().__init__(world)
-        from optimizer.physics.surrogate import PlateSurrogate
-
         exp = world.exp
         self.residual: np.ndarray | None = None  # [targets] truth minus model [dB] at the last truth check
         self.trust = TRUST_MAX
         self.last_objective: float | None = None  # [dBm] the truth's soft-min at the last truth check
         self.last_model: np.ndarray | None = None  # [targets] the model's power there [dBm]
-        self.multi = len(exp.plates()) > 1
-        if self.multi:  # (the truth correction and trust region are one-plate only, for now)
-            self._init_multi(world)
-            return
-        self.surrogate = PlateSurrogate([t.position for t in exp.transmitters],
-                                        [t.power_dbm for t in exp.transmitters], world.rs.targets,
-                                        exp.plates()[0].size_m, wavelength_m(exp.frequency_hz),
-                                        aperture=exp.search.surrogate_level == "po",
-                                        antennas=antenna_specs(exp, world.rs.targets),
-                                        sinr=sinr_terms(exp, world.rs))
+        self.corrects = len(exp.plates()) == 1  # the truth correction and trust region (see the module)
+        self.surrogate = surrogate_for(exp, world.rs.targets, rs=world.rs, objective=world.objective)
         # the worst case over the mounting tolerance's corners, in every evaluation (None: tolerance off)
-        tol = exp.plates()[0].tolerance
-        self.offsets = (world_offsets(corner_offsets(half_widths(tol)), frames(world.rs, exp)[0].yaw_deg)
-                        if tol.active else None)  # as scene-frame moves, in the plate's wall frame
+        self.offsets = corner_offsets_of(exp, world.rs)
 
     def state(self) -> dict:
         return {"residual": None if self.residual is None else self.residual.tolist(), "trust": self.trust,
@@ -126,7 +111,20 @@ class SurrogateMode(GradientMode):
         model = state.get("last_model")
         self.last_model = None if model is None else np.asarray(model, float)
 
-    # --- exploration, shared by one and several plates -----------------------------------------------------------
+    def _plate_vecs(self, vec) -> list[np.ndarray]:
+        return [np.asarray(vec, float)[ax.slice] for ax in self.world.space.plates]
+
+    def occlusion(self, vecs) -> list[list[np.ndarray]]:
+        """`occlusion_db` of this world's model and scene for joint pose vectors."""
+        return occlusion_db(self.surrogate, self.world.rs, [self._plate_vecs(v) for v in vecs])
+
+    def _eval(self, vec, frac: float, grad: bool = True, bias=None) -> dict:
+        w = self.world
+        return self.surrogate.evaluate(self._plate_vecs(vec), w.edge_factor(frac), occlusion_db=self.occlusion([vec])[0],
+                                       focus=w.focus, objective=w.objective, grad=grad, offsets=self.offsets,
+                                       bias_db=bias)
+
+    # --- exploration ------------------------------------------------------------------------------------------
     def _explore_due(self) -> bool:
         """At the first step, and every EXPLORE_EVERY steps while the last truth misses the objective's requirement
         (`min`: a target uncovered; until EXPLORE_UNTIL of the world's steps)."""
@@ -135,90 +133,39 @@ class SurrogateMode(GradientMode):
         return w.step_index == 0 or (missing and w.step_index % EXPLORE_EVERY == 0
                                      and w.progress() < EXPLORE_UNTIL)
 
-    def _mountable(self, cands: list) -> list:
-        """The candidates that are not rejected (plates that overlap or cut the scene: one ray launch for
-        all); cands[0], the current pose, is kept."""
-        why = self.world.space.rejections(cands[1:])
-        return [cands[0]] + [u for u, r in zip(cands[1:], why) if r is None]
-
-    def _jump(self, cands, scores) -> bool:
-        """Move to the best-scoring candidate (cands[0] is the current pose); True when the world moved."""
-        best = int(np.argmax(scores))
-        if best == 0:
-            return False
-        self.world.unit = cands[best]
-        self.world.reset_adam()
-        return True
-
-    # --- several plates ---------------------------------------------------------------------------------------
-    def _init_multi(self, world):
-        from optimizer.physics.multi_surrogate import MultiPlateSurrogate
-
-        exp = world.exp
-        plates = exp.plates()
-        self.surrogate = MultiPlateSurrogate([t.position for t in exp.transmitters],
-                                             [t.power_dbm for t in exp.transmitters], world.rs.targets,
-                                             [r.size_m for r in plates], wavelength_m(exp.frequency_hz),
-                                             aperture=exp.search.surrogate_level == "po",
-                                             antennas=antenna_specs(exp, world.rs.targets))
-        self.offsets = [world_offsets(corner_offsets(half_widths(r.tolerance)), f.yaw_deg) if r.tolerance.active
-                        else None for r, f in zip(plates, frames(world.rs, exp))]
-
-    def _plate_vecs(self, vec) -> list[np.ndarray]:
-        return [np.asarray(vec, float)[ax.slice] for ax in self.world.space.plates]
-
-    def _multi_occlusion(self, pose_vecs) -> list[list[np.ndarray]]:
-        """Per pose, per modelled path, [T, N] penalties [dB]: OCCLUSION_PENALTY_DB per blocked leg, all
-        legs of all poses in one batched ray test."""
-        rs = self.world.rs
-        tx, tg = self.surrogate.tx, rs.targets
-        origins, ends, where = [], [], []
-        for p, vec in enumerate(pose_vecs):
-            for q, pts in enumerate(self.surrogate.specular_points(self._plate_vecs(vec))):
-                num_t, num_n = pts[0].shape[:2]
-                chain = [np.repeat(tx, num_n, axis=0)] + [x.reshape(-1, 3) for x in pts] + [np.tile(tg, (num_t, 1))]
-                for a, b in zip(chain[:-1], chain[1:]):
-                    origins.append(a)
-                    ends.append(b)
-                    where.append((p, q, num_t, num_n))
-        clear = rs.visible(np.concatenate(origins), np.concatenate(ends))
-        out = [[np.zeros((len(tx), len(tg))) for _ in self.surrogate.path_names] for _ in pose_vecs]
-        start = 0
-        for o, (p, q, num_t, num_n) in zip(origins, where):
-            blocked = ~clear[start:start + len(o)]
-            start += len(o)
-            out[p][q] += OCCLUSION_PENALTY_DB * blocked.reshape(num_t, num_n)
-        return out
-
-    def _multi_eval(self, vec, frac: float, occl, grad: bool = True) -> dict:
+    def _aims(self, frac: float) -> list[np.ndarray]:
+        """Per plate, where to turn it in exploration: the mean of the focus targets the other plates' paths
+        serve worst in the model (the worse half), or of every focus target with one plate."""
         w = self.world
-        return self.surrogate.evaluate(self._plate_vecs(vec), w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
-                                       objective=w.objective, grad=grad,
-                                       offsets=self.offsets)
+        focus_idx = np.flatnonzero(w.focus) if np.any(w.focus) else np.arange(len(w.rs.targets))
+        n = len(w.space.plates)
+        if n == 1:
+            return [w.rs.targets[focus_idx].mean(axis=0)]
+        paths = self._eval(w.space.from_unit(w.unit), frac, grad=False)["paths_dbm"]
+        names = self.surrogate.path_names
+        aims = []
+        for k in range(n):
+            others = [q for q, nm in enumerate(names) if str(k) not in nm.split(">")]
+            with np.errstate(divide="ignore"):  # a target no other path reaches: -inf, served worst
+                served = 10.0 * np.log10(np.sum(10.0 ** (paths[others] / 10.0), axis=0))
+            worst = focus_idx[np.argsort(served[focus_idx], kind="stable")[: max(1, (len(focus_idx) + 1) // 2)]]
+            aims.append(w.rs.targets[worst].mean(axis=0))
+        return aims
 
-    def _multi_explore(self, frac: float) -> bool:
+    def explore(self, frac: float) -> bool:
+        """Score EXPLORE_SAMPLES poses around the current one (surrogate only, no truth): perturbed ones, each
+        also with one plate turned to the specular yaw toward its aim (`_aims`); jump to the best if it beats
+        the current pose. Returns True when the world moved."""
         w = self.world
         space = w.space
         free = space.free.astype(float)
-        vec0 = space.from_unit(w.unit)
-        # which targets the other plates serve worst: per plate, the model's power of the other plates' paths
-        paths = self._multi_eval(vec0, frac, self._multi_occlusion([vec0])[0], grad=False)["paths_dbm"]
-        names = self.surrogate.path_names
-        focus_idx = np.flatnonzero(w.focus) if np.any(w.focus) else np.arange(len(w.rs.targets))
-        aims = []
-        for k in range(len(space.plates)):
-            others = [q for q, n in enumerate(names) if str(k) not in n.split(">")]
-            with np.errstate(divide="ignore"):  # a target no other path reaches: -inf, served worst
-                served = 10.0 * np.log10(np.sum(10.0 ** (paths[others] / 10.0), axis=0)) if others else \
-                    np.full(paths.shape[1], -np.inf)
-            worst = focus_idx[np.argsort(served[focus_idx], kind="stable")[: max(1, (len(focus_idx) + 1) // 2)]]
-            aims.append(w.rs.targets[worst].mean(axis=0))
+        aims = self._aims(frac)
         cands = [w.unit.copy()]
         for _ in range(EXPLORE_SAMPLES // 2):
             u = space.project_unit(w.unit + w.rng.normal(0.0, EXPLORE_SIGMA, space.dim) * free)
             cands.append(u)
             vec = space.from_unit(u).copy()
-            k = int(w.rng.integers(len(space.plates)))
+            k = int(w.rng.integers(len(space.plates))) if len(space.plates) > 1 else 0
             ax = space.plates[k]
             t = int(w.rng.integers(len(self.surrogate.tx)))
             yaw, pitch = specular_yaw_pitch(vec[ax.offset:ax.offset + 3], self.surrogate.tx[t], aims[k], ax.with_pitch)
@@ -228,85 +175,36 @@ class SurrogateMode(GradientMode):
             if ax.with_pitch and space.free[j + 1]:
                 vec[j + 1] = min(max(pitch, space.lo[j + 1]), space.hi[j + 1])
             cands.append(space.project_unit(space.to_unit(vec)))
-        cands = self._mountable(cands)
+        why = space.rejections(cands[1:])  # plates that overlap or cut the scene: one ray launch for all
+        cands = [cands[0]] + [u for u, r in zip(cands[1:], why) if r is None]
         vecs = [space.from_unit(u) for u in cands]
-        occl = self._multi_occlusion(vecs)
-        scores = self.surrogate.evaluate_many([self._plate_vecs(v) for v in vecs], w.edge_factor(frac), occlusion_db=occl,
-                                              focus=w.focus, objective=w.objective,
+        scores = self.surrogate.evaluate_many([self._plate_vecs(v) for v in vecs], w.edge_factor(frac),
+                                              occlusion_db=self.occlusion(vecs), focus=w.focus, objective=w.objective,
                                               offsets=self.offsets)["objective"]  # one batch for every candidate
-        return self._jump(cands, scores)
+        best = int(np.argmax(scores))  # every score is finite (evaluate_many raises otherwise)
+        if best == 0:
+            return False
+        w.unit = cands[best]
+        w.reset_adam()
+        return True
 
-    def _multi_step(self) -> ModeStep:
-        w = self.world
-        s = w.exp.search
-        if self._explore_due():
-            self._multi_explore(w.progress())
-        surrogate_obj = None
-        for i in range(s.inner_steps):
-            frac = w.progress(i)
-            vec = w.space.from_unit(w.unit)
-            r = self._multi_eval(vec, frac, self._multi_occlusion([vec])[0])
-            surrogate_obj = r["objective"]
-            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)])
-            w.adam_ascent(g * w.space.span, w.learning_rate(frac))
-        result = w.truth(w.unit)
-        result.surrogate_dbm = surrogate_obj
-        return result
-
-    # --- one plate ----------------------------------------------------------------------------------------------
-    def occlusion_db_batch(self, pose_vecs) -> np.ndarray:
-        """`occlusion_db` of this world's model and scene."""
-        return occlusion_db(self.surrogate, self.world.rs, pose_vecs)
-
-    def explore(self, frac: float) -> bool:
-        """Score EXPLORE_SAMPLES poses around the current one (surrogate only, no truth), each also turned
-        to the specular yaw toward the targets that need the plate; jump to the best if it beats the current
-        pose. Returns True when the world moved."""
-        w = self.world
-        space = w.space
-        free = space.free.astype(float)
-        cands = [w.unit.copy()]
-        aim = w.rs.targets[w.focus].mean(axis=0)
-        for _ in range(EXPLORE_SAMPLES // 2):
-            u = space.project_unit(w.unit + w.rng.normal(0.0, EXPLORE_SIGMA, space.dim) * free)
-            cands.append(u)
-            vec = space.from_unit(u)
-            t = int(w.rng.integers(len(self.surrogate.tx)))
-            yaw, pitch = specular_yaw_pitch(vec[:3], self.surrogate.tx[t], aim, space.with_pitch)
-            vec = vec.copy()
-            if space.free[3]:
-                vec[3] = fit_yaw(space, yaw)
-            if space.with_pitch and space.free[4]:
-                vec[4] = min(max(pitch, space.lo[4]), space.hi[4])
-            cands.append(space.project_unit(space.to_unit(vec)))
-        cands = self._mountable(cands)
-        vecs = [space.from_unit(u) for u in cands]
-        occl = self.occlusion_db_batch(vecs)
-        k = w.edge_factor(frac)
-        scores = self.surrogate.evaluate_many(vecs, k, occlusion_db=occl, focus=w.focus, objective=w.objective,
-                                              offsets=self.offsets)["objective"]  # one batch for every candidate
-        return self._jump(cands, scores)  # every score is finite (evaluate_many raises otherwise)
-
+    # --- a step -------------------------------------------------------------------------------------------------
     def step(self) -> ModeStep:
-        if self.multi:
-            return self._multi_step()
         w = self.world
         s = w.exp.search
         moved = self.explore(w.progress()) if self._explore_due() else False
-        bias = self.residual if s.residual_correction else None
+        bias = self.residual if (self.corrects and s.residual_correction) else None
         surrogate_obj = None
         for i in range(s.inner_steps):
             frac = w.progress(i)
-            vec = w.space.from_unit(w.unit)
-            occl = self.occlusion_db_batch([vec])[0]
-            r = self.surrogate.evaluate(vec, w.edge_factor(frac), occlusion_db=occl, focus=w.focus,
-                                        objective=w.objective, offsets=self.offsets, bias_db=bias)
+            r = self._eval(w.space.from_unit(w.unit), frac, bias=bias)
             surrogate_obj = r["objective"]
-            w.adam_ascent(r["grad"][: w.space.dim] * w.space.span, w.learning_rate(frac) * self.trust)
+            g = np.concatenate([r["grad"][k][: ax.dim] for k, ax in enumerate(w.space.plates)])
+            w.adam_ascent(w.space.grad_to_unit(g), w.learning_rate(frac) * self.trust)
         before = self.last_objective
         result = w.truth(w.unit)
         result.surrogate_dbm = surrogate_obj
-        if s.residual_correction or s.trust_region:
+        if self.corrects and (s.residual_correction or s.trust_region):
             self._correct(result, before, bias, moved)
         self.last_objective = float(result.objective_dbm)
         return result
@@ -315,11 +213,7 @@ class SurrogateMode(GradientMode):
         """Refresh the residual from the truth just seen; update the trust factor from how the truth's gain
         compares with the gain the corrected model predicted for this step."""
         w = self.world
-        vec = w.space.from_unit(w.unit)
-        occl = self.occlusion_db_batch([vec])[0]
-        model = self.surrogate.evaluate(vec, w.edge_factor(w.progress(w.exp.search.inner_steps - 1)),
-                                        occlusion_db=occl, focus=w.focus, objective=w.objective, grad=False,
-                                        offsets=self.offsets)["power_dbm"]
+        model = self._eval(w.space.from_unit(w.unit), w.progress(w.exp.search.inner_steps - 1), grad=False)["power_dbm"]
         prev, self.last_model = self.last_model, model
         if w.exp.search.trust_region and before is not None and prev is not None and not moved:
             shift = 0.0 if bias is None else bias  # the same correction on both sides of the step
