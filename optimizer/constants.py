@@ -213,6 +213,16 @@ ROBUST_MIN_GAIN_DB = 0.01  # [dB] a move must raise the box's worst case by more
 # the box that confirms a move is traced at the full count (street corner: within 0.06 dB where the plate
 # carries the weakest target, 0.4-1 dB low where weak diffuse paths do; benchmarks/robust_phase.py)
 ROBUST_SCREEN_SAMPLES_SHARE = 0.25
+# the robust phase's polish stops after a confirmed move that raised the box's worst case by less than this
+ROBUST_PHASE_STOP_GAIN_DB = 0.05  # [dB]
+# the run's truth budget under halving: worlds x steps world-steps plus ROBUST_RESERVE_ALLOWANCES allowances (one
+# allowance: a box check plus search.robust_polish_boxes boxes of polish, what every world spent under
+# every_world); the phase is estimated at one allowance plus ROBUST_REFUTE_EVALS per world (a challenger's
+# nominal and its first box poses), and the rest of the reserve is given to the search as more steps per world
+ROBUST_RESERVE_ALLOWANCES = 1.5
+ROBUST_REFUTE_EVALS = 3
+ROBUST_FREED_STEPS_MAX_SHARE = 0.5  # the freed steps per world at most this share of search.steps (a small run
+# stays small: 2 worlds x 3 steps would otherwise get 37 more steps each)
 
 # --- calibrate: concurrent worlds on the local device (optimizer.search.throughput) ----------------------
 CALIBRATE_GROWTH_PER_DOUBLING = 0.10  # worlds.perGpu: the largest count still growing this much per doubling

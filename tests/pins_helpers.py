@@ -55,7 +55,10 @@ def run_example(name: str, tune_dir: str) -> dict:
     from optimizer.search.driver import now_utc, prepare, run_search
 
     t0 = time.perf_counter()
+    from optimizer.search import robust_phase
+
     exp, sha = tiny_example(name)
+    exp = robust_phase.with_freed_steps(exp)  # as `reflectopt run` does: the robust phase's freed budget
     prep = prepare(exp)
     meta = RunMeta(name=exp.name, run_id="pin", run_uri=tune_dir, status="running", created_utc=now_utc(),
                    experiment_sha256=sha,

@@ -197,3 +197,54 @@ def test_the_phase_says_where_the_truths_worst_was_in_the_models_order():
     yaw = tolerance.frames(truth, exp)[0].yaw_deg
     mins = [truth.rss_dbm(tolerance.moved(b.pose, 0, offsets[i], yaw)).min() for i in order]
     assert mins[r.worst_at] == min(mins)
+
+
+def test_the_freed_reserve_goes_to_the_search_and_the_total_is_fixed():
+    """The run's truth budget under halving: worlds x steps plus 1.5 allowances (a box check and its polish);
+    the phase is budgeted at one allowance plus 3 per world and the rest is given to the search as steps,
+    so the planned total never exceeds the fixed one; nothing is freed without a phase."""
+    exp = _exp()
+    w, box = exp.search.worlds, tolerance.box_cost(exp)
+    allowance = box + int(3.0 * box)  # robust_polish_boxes: 3 (the experiment above)
+    assert robust_phase.allowance(exp) == allowance
+    assert robust_phase.phase_budget(exp) == allowance + 3 * w
+    extra = robust_phase.freed_steps(exp)
+    assert extra == min((int(1.5 * allowance) - allowance - 3 * w) // w, exp.search.steps // 2) and extra > 0
+    short = _exp().model_copy(update={"search": exp.search.model_copy(update={"steps": 3})})
+    assert robust_phase.freed_steps(short) == 1  # at most half the run's own steps: a small run stays small
+    new = robust_phase.with_freed_steps(exp)
+    assert new.search.steps == exp.search.steps + extra and exp.search.steps == _exp().search.steps  # a copy
+    assert w * new.search.steps + robust_phase.phase_budget(new) <= w * exp.search.steps + int(1.5 * allowance)
+    for other in (_exp("every_world"), street(**{"search.robust_phase": "halving"})):  # no phase: nothing freed
+        assert robust_phase.with_freed_steps(other) is other
+
+
+def test_the_phase_polishes_within_its_budget_and_checks_are_never_cut():
+    """With a budget that one box check uses up, nothing is polished, but the challenger whose box beats
+    the leader's is still checked in full (a check is never cut short by the budget) and wins."""
+    exp, truth = _exp(), _HillsTruth()
+    a, b, _, _ = _candidates(truth, exp)
+    box = tolerance.box_cost(exp)
+    phase = robust_phase.Phase(exp, None, lambda s: truth, lambda s: exp, parallel=False, budget=box + 1)
+    phase.run([a, b])
+    assert phase.leader.cand.world == 1 and phase.leader.chk.complete and phase.leader.chk.holds
+    assert phase.stats.polished == 0 and phase.spent == {0: box + 1, 1: box + 1}  # nominal + whole box each
+    roomy = robust_phase.Phase(exp, None, lambda s: truth, lambda s: exp, parallel=False)
+    roomy.run([a, b])
+    assert roomy.stats.polished >= 1 and roomy.stats.evaluations > phase.stats.evaluations
+
+
+def test_the_polish_stops_once_a_move_gains_little():
+    """`stop_gain_db`: the climb ends after the first confirmed move that gained less than it; with an
+    infinite threshold that is the first move, at fewer evaluations than the full climb, and better."""
+    from optimizer.search import robust
+    from optimizer.search.space import PoseSpace
+
+    exp, truth = _exp(), _HillsTruth()
+    pose = JointPose.of(Pose(HILLS["B"][0] + 0.3, 8.0, 5.0, YAW))  # on B's flank: room to climb
+    chk, raw = tolerance.check(truth, pose, exp)
+    space = PoseSpace.of(exp, truth)
+    full, spent_full = robust.worst_case_polish(truth, exp, space, chk, raw, 10_000)
+    one, spent_one = robust.worst_case_polish(truth, exp, space, chk, raw, 10_000, stop_gain_db=np.inf)
+    assert chk.worst_min_rss_dbm < one.worst_min_rss_dbm <= full.worst_min_rss_dbm
+    assert spent_one < spent_full

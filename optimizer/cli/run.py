@@ -28,6 +28,7 @@ from optimizer.experiment.loading import check_run_experiment_unchanged
 from optimizer.records import Overrides, RunMeta, Summary, WinnerNote
 from optimizer.records.text import fmt_pct, fmt_power
 from optimizer.console import say
+from optimizer.search import robust_phase
 from optimizer.search.conclude import conclude
 from optimizer.search.driver import now_utc, prepare, run_search, start_ray
 from optimizer.spec import RunSpec
@@ -204,6 +205,7 @@ def _write_status(store: RunStore, meta: RunMeta, status: str, error: str | None
 
 def _run(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool, t_start: float, earlier,
          prep) -> int:
+    exp = robust_phase.with_freed_steps(exp)  # the robust phase's freed budget: more steps for the search
     if prep is None:
         prep = prepare(exp)
     _stop_leftovers(earlier, resuming=resume)

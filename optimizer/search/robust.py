@@ -91,13 +91,15 @@ class _Polish:
 
 
 def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck, raw: dict,
-                      limit: int, screen_samples: int | None = None) -> tuple[ToleranceCheck, int]:
+                      limit: int, screen_samples: int | None = None,
+                      stop_gain_db: float | None = None) -> tuple[ToleranceCheck, int]:
     """Climb the worst case over the tolerance box from `chk` (the check of the world's result, with its raw
     figures `raw` from `tolerance.check`) within `limit` truth evaluations. Returns the check of the pose it
     ends at (`chk` itself when no move was confirmed) and the evaluations spent. Nothing is spent from a pose
     that does not cover every target itself (no box of it can hold) or whose box cuts the scene.
     `screen_samples`: screen moves at this sample count (cheap screening); the confirming box, its nominal
-    pose included, is then traced at the run's."""
+    pose included, is then traced at the run's. `stop_gain_db`: stop after a confirmed move that raised the
+    worst case by less than this (None: climb until the step is below ROBUST_MIN_TOL or the budget is spent)."""
     from optimizer.search.reuse import tolerances
 
     free = np.flatnonzero(space.free)
@@ -133,7 +135,10 @@ def worst_case_polish(rs, exp: Experiment, space: PoseSpace, chk: ToleranceCheck
                       and ((new.holds and not chk.holds)
                            or (new.holds == chk.holds and run.objective.score(new.worst) > current + ROBUST_MIN_GAIN_DB)))
             if better:
+                gain = run.objective.score(new.worst) - current if new.holds == chk.holds else np.inf
                 chk, center, current, moved = new, best_unit, run.objective.score(new.worst), True
+                if stop_gain_db is not None and gain < stop_gain_db:
+                    break  # taken, and the climb has flattened out
             if len(new_raw["rss"]):
                 run.learn(new_raw, ROBUST_ACTIVE if better else 1)  # a refutation: the pose that stopped it
         if moved:

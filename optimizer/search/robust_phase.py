@@ -22,8 +22,19 @@ search the driver ranks every completed world's candidates by what their robust 
 * the box poses are traced worst first by the surrogate (`model_order`: every box pose in one batch of the
   plate model, occlusion by one ray launch, shifted by the truth at the nominal pose), to refute a
   candidate that cannot win early (measured, not assumed: `RobustPhase.model_worst_ranks`, `refuted_after`);
+* the polish stops after a confirmed move that gained less than ROBUST_PHASE_STOP_GAIN_DB, and the phase
+  spends at most its budget (`phase_budget`) on polishes (a check is never cut short by it: the answer's box
+  is always whole);
 * where Ray has slots free (the search has ended), the challengers' checks run at once as Ray tasks
   (`_check_chunk`, the same resources as a world, each building its scene once).
+
+The run's truth budget (`search.robust_phase: halving`, tolerance on) is fixed: `worlds x steps` world-steps
+plus a reserve of ROBUST_RESERVE_ALLOWANCES allowances (one allowance: a box check plus
+`search.robust_polish_boxes` boxes of polish, what each completed world spent under `every_world`). The
+phase is estimated at one allowance plus ROBUST_REFUTE_EVALS evaluations per world; what the reserve holds
+beyond that estimate is given to the search before it starts, as more steps per world (`with_freed_steps`;
+at most ROBUST_FREED_STEPS_MAX_SHARE of `search.steps`, so a small run stays small),
+and the phase spends at most the estimate on polishes (`phase_budget`).
 
 Every truth evaluation is counted in the world whose candidate it checks (`summary.json`'s `evaluations`);
 `summary.robust_phase` says how many candidates were checked, stopped and polished.
@@ -37,7 +48,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optimizer import objectives
-from optimizer.constants import EDGE_FACTOR_END, NO_PATH_FLOOR_DBM, ROBUST_SCREEN_SAMPLES_SHARE
+from optimizer.constants import (EDGE_FACTOR_END, NO_PATH_FLOOR_DBM, ROBUST_FREED_STEPS_MAX_SHARE,
+                                 ROBUST_PHASE_STOP_GAIN_DB, ROBUST_REFUTE_EVALS, ROBUST_RESERVE_ALLOWANCES,
+                                 ROBUST_SCREEN_SAMPLES_SHARE)
 from optimizer.errors import NumericsError
 from optimizer.physics import backend, tolerance
 from optimizer.physics.metrics import no_path_as_floor
@@ -87,6 +100,44 @@ def rank(holds: bool, worst: float, nominal: float, area: int = 0) -> tuple:
     """`conclude.world_rank` of a checked result: holding first, under sizes_m the smaller plates among those
     that hold, then the worst case's score, then the nominal's."""
     return (True, bool(holds), -area if holds else 0, worst, nominal)
+
+
+def allowance(exp: Experiment) -> int:
+    """One world's check and worst-case polish under `every_world` (truth evaluations, at most)."""
+    from optimizer.search import robust
+
+    return tolerance.box_cost(exp) + robust.budget(exp)
+
+
+def phase_budget(exp: Experiment) -> int:
+    """The truth evaluations the halving phase is estimated to need (and may spend on polishes): one
+    allowance for the leader plus ROBUST_REFUTE_EVALS per world for the challengers."""
+    return allowance(exp) + ROBUST_REFUTE_EVALS * exp.search.worlds
+
+
+def freed_steps(exp: Experiment) -> int:
+    """The steps per world the search gets on top of `search.steps`: the reserve beyond `phase_budget`,
+    spread over the worlds, at most ROBUST_FREED_STEPS_MAX_SHARE of `search.steps` (0 under every_world or
+    with every plate's tolerance off: no phase, no reserve)."""
+    if (exp.search.robust_phase != "halving" or not any(r.tolerance.active for r in exp.plates())
+            or exp.search.worlds < 1):
+        return 0
+    reserve = int(ROBUST_RESERVE_ALLOWANCES * allowance(exp))
+    return min(max(0, reserve - phase_budget(exp)) // exp.search.worlds,
+               int(ROBUST_FREED_STEPS_MAX_SHARE * exp.search.steps))
+
+
+def with_freed_steps(exp: Experiment) -> Experiment:
+    """The experiment the search runs: `search.steps` plus `freed_steps` (a new Experiment; the same one
+    when nothing is freed). Applied once per run, to the experiment as written."""
+    extra = freed_steps(exp)
+    if not extra:
+        return exp
+    from optimizer.console import say
+
+    say(f"robust phase: budgeted at {phase_budget(exp)} truth evaluations; the rest of its reserve goes to the "
+        f"search: {exp.search.steps} + {extra} steps per world")
+    return exp.model_copy(update={"search": exp.search.model_copy(update={"steps": exp.search.steps + extra})})
 
 
 def candidates(exp: Experiment, collected: list[Collected], area_of, objective=None) -> list[Candidate]:
@@ -172,8 +223,10 @@ class Phase:
     """The halving over candidates; `scene_for(size)` and `exp_for(size)` give the driver's scene and
     experiment at a world's plate sizes (size None: the run's)."""
 
-    def __init__(self, exp: Experiment, baseline_rss, scene_for, exp_for, parallel: bool = True):
+    def __init__(self, exp: Experiment, baseline_rss, scene_for, exp_for, parallel: bool = True,
+                 budget: int | None = None):
         self.exp, self.baseline = exp, baseline_rss
+        self.budget = phase_budget(exp) if budget is None else int(budget)  # at most this on polishes
         self.scene_for, self.exp_for = scene_for, exp_for
         self.parallel = parallel
         self.leader: Checked | None = None
@@ -204,10 +257,11 @@ class Phase:
 
         exp, rs = self.exp_for(r.cand.size), self.scene_for(r.cand.size)
         screen = max(1, int(round(ROBUST_SCREEN_SAMPLES_SHARE * exp.solver.samples_per_src)))
-        chk, spent = robust.worst_case_polish(rs, exp, PoseSpace.of(exp, rs), r.chk, r.raw, robust.budget(exp),
-                                              screen_samples=screen)
+        limit = min(robust.budget(exp), self.budget - self.stats.evaluations)  # what the phase's budget has left
+        chk, spent = robust.worst_case_polish(rs, exp, PoseSpace.of(exp, rs), r.chk, r.raw, max(0, limit),
+                                              screen_samples=screen, stop_gain_db=ROBUST_PHASE_STOP_GAIN_DB)
         self._count(r.cand.world, spent)
-        self.stats.polished += 1
+        self.stats.polished += int(spent > 0)
         self.leader = Checked(r.cand, chk, r.raw, 0)
         self._keep(self.leader)
 
