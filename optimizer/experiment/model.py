@@ -16,8 +16,9 @@ from optimizer.constants import (BANDWIDTH_HZ_LIMIT, ENV_CPU_PER_WORLD, ENV_GPU_
 from optimizer.errors import ConfigError
 from optimizer.experiment.box import Box3
 from optimizer.experiment.devices import Transmitter
-from optimizer.experiment.fields import (NAME_RE, Degrees, Metres, Seed, _no_control_chars, _Strict,
+from optimizer.experiment.fields import (NAME_RE, Metres, Seed, _no_control_chars, _Strict,
                                         check_frequency_hz)
+from optimizer.experiment.mounting import AngleRange, Tolerance
 from optimizer.experiment.protect import Protect
 from optimizer.experiment.targets import Targets
 from optimizer.registry import GRADIENT_MODES, OBJECTIVES, PLATE_MODELS, REFLECTOR_KINDS
@@ -26,60 +27,6 @@ MAX_PLATE_SIDE_M = 100.0  # [m]
 MAX_PLATES = 8  # plates per experiment
 MAX_CATALOGUE_SIZES = 8  # entries of one plate's sizes_m
 MAX_SIZE_OPTIONS = 32  # size combinations of all plates' catalogues together
-
-
-class AngleRange(_Strict):
-    min: Degrees
-    max: Degrees
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is above max ({self.max}); swap them")
-        if self.max - self.min > 360:
-            raise ValueError("range is wider than 360 degrees; use min: -180, max: 180")
-        return self
-
-
-TOLERANCE_WARN_POSITION_M = 0.5  # [m] a mounting tolerance above this is implausible: warn
-TOLERANCE_WARN_ANGLE_DEG = 10.0  # [deg] likewise
-
-
-class Tolerance(_Strict):
-    """How precisely a person mounts the plate: +- per axis (along and off the wall and vertical [m]; yaw
-    and pitch [deg]), on every axis, searched or not. 0 turns an axis off."""
-
-    position_m: float = Field(default=0.05, description="[m]")
-    yaw_deg: float = Field(default=1.0, description="[deg]")
-    pitch_deg: float = Field(default=1.0, description="[deg]")
-
-    @field_validator("position_m", "yaw_deg", "pitch_deg", mode="before")
-    @classmethod
-    def _finite_non_negative(cls, v, info):
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"{info.field_name}={v!r} is not a number; give e.g. 0.05 (m) or 1.0 (deg), "
-                             "0 turns it off") from None
-        if not math.isfinite(x) or x < 0:
-            raise ValueError(f"{info.field_name}={v!r} must be a finite number >= 0, e.g. 0.05 (m) or 1.0 (deg); "
-                             "0 turns it off")
-        return x
-
-    @property
-    def active(self) -> bool:
-        return self.position_m > 0 or self.yaw_deg > 0 or self.pitch_deg > 0
-
-    def warnings(self) -> list[str]:
-        out = []
-        if self.position_m > TOLERANCE_WARN_POSITION_M:
-            out.append(f"reflector.tolerance.position_m={self.position_m:g} m is more than "
-                       f"{TOLERANCE_WARN_POSITION_M:g} m: is that really the mounting tolerance?")
-        for key in ("yaw_deg", "pitch_deg"):
-            if getattr(self, key) > TOLERANCE_WARN_ANGLE_DEG:
-                out.append(f"reflector.tolerance.{key}={getattr(self, key):g} deg is more than "
-                           f"{TOLERANCE_WARN_ANGLE_DEG:g} deg: is that really the mounting tolerance?")
-        return out
 
 
 class Reflector(_Strict):

@@ -3,11 +3,11 @@ gives; the rule and the search's penalty are in `optimizer.objectives.protect`).
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from optimizer.constants import COLLATERAL_MARGIN_DB, MAX_TARGETS, PROTECT_MAP_SPACING_M
 from optimizer.experiment.fields import Vec3, _Strict
-from optimizer.experiment.targets import Area
+from optimizer.experiment.targets import Areas
 
 
 class Protect(_Strict):
@@ -19,7 +19,7 @@ class Protect(_Strict):
 
     points: list[Vec3] | None = Field(default=None, max_length=MAX_TARGETS,
                                       description="protected points [[x, y, z], ...] [m]")
-    area: list[Area] | None = Field(default=None, description="protected polygon areas {polygon, z, spacing_m} (one "
+    area: Areas | None = Field(default=None, description="protected polygon areas {polygon, z, spacing_m} (one "
                                     "or a list); each point stands for a spacing_m x spacing_m cell")
     max_loss_db: float = Field(default=COLLATERAL_MARGIN_DB, ge=0, le=200,
                                description="[dB] a protected point falling below the threshold is lost only if it "
@@ -28,11 +28,6 @@ class Protect(_Strict):
                                       description="[m^2] the lost area allowed (area points x their cell); alone, "
                                                   "the protected area is the report's radio-map rectangle sampled "
                                                   f"every {PROTECT_MAP_SPACING_M:g} m")
-
-    @field_validator("area", mode="before")
-    @classmethod
-    def _one_area(cls, v):
-        return [v] if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _some(self):

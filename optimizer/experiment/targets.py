@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from optimizer.constants import MAX_TARGET_WEIGHT, MAX_TARGETS, POSITION_LIMIT_M
 from optimizer.experiment.devices import Antenna, _check_look_at
@@ -59,19 +59,17 @@ class Area(_Strict):
         return self
 
 
+
+Areas = Annotated[list[Area], BeforeValidator(lambda v: [v] if isinstance(v, dict) else v)]  # one area or a list
+
 class Targets(_Strict):
     points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
     region: Region | None = None
-    area: list[Area] | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
+    area: Areas | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
     weights: list[Weight] | None = Field(default=None, description="one weight per explicit point, in order "
                                          "(default 1 each; percentile and coverage weigh targets, min does not)")
     antenna: Antenna | None = Field(default=None, description="every target's antenna (default: isotropic, "
                                                               "V); `look_at` aims each target at one point")
-
-    @field_validator("area", mode="before")
-    @classmethod
-    def _one_area(cls, v):
-        return [v] if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _some(self):
