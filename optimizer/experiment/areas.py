@@ -1,11 +1,14 @@
 """`targets.area`: target points sampled over polygons (a list of [x, y] each) at a height `z`, on a grid of
 `spacing_m` anchored at the polygon's lower-left bound; a point on the boundary counts as inside. The scene
 drops the points that lie inside buildings (`outside_buildings`, the scene's ray test
-`RadioScene.enclosing_objects`) and the summary counts them (`targets_dropped`)."""
+`RadioScene.enclosing_objects`) and the summary counts them (`targets_dropped`). Also `map_area`: the
+rectangle the report's radio maps (and `objective.protect`'s default area) cover."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from optimizer.constants import RADIO_MAP_MARGIN_M
 
 
 def polygon_problem(points) -> str | None:
@@ -83,3 +86,22 @@ def kept_mask(exp, rs) -> np.ndarray:
             raise ConfigError(f"targets.area[{k}]: all {hi - lo} of its points lie inside buildings of the scene; "
                               "draw the area over open ground, or give targets.points")
     return keep
+
+
+def map_area(exp, targets_xyz: np.ndarray | None, scene_bbox=None):
+    """The area the report's radio maps cover, (x0, x1, y0, y1) [m] (of an `Experiment`): targets, transmitters and the plate box plus a margin, clipped to the scene."""
+    pts = [np.asarray(t.position[:2], float) for t in exp.transmitters]
+    for r in exp.plates():
+        b, half = r.bounds, 0.5 * max(r.size_m)
+        pts += [np.array([b.min[0] - half, b.min[1] - half]), np.array([b.max[0] + half, b.max[1] + half])]
+    if targets_xyz is not None and len(targets_xyz):
+        pts += list(np.asarray(targets_xyz, float)[:, :2])
+    p = np.array(pts)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    margin = max(RADIO_MAP_MARGIN_M, 0.05 * float(np.max(hi - lo)))
+    lo, hi = lo - margin, hi + margin
+    if scene_bbox is not None:
+        slo, shi = np.asarray(scene_bbox[0], float)[:2], np.asarray(scene_bbox[1], float)[:2]
+        if np.all(shi > slo):
+            lo, hi = np.maximum(lo, np.minimum(slo, p.min(axis=0))), np.minimum(hi, np.maximum(shi, p.max(axis=0)))
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])

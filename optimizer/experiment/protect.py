@@ -54,7 +54,7 @@ def points_of(exp) -> tuple[list[list[float]], list[float]]:
     cells = [0.0] * len(pts)
     shapes = [(a.polygon, a.z, a.spacing_m) for a in pr.area or []]
     if not pr.points and not pr.area:  # max_area_m2 alone: the report's map rectangle
-        from optimizer.report.radio_maps import map_area
+        from optimizer.experiment.areas import map_area
 
         targets = np.asarray(exp.target_points(), float)
         x0, x1, y0, y1 = map_area(exp, targets)

@@ -48,4 +48,10 @@ def default(temperature_db: float = 1.0, threshold_dbm: float = -90.0) -> Object
     return MinObjective.with_settings(temperature_db=temperature_db, threshold_dbm=threshold_dbm)
 
 
-__all__ = ["Objective", "default", "of"]
+def or_default(objective, temperature_db: float) -> Objective:
+    """`objective`, or (None) the `min` objective's soft-min at `temperature_db`: what reduces per-target
+    powers to a model value where a caller has no experiment at hand."""
+    return objective if objective is not None else default(temperature_db)
+
+
+__all__ = ["Objective", "default", "of", "or_default"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optimizer import objectives
 from optimizer.errors import NumericsError
 from optimizer.physics.geometry import wavelength_m
 
@@ -66,23 +67,19 @@ class BandSurrogate:
         return getattr(self.models[0], name)
 
     def _temperature(self, objective, temperature_db: float) -> float:
-        from optimizer.physics.surrogate import model_of
-
-        return float(model_of(objective, temperature_db).temperature_db)
+        return float(objectives.or_default(objective, temperature_db).temperature_db)
 
     def evaluate(self, pose, edge_factor: float, focus=None, temperature_db: float = 1.0, grad: bool = True,
                  bias_db=None, objective=None, **kw) -> dict:
         """As the surrogates' `evaluate`: `power_dbm` each target's band soft-min, `objective` the objective's
         model of it (plus `bias_db`), `grad` its gradient (the surrogates' shape); `paths_dbm` (several
         plates) each path's band soft-min."""
-        from optimizer.physics.surrogate import model_of
-
         t_band = self._temperature(objective, temperature_db)
         runs = [m.evaluate(pose, edge_factor, focus=focus, temperature_db=temperature_db, grad=False,
                            objective=objective, **kw) for m in self.models]
         power, weights = band_softmin(np.stack([r["power_dbm"] for r in runs]), t_band)
         shift = 0.0 if bias_db is None else np.asarray(bias_db, float).reshape(-1)
-        value, g = model_of(objective, temperature_db).model_grad(power + shift, focus)
+        value, g = objectives.or_default(objective, temperature_db).model_grad(power + shift, focus)
         out = {"power_dbm": power, "objective": float(value)}
         if "paths_dbm" in runs[0]:
             out["paths_dbm"] = band_softmin(np.stack([r["paths_dbm"] for r in runs]), t_band)[0]
@@ -101,13 +98,11 @@ class BandSurrogate:
                       **kw) -> dict:
         """As the surrogates' `evaluate_many` (no gradient): `objective` [P] and `power_dbm` [P, N] (and
         `paths_dbm` [P, paths, N] with several plates) by the band soft-min."""
-        from optimizer.physics.surrogate import model_of
-
         t_band = self._temperature(objective, temperature_db)
         runs = [m.evaluate_many(poses, edge_factor, focus=focus, temperature_db=temperature_db, objective=objective,
                                 **kw) for m in self.models]
         power = band_softmin(np.stack([r["power_dbm"] for r in runs]), t_band)[0]  # [P, N]
-        obj = model_of(objective, temperature_db)
+        obj = objectives.or_default(objective, temperature_db)
         value = np.array([obj.model(row, focus) for row in power], float)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:

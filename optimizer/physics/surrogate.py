@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optimizer import objectives
 from optimizer.constants import DB_PER_NEPER_POWER
 from optimizer.errors import NumericsError
 from optimizer.physics.backend import to_float
@@ -42,16 +43,6 @@ def worst_over_lanes(p_all, p_np: np.ndarray, n_tg: int, k_off: int, temperature
     e = dr.exp(-(p_all - to_float(np.repeat(lo, k_off))) / tc)
     out = to_float(lo) - tc * dr.log(dr.block_sum(e, k_off) / float(k_off))
     return out, (np.array(dr.detach(out), dtype=float) if evaluate else None)
-
-
-def model_of(objective, temperature_db: float):
-    """The objective that reduces per-target powers to the model value (`optimizer.objectives`): `objective`,
-    or the soft-min of `temperature_db` when None."""
-    if objective is not None:
-        return objective
-    from optimizer import objectives
-
-    return objectives.default(temperature_db)
 
 
 def power_sum_db(dr, terms):
@@ -208,7 +199,7 @@ class PlateSurrogate:
                                          occlusion_db, grad, corner_temperature_db)
         total = power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float)
-        model = model_of(objective, temperature_db)
+        model = objectives.or_default(objective, temperature_db)
         if bias_db is not None:
             bias = np.asarray(bias_db, float).reshape(-1)
             obj = model.model_dr(total + to_float(bias), total_np + bias, focus)
@@ -246,7 +237,7 @@ class PlateSurrogate:
                                          offs, n_p, edge_factor, edge_width_m, occ, False, corner_temperature_db)
         total = power_sum_db(dr, paths)
         total_np = np.array(dr.detach(total), dtype=float).reshape(n_p, n_tg)
-        value = model_of(objective, temperature_db).model_dr_many(total, total_np, focus)
+        value = objectives.or_default(objective, temperature_db).model_dr_many(total, total_np, focus)
         bad = np.flatnonzero(~np.isfinite(value))
         if bad.size:
             raise NumericsError(f"surrogate at pose {vecs[bad[0]].tolist()}: the objective is not finite "

@@ -39,7 +39,8 @@ from optimizer.constants import (
 )
 from optimizer.records import Summary, TargetRow, WorldStep
 from optimizer.report.collateral import collateral_of_maps, with_constraint
-from optimizer.report.radio_maps import compute_radio_maps, map_area, scene_geometry
+from optimizer.experiment.areas import map_area
+from optimizer.report.radio_maps import compute_radio_maps, scene_geometry
 from optimizer.report.text import build_document, to_html, to_markdown
 from optimizer.store.runstore import RunStore
 from optimizer.spec import RunSpec

@@ -13,7 +13,6 @@ import numpy as np
 
 from optimizer.constants import (
     NO_PATH_FLOOR_DBM,
-    RADIO_MAP_MARGIN_M,
     RADIO_MAP_MAX_CELLS,
     RADIO_MAP_MIN_CELL_M,
     RADIO_MAP_SAMPLES_PER_TX,
@@ -22,7 +21,7 @@ from optimizer.constants import (
 MAX_FOOTPRINT_TRIANGLES = 200_000  # above this, only the wall cut is drawn
 
 if TYPE_CHECKING:
-    from optimizer.experiment import Experiment
+    pass
 
 
 def section_segments(tris: np.ndarray, h: float) -> np.ndarray:
@@ -64,25 +63,6 @@ def scene_geometry(rs, h: float) -> tuple[np.ndarray, np.ndarray]:
     sections = np.concatenate(segs) if segs else np.zeros((0, 2, 2))
     footprints = np.concatenate(foot) if foot and n_tri <= MAX_FOOTPRINT_TRIANGLES else np.zeros((0, 3, 2))
     return sections, footprints
-
-
-def map_area(exp: Experiment, targets_xyz: np.ndarray | None, scene_bbox=None):
-    """(x0, x1, y0, y1) [m]: targets, transmitters and the plate box plus a margin, clipped to the scene."""
-    pts = [np.asarray(t.position[:2], float) for t in exp.transmitters]
-    for r in exp.plates():
-        b, half = r.bounds, 0.5 * max(r.size_m)
-        pts += [np.array([b.min[0] - half, b.min[1] - half]), np.array([b.max[0] + half, b.max[1] + half])]
-    if targets_xyz is not None and len(targets_xyz):
-        pts += list(np.asarray(targets_xyz, float)[:, :2])
-    p = np.array(pts)
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    margin = max(RADIO_MAP_MARGIN_M, 0.05 * float(np.max(hi - lo)))
-    lo, hi = lo - margin, hi + margin
-    if scene_bbox is not None:
-        slo, shi = np.asarray(scene_bbox[0], float)[:2], np.asarray(scene_bbox[1], float)[:2]
-        if np.all(shi > slo):
-            lo, hi = np.maximum(lo, np.minimum(slo, p.min(axis=0))), np.minimum(hi, np.maximum(shi, p.max(axis=0)))
-    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
 
 
 def _to_dbm(watts) -> np.ndarray:
