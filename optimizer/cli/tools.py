@@ -104,7 +104,7 @@ def cmd_evaluate(args) -> int:
     band_rows = rs.band_rss_dbm(pose, samples_per_src=samples)
     base, rss = worst_over_band(base_band), worst_over_band(band_rows)
     from optimizer import objectives
-    from optimizer.search.driver import protect_result
+    from optimizer.search.conclude import protect_result
 
     objective = objectives.of(exp, rs, base)
     guard = protect_result(objective, rss)  # objective.protect at this pose (None without it)
