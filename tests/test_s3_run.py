@@ -154,6 +154,13 @@ def _when_checkpoints(proc, store, n: int, then) -> threading.Thread:
     return t
 
 
+def _planned_steps(summary: dict) -> int:
+    """The steps each world ran to: search.steps (8) plus the robust phase's freed steps, the same for both."""
+    planned = {w["planned_steps"] for w in summary["worlds"]}
+    assert len(planned) == 1 and min(planned) >= 8, planned
+    return planned.pop()
+
+
 def _steps_by_world(run: str) -> dict:
     rows = storage.read_text(storage.join(run, "trajectories.csv")).splitlines()[1:]
     out: dict = {}
@@ -245,7 +252,8 @@ def test_s3_run_survives_a_store_restart_and_logs_no_secret(outage_store, tmp_pa
     assert len(assets.downloads_logged(tmp_path / "cache")) == 1  # two worlds, one node, one download
     summary = json.loads(storage.read_text(storage.join(run, "summary.json")))
     assert summary["failures"] == [] and [w["status"] for w in summary["worlds"]] == ["completed"] * 2
-    assert _steps_by_world(run) == {0: list(range(1, 9)), 1: list(range(1, 9))}  # nothing lost
+    steps = _planned_steps(summary)  # 8 + the robust phase's freed steps (optimizer.search.robust_phase)
+    assert _steps_by_world(run) == {0: list(range(1, steps + 1)), 1: list(range(1, steps + 1))}  # nothing lost
     assert not list((tmp_path / "t").glob("reflectopt-run-*"))  # no staging folder left
     # the secret: nowhere
     dl = tmp_path / "dl"
@@ -289,4 +297,5 @@ def test_long_store_outage_fails_in_one_line_and_resume_continues(outage_store, 
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(storage.read_text(storage.join(run, "summary.json")))
     assert summary["failures"] == [] and [w["status"] for w in summary["worlds"]] == ["completed"] * 2
-    assert _steps_by_world(run) == {0: list(range(1, 9)), 1: list(range(1, 9))}
+    steps = _planned_steps(summary)
+    assert _steps_by_world(run) == {0: list(range(1, steps + 1)), 1: list(range(1, steps + 1))}
