@@ -110,3 +110,19 @@ def test_space_names_the_bounds_a_pose_lies_on():
     vec = space.to_vec(PlatePose(28.0, 8.0, 5.0, 90.0))
     assert space.on_bounds(vec) == ["x max (28)", "yaw min (90)"]
     assert space.on_bounds(space.to_vec(PlatePose(24.0, 8.0, 5.0, 140.0))) == []
+
+
+def test_experiment_schema_gives_every_field_a_meaning():
+    """`reflectopt schema experiment --markdown`: a table for the top level and one per section (Objective,
+    Reflector, Tolerance, ...), and no field without a meaning."""
+    from optimizer.cli.schema import markdown
+    from optimizer.experiment import Experiment
+
+    text = markdown(Experiment, nested=True)
+    sections = [ln[5:-1] for ln in text.splitlines() if ln.startswith("### `")]
+    for name in ("Transmitter", "Antenna", "Reflector", "Box3", "Tolerance", "AngleRange", "Targets", "Area",
+                 "Objective", "Protect", "Solver", "Search", "Prune", "Resources"):
+        assert name in sections, (name, sections)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    empty = [ln for ln in rows if ln.rstrip().endswith("|  |") or ln.rstrip().endswith("| |")]
+    assert len(rows) > 80 and not empty, empty

@@ -1,7 +1,7 @@
 """`reflectopt schema summary|world-step|world-state|targets|run|experiment`: the JSON Schema of a record.
 
 `--markdown` prints the record's fields as a table instead (the README's results section holds these
-tables; a test keeps them equal).
+tables; a test keeps them equal); for the experiment, a table per section too (every field has a meaning).
 """
 
 from __future__ import annotations
@@ -32,21 +32,51 @@ def _type_name(schema: dict, defs: dict) -> str:
             "null": "null"}.get(t, str(t))
 
 
-def markdown(model) -> str:
-    """The model's fields as a Markdown table: field, type, meaning."""
-    schema = model.model_json_schema()
-    defs = schema.get("$defs", {})
+def _table(schema: dict, defs: dict) -> list[str]:
     lines = ["| field | type | meaning |", "|---|---|---|"]
     for name, prop in schema.get("properties", {}).items():
         desc = (prop.get("description") or "").replace("|", "\\|")
         lines.append(f"| `{name}` | {_type_name(prop, defs).replace('|', 'or')} | {desc} |")
+    return lines
+
+
+def _refs(schema) -> list[str]:
+    """The $defs a schema names, in order of appearance."""
+    out: list[str] = []
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            out.append(schema["$ref"].rsplit("/", 1)[-1])
+        for v in schema.values():
+            out += _refs(v)
+    elif isinstance(schema, list):
+        for v in schema:
+            out += _refs(v)
+    return out
+
+
+def markdown(model, nested: bool = False) -> str:
+    """The model's fields as a Markdown table: field, type, meaning; `nested`: then one table per model its
+    fields use (the experiment's sections: `Objective`, `Reflector`, ...), in order of first use."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    lines = _table(schema, defs)
+    if nested:
+        seen: list[str] = []
+        todo = _refs(schema.get("properties", {}))
+        while todo:
+            name = todo.pop(0)
+            if name in seen or name not in defs:
+                continue
+            seen.append(name)
+            lines += ["", f"### `{name}`", "", *_table(defs[name], defs)]
+            todo += _refs(defs[name].get("properties", {}))
     return "\n".join(lines) + "\n"
 
 
 def cmd_schema(args) -> int:
     model = SCHEMAS[args.record]
     if args.markdown:
-        sys.stdout.write(markdown(model))
+        sys.stdout.write(markdown(model, nested=model is Experiment))
     else:
         sys.stdout.write(json.dumps(model.model_json_schema(), indent=2) + "\n")
     return 0

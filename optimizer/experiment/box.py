@@ -76,8 +76,8 @@ class BoxFrame(_Strict):
 
 
 class Box3(_Strict):
-    min: Vec3  # [m]
-    max: Vec3  # [m]
+    min: Vec3 = Field(description="[m] the lowest x, y, z of the plate centre")
+    max: Vec3 = Field(description="[m] the highest x, y, z of the plate centre")
     frame: BoxFrame | None = Field(default=None, description="the box in a wall's frame (along, off, vertical): "
                                    "min/max are then its plan extent; set by a mounting box given by wall")
 

@@ -18,8 +18,8 @@ class Antenna(_Strict):
     pattern: str = Field(default=ANTENNA_DEFAULT_PATTERN, description="iso, dipole, hw_dipole, tr38901 or a "
                                                                       "pattern registered with Sionna")
     polarization: str = Field(default=ANTENNA_DEFAULT_POLARIZATION, description="V, H, VH or cross")
-    azimuth_deg: Degrees = 0.0
-    downtilt_deg: Annotated[float, Field(ge=-90, le=90)] = 0.0
+    azimuth_deg: Degrees = Field(default=0.0, description="[deg] boresight in the x-y plane, counter-clockwise from +x")
+    downtilt_deg: Annotated[float, Field(ge=-90, le=90)] = Field(default=0.0, description="[deg] boresight below the horizon")
     look_at: Vec3 | None = Field(default=None, description="[m] the boresight aims here (instead of the angles)")
 
     @field_validator("pattern")
@@ -53,9 +53,10 @@ def _check_look_at(antenna: Antenna | None, position, what: str):
 
 
 class Transmitter(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    position: Vec3  # [m]
-    power_dbm: float = Field(default=30.0, ge=TX_POWER_DBM_RANGE[0], le=TX_POWER_DBM_RANGE[1])  # [dBm]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the transmitter's name in results and reports")
+    position: Vec3 = Field(description="[m] x, y, z in the scene (or {lat, lon, height_m} on a site)")
+    power_dbm: float = Field(default=30.0, ge=TX_POWER_DBM_RANGE[0], le=TX_POWER_DBM_RANGE[1],
+                             description="[dBm] transmit power")
     antenna: Antenna = Field(default_factory=Antenna, description="pattern, polarisation, boresight "
                                                                   "(default: isotropic, V)")
 

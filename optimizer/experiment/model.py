@@ -40,16 +40,17 @@ class Reflector(_Strict):
         default=None, description="a catalogue of sizes [[width, height], ...] [m] instead of `size_m`: the run "
                                   "picks the smallest that covers every target over the tolerance "
                                   "(optimizer.experiment.catalogue)")
-    material: Literal["metal"] = "metal"
-    thickness_m: float = Field(default=0.01, gt=0, le=1)
-    bounds: Box3
+    material: Literal["metal"] = Field(default="metal", description="the plate's radio material")
+    thickness_m: float = Field(default=0.01, gt=0, le=1, description="[m] the plate's thickness")
+    bounds: Box3 = Field(description="where the plate centre may go: {min, max} [m], or by wall on a site")
     mounted_on_wall: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="the site.json wall (`reflectopt scene walls`) the mounting box is on: set by a box given by "
                     "wall (bounds: {wall, along_m, height_m, standoff_m}), or given beside a {min, max} box; the "
                     "tolerance box and winner.mount take that wall's frame (optimizer.physics.wall)")
-    yaw_deg: AngleRange = AngleRange(min=-180, max=180)
-    pitch_deg: AngleRange | None = None
+    yaw_deg: AngleRange = Field(default=AngleRange(min=-180, max=180),
+                                description="[deg] the range of the plate normal's azimuth, counter-clockwise from +x")
+    pitch_deg: AngleRange | None = Field(default=None, description="[deg] the range of the plate's tilt (none: upright)")
     tolerance: Tolerance = Field(default_factory=Tolerance, description="mounting tolerance; the answer must "
                                                                         "hold over it")
 
@@ -132,10 +133,11 @@ class Objective(_Strict):
     softmin_temperature_db: float = Field(default=1.0, gt=0, le=50,
                                           description="the model's smoothing [dB]: soft-min temperature, soft "
                                                       "quantile and sigmoid width")
-    coverage_threshold_dbm: float = Field(default=-90.0, gt=NO_PATH_FLOOR_DBM, le=TX_POWER_DBM_RANGE[1])
-    # Targets whose baseline RSS exceeds the threshold by more than this margin need no plate and are
-    # left out of the surrogate's soft-min (they still count in every reported number).
-    focus_margin_db: float = Field(default=10.0, ge=0, le=200)
+    coverage_threshold_dbm: float = Field(default=-90.0, gt=NO_PATH_FLOOR_DBM, le=TX_POWER_DBM_RANGE[1],
+                                          description="[dBm] a target at or above it is covered (dB SINR with sinr)")
+    focus_margin_db: float = Field(default=10.0, ge=0, le=200,
+                                   description="[dB] targets this far above the threshold without a plate are left "
+                                               "out of the model's soft-min (they count in every reported figure)")
     combine: Literal["sum", "best_server", "sinr"] | None = Field(
         default=None, description="how transmitters combine at a target: sum (the default for one "
                                   "transmitter), best_server (the strongest), sinr (the strongest over the "
@@ -181,18 +183,20 @@ class Solver(_Strict):
     samples_per_src: int = Field(default=1_000_000, ge=1000, le=100_000_000, description="rays per transmitter")
     max_num_paths_per_src: int | None = Field(default=None, ge=1000, le=100_000_000,
                                               description="default: samples_per_src")
-    los: bool = True
-    specular_reflection: bool = True
-    diffuse_reflection: bool = False
-    refraction: bool = True
+    los: bool = Field(default=True, description="trace the line-of-sight path")
+    specular_reflection: bool = Field(default=True, description="trace specular reflections")
+    diffuse_reflection: bool = Field(default=False, description="trace diffuse reflections (scattering)")
+    refraction: bool = Field(default=True, description="trace refraction through surfaces")
     diffraction: bool = Field(default=True, description="diffraction on the scene's wedges")
     edge_diffraction: bool = Field(default=False, description="diffraction on free-floating edges (the plate's)")
-    diffraction_lit_region: bool = True
+    diffraction_lit_region: bool = Field(default=True, description="edge diffraction also into the lit region")
     deterministic: bool = Field(default=True, description="Sionna's deterministic candidate generator: the "
                                                           "same pose gives the same truth (no measured cost)")
     # Sample count of the final re-evaluation of the winner (default: 4x samples_per_src, capped)
-    final_samples_per_src: int | None = Field(default=None, ge=1000, le=100_000_000)
-    seed: Seed = 42
+    final_samples_per_src: int | None = Field(default=None, ge=1000, le=100_000_000,
+                                              description="rays per source for the winner's final truth "
+                                                          "(default: 4 x samples_per_src)")
+    seed: Seed = Field(default=42, description="the ray tracer's random seed")
 
     @field_validator("plate_model")
     @classmethod
@@ -222,17 +226,17 @@ class Solver(_Strict):
 
 
 class Prune(_Strict):
-    reduction_factor: int = Field(default=2, ge=2, le=16)
+    reduction_factor: int = Field(default=2, ge=2, le=16, description="keep 1 in this many worlds at each rung")
     grace_steps: int = Field(default=5, ge=1, le=100_000, description="first rung, in truth steps")
 
 
 class Search(_Strict):
-    worlds: int = Field(default=8, ge=1, le=10_000)
+    worlds: int = Field(default=8, ge=1, le=10_000, description="parallel searches, each a Tune trial with its own scene")
     steps: int = Field(default=40, ge=1, le=100_000, description="truth-checked steps per world")
-    seed: Seed = 0
+    seed: Seed = Field(default=0, description="the search's random seed (starts, exploration)")
     gradient: str = Field(default="surrogate", description="a registered gradient mode "
                                                           "(optimizer.registry.GRADIENT_MODES)")
-    starts: Literal["informed", "uniform", "mixed"] = "mixed"
+    starts: Literal["informed", "uniform", "mixed"] = Field(default="mixed", description="how worlds start: toward the specular geometry, uniform in the box, or half each")
     initial_poses: list[Annotated[list[Metres], Field(min_length=4, max_length=5 * MAX_PLATES)]] = Field(
         default=[], max_length=10_000, description="[x, y, z, yaw_deg(, pitch_deg)] per plate, plates one after another")
     inner_steps: int = Field(default=4, ge=1, le=1000, description="surrogate updates per truth check")
@@ -241,7 +245,7 @@ class Search(_Strict):
                                      "(default), or the truth's PO factor with the edges' pull beyond 1.5 "
                                      "Fresnel radii (benchmarks/plate_physics.py compares them)")
     learning_rate: float = Field(default=0.05, gt=0, le=1, description="Adam step on the box-normalised pose")
-    prune: Prune | Literal["off"] = Prune()
+    prune: Prune | Literal["off"] = Field(default=Prune(), description="successive halving of weak worlds, or off")
     max_failures: int = Field(default=2, ge=0, le=100, description="restarts of a crashed world")
     checkpoint_every: int = Field(default=5, ge=1, le=1000, description="steps between world checkpoints")
     concurrency: int | None = Field(default=None, ge=1, le=10_000, description="worlds at once (default: what fits)")
@@ -296,8 +300,10 @@ def _env_float(name: str, default: float) -> float:
 
 
 class Resources(_Strict):
-    gpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_GPU_PER_WORLD, 0.0), ge=0, le=8)
-    cpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_CPU_PER_WORLD, 1.0), gt=0, le=256)
+    gpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_GPU_PER_WORLD, 0.0), ge=0, le=8,
+                                 description="GPU share of each world (Ray; e.g. 0.1 for 10 worlds per GPU)")
+    cpu_per_world: float = Field(default_factory=lambda: _env_float(ENV_CPU_PER_WORLD, 1.0), gt=0, le=256,
+                                 description="CPU cores of each world (Ray; Dr.Jit threads)")
 
 
 def _pose_outside(exp: Experiment, i: int, pose: list[float]) -> str | None:

@@ -10,8 +10,8 @@ from optimizer.experiment.fields import Degrees, _Strict
 
 
 class AngleRange(_Strict):
-    min: Degrees
-    max: Degrees
+    min: Degrees = Field(description="[deg] the lowest angle")
+    max: Degrees = Field(description="[deg] the highest angle")
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -17,10 +17,10 @@ Weight = Annotated[float, Field(gt=0, le=MAX_TARGET_WEIGHT)]  # a target's weigh
 
 
 class Region(_Strict):
-    min: Vec2  # [m]
-    max: Vec2  # [m]
-    z: Metres = 1.5
-    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
+    min: Vec2 = Field(description="[m] the grid's lowest x, y")
+    max: Vec2 = Field(description="[m] the grid's highest x, y")
+    z: Metres = Field(default=1.5, description="[m] the targets' height")
+    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M, description="[m] the grid's spacing")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -38,8 +38,8 @@ class Area(_Strict):
     those inside buildings are dropped when the scene loads."""
 
     polygon: list[Vec2] = Field(description="corners [[x, y], ...] [m], in order, at least 3, not crossing")
-    z: Metres = 1.5
-    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M)
+    z: Metres = Field(default=1.5, description="[m] the targets' height")
+    spacing_m: float = Field(default=2.0, gt=0, le=POSITION_LIMIT_M, description="[m] the grid's spacing")
     weight: float = Field(default=1.0, gt=0, le=MAX_TARGET_WEIGHT,
                           description="each of its points' weight in percentile and coverage (default 1)")
 
@@ -63,8 +63,8 @@ class Area(_Strict):
 Areas = Annotated[list[Area], BeforeValidator(lambda v: [v] if isinstance(v, dict) else v)]  # one area or a list
 
 class Targets(_Strict):
-    points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS)
-    region: Region | None = None
+    points: list[Vec3] = Field(default=[], max_length=MAX_TARGETS, description="[m] explicit target points [x, y, z]")
+    region: Region | None = Field(default=None, description="a rectangular grid of targets {min, max, z, spacing_m}")
     area: Areas | None = Field(default=None, description="one polygon area {polygon, z, spacing_m} or a list")
     weights: list[Weight] | None = Field(default=None, description="one weight per explicit point, in order "
                                          "(default 1 each; percentile and coverage weigh targets, min does not)")
