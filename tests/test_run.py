@@ -147,8 +147,10 @@ def test_ctrl_c_keeps_work_and_resume_completes(tmp_path):
     assert r2.returncode == 1 and "already complete" in r2.stderr
 
 
-def _start_and_wait_for_checkpoints(tmp_path, steps: int = 12):
-    """A `reflectopt run` subprocess of a small experiment, once world 0 has checkpointed two steps."""
+def _start_and_wait_for_checkpoints(tmp_path, steps: int = 120):
+    """A `reflectopt run` subprocess of a small experiment, once world 0 has checkpointed two steps. A step of
+    this scene takes about 0.05 s: with 8 steps world 0 had sometimes finished them all before a signal sent
+    at its second checkpoint took effect (its line then rightly said 1 world unfinished, not 2)."""
     exp = street(**{"search.worlds": 2, "search.steps": steps, "search.prune": "off", "search.concurrency": 1,
                     "search.checkpoint_every": 1, "solver.samples_per_src": 20000})
     f = write_yaml(tmp_path / "e.yaml", exp)
@@ -187,7 +189,7 @@ def test_resume_of_a_run_whose_driver_is_alive_is_refused(tmp_path):
 def test_sigterm_is_an_interrupt_and_resume_completes(tmp_path):
     """SIGTERM (Kubernetes deleting or evicting the pod), sent to the driver alone: checkpoints kept, run.json
     interrupted, one line of ours, exit 143; `resume` completes the run."""
-    p, run = _start_and_wait_for_checkpoints(tmp_path, steps=8)
+    p, run = _start_and_wait_for_checkpoints(tmp_path)
     p.send_signal(signal.SIGTERM)
     stdout, stderr = p.communicate(timeout=300)
     assert p.returncode == 143, stderr[-3000:]
