@@ -9,28 +9,22 @@ search the driver ranks every completed world's candidates by what their robust 
 * a candidate's *bound* is its nominal truth (the pose is in its own box, so the box's worst case is no
   better), in the order the winner is chosen (`conclude.world_rank`: holding first, under sizes_m the smaller
   plates, then the score); while its box is traced, the bound is the worst pose traced so far;
-* the best bound is checked (`tolerance.check`, fail-fast): it is the *leader*, its confirmed worst case
-  the bar;
+* the best bound is checked (`tolerance.check`, fail-fast) and polished (`robust.worst_case_polish`): it is
+  the *leader*, its confirmed worst case the bar;
 * every other candidate is checked only while its bound is above the bar: its check stops at the first box
   pose no better than the leader's worst case (`stop_at_score`) or, like today's, at the first that loses
   coverage; a candidate never checked is stopped by its nominal bound alone. A check that ends above the bar
-  makes a new leader;
-* once every candidate is checked or stopped, the final leader alone is polished (`robust.worst_case_polish`)
-  with what the phase's budget has left. The polish only raises the leader's worst case, so no refutation
-  is undone by it. (Until 2026-12-07 each new leader was polished at once: on the street example the first
-  leader's polish took the whole budget, a challenger then beat it unpolished, and the phase spent 296
-  evaluations against its budget of 184.) The polish moves a pose within a few tolerances of a point the
-  nominal search already climbed, so its result is taken as bounded by the nominal truth as well (the one
-  assumption of the rule; `every_world` polishes every world without it);
+  makes a new leader, which is polished in turn. The polish moves a pose within a few tolerances of a point
+  the nominal search already climbed, so its result is taken as bounded by the nominal truth as well (the
+  one assumption of the rule; `every_world` polishes every world without it);
 * the polish screens its moves at ROBUST_SCREEN_SAMPLES_SHARE of the run's sample count and confirms
   each move on the whole box at the full count, so the answer is always a box traced at full samples;
 * the box poses are traced worst first by the surrogate (`model_order`: every box pose in one batch of the
   plate model, occlusion by one ray launch, shifted by the truth at the nominal pose), to refute a
   candidate that cannot win early (measured, not assumed: `RobustPhase.model_worst_ranks`, `refuted_after`);
-* the polish stops after a confirmed move that gained less than ROBUST_PHASE_STOP_GAIN_DB, and the phase's
-  checks and polish together stay within its budget (`phase_budget`), except that a check is never cut short
-  by it (the answer's box is always whole): the polish gets what the checks left, nothing if that is less
-  than one box;
+* the polish stops after a confirmed move that gained less than ROBUST_PHASE_STOP_GAIN_DB, and the phase
+  spends at most its budget (`phase_budget`) on polishes (a check is never cut short by it: the answer's box
+  is always whole);
 * where Ray has slots free (the search has ended), the challengers' checks run at once as Ray tasks
   (`_check_chunk`, the same resources as a world, each building its scene once).
 
@@ -40,7 +34,7 @@ plus a reserve of ROBUST_RESERVE_ALLOWANCES allowances (one allowance: a box che
 phase is estimated at one allowance plus ROBUST_REFUTE_EVALS evaluations per world; what the reserve holds
 beyond that estimate is given to the search before it starts, as more steps per world (`with_freed_steps`;
 at most ROBUST_FREED_STEPS_MAX_SHARE of `search.steps`, so a small run stays small),
-and the phase's polish gets what its checks left of the estimate (`phase_budget`).
+and the phase spends at most the estimate on polishes (`phase_budget`).
 
 Every truth evaluation is counted in the world whose candidate it checks (`summary.json`'s `evaluations`);
 `summary.robust_phase` says how many candidates were checked, stopped and polished.
@@ -116,8 +110,8 @@ def allowance(exp: Experiment) -> int:
 
 
 def phase_budget(exp: Experiment) -> int:
-    """The truth evaluations the halving phase is budgeted at (its checks, then its polish with what they
-    left): one allowance for the leader plus ROBUST_REFUTE_EVALS per world for the challengers."""
+    """The truth evaluations the halving phase is estimated to need (and may spend on polishes): one
+    allowance for the leader plus ROBUST_REFUTE_EVALS per world for the challengers."""
     return allowance(exp) + ROBUST_REFUTE_EVALS * exp.search.worlds
 
 
@@ -232,7 +226,7 @@ class Phase:
     def __init__(self, exp: Experiment, baseline_rss, scene_for, exp_for, parallel: bool = True,
                  budget: int | None = None):
         self.exp, self.baseline = exp, baseline_rss
-        self.budget = phase_budget(exp) if budget is None else int(budget)  # checks, then the polish with what is left
+        self.budget = phase_budget(exp) if budget is None else int(budget)  # at most this on polishes
         self.scene_for, self.exp_for = scene_for, exp_for
         self.parallel = parallel
         self.leader: Checked | None = None
@@ -245,8 +239,7 @@ class Phase:
         self.stats.evaluations += n
 
     def _take(self, r: Checked):
-        """Record a check; a check that beats the leader (or the first) leads (it is polished once every
-        candidate is checked or stopped: `_polish`)."""
+        """Record a check; a check that beats the leader (or the first) is polished and leads."""
         self._count(r.cand.world, r.evaluations)
         self.stats.checked += 1
         if r.worst_at is not None:
@@ -257,20 +250,11 @@ class Phase:
             self.stats.refuted_after.append(r.refuted_after)
         if self.leader is not None and r.rank <= self.leader.rank:
             self.stats.stopped += 1
-        else:
-            self.leader = r
-        self._keep(r)
-
-    def _polish(self) -> None:
-        """The leader's worst-case polish, within what the phase's budget has left after every check (no
-        polish where that is less than one box: `robust.worst_case_polish` needs a whole box to confirm a
-        move). The polish only raises the leader's worst case, so every refutation against the bar stands."""
+            self._keep(r)
+            return
         from optimizer.search import robust
         from optimizer.search.space import PoseSpace
 
-        r = self.leader
-        if r is None:
-            return
         exp, rs = self.exp_for(r.cand.size), self.scene_for(r.cand.size)
         screen = max(1, int(round(ROBUST_SCREEN_SAMPLES_SHARE * exp.solver.samples_per_src)))
         limit = min(robust.budget(exp), self.budget - self.stats.evaluations)  # what the phase's budget has left
@@ -306,7 +290,6 @@ class Phase:
             c = pending.pop(0)
             self._take(check(self.scene_for(c.size), self.exp_for(c.size), c, stop_score(c, self.leader),
                              self.baseline))
-        self._polish()
 
     def _parallel(self, challengers: list[Candidate]) -> list[Checked] | None:
         """The challengers' checks as Ray tasks over the free slots (None: Ray is not up or has fewer than
