@@ -15,7 +15,7 @@ Printed with PASS/MISS (never asserted), default against every_world:
     .venv/bin/python benchmarks/robust_phase.py [--example street-corner] [--worlds N] [--steps N]
         [--samples N] [--no-confirm]
 
-Without options it is the README's main command at its own budget (8 worlds x 20 steps: 15+ minutes on
+Without options it is the README's main command at its own budget (8 worlds x 20 steps: about 12 minutes on
 2 cores); `--worlds 2 --steps 4 --samples 20000` shows the script working in a few minutes.
 """
 
