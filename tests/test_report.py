@@ -279,3 +279,48 @@ def test_cli_report_on_s3(s3_bucket, tmp_path, exp, capsys):
     assert storage.read_bytes(storage.join(uri, SUMMARY_FILE)) == before
     assert main(["report", f"s3://{s3_bucket}/results/nothing-here"]) != 0
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_the_objectives_own_row_leads_the_table_where_it_is_not_min():
+    """percentile: P<p> in dBm with its dB gain; coverage: the covered share with its gain in points; min: no
+    row of its own (min RSS is the table's first row)."""
+    from types import SimpleNamespace
+
+    from optimizer.records.summary import ObjectiveResult
+    from optimizer.report.text import _objective_row
+
+    def row(kind, params, base, win):
+        return _objective_row(SimpleNamespace(objective=ObjectiveResult(kind=kind, params=params, baseline=base,
+                                                                        winner=win)))
+
+    assert row("percentile", {"p": 10}, -80.0, -75.5) == [["objective: P10 RSS [dBm]", "-80.0", "-75.5", "+4.5 dB"]]
+    assert row("percentile", {"p": 5}, None, -75.5)[0][3].startswith("- (no path")
+    assert row("coverage", {"required": 0.9}, 0.5, 0.8) == [["objective: share of targets covered", "50.0 %",
+                                                             "80.0 %", "+30.0 points"]]
+    assert row("min", {}, -80.0, -70.0) == []
+
+
+def test_no_plate_needed_is_said_where_the_targets_already_meet_the_objective():
+    """The requirement is the objective's own (min: every target; percentile p 10: one target of 15 far below
+    the threshold still meets it), judged on the targets alone: the protected points that objective.protect
+    appends to the receivers do not count."""
+    from optimizer import objectives
+    from optimizer.search.conclude import meets_without_plate, not_needed_note
+    from worlds_helpers import street
+
+    protect = {"points": [[22.0, -19.0, 1.5]]}
+    exp = street(**{"objective.protect": protect})
+    thr = exp.objective.coverage_threshold_dbm
+    covered = np.r_[np.full(15, thr + 1.0), thr - 50.0]  # 15 targets covered, the protected point far below
+    one_low = covered.copy()
+    one_low[3] = thr - 30.0
+    assert meets_without_plate(objectives.of(exp, baseline_dbm=covered), covered)
+    assert not meets_without_plate(objectives.of(exp, baseline_dbm=one_low), one_low)
+    p10 = street(**{"objective.protect": protect, "objective.kind": "percentile", "objective.p": 10})
+    assert meets_without_plate(objectives.of(p10, baseline_dbm=one_low), one_low)
+    assert not meets_without_plate(objectives.of(p10, baseline_dbm=covered - 2.0), covered - 2.0)
+    assert "no plate is needed" in not_needed_note(exp) and f"every target at or above {thr:.1f} dBm" in \
+        not_needed_note(exp)
+    assert f"the 10th percentile at or above {thr:.1f} dBm" in not_needed_note(p10)
+    sinr = load_experiment(ROOT / "examples" / "two-aps-sinr.yaml")
+    assert "dB SINR" in not_needed_note(sinr) and "dBm" not in not_needed_note(sinr)

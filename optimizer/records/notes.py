@@ -13,6 +13,7 @@ class NoteKind(StrEnum):
     SIZE_CHOICE = "size_choice"  # sizes_m: the size chosen and why
     CONVERGENCE = "convergence"  # the truth moved with a deeper or denser trace
     PLATE_MODEL = "plate_model"  # the plate's paths are geometric optics
+    NOT_NEEDED = "not_needed"  # the targets meet the objective's requirement without a plate
 
 
 @dataclass(frozen=True)

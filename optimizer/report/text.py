@@ -64,9 +64,24 @@ def _winner_line(s: Summary) -> str:
     return fmt_pose(w.joint_pose) + f" ({'; '.join(extra)})"
 
 
+def _objective_row(s: Summary) -> list[list[str]]:
+    """The objective's own row where it is not `min` (min RSS is the next row): P<p> or the covered share."""
+    o = s.objective
+    if o is None or o.kind == "min":
+        return []
+    if o.kind == "coverage":
+        gain = ("-" if o.baseline is None or o.winner is None
+                else f"{100.0 * (o.winner - o.baseline):+.1f} points")
+        return [["objective: share of targets covered", fmt_pct(o.baseline), fmt_pct(o.winner), gain]]
+    label = (f"objective: P{o.params.get('p', 5):g} RSS [dBm]" if o.kind == "percentile"
+             else f"objective: {o.kind}")
+    gain = _gain(None if o.baseline is None or o.winner is None else o.winner - o.baseline)
+    return [[label, fmt_dbm(o.baseline), fmt_dbm(o.winner), gain]]
+
+
 def _metric_rows(s: Summary) -> list[list[str]]:
     b, w, g = s.baseline, s.winner, s.gain_db
-    rows = [["min RSS [dBm]", fmt_dbm(b.min_rss_dbm), fmt_dbm(w.min_rss_dbm), _gain(g.min)],
+    rows = _objective_row(s) + [["min RSS [dBm]", fmt_dbm(b.min_rss_dbm), fmt_dbm(w.min_rss_dbm), _gain(g.min)],
             ["P5 RSS [dBm]", fmt_dbm(b.p5_rss_dbm), fmt_dbm(w.p5_rss_dbm), _gain(g.p5)],
             ["mean RSS [dBm] (targets with a path)", fmt_dbm(b.mean_rss_dbm), fmt_dbm(w.mean_rss_dbm), _gain(g.mean)],
             ["coverage", fmt_pct(b.coverage), fmt_pct(w.coverage),

@@ -299,6 +299,25 @@ class Evaluated:
     notes: list[WinnerNote]
 
 
+def meets_without_plate(objective, base_rss) -> bool:
+    """Whether the targets meet the objective's requirement without a plate (`base_rss`: every receiver, the
+    protected points of `objective.protect` included; the constraint itself is kept trivially there)."""
+    return bool(getattr(objective, "inner", objective).holds(objective.wanted(base_rss)))
+
+
+def not_needed_note(exp) -> str:
+    """The note of a run whose targets meet the objective's requirement without a plate."""
+    o = exp.objective
+    thr = (f"{o.coverage_threshold_dbm:.1f} dB SINR" if exp.combine() == "sinr"
+           else fmt_power(o.coverage_threshold_dbm))
+    need = {"min": f"every target at or above {thr}",
+            "percentile": f"the {o.p if o.p is not None else 5:g}th percentile at or above {thr}",
+            "coverage": f"{100 * (o.required if o.required is not None else 1.0):g} % of the targets at or above "
+                        f"{thr}"}.get(o.kind, f"its requirement at {thr}")
+    return (f"no plate is needed: without one the targets already meet the objective ({o.kind}: {need}); the pose "
+            "below is the best found, for margin (its gain is in the table)")
+
+
 def protect_result(objective, win_final) -> ProtectResult | None:
     """`summary.objective.protect`: the constraint at the winner (None without `objective.protect`)."""
     rule = getattr(objective, "rule", None)
@@ -360,6 +379,8 @@ def re_evaluate(r: Ranked) -> Evaluated:
     serving = rs.serving_plates(win_pose, samples_per_src=final_samples)  # targets.csv's `plate`
     evaluations = 5 + conv_evals
     notes: list[WinnerNote] = []
+    if meets_without_plate(final, base_final):
+        notes.append(WinnerNote(NoteKind.NOT_NEEDED, not_needed_note(exp)))
     if chk is not None:
         if not chk.complete:  # a world's failing check stopped early: the whole box for the report
             chk, raw = tolerance.check(rs, win_pose, exp, nominal_rss=run_truth)
