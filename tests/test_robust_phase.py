@@ -248,3 +248,35 @@ def test_the_polish_stops_once_a_move_gains_little():
     one, spent_one = robust.worst_case_polish(truth, exp, space, chk, raw, 10_000, stop_gain_db=np.inf)
     assert chk.worst_min_rss_dbm < one.worst_min_rss_dbm <= full.worst_min_rss_dbm
     assert spent_one < spent_full
+
+
+def test_challengers_checked_in_turn_meet_the_best_result_so_far():
+    """A Ray task checks its challengers in turn against the best result it knows: B beats the leader A, so B's
+    neighbour B' (the same world's second candidate, just off B's peak) is refuted at B's worst case after a
+    few box poses, where against A's lower worst case its whole box would have been traced."""
+    exp, truth = _exp(), _HillsTruth()
+    a, b, _, _ = _candidates(truth, exp)
+    thr = exp.objective.coverage_threshold_dbm
+    near = JointPose.of(Pose(HILLS["B"][0] + 0.06, 8.0, 5.0, YAW))
+    b2 = robust_phase.Candidate(1, near, rss_stats(truth.rss_dbm(near), thr))
+    leader = robust_phase.check(truth, exp, a, None, None)
+    assert leader.chk.complete and leader.chk.holds
+    box = tolerance.box_cost(exp)
+    alone = robust_phase.check(truth, exp, b2, robust_phase.stop_score(b2, leader), None)
+    assert alone.chk.complete and alone.evaluations == box + 1  # against A's bar: the whole box
+    r_b, r_b2 = robust_phase.check_in_turn(lambda size, e: truth, [(b, exp), (b2, exp)], leader, None)
+    assert r_b.rank > leader.rank and r_b.chk.complete
+    assert r_b2.refuted_after is not None and r_b2.evaluations < box + 1 and r_b2.rank <= r_b.rank
+
+
+def test_challengers_are_dealt_out_with_a_worlds_candidates_together():
+    exp, truth = _exp(), _HillsTruth()
+    thr = exp.objective.coverage_threshold_dbm
+    cands = [robust_phase.Candidate(w, _pose("A"), rss_stats(truth.rss_dbm(_pose("A")), thr))
+             for w in (4, 4, 1, 2, 2, 3)]
+    groups = robust_phase.chunks(cands, 2)
+    assert sorted(len(g) for g in groups) == [3, 3]
+    for g in groups:  # no world split over two tasks
+        assert all(c.world not in {d.world for d in other} for other in groups if other is not g for c in g)
+    assert [c.world for c in groups[0]][:2] == [4, 4]  # the best world first, its candidates in their order
+    assert len(robust_phase.chunks(cands, 8)) == 4  # no empty task

@@ -203,20 +203,47 @@ def check(rs, exp: Experiment, cand: Candidate, bar: float | None, baseline_rss)
     return Checked(cand, chk, raw, raw["evaluations"] + 1, worst_at, refuted)
 
 
-def _check_chunk(run_exp: Experiment, items: list, baseline_rss, threads: int, gpu_share: float) -> list[Checked]:
-    """A Ray task: the checks of some challengers (`items`: (Candidate, bar, the experiment at its sizes or
-    None)), each size's scene built once."""
+def check_in_turn(scene_for, items: list, leader: Checked | None, baseline_rss) -> list[Checked]:
+    """Some challengers' checks one after another (`items`: (Candidate, the experiment at its sizes)), each
+    against the best result known here: the leader's, or a check of these that beat it (so a world's second
+    candidate near its first meets the first's worst case as its bar, not the older leader's)."""
+    best, out = leader, []
+    for cand, exp in items:
+        r = check(scene_for(cand.size, exp), exp, cand, stop_score(cand, best), baseline_rss)
+        out.append(r)
+        if best is None or r.rank > best.rank:
+            best = r
+    return out
+
+
+def _check_chunk(run_exp: Experiment, items: list, leader: Checked | None, baseline_rss, threads: int,
+                 gpu_share: float) -> list[Checked]:
+    """A Ray task: the checks of some challengers (`items`: (Candidate, the experiment at its sizes or None)),
+    in turn (`check_in_turn`), each size's scene built once."""
     from optimizer.physics import backend
     from optimizer.physics.scene import RadioScene
 
-    scenes, out = {}, []
-    for cand, bar, sized in items:
-        exp = sized or run_exp
-        if cand.size not in scenes:
-            scenes[cand.size] = RadioScene(exp, device=backend.resolve_device(exp.device, gpu_share=gpu_share),
-                                           threads=threads)
-        out.append(check(scenes[cand.size], exp, cand, bar, baseline_rss))
-    return out
+    scenes = {}
+
+    def scene_for(size, exp):
+        if size not in scenes:
+            scenes[size] = RadioScene(exp, device=backend.resolve_device(exp.device, gpu_share=gpu_share),
+                                      threads=threads)
+        return scenes[size]
+
+    return check_in_turn(scene_for, [(c, sized or run_exp) for c, sized in items], leader, baseline_rss)
+
+
+def chunks(challengers: list[Candidate], n: int) -> list[list[Candidate]]:
+    """The challengers in `n` groups for `n` tasks: a world's candidates together (checked in turn, the later
+    ones against the earlier ones' results), the worlds dealt out best bound first to the smallest group."""
+    by_world: dict[int, list[Candidate]] = {}
+    for c in challengers:  # best bound first (the order they come in)
+        by_world.setdefault(c.world, []).append(c)
+    groups: list[list[Candidate]] = [[] for _ in range(n)]
+    for cands in by_world.values():
+        min(groups, key=len).extend(cands)
+    return [g for g in groups if g]
 
 
 class Phase:
@@ -308,12 +335,12 @@ class Phase:
         slots = min(slots, len(challengers) // TASK_MIN_CHECKS)  # each task builds a scene: give it some work
         if slots < 2:
             return None
-        items = [(c, stop_score(c, self.leader), None if c.size is None else self.exp_for(c.size))
-                 for c in challengers]
+        groups = chunks(challengers, slots)
         task = ray.remote(num_cpus=res.cpu_per_world, num_gpus=res.gpu_per_world)(_check_chunk)
         threads = max(1, int(round(res.cpu_per_world)))
-        refs = [task.remote(self.exp, items[k::slots], self.baseline, threads, res.gpu_per_world) for k in range(slots)]
-        self.stats.parallel_tasks += slots
+        refs = [task.remote(self.exp, [(c, None if c.size is None else self.exp_for(c.size)) for c in g],
+                            self.leader, self.baseline, threads, res.gpu_per_world) for g in groups]
+        self.stats.parallel_tasks += len(groups)
         return [r for chunk in ray.get(refs) for r in chunk]
 
     def apply(self, collected: list[Collected]) -> list[Collected]:
