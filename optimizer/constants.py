@@ -215,6 +215,7 @@ ROBUST_MIN_GAIN_DB = 0.01  # [dB] a move must raise the box's worst case by more
 ROBUST_SCREEN_SAMPLES_SHARE = 0.25
 # the robust phase's polish stops after a confirmed move that raised the box's worst case by less than this
 ROBUST_PHASE_STOP_GAIN_DB = 0.05  # [dB]
+NO_GAIN_DB = 0.5  # [dB] a winner that raises the objective by less than this gets a note: the plate hardly helps
 # the run's truth budget under halving: worlds x steps world-steps plus ROBUST_RESERVE_ALLOWANCES allowances (one
 # allowance: a box check plus search.robust_polish_boxes boxes of polish, what every world spent under
 # every_world); the phase is estimated at one allowance plus ROBUST_REFUTE_EVALS per world (a challenger's

@@ -324,3 +324,25 @@ def test_no_plate_needed_is_said_where_the_targets_already_meet_the_objective():
     assert f"the 10th percentile at or above {thr:.1f} dBm" in not_needed_note(p10)
     sinr = load_experiment(ROOT / "examples" / "two-aps-sinr.yaml")
     assert "dB SINR" in not_needed_note(sinr) and "dBm" not in not_needed_note(sinr)
+
+
+@pytest.mark.parametrize("kind,base,win,noted", [
+    ("min", -80.0, -79.7, True), ("min", -80.0, -70.0, False), ("min", None, -80.0, False),
+    ("min", None, None, True), ("min", -80.0, None, True), ("percentile", -80.0, -79.6, True),
+    ("coverage", 0.5, 0.5, True), ("coverage", 0.5, 0.6, False)])
+def test_a_winner_that_hardly_helps_gets_a_note(kind, base, win, noted):
+    """Below NO_GAIN_DB of objective gain (or no path gained, or no covered share gained) the winner's notes say
+    the plate hardly helps; with objective.protect they point at the constraint."""
+    from optimizer.constants import NO_GAIN_DB
+    from optimizer.search.conclude import little_gain_note
+    from worlds_helpers import street
+
+    exp = street(**{"objective.kind": kind})
+    note = little_gain_note(exp, base, win)
+    assert (note is not None) == noted
+    if noted:
+        assert note.startswith("the plate hardly helps here") and "objective.protect" not in note
+        assert kind == "coverage" or f"less than {NO_GAIN_DB:g} dB" in note
+        guarded = little_gain_note(street(**{"objective.kind": kind,
+                                             "objective.protect": {"points": [[22.0, -19.0, 1.5]]}}), base, win)
+        assert "objective.protect's constraint" in guarded

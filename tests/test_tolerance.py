@@ -173,6 +173,13 @@ def test_margin_is_where_coverage_starts_to_hold(scene):
         assert np.all(has_path(r) & (r >= thr))
     lines = tolerance.suggestions(rs, exp, chk, scale)
     assert any("mounting tolerance" in line for line in lines)
+    # where the pose itself does not meet the objective (here: the truth without a plate as its nominal), no
+    # tolerance or plate size is suggested, only that
+    thr = exp.objective.coverage_threshold_dbm
+    bare = rss_stats(rs.baseline_dbm(), thr)
+    assert bare.coverage < 1.0
+    lines = tolerance.suggestions(rs, exp, chk.model_copy(update={"nominal": bare}), scale)
+    assert len(lines) == 1 and lines[0].startswith("the pose itself does not meet the objective")
 
 
 def test_world_checks_its_best_over_the_tolerance_at_its_end(scene):

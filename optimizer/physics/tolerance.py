@@ -22,6 +22,7 @@ from optimizer import objectives
 from optimizer.physics.metrics import has_path, rss_stats
 from optimizer.physics.wall import find_frame, offset_axes
 from optimizer.records import JointPose, PlatePose, PlateTolerance, ToleranceCheck, WallFrame
+from optimizer.records.text import fmt_pct
 
 OFFSET_AXES = ("along_m", "out_m", "up_m", "yaw_deg", "pitch_deg")
 INTERIOR_POSES = 8  # seeded interior poses checked beside the corners
@@ -269,6 +270,10 @@ def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
     `targets`: the scene's targets [N, 3] (`RadioScene.targets`; default: the experiment's, no area drops)."""
     if check.holds:
         return []
+    if check.cut_by is None and not objectives.of(exp, rs).met(check.nominal):
+        # not the tolerance: the pose itself does not meet the requirement (no smaller box, no larger plate at it)
+        return [f"the pose itself does not meet the objective ({fmt_pct(check.nominal.coverage)} of the targets "
+                "covered there): no mounting tolerance or plate size at this pose would make it hold"]
     tol = exp.plates()[0].tolerance
     out = []
     if check.cut_by is not None:

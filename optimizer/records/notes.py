@@ -14,6 +14,7 @@ class NoteKind(StrEnum):
     CONVERGENCE = "convergence"  # the truth moved with a deeper or denser trace
     PLATE_MODEL = "plate_model"  # the plate's paths are geometric optics
     NOT_NEEDED = "not_needed"  # the targets meet the objective's requirement without a plate
+    NO_GAIN = "no_gain"  # the best pose found hardly raises the objective (NO_GAIN_DB)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ from optimizer.records import (
     WorldOutcome,
     WorldStep,
 )
-from optimizer.records.text import fmt_db, fmt_pct, fmt_power
+from optimizer.constants import NO_GAIN_DB
+from optimizer.records.text import NO_PATH, fmt_db, fmt_pct, fmt_power
 from optimizer.search.driver import Prepared, driver_scene, now_utc
 from optimizer.search.space import PoseSpace
 from optimizer.search.tune import Collected, rungs
@@ -318,6 +319,27 @@ def not_needed_note(exp) -> str:
             "below is the best found, for margin (its gain is in the table)")
 
 
+def little_gain_note(exp, base, win) -> str | None:
+    """The note of a winner that raises the objective's truth value (`base` -> `win`: dBm, or dB SINR, or the
+    covered share for `coverage`; None: no path) by less than NO_GAIN_DB, or by no target's coverage; None
+    where it does more."""
+    o = exp.objective
+    if o.kind == "coverage":
+        if base is None or win is None or win > base:
+            return None
+        what = f"leaves the covered share at {fmt_pct(win)}"
+    else:
+        if win is not None and (base is None or win - base >= NO_GAIN_DB):
+            return None
+        unit = "dB SINR" if exp.combine() == "sinr" else "dBm"
+        shown = [NO_PATH if v is None else f"{v:.1f} {unit}" for v in (base, win)]
+        what = (f"raises the objective by less than {NO_GAIN_DB:g} dB ({shown[0]} without the plate, "
+                f"{shown[1]} with it)")
+    why = ("; objective.protect's constraint may rule out every pose that would help: run without it to see "
+           "what it costs" if o.protect is not None else "")
+    return f"the plate hardly helps here: the best pose found {what}{why}"
+
+
 def protect_result(objective, win_final) -> ProtectResult | None:
     """`summary.objective.protect`: the constraint at the winner (None without `objective.protect`)."""
     rule = getattr(objective, "rule", None)
@@ -381,6 +403,10 @@ def re_evaluate(r: Ranked) -> Evaluated:
     notes: list[WinnerNote] = []
     if meets_without_plate(final, base_final):
         notes.append(WinnerNote(NoteKind.NOT_NEEDED, not_needed_note(exp)))
+    else:
+        little = little_gain_note(exp, final.truth(base_final), final.truth(win_final))
+        if little:
+            notes.append(WinnerNote(NoteKind.NO_GAIN, little))
     if chk is not None:
         if not chk.complete:  # a world's failing check stopped early: the whole box for the report
             chk, raw = tolerance.check(rs, win_pose, exp, nominal_rss=run_truth)
