@@ -293,8 +293,9 @@ def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
             else None)  # which plate: unknown
     if size is not None:
         w, h = exp.plates()[0].size_m
-        out.append(f"or a plate of about {size[0]:.2f} m × {size[1]:.2f} m (now {w:g} m × {h:g} m) at this pose "
-                   "keeps those targets' specular points on it over the whole box (image-method estimate)")
+        out.append(f"{'or ' if out else ''}a plate of about {size[0]:.2f} m × {size[1]:.2f} m (now {w:g} m × "
+                   f"{h:g} m) at this pose keeps those targets' specular points on it over the whole box "
+                   "(image-method estimate)")
     return out
 
 
