@@ -13,7 +13,13 @@ Printed with PASS/MISS (never asserted), default against every_world:
   the model's order; `summary.robust_phase`): PASS above chance (1 / box poses).
 
     .venv/bin/python benchmarks/robust_phase.py [--example street-corner] [--worlds N] [--steps N]
-        [--samples N] [--no-confirm]
+        [--samples N] [--no-confirm] [--peers SEEDS | --peers-only SEEDS]
+
+`--peers SEEDS`: then the product against its peers (Optuna TPE, CMA-ES, random; SEEDS seeds each, their
+median and spread) at the product's truth budget, tolerance on (the halving run's winner's worst case over the
+box against each peer's, `robust_suite.peers`) and off (a third run with the tolerance off: its winner's nominal
+min RSS against the peers' at that run's budget); PASS where the product is not behind the best peer's median
+by more than 0.25 dB. `--peers-only SEEDS`: only that part (the halving and tolerance-off runs and the peers).
 
 Without options it is the README's main command at its own budget (8 worlds x 20 steps: about 12 minutes on
 2 cores); `--worlds 2 --steps 4 --samples 20000` shows the script working in a few minutes.
@@ -40,6 +46,7 @@ from optimizer.records import Summary  # noqa: E402
 EVAL_RATIO_MAX = 1 / 3
 WORST_SLACK_DB = 0.25
 WALL_RATIO_MAX = 0.5
+PEER_SLACK_DB = 0.25  # [dB] the product never behind the best peer's median by more
 
 
 def mark(ok: bool) -> str:
@@ -95,10 +102,14 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="search.steps (default: the example's)")
     ap.add_argument("--samples", type=int, help="solver.samples_per_src (default: the example's)")
     ap.add_argument("--no-confirm", action="store_true", help="skip the independent check of the winner's box")
+    ap.add_argument("--peers", type=int, default=0, metavar="SEEDS", help="then the peers, SEEDS seeds each")
+    ap.add_argument("--peers-only", type=int, default=0, metavar="SEEDS", help="only the peers, SEEDS seeds each")
     args = ap.parse_args(argv)
     exp_file = REPO / "examples" / f"{args.example}.yaml"
     changes = {k: v for k, v in (("search.worlds", args.worlds), ("search.steps", args.steps),
                                  ("solver.samples_per_src", args.samples)) if v is not None}
+    if args.peers_only:
+        return against_peers(exp_file, changes, args.peers_only)
     print(f"robust phase on {args.example} ({', '.join(f'{k}={v}' for k, v in changes.items()) or 'its own budget'}), "
           f"{os.cpu_count()} cores, one run after the other")
     with tempfile.TemporaryDirectory(prefix="robust-phase-") as tmp:
@@ -147,6 +158,40 @@ def main(argv=None) -> int:
         print(f"robust phase: {ph.candidates} candidates, {ph.checked} checked, {ph.stopped} stopped, "
               f"{ph.polished} polished, {ph.evaluations} evaluations, {ph.parallel_tasks} Ray tasks; checks "
               f"refuted after {ph.refuted_after} box poses (model's order)")
+    return against_peers(exp_file, changes, args.peers, new) if args.peers else 0
+
+
+def against_peers(exp_file: Path, changes: dict, seeds: int, halving: Summary | None = None) -> int:
+    """The product against its peers at its own truth budget, tolerance on and off (`robust_suite.peers`,
+    `optimizer_quality.run_peer`): per peer the median and range over `seeds` seeds; PASS where the product is
+    not behind the best peer's median by more than PEER_SLACK_DB."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import robust_suite as suite
+
+    from optimizer.experiment import parse_experiment
+    from optimizer.physics.scene import RadioScene
+
+    off_changes = {**changes, "reflector.tolerance": {"position_m": 0.0, "yaw_deg": 0.0, "pitch_deg": 0.0}}
+    with tempfile.TemporaryDirectory(prefix="robust-peers-") as tmp:
+        if halving is None:
+            halving, _ = run(exp_file, "halving", Path(tmp), changes)
+        off, _ = run(exp_file, "tolerance-off", Path(tmp), off_changes)
+    exp = parse_experiment(edited(exp_file, changes), str(exp_file))
+    exp_off = parse_experiment(edited(exp_file, off_changes), str(exp_file))
+    rs = RadioScene(exp, device="cpu", threads=os.cpu_count())
+    print(f"peers ({', '.join(suite.PEERS)}; {seeds} seeds each, median [min..max]) at the product's truth budget:")
+    for label, e, summ, nominal in (("tolerance on", exp, halving, False), ("tolerance off", exp_off, off, True)):
+        t0 = time.perf_counter()
+        found = suite.peers(rs, e, summ.evaluations, seeds, nominal=nominal)
+        product = (suite.nominal_min(rs, summ.winner.joint_pose, e) if nominal
+                   else suite.winner_box(summ, rs, e).worst_min_rss_dbm)
+        name, best = suite.best_peer(found)
+        gap = suite.behind(best, product)
+        what = "nominal min RSS" if nominal else "worst case over the box"
+        print(f"  {label} ({what}, {summ.evaluations} evaluations): reflectopt {suite.db(product)}; " + "; ".join(
+            f"{m} {suite.db(suite.spread(v)[0])} [{suite.spread(v)[1]}]" for m, v in found.items())
+            + f" dBm; behind the best peer ({name}) by {gap:+.2f} dB (target <= {PEER_SLACK_DB:+.2f}) "
+              f"{mark(gap <= PEER_SLACK_DB)} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
