@@ -226,7 +226,8 @@ def robust_phase(spec: RunSpec, prep: Prepared, collected: list[Collected], scen
         k = cfg.get("size")
         return (0, None) if k is None or not spec.options else (spec.area_ranks[int(k)], int(k))
 
-    if exp.search.robust_phase == "halving" and any(c.status == "completed" for c in collected):
+    if (exp.search.robust_phase == "halving" and spec.tolerance_on
+            and any(c.status == "completed" for c in collected)):
         say("robust phase: checking the best candidates over the mounting tolerance box, best first")
     t0 = time.perf_counter()
     collected, stats = phase.run(exp, collected, prep.baseline, scene_for, exp_for, area_of)
