@@ -54,3 +54,29 @@ def test_a_live_view_pickles_without_its_display():
     v._live = object()  # stands for a started rich Live (a console and a thread: not picklable)
     back = pickle.loads(pickle.dumps(v))
     assert back._live is None and back.rows == v.rows and back.status == v.status
+
+
+def test_tunes_warning_about_a_world_without_results_yet_is_dropped_and_others_kept():
+    """A world interrupted before its first step has no result file: Tune's "Failed to fetch metrics" warning
+    about it is noise on the console (the run says how many worlds are unfinished); any other failure to read
+    a world's metrics is still logged, also beside such a world."""
+    import logging
+
+    from optimizer.search.tune.callbacks import quiet_restore_advice
+
+    quiet_restore_advice()
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    not_yet = ("- world-002: FileNotFoundError('Could not fetch metrics for world-002: both result.json and "
+               "progress.csv were not found at /x/world-002')")
+    broken = "- world-003: ValueError('bad JSON in result.json')"
+
+    def kept(msg):
+        return all(f.filter(logging.LogRecord(logger.name, logging.WARNING, __file__, 1, msg, None, None))
+                   for f in logger.filters)
+
+    assert not kept(f"Failed to fetch metrics for 1 trial(s):\n{not_yet}")
+    assert kept(f"Failed to fetch metrics for 2 trial(s):\n{not_yet}\n{broken}")
+    assert kept(f"Failed to fetch metrics for 1 trial(s):\n{broken}")
+    assert kept("something else")
+    quiet_restore_advice()  # once each
+    assert len(logger.filters) == len({type(f) for f in logger.filters})

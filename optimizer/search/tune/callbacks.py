@@ -124,11 +124,29 @@ class _RestoreAdviceFilter(logging.Filter):
         return "Tuner.restore(" not in record.getMessage()
 
 
+class _UnreportedWorldFilter(logging.Filter):
+    """Drops Tune's "Failed to fetch metrics for N trial(s)" where every listed trial simply has no result file
+    yet (a world interrupted before its first step: `collect` counts it unfinished, `resume` runs it); any
+    other failure to read a world's metrics is still logged."""
+
+    NOT_YET = "both result.json and progress.csv were not found"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if not msg.startswith("Failed to fetch metrics"):
+            return True
+        listed = [ln for ln in msg.splitlines()[1:] if ln.startswith("- ")]
+        return not listed or not all(self.NOT_YET in ln for ln in listed)
+
+
 def quiet_restore_advice() -> None:
-    """Put `_RestoreAdviceFilter` on Tune's run logger (where the advice is logged), once."""
-    logger = logging.getLogger("ray.tune.tune")
-    if not any(isinstance(f, _RestoreAdviceFilter) for f in logger.filters):
-        logger.addFilter(_RestoreAdviceFilter())
+    """Put `_RestoreAdviceFilter` on Tune's run logger (where the advice is logged) and `_UnreportedWorldFilter`
+    on its results' logger, once each."""
+    for name, kind in (("ray.tune.tune", _RestoreAdviceFilter),
+                       ("ray.tune.analysis.experiment_analysis", _UnreportedWorldFilter)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 class Progress(tune.Callback):
