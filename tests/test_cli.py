@@ -194,3 +194,30 @@ def test_evaluate_json_carries_the_tolerance_check(tmp_path):
     worst = next(ln for ln in text.stdout.splitlines() if "worst min RSS" in ln)
     assert f"margin {chk['margin_scale']:.0%} of the box" in worst
     assert f"worst min RSS {chk['worst_min_rss_dbm']:.1f} dBm" in worst
+
+
+def test_an_interrupt_inside_a_drjit_loop_is_still_an_interrupt():
+    """Dr.Jit turns a KeyboardInterrupt raised inside `dr.while_loop` (Ctrl-C while Sionna traces) into a
+    RuntimeError with the interrupt as its cause; the run treats it as the interrupt it is."""
+    import drjit as dr
+
+    from optimizer.cli.run import _interrupt_inside
+    from optimizer.physics import backend
+
+    backend.init("cpu")
+    from drjit.llvm import Int
+
+    def body(i):
+        raise KeyboardInterrupt
+
+    with pytest.raises(RuntimeError) as caught:
+        dr.while_loop((Int(0),), lambda i: i < 10, body)
+    assert _interrupt_inside(caught.value)
+    assert not _interrupt_inside(RuntimeError("dr.while_loop(): something else"))
+    try:
+        try:
+            raise ValueError("inner")
+        except ValueError as inner:
+            raise RuntimeError("outer") from inner
+    except RuntimeError as err:
+        assert not _interrupt_inside(err)

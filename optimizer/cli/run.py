@@ -178,6 +178,9 @@ def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool
         _write_status(store, meta, "failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
         raise
     except Exception as err:
+        if _interrupt_inside(err):  # Ctrl-C / SIGTERM inside a Dr.Jit loop: it wraps the KeyboardInterrupt
+            _write_status(store, meta, "interrupted", None)
+            return _interrupted(store, "")
         _write_status(store, meta, "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300])
         raise
     finally:
@@ -186,6 +189,19 @@ def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool
         store.discard_staging()  # an s3:// run's local copy: published or not, it goes
         if threading.current_thread() is threading.main_thread() and before is not None:
             signal.signal(signal.SIGTERM, before)
+
+
+def _interrupt_inside(err: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM through `_on_sigterm`) caused `err`: Dr.Jit raises
+    RuntimeError("dr.while_loop(): encountered an exception") with the interrupt as its cause when it arrives
+    inside a ray-tracing loop (seen in the robust phase)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _write_status(store: RunStore, meta: RunMeta, status: str, error: str | None) -> None:
