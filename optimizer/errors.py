@@ -58,3 +58,16 @@ class SceneHashMismatch(SceneError):
 class NumericsError(ReflectoptError):
     """A number that must be finite is not (NaN or infinity in a truth evaluation or the surrogate): the
     world, or the run, stops with this line; it is never rounded into a number."""
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM through `cli.run`'s handler) caused `err`: Dr.Jit raises
+    RuntimeError("dr.while_loop(): encountered an exception") with the interrupt as its cause when it arrives
+    inside a ray-tracing loop (seen in the robust phase)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False

@@ -201,7 +201,7 @@ def test_an_interrupt_inside_a_drjit_loop_is_still_an_interrupt():
     RuntimeError with the interrupt as its cause; the run treats it as the interrupt it is."""
     import drjit as dr
 
-    from optimizer.cli.run import _interrupt_inside
+    from optimizer.errors import caused_by_interrupt
     from optimizer.physics import backend
 
     backend.init("cpu")
@@ -212,12 +212,12 @@ def test_an_interrupt_inside_a_drjit_loop_is_still_an_interrupt():
 
     with pytest.raises(RuntimeError) as caught:
         dr.while_loop((Int(0),), lambda i: i < 10, body)
-    assert _interrupt_inside(caught.value)
-    assert not _interrupt_inside(RuntimeError("dr.while_loop(): something else"))
+    assert caused_by_interrupt(caught.value)
+    assert not caused_by_interrupt(RuntimeError("dr.while_loop(): something else"))
     try:
         try:
             raise ValueError("inner")
         except ValueError as inner:
             raise RuntimeError("outer") from inner
     except RuntimeError as err:
-        assert not _interrupt_inside(err)
+        assert not caused_by_interrupt(err)

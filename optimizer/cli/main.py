@@ -12,7 +12,7 @@ import sys
 
 from optimizer import __version__
 from optimizer.constants import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
-from optimizer.errors import ReflectoptError
+from optimizer.errors import ReflectoptError, caused_by_interrupt
 
 
 
@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"reflectopt: error: {line}\n")
         return err.exit_code
     except KeyboardInterrupt:
+        sys.stderr.write("reflectopt: interrupted\n")
+        return EXIT_INTERRUPTED
+    except RuntimeError as err:
+        if not caused_by_interrupt(err):  # Ctrl-C inside a Dr.Jit loop arrives wrapped
+            raise
         sys.stderr.write("reflectopt: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:

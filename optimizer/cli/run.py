@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from optimizer.constants import (CHECKPOINTS_DIR, EXIT_INTERRUPTED, EXIT_TERMINATED, RUN_FILE, SUMMARY_FILE,
                                  WINNER_SCENE_DIR)
-from optimizer.errors import ConfigError, ReflectoptError, StorageError, StoreUnreachable
+from optimizer.errors import ConfigError, ReflectoptError, StorageError, StoreUnreachable, caused_by_interrupt
 from optimizer.experiment import load_run_experiment, load_submitted, with_overrides
 from optimizer.experiment.loading import check_run_experiment_unchanged
 from optimizer.records import Overrides, RunMeta, Summary, WinnerNote
@@ -178,7 +178,7 @@ def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool
         _write_status(store, meta, "failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
         raise
     except Exception as err:
-        if _interrupt_inside(err):  # Ctrl-C / SIGTERM inside a Dr.Jit loop: it wraps the KeyboardInterrupt
+        if caused_by_interrupt(err):  # Ctrl-C / SIGTERM inside a Dr.Jit loop: it wraps the KeyboardInterrupt
             _write_status(store, meta, "interrupted", None)
             return _interrupted(store, "")
         _write_status(store, meta, "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300])
@@ -189,19 +189,6 @@ def _execute(exp: Experiment, meta: RunMeta, store: RunStore, args, resume: bool
         store.discard_staging()  # an s3:// run's local copy: published or not, it goes
         if threading.current_thread() is threading.main_thread() and before is not None:
             signal.signal(signal.SIGTERM, before)
-
-
-def _interrupt_inside(err: BaseException) -> bool:
-    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM through `_on_sigterm`) caused `err`: Dr.Jit raises
-    RuntimeError("dr.while_loop(): encountered an exception") with the interrupt as its cause when it arrives
-    inside a ray-tracing loop (seen in the robust phase)."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, KeyboardInterrupt):
-            return True
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return False
 
 
 def _write_status(store: RunStore, meta: RunMeta, status: str, error: str | None) -> None:
