@@ -319,11 +319,12 @@ def test_no_plate_needed_is_said_where_the_targets_already_meet_the_objective():
     p10 = street(**{"objective.protect": protect, "objective.kind": "percentile", "objective.p": 10})
     assert meets_without_plate(objectives.of(p10, baseline_dbm=one_low), one_low)
     assert not meets_without_plate(objectives.of(p10, baseline_dbm=covered - 2.0), covered - 2.0)
-    assert "no plate is needed" in not_needed_note(exp) and f"every target at or above {thr:.1f} dBm" in \
-        not_needed_note(exp)
-    assert f"the 10th percentile at or above {thr:.1f} dBm" in not_needed_note(p10)
+    note = not_needed_note(exp, objectives.of(exp, baseline_dbm=covered))
+    assert "no plate is needed" in note and f"every target at or above {thr:.1f} dBm" in note
+    assert f"the 10th percentile at or above {thr:.1f} dBm" in not_needed_note(p10, objectives.of(p10, baseline_dbm=covered))
     sinr = load_experiment(ROOT / "examples" / "two-aps-sinr.yaml")
-    assert "dB SINR" in not_needed_note(sinr) and "dBm" not in not_needed_note(sinr)
+    note = not_needed_note(sinr, objectives.of(sinr))
+    assert "dB SINR" in note and "dBm" not in note
 
 
 @pytest.mark.parametrize("kind,base,win,noted", [

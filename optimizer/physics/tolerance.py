@@ -209,6 +209,12 @@ def _worst_first(offsets, rss, covered, objective) -> list[list[float]]:
     return [offsets[i].tolist() for i in order]
 
 
+def nominal_meets(rs, exp, chk: ToleranceCheck, objective=None) -> bool:
+    """Whether the checked pose itself meets the objective's requirement (else no box of it can hold, and
+    neither a smaller tolerance nor a larger plate at it would help)."""
+    return (objective or objectives.of(exp, rs)).met(chk.nominal)
+
+
 def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) -> tuple[float, int]:
     """The largest scale s in [0, 1] of the requested box over which coverage still holds, by bisection on
     truth: bisect on the probe set (first the worst offset at s = 1), then confirm at the found scale on the
@@ -217,7 +223,7 @@ def margin(rs, exp, chk: ToleranceCheck, *, samples_per_src: int | None = None) 
     objective = objectives.of(exp, rs)
     if chk.holds:
         return 1.0, 0
-    if not objective.met(chk.nominal):
+    if not nominal_meets(rs, exp, chk, objective):
         return 0.0, 0  # the pose itself does not meet the objective's requirement: no box does
     pose = chk.pose
     spent = 0
@@ -270,7 +276,7 @@ def suggestions(rs, exp, check: ToleranceCheck, scale: float) -> list[str]:
     `targets`: the scene's targets [N, 3] (`RadioScene.targets`; default: the experiment's, no area drops)."""
     if check.holds:
         return []
-    if check.cut_by is None and not objectives.of(exp, rs).met(check.nominal):
+    if check.cut_by is None and not nominal_meets(rs, exp, check):
         # not the tolerance: the pose itself does not meet the requirement (no smaller box, no larger plate at it)
         return [f"the pose itself does not meet the objective ({fmt_pct(check.nominal.coverage)} of the targets "
                 "covered there): no mounting tolerance or plate size at this pose would make it hold"]

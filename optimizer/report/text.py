@@ -73,7 +73,7 @@ def _objective_row(s: Summary) -> list[list[str]]:
         gain = ("-" if o.baseline is None or o.winner is None
                 else f"{100.0 * (o.winner - o.baseline):+.1f} points")
         return [["objective: share of targets covered", fmt_pct(o.baseline), fmt_pct(o.winner), gain]]
-    label = (f"objective: P{o.params.get('p', 5):g} RSS [dBm]" if o.kind == "percentile"
+    label = (f"objective: P{o.params['p']:g} RSS [dBm]" if o.kind == "percentile"
              else f"objective: {o.kind}")
     gain = _gain(None if o.baseline is None or o.winner is None else o.winner - o.baseline)
     return [[label, fmt_dbm(o.baseline), fmt_dbm(o.winner), gain]]

@@ -304,18 +304,25 @@ class Evaluated:
 def meets_without_plate(objective, base_rss) -> bool:
     """Whether the targets meet the objective's requirement without a plate (`base_rss`: every receiver, the
     protected points of `objective.protect` included; the constraint itself is kept trivially there)."""
-    return bool(getattr(objective, "inner", objective).holds(objective.wanted(base_rss)))
+    return bool(objective.holds(base_rss))
 
 
-def not_needed_note(exp) -> str:
-    """The note of a run whose targets meet the objective's requirement without a plate."""
-    o = exp.objective
-    thr = (f"{o.coverage_threshold_dbm:.1f} dB SINR" if exp.combine() == "sinr"
-           else fmt_power(o.coverage_threshold_dbm))
-    need = {"min": f"every target at or above {thr}",
-            "percentile": f"the {o.p if o.p is not None else 5:g}th percentile at or above {thr}",
-            "coverage": f"{100 * (o.required if o.required is not None else 1.0):g} % of the targets at or above "
-                        f"{thr}"}.get(o.kind, f"its requirement at {thr}")
+def _power_unit(exp) -> str:
+    """The unit of every RSS figure of the run: dB SINR under `combine: sinr`, else dBm."""
+    return "dB SINR" if exp.combine() == "sinr" else "dBm"
+
+
+def not_needed_note(exp, objective) -> str:
+    """The note of a run whose targets meet the objective's requirement without a plate (`objective`: the
+    run's, `objectives.of`: its parameters with their defaults resolved)."""
+    o, params = exp.objective, objective.params()
+    thr = f"{o.coverage_threshold_dbm:.1f} {_power_unit(exp)}"
+    if o.kind == "percentile":
+        need = f"the {params['p']:g}th percentile at or above {thr}"
+    elif o.kind == "coverage":
+        need = f"{100 * params['required']:g} % of the targets at or above {thr}"
+    else:
+        need = f"every target at or above {thr}" if o.kind == "min" else f"its requirement at {thr}"
     return (f"no plate is needed: without one the targets already meet the objective ({o.kind}: {need}); the pose "
             "below is the best found, for margin (its gain is in the table)")
 
@@ -332,8 +339,7 @@ def little_gain_note(exp, base, win) -> str | None:
     else:
         if win is not None and (base is None or win - base >= NO_GAIN_DB):
             return None
-        unit = "dB SINR" if exp.combine() == "sinr" else "dBm"
-        shown = [NO_PATH if v is None else f"{v:.1f} {unit}" for v in (base, win)]
+        shown = [NO_PATH if v is None else f"{v:.1f} {_power_unit(exp)}" for v in (base, win)]
         what = (f"raises the objective by less than {NO_GAIN_DB:g} dB ({shown[0]} without the plate, "
                 f"{shown[1]} with it)")
     why = ("; objective.protect's constraint may rule out every pose that would help: run without it to see "
@@ -403,7 +409,7 @@ def re_evaluate(r: Ranked) -> Evaluated:
     evaluations = 5 + conv_evals
     notes: list[WinnerNote] = []
     if meets_without_plate(final, base_final):
-        notes.append(WinnerNote(NoteKind.NOT_NEEDED, not_needed_note(exp)))
+        notes.append(WinnerNote(NoteKind.NOT_NEEDED, not_needed_note(exp, final)))
     else:
         little = little_gain_note(exp, final.truth(base_final), final.truth(win_final))
         if little:
